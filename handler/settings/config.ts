@@ -1,0 +1,77 @@
+/**
+ * The ONE normalized configuration every settings generation (1.0, 3.0, 4.0, Linux keys) is turned into.
+ * The sync engine and the stores only ever see this shape.
+ */
+
+/** How enable/service report the initial sync (see README "requireInitialSync"). */
+export type InitialSyncMode =
+  /** 4.0 default (requireInitialSync absent): success only after every certificate is installed; 25 attempts with growing backoff, then error. */
+  | 'bounded'
+  /** requireInitialSync: true: retry forever, stay transitioning until every certificate is installed. */
+  | 'forever'
+  /** requireInitialSync: false: success as soon as polling starts. */
+  | 'none';
+
+export interface FileAcl {
+  user?: string;
+  group?: string;
+}
+
+export interface ObservedCertificate {
+  /** The URL as the operator wrote it (for messages). */
+  sourceUrl: string;
+  /** https://<vault host> without trailing slash, lower-cased host. */
+  vaultUrl: string;
+  /** Host of the vault, lower case: myvault.vault.azure.net */
+  vaultHost: string;
+  /** First DNS label of the host: myvault */
+  vaultName: string;
+  /** Secret (certificate) name as in the URL. */
+  secretName: string;
+  /** Set when the URL carried a version: the certificate is pinned to it (a warning is emitted). */
+  pinnedVersion?: string;
+  /** Windows: store name (default "MY"). Kept on Linux for reporting only. */
+  certificateStoreName: string;
+  /**
+   * Windows: "LocalMachine" | "CurrentUser" (case-sensitive). Linux: the store directory
+   * (default /var/lib/waagent/Microsoft.Azure.KeyVault.Store).
+   */
+  certificateStoreLocation: string;
+  keyExportable: boolean;
+  /** Windows: accounts given read access to the private key. */
+  accounts: string[];
+  /** Linux: name of the stable symlink in the store directory (default "<vaultName>.<secretName>"). */
+  linkName: string;
+  /** Linux: owners/groups that get read access to the PEM files. */
+  acls: FileAcl[];
+}
+
+export interface SettingsWarning {
+  /** JSON path in the settings, e.g. /secretsManagementSettings/pollingIntervalInS */
+  path: string;
+  message: string;
+}
+
+export interface AuthenticationConfig {
+  msiEndpoint?: string;
+  msiClientId?: string;
+  /** PaaS variant (Windows only). */
+  clientId?: string;
+  clientCertificateSubjectName?: string;
+}
+
+export interface KvvmConfig {
+  /** Settings generation detected: "1.0" (string array + global store), "3.0"/"4.0" (objects). */
+  generation: '1.0' | '3.0' | '4.0';
+  pollingIntervalS: number;
+  linkOnRenewal: boolean;
+  initialSync: InitialSyncMode;
+  observedCertificates: ObservedCertificate[];
+  authentication: AuthenticationConfig;
+  warnings: SettingsWarning[];
+}
+
+export const DEFAULT_LINUX_STORE = '/var/lib/waagent/Microsoft.Azure.KeyVault.Store';
+export const MIN_POLLING_INTERVAL_S = 300;
+export const MAX_POLLING_INTERVAL_S = 3600;
+export const DEFAULT_POLLING_INTERVAL_S = 3600;
