@@ -1,0 +1,114 @@
+/**
+ * What every agent-driven command starts from: the host (env, paths, clock, output) and the handler
+ * environment the agent wrote. Host access comes in through `CommandHost` so tests run commands in-process.
+ */
+import { dirname, join } from 'node:path';
+import { findHandlerEnvironment, type HandlerEnvironment } from '../protocol/handlerEnvironment.js';
+import { resolveSequenceNumber } from '../protocol/sequence.js';
+import { readHandlerSettings } from '../protocol/settingsFile.js';
+import { writeStatus, type HandlerStatusReport } from '../protocol/status.js';
+import { formatProblems, parseSettings } from '../settings/parse.js';
+import type { KvvmConfig } from '../settings/config.js';
+import { KvvmError } from '../errors.js';
+
+export type Env = Record<string, string | undefined>;
+
+export interface CommandHost {
+  env: Env;
+  /** The Node binary (or the single executable) and the script that runs this CLI. */
+  execPath: string;
+  scriptPath: string | undefined;
+  cwd: string;
+  platform: NodeJS.Platform;
+  now: () => Date;
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+}
+
+export function processHost(): CommandHost {
+  return {
+    env: process.env,
+    execPath: process.execPath,
+    scriptPath: process.argv[1],
+    cwd: process.cwd(),
+    platform: process.platform,
+    now: () => new Date(),
+    stdout: (t) => void process.stdout.write(t),
+    stderr: (t) => void process.stderr.write(t),
+  };
+}
+
+export interface HandlerContext {
+  host: CommandHost;
+  handlerEnv: HandlerEnvironment;
+  seq: number;
+  /** Handler name for status files: the agent's name without the publisher, e.g. KeyVaultForLinux. */
+  handlerName: string;
+  paths: ServicePaths;
+}
+
+export interface ServicePaths {
+  pidFile: string;
+  /** Output of the detached service process (crashes before the logger starts land here). */
+  serviceOutput: string;
+  /** Folder holding the extension's own state (carried over by update, removed by uninstall). */
+  stateDir: string;
+}
+
+export function servicePaths(handlerEnv: HandlerEnvironment): ServicePaths {
+  return {
+    pidFile: join(handlerEnv.extensionFolder, 'kvvm-service.pid'),
+    serviceOutput: join(handlerEnv.logFolder, 'kvvm-service.out'),
+    stateDir: join(handlerEnv.extensionFolder, 'state'),
+  };
+}
+
+export async function loadHandlerContext(host: CommandHost, options: { needSequence: boolean }): Promise<HandlerContext> {
+  const findOptions: Parameters<typeof findHandlerEnvironment>[0] = { env: host.env, execPath: host.execPath, cwd: host.cwd };
+  if (host.scriptPath !== undefined) findOptions.scriptPath = host.scriptPath;
+  const handlerEnv = await findHandlerEnvironment(findOptions);
+  let seq = 0;
+  if (options.needSequence) seq = await resolveSequenceNumber(handlerEnv.configFolder, host.env);
+  else {
+    try {
+      seq = await resolveSequenceNumber(handlerEnv.configFolder, host.env);
+    } catch {
+      seq = 0; // disable/uninstall must work even when the settings are gone
+    }
+  }
+  return { host, handlerEnv, seq, handlerName: handlerName(handlerEnv.name), paths: servicePaths(handlerEnv) };
+}
+
+export function handlerName(fullName: string): string {
+  const parts = fullName.split('.');
+  return parts[parts.length - 1] || fullName;
+}
+
+/** Protected-settings certificates: Linux keeps <THUMB>.crt/.prv in /var/lib/waagent, the extension folder's parent. */
+export function protectedSettingsKeyDir(ctx: HandlerContext): string {
+  return ctx.host.env['KVVM_WAAGENT_DIR'] ?? dirname(ctx.handlerEnv.extensionFolder);
+}
+
+export type ConfigResult = { ok: true; config: KvvmConfig } | { ok: false; message: string; reason: string };
+
+export async function loadConfig(ctx: HandlerContext, seq = ctx.seq): Promise<ConfigResult> {
+  let raw: unknown;
+  try {
+    raw = (await readHandlerSettings(ctx.handlerEnv.configFolder, seq, { protectedSettingsKeyDir: protectedSettingsKeyDir(ctx) }))
+      .settings;
+  } catch (err) {
+    if (err instanceof KvvmError) return { ok: false, message: err.describe(), reason: err.reason };
+    throw err;
+  }
+  const parsed = parseSettings(raw, { platform: ctx.host.platform === 'win32' ? 'win32' : 'linux', env: ctx.host.env });
+  if (parsed.ok) return { ok: true, config: parsed.config };
+  return {
+    ok: false,
+    reason: parsed.problems[0]?.reason ?? 'settings-invalid',
+    message: `The extension settings are not valid: ${formatProblems(parsed.problems)}`,
+  };
+}
+
+export async function reportStatus(ctx: HandlerContext, report: HandlerStatusReport, seq = ctx.seq): Promise<void> {
+  await writeStatus(ctx.handlerEnv.statusFolder, seq, ctx.handlerName, report, ctx.host.now());
+}

@@ -1,0 +1,123 @@
+/**
+ * `kvvm service`: the long-running process enable starts. Wires the real parts together (vault client, parser,
+ * chain check, store, status writer, logger) and runs the poll loop until SIGTERM/SIGINT (safe to receive twice).
+ */
+import type { X509Certificate } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
+import { parseCertificateSecret } from '../certs/parse.js';
+import { hasServerAuthEku, loadTrustedRoots, validateChain } from '../certs/chain.js';
+import type { CertificateMaterial } from '../certs/material.js';
+import type { CertificateSyncDeps, SyncLogger } from '../engine/certificateSync.js';
+import { KvvmError, describeError } from '../errors.js';
+import { readMrseq } from '../protocol/sequence.js';
+import { createLogger } from '../service/logger.js';
+import { DEFAULT_RETRY_POLICY, runPollLoop, type RetryPolicy } from '../service/pollLoop.js';
+import { createPemStore } from '../stores/pemStore.js';
+import type { CertificateStore } from '../stores/store.js';
+import { createVaultReader } from '../vault/secretsClient.js';
+import type { Env } from './context.js';
+import type { KvvmConfig } from '../settings/config.js';
+import { loadConfig, loadHandlerContext, reportStatus, type CommandHost } from './context.js';
+
+/** Chain check for server-auth leaves only (4.x behaviour); the roots are read once per service start. */
+export function makeChainCheck(roots: readonly X509Certificate[]): (m: CertificateMaterial, now: Date) => KvvmError | undefined {
+  return (material, now) => {
+    if (!hasServerAuthEku(material.leaf)) return undefined;
+    const verdict = validateChain(material, { trustedRoots: [...roots], now });
+    if (verdict.ok) return undefined;
+    return new KvvmError(verdict.reason, verdict.message, { fix: verdict.fix });
+  };
+}
+
+export function createStoreForPlatform(platform: NodeJS.Platform): CertificateStore {
+  if (platform === 'win32') {
+    throw new KvvmError('platform-unsupported', 'The Windows certificate store backend is not part of this build.', {
+      fix: 'Use the Linux build of kvvm on Linux machines.',
+    });
+  }
+  return createPemStore({});
+}
+
+/**
+ * KVVM_DEV_POLL_INTERVAL_S lets the demo and tests poll every few seconds; the settings clamp (300-3600 s) is
+ * what operators get. Logged loudly so it is never mistaken for a setting.
+ */
+export function applyDevOverrides(config: KvvmConfig, env: Env, log: SyncLogger): KvvmConfig {
+  const dev = Number(env['KVVM_DEV_POLL_INTERVAL_S']);
+  if (!Number.isFinite(dev) || dev <= 0) return config;
+  log.warn(`development override: polling every ${dev} s instead of ${config.pollingIntervalS} s (KVVM_DEV_POLL_INTERVAL_S)`);
+  return { ...config, pollingIntervalS: dev };
+}
+
+/** Tuning knobs for tests and benchmarks; production uses the defaults. */
+export function retryPolicyFromEnv(env: Env): RetryPolicy {
+  const base = Number(env['KVVM_RETRY_BASE_MS']);
+  return Number.isFinite(base) && base > 0 ? { ...DEFAULT_RETRY_POLICY, baseDelayMs: base, maxDelayMs: Math.max(base, Math.min(DEFAULT_RETRY_POLICY.maxDelayMs, base * 150)) } : DEFAULT_RETRY_POLICY;
+}
+
+export async function serviceCommand(host: CommandHost): Promise<number> {
+  const ctx = await loadHandlerContext(host, { needSequence: true });
+  const log = createLogger({ logFolder: ctx.handlerEnv.logFolder, name: 'service', console: host.env['KVVM_LOG_CONSOLE'] === '1' });
+  const controller = new AbortController();
+  const stop = (signal: string): void => {
+    if (!controller.signal.aborted) log.info(`received ${signal}; stopping after the current step`);
+    controller.abort();
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  try {
+    const loaded = await loadConfig(ctx);
+    if (!loaded.ok) {
+      await reportStatus(ctx, { operation: 'Enable', status: 'error', code: 1, message: loaded.message });
+      log.error(loaded.message);
+      return 1;
+    }
+    const config = applyDevOverrides(loaded.config, host.env, log);
+    log.info(`service started for sequence ${ctx.seq}`, {
+      certificates: config.observedCertificates.length,
+      pollingIntervalS: config.pollingIntervalS,
+      initialSync: config.initialSync,
+    });
+    for (const w of config.warnings) log.warn(`settings: ${w.path}: ${w.message}`);
+    const syncDeps = buildSyncDeps(host, config.authentication, log);
+    const outcome = await runPollLoop(
+      config,
+      {
+        sync: syncDeps,
+        writeStatus: (report) => reportStatus(ctx, report),
+        isSuperseded: async () => ((await readMrseq(ctx.handlerEnv.extensionFolder)) ?? ctx.seq) > ctx.seq,
+        sleep: (ms, signal) => delay(ms, undefined, { signal }).catch(() => undefined),
+        random: Math.random,
+        retry: retryPolicyFromEnv(host.env),
+        concurrency: 16,
+        jitter: host.env['KVVM_NO_JITTER'] !== '1',
+        initialJitterMs: 5000,
+      },
+      controller.signal,
+    );
+    log.info(`service ${outcome}`);
+    return 0;
+  } catch (err) {
+    log.error(`service failed: ${describeError(err)}`);
+    try {
+      await reportStatus(ctx, { operation: 'Enable', status: 'error', code: -1, message: `The certificate service failed: ${describeError(err)}` });
+    } catch {
+      // status folder unusable: the log line above is all we can do
+    }
+    return 1;
+  } finally {
+    await log.close();
+  }
+}
+
+export function buildSyncDeps(host: CommandHost, authentication: Parameters<typeof createVaultReader>[0]['authentication'], log: SyncLogger): CertificateSyncDeps {
+  const roots = loadTrustedRoots(host.env);
+  return {
+    vault: createVaultReader({ authentication, env: host.env }),
+    store: createStoreForPlatform(host.platform),
+    parse: parseCertificateSecret,
+    checkChain: makeChainCheck(roots),
+    now: host.now,
+    log,
+  };
+}

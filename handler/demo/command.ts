@@ -1,0 +1,155 @@
+/**
+ * `kvvm demo` (npm start): the whole product on this machine in under a minute. A local dev vault with a
+ * generated CA holds two certificates (one PKCS#12, one PEM, both with a chain); the real handler is driven the
+ * way the guest agent drives it (install, enable) and its detached service syncs them into a local store; then
+ * one certificate is rotated in the vault and the live table shows the service pick the new version up.
+ */
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createCa, issueCertificate, toPemSecret, toPkcs12Base64, type IssuedCertificate } from '../devvault/certFactory.js';
+import { startDevVault } from '../devvault/server.js';
+import { parseSettings } from '../settings/parse.js';
+import type { ObservedCertificate } from '../settings/config.js';
+import { createPemStore } from '../stores/pemStore.js';
+import type { CommandHost } from '../commands/context.js';
+import { createAgentLayout } from './agentLayout.js';
+import { renderTable, type DemoRow } from './table.js';
+
+const run = promisify(execFile);
+const EXTENSION_NAME = 'Microsoft.Azure.KeyVault.KeyVaultForLinux';
+const DEMO_POLL_S = 3;
+const DEADLINE_MS = 55_000;
+
+export async function runDemoCommand(argv: string[], host: CommandHost): Promise<number> {
+  const dirFlag = argv.indexOf('--dir');
+  const root = dirFlag >= 0 && argv[dirFlag + 1] ? argv[dirFlag + 1]! : await mkdtemp(join(tmpdir(), 'kvvm-demo-'));
+  const started = Date.now();
+  const say = (text: string): void => host.stdout(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] ${text}\n`);
+
+  say(`working folder ${root}`);
+  const vault = await startDevVault({ port: 0, stateDir: join(root, 'vault') });
+  try {
+    say(`dev vault at ${vault.vaultUrl}, managed identity at ${vault.imdsEndpoint}`);
+    const root_ = createCa('kvvm demo root CA');
+    const intermediate = issueCertificate({ issuer: root_, subjectCn: 'kvvm demo intermediate CA', isCa: true, days: 1825 });
+    const web = issueCertificate({ issuer: intermediate, subjectCn: 'web.contoso.test', dnsNames: ['web.contoso.test'], serverAuth: true, days: 90 });
+    const api = issueCertificate({ issuer: intermediate, subjectCn: 'api-client.contoso.test', serverAuth: false, days: 90 });
+    await vault.setSecret('web', toPkcs12Base64(web.keyPem, [web.certPem, intermediate.certPem, root_.certPem]), { contentType: 'application/x-pkcs12' });
+    // Uploaded in the order users report (root, leaf, intermediate): the leaf is found by its key, not its place.
+    await vault.setSecret('api', toPemSecret(api.keyPem, [root_.certPem, api.certPem, intermediate.certPem]), { contentType: 'application/x-pem-file' });
+    say(`vault holds 'web' (PKCS#12, TLS server, chain to the demo root) and 'api' (PEM, client certificate)`);
+
+    // The machine trusts the dev vault's TLS CA and the demo root, as it would trust a public CA.
+    const trustFile = join(root, 'trusted-roots.pem');
+    await writeFile(trustFile, vault.caCertPem + root_.certPem);
+
+    const agent = await createAgentLayout(root, EXTENSION_NAME, '0.1.0');
+    const store = join(root, 'store');
+    const publicSettings = {
+      secretsManagementSettings: {
+        pollingIntervalInS: '3600',
+        observedCertificates: ['web', 'api'].map((n) => ({ url: `${vault.vaultUrl}/secrets/${n}`, certificateStoreLocation: store })),
+      },
+      authenticationSettings: { msiEndpoint: vault.imdsEndpoint },
+    };
+    await agent.writeSettings(0, publicSettings);
+    const env: Record<string, string> = {
+      ...(Object.fromEntries(Object.entries(host.env).filter((e): e is [string, string] => e[1] !== undefined)) as Record<string, string>),
+      ...agent.commandEnv(0),
+      KVVM_EXTRA_VAULT_SUFFIXES: 'localhost',
+      NODE_EXTRA_CA_CERTS: trustFile,
+      KVVM_DEV_POLL_INTERVAL_S: String(DEMO_POLL_S),
+      KVVM_NO_JITTER: '1',
+      KVVM_WAAGENT_DIR: agent.waagentDir,
+    };
+    const cli = host.scriptPath ?? process.argv[1] ?? 'kvvm';
+    const agentRun = async (command: string): Promise<void> => {
+      const { stdout } = await run(host.execPath, [cli, command], { cwd: agent.extensionFolder, env });
+      say(`agent ran '${command}': ${stdout.trim()}`);
+    };
+    await agentRun('install');
+    await agentRun('enable');
+
+    const parsed = parseSettings(publicSettings, { platform: 'linux', env });
+    if (!parsed.ok) throw new Error('demo settings did not validate');
+    const certs = parsed.config.observedCertificates;
+    const view = createLiveView(host, certs, join(agent.statusFolder, '0.status'));
+
+    const ready = await view.waitFor((s) => s.status === 'success', 'initial sync');
+    if (!ready) return fail(host, agent.logFolder);
+    const before = (await view.rows()).find((r) => r.certificate.endsWith('/web'))?.version;
+
+    const rotated: IssuedCertificate = issueCertificate({ issuer: intermediate, subjectCn: 'web.contoso.test', dnsNames: ['web.contoso.test'], serverAuth: true, days: 90 });
+    const newVersion = await vault.setSecret('web', toPkcs12Base64(rotated.keyPem, [rotated.certPem, intermediate.certPem, root_.certPem]), { contentType: 'application/x-pkcs12' });
+    say(`rotated 'web' in the vault: new version ${newVersion} (was ${before ?? '?'}); waiting for the service's next poll`);
+    const picked = await view.waitFor(async () => (await view.rows()).some((r) => r.certificate.endsWith('/web') && r.version === newVersion), 'rotation');
+    if (!picked) return fail(host, agent.logFolder);
+    say(`rotation picked up: ${join(store, 'dev.web')} now points at version ${newVersion}; the previous version is kept`);
+
+    await agentRun('disable');
+    await agentRun('uninstall');
+    say(`done in ${((Date.now() - started) / 1000).toFixed(1)} s. Store: ${store}  Logs: ${agent.logFolder}`);
+    return 0;
+  } finally {
+    await vault.close();
+  }
+
+  function createLiveView(h: CommandHost, observed: ObservedCertificate[], statusFile: string) {
+    const pem = createPemStore({});
+    let last = '';
+    const rows = async (): Promise<DemoRow[]> => {
+      const out: DemoRow[] = [];
+      for (const cert of observed) {
+        const installed = await pem.list(cert);
+        const active = installed.find((i) => i.active);
+        out.push({
+          certificate: `${cert.vaultName}/${cert.secretName}`,
+          version: active?.version ?? '-',
+          thumbprint: active?.thumbprint ?? '-',
+          expires: active ? active.notAfter.toISOString().slice(0, 10) : '-',
+          state: active ? `active (${installed.length} kept)` : 'waiting',
+        });
+      }
+      return out;
+    };
+    const readStatus = async (): Promise<{ status: string; message: string }> => {
+      try {
+        const doc = JSON.parse(await readFile(statusFile, 'utf8')) as Array<{ status: { status: string; formattedMessage: { message: string } } }>;
+        return { status: doc[0]?.status.status ?? 'missing', message: doc[0]?.status.formattedMessage.message ?? '' };
+      } catch {
+        return { status: 'missing', message: 'no status file yet' };
+      }
+    };
+    const waitFor = async (
+      done: ((s: { status: string; message: string }) => boolean) | (() => Promise<boolean>),
+      what: string,
+    ): Promise<boolean> => {
+      while (Date.now() - started < DEADLINE_MS) {
+        const status = await readStatus();
+        const table = renderTable(await rows()) + `status: ${status.status} — ${status.message}\n`;
+        if (table !== last) {
+          h.stdout(`\n${table}`);
+          last = table;
+        }
+        if (status.status === 'error') {
+          say(`the extension reported an error during ${what}`);
+          return false;
+        }
+        if (await done(status)) return true;
+        await sleep(250);
+      }
+      say(`gave up waiting for ${what}`);
+      return false;
+    };
+    return { rows, waitFor };
+  }
+}
+
+function fail(host: CommandHost, logFolder: string): number {
+  host.stderr(`kvvm demo: did not finish; see the service log in ${logFolder}\n`);
+  return 1;
+}

@@ -1,0 +1,192 @@
+/**
+ * Syncs ONE observed certificate: ask the vault which versions exist, plan against the store, fetch and check
+ * only what is missing, apply. Knows nothing about the guest-agent protocol. One certificate's failure is
+ * reported in its result and never touches other certificates; a fetch failure never removes anything.
+ */
+import { KvvmError, describeError } from '../errors.js';
+import type { CertificateMaterial, CertificateVersionId } from '../certs/material.js';
+import type { ObservedCertificate } from '../settings/config.js';
+import type { CertificateStore, InstalledCertificate } from '../stores/store.js';
+import type { FetchedSecret, SecretVersionInfo, VaultReader } from '../vault/types.js';
+import { VERSIONS_KEPT, planCertificate, selectWantedVersions, type PlannedAction } from './planner.js';
+
+export type CertificateState = 'installed' | 'unchanged' | 'error' | 'skipped';
+
+export interface CertificateSyncResult {
+  cert: ObservedCertificate;
+  state: CertificateState;
+  /** True when this cycle installed or activated something. */
+  changed: boolean;
+  activeVersion?: string;
+  thumbprint?: string;
+  notAfter?: Date;
+  /** Operator-facing text for error/skipped, or a warning for an otherwise successful sync. */
+  message?: string;
+  reason?: string;
+}
+
+export interface SyncLogger {
+  info(message: string, meta?: Record<string, unknown>): void;
+  warn(message: string, meta?: Record<string, unknown>): void;
+  error(message: string, meta?: Record<string, unknown>): void;
+}
+
+export interface CertificateSyncDeps {
+  vault: VaultReader;
+  store: CertificateStore;
+  parse: (value: string, contentType: string | undefined) => CertificateMaterial;
+  /** Chain check for server-auth leaves; undefined result = accepted. */
+  checkChain: (material: CertificateMaterial, now: Date) => KvvmError | undefined;
+  now: () => Date;
+  log: SyncLogger;
+}
+
+const CERT_CONTENT_TYPES = new Set(['application/x-pkcs12', 'application/x-pem-file']);
+
+export async function syncCertificate(cert: ObservedCertificate, deps: CertificateSyncDeps): Promise<CertificateSyncResult> {
+  const label = `${cert.vaultName}/${cert.secretName}`;
+  try {
+    const now = deps.now();
+    const versions = await listWantedCandidates(cert, deps);
+    const wanted = selectWantedVersions(versions.list, { keep: VERSIONS_KEPT, now, pinnedVersion: cert.pinnedVersion });
+    if (wanted.length === 0) {
+      throw new KvvmError(
+        'no-enabled-version',
+        cert.pinnedVersion
+          ? `Version ${cert.pinnedVersion} of secret '${cert.secretName}' in vault '${cert.vaultName}' does not exist or is disabled.`
+          : `Secret '${cert.secretName}' in vault '${cert.vaultName}' has no enabled, currently valid version.`,
+        { fix: 'Enable a version of the certificate in Key Vault, or correct the URL in observedCertificates.' },
+      );
+    }
+    const installed = await deps.store.list(cert);
+    const actions = planCertificate(
+      wanted.map((w) => w.version),
+      installed,
+    );
+    const newest = wanted[0]!.version;
+    let changed = false;
+    let warning: string | undefined;
+    for (const action of actions) {
+      try {
+        changed = (await applyAction(cert, action, installed, versions.prefetched, deps)) || changed;
+      } catch (err) {
+        // The newest version and its activation are the point of the sync; an older version is best effort.
+        if (action.version === newest || action.kind === 'activate') throw err;
+        warning = `Previous version ${action.version} was not installed: ${describeError(err)}`;
+        deps.log.warn(`${label}: ${warning}`);
+      }
+    }
+    const after = await deps.store.list(cert);
+    const active = after.find((i) => i.active);
+    const result: CertificateSyncResult = { cert, state: changed ? 'installed' : 'unchanged', changed };
+    if (active) {
+      result.activeVersion = active.version;
+      result.thumbprint = active.thumbprint;
+      result.notAfter = active.notAfter;
+    }
+    if (warning !== undefined) result.message = warning;
+    return result;
+  } catch (err) {
+    const message = describeError(err);
+    const reason = err instanceof KvvmError ? err.reason : 'unexpected';
+    const skipped = reason === 'not-a-certificate';
+    (skipped ? deps.log.warn : deps.log.error).call(deps.log, `${label}: ${message}`, { reason });
+    const result: CertificateSyncResult = { cert, state: skipped ? 'skipped' : 'error', changed: false, message, reason };
+    // Report what is still installed so the status shows the machine is not left without a certificate.
+    try {
+      const active = (await deps.store.list(cert)).find((i) => i.active);
+      if (active) {
+        result.activeVersion = active.version;
+        result.thumbprint = active.thumbprint;
+        result.notAfter = active.notAfter;
+      }
+    } catch {
+      // The store error is already the more interesting one; the result says error either way.
+    }
+    return result;
+  }
+}
+
+interface Candidates {
+  list: SecretVersionInfo[];
+  /** Secrets already fetched while listing (the fallback path), so they are not downloaded twice. */
+  prefetched: Map<string, FetchedSecret>;
+}
+
+/**
+ * Versions come from the versions list (one request, no values: the cheap steady-state poll). An identity
+ * with only `get` permission cannot list, so a 403 on list falls back to fetching the latest version.
+ */
+async function listWantedCandidates(cert: ObservedCertificate, deps: CertificateSyncDeps): Promise<Candidates> {
+  const prefetched = new Map<string, FetchedSecret>();
+  if (cert.pinnedVersion !== undefined) {
+    const secret = await deps.vault.getSecret(cert.vaultUrl, cert.secretName, cert.pinnedVersion);
+    prefetched.set(secret.version, secret);
+    return { list: [secret], prefetched };
+  }
+  try {
+    return { list: await deps.vault.listVersions(cert.vaultUrl, cert.secretName), prefetched };
+  } catch (err) {
+    if (!(err instanceof KvvmError) || err.reason !== 'forbidden') throw err;
+    deps.log.warn(
+      `${cert.vaultName}/${cert.secretName}: listing versions is not permitted; installing only the latest version. ` +
+        `Grant 'list' (or the 'Key Vault Secrets User' role) to keep the previous version installed too.`,
+    );
+    const latest = await deps.vault.getSecret(cert.vaultUrl, cert.secretName);
+    prefetched.set(latest.version, latest);
+    return { list: [latest], prefetched };
+  }
+}
+
+async function applyAction(
+  cert: ObservedCertificate,
+  action: PlannedAction,
+  installedBefore: readonly InstalledCertificate[],
+  prefetched: Map<string, FetchedSecret>,
+  deps: CertificateSyncDeps,
+): Promise<boolean> {
+  const label = `${cert.vaultName}/${cert.secretName}`;
+  const id: CertificateVersionId = { vaultName: cert.vaultName, secretName: cert.secretName, version: action.version };
+  switch (action.kind) {
+    case 'install': {
+      const secret = prefetched.get(action.version) ?? (await deps.vault.getSecret(cert.vaultUrl, cert.secretName, action.version));
+      const material = materialFromSecret(secret, deps);
+      const checked = deps.checkChain(material, deps.now());
+      if (checked) throw checked;
+      const entry = await deps.store.install(cert, id, material);
+      deps.log.info(`${label}: installed version ${action.version}`, {
+        thumbprint: entry.thumbprint,
+        notAfter: entry.notAfter.toISOString(),
+        location: entry.location,
+      });
+      return true;
+    }
+    case 'activate': {
+      const previous = (await deps.store.list(cert)).find((i) => i.active) ?? installedBefore.find((i) => i.active);
+      await deps.store.activate(cert, id, previous);
+      deps.log.info(`${label}: version ${action.version} is now active`, { previous: previous?.version ?? null });
+      return true;
+    }
+    case 'remove': {
+      const entry = (await deps.store.list(cert)).find((i) => i.version === action.version);
+      if (entry && !entry.active) {
+        await deps.store.remove(cert, entry);
+        deps.log.info(`${label}: removed old version ${action.version}`, { thumbprint: entry.thumbprint });
+      }
+      return false;
+    }
+  }
+}
+
+function materialFromSecret(secret: FetchedSecret, deps: CertificateSyncDeps): CertificateMaterial {
+  const type = secret.contentType?.toLowerCase();
+  if (type !== undefined && !CERT_CONTENT_TYPES.has(type)) {
+    throw new KvvmError(
+      'not-a-certificate',
+      `Secret '${secret.name}' has content type '${secret.contentType}', so it is not a certificate; it is skipped.`,
+      { fix: 'Observe only certificate-backed secrets (content type application/x-pkcs12 or application/x-pem-file).' },
+    );
+  }
+  return deps.parse(secret.value, secret.contentType);
+}
+

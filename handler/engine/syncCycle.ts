@@ -1,0 +1,37 @@
+/**
+ * One poll cycle over every observed certificate, with bounded concurrency so a thousand certificates do not
+ * open a thousand connections, and so one slow vault does not serialise the others.
+ */
+import type { ObservedCertificate } from '../settings/config.js';
+import { syncCertificate, type CertificateSyncDeps, type CertificateSyncResult } from './certificateSync.js';
+
+export interface SyncCycleOptions {
+  concurrency: number;
+  signal?: AbortSignal;
+}
+
+export async function runSyncCycle(
+  certs: readonly ObservedCertificate[],
+  deps: CertificateSyncDeps,
+  options: SyncCycleOptions,
+): Promise<CertificateSyncResult[]> {
+  const results: CertificateSyncResult[] = new Array(certs.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      if (options.signal?.aborted) return;
+      const index = next++;
+      const cert = certs[index];
+      if (cert === undefined) return;
+      results[index] = await syncCertificate(cert, deps);
+    }
+  };
+  const workers = Math.max(1, Math.min(options.concurrency, certs.length));
+  await Promise.all(Array.from({ length: workers }, worker));
+  return results.filter((r): r is CertificateSyncResult => r !== undefined);
+}
+
+/** Every certificate is installed (or skipped as not a certificate, which waiting cannot fix): what requireInitialSync waits for. */
+export function allInstalled(results: readonly CertificateSyncResult[], expected: number): boolean {
+  return results.length === expected && results.every((r) => r.state !== 'error');
+}

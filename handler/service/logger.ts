@@ -1,0 +1,94 @@
+/**
+ * A thin factory over winston: one JSON-lines file per process kind in the handler's logFolder, size-capped and
+ * rotated, plus an optional console. A redaction format is the last line of defence against a secret reaching a
+ * log: PEM blocks, JWTs and long base64 runs are replaced before any transport sees them.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import winston from 'winston';
+import type { SyncLogger } from '../engine/certificateSync.js';
+
+export interface KvvmLogger extends SyncLogger {
+  close(): Promise<void>;
+}
+
+export interface CreateLoggerOptions {
+  logFolder: string;
+  /** File name stem: "handler" for agent commands, "service" for the service. */
+  name: string;
+  console?: boolean;
+  level?: string;
+  /** Rotation: bytes per file and files kept. */
+  maxSize?: number;
+  maxFiles?: number;
+}
+
+const PEM_BLOCK = /-----BEGIN [A-Z0-9 ]+-----[\s\S]*?(-----END [A-Z0-9 ]+-----|$)/g;
+const JWT = /\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/g;
+const BEARER = /\b(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}/gi;
+const LONG_BASE64 = /[A-Za-z0-9+/]{200,}={0,2}/g;
+
+/** Replaces anything that looks like key material or a token. Exported for the tests and the status writer. */
+export function redact(text: string): string {
+  return text
+    .replace(PEM_BLOCK, '[redacted PEM]')
+    .replace(BEARER, '$1[redacted token]')
+    .replace(JWT, '[redacted token]')
+    .replace(LONG_BASE64, '[redacted base64]');
+}
+
+function redactValue(value: unknown, depth = 0): unknown {
+  if (typeof value === 'string') return redact(value);
+  if (depth > 4 || value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((v) => redactValue(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    out[k] = /token|secret|password|private|key$/i.test(k) && typeof v === 'string' ? '[redacted]' : redactValue(v, depth + 1);
+  }
+  return out;
+}
+
+const redactFormat = winston.format((info) => {
+  for (const key of Object.keys(info)) {
+    (info as Record<string, unknown>)[key] = redactValue((info as Record<string, unknown>)[key]);
+  }
+  return info;
+});
+
+export function createLogger(options: CreateLoggerOptions): KvvmLogger {
+  mkdirSync(options.logFolder, { recursive: true, mode: 0o755 });
+  const transports: winston.transport[] = [
+    new winston.transports.File({
+      filename: join(options.logFolder, `kvvm-${options.name}.log`),
+      maxsize: options.maxSize ?? 5 * 1024 * 1024,
+      maxFiles: options.maxFiles ?? 5,
+      tailable: true,
+    }),
+  ];
+  if (options.console) {
+    transports.push(
+      new winston.transports.Console({
+        stderrLevels: ['error', 'warn', 'info', 'debug'],
+        format: winston.format.printf((i) => `${String(i['timestamp'])} ${i.level}: ${String(i.message)}`),
+      }),
+    );
+  }
+  const logger = winston.createLogger({
+    level: options.level ?? 'info',
+    format: winston.format.combine(redactFormat(), winston.format.timestamp(), winston.format.json()),
+    defaultMeta: { pid: process.pid, component: options.name },
+    transports,
+  });
+  return {
+    info: (m, meta) => void logger.info(m, meta),
+    warn: (m, meta) => void logger.warn(m, meta),
+    error: (m, meta) => void logger.error(m, meta),
+    close: () =>
+      new Promise<void>((resolve) => {
+        logger.on('finish', () => resolve());
+        logger.end();
+        // winston's 'finish' can fire before file transports flush; give them their own event.
+        setTimeout(resolve, 200).unref();
+      }),
+  };
+}

@@ -1,0 +1,103 @@
+/**
+ * The long-running part of the service: initial sync with its retry policy, then polling on the interval.
+ * Everything it touches comes in through `PollLoopDeps`, so tests drive it with a virtual clock.
+ */
+import type { CertificateSyncDeps, CertificateSyncResult } from '../engine/certificateSync.js';
+import { allInstalled, runSyncCycle } from '../engine/syncCycle.js';
+import type { HandlerStatusReport } from '../protocol/status.js';
+import type { KvvmConfig } from '../settings/config.js';
+import { buildStatusReport, type ServicePhase } from './statusReport.js';
+
+export interface RetryPolicy {
+  /** Attempts for the bounded initial sync (4.0: 25). */
+  maxAttempts: number;
+  baseDelayMs: number;
+  factor: number;
+  maxDelayMs: number;
+}
+
+/** 25 attempts growing from 2 s by 1.5× up to 5 min: about 75 minutes in all, inside the agent's 90-minute wait. */
+export const DEFAULT_RETRY_POLICY: RetryPolicy = { maxAttempts: 25, baseDelayMs: 2000, factor: 1.5, maxDelayMs: 300_000 };
+
+export interface PollLoopDeps {
+  sync: CertificateSyncDeps;
+  writeStatus: (report: HandlerStatusReport) => Promise<void>;
+  /** True when a newer sequence number took over: this loop must exit without touching status. */
+  isSuperseded: () => Promise<boolean>;
+  /** Resolves after `ms`, or early when `signal` aborts. */
+  sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  random: () => number;
+  retry: RetryPolicy;
+  concurrency: number;
+  /** Spread polls over ±10 % of the interval, and delay the first sync by up to `initialJitterMs`. */
+  jitter: boolean;
+  initialJitterMs: number;
+  /** Called after every cycle (tests, the demo's live table). */
+  onCycle?: (results: readonly CertificateSyncResult[]) => void;
+}
+
+export function retryDelayMs(attempt: number, policy: RetryPolicy, random: () => number): number {
+  const raw = Math.min(policy.maxDelayMs, policy.baseDelayMs * policy.factor ** (attempt - 1));
+  // Full jitter on the upper half keeps a scale set's retries apart without making any delay tiny.
+  return Math.round(raw / 2 + (raw / 2) * random());
+}
+
+export function pollDelayMs(intervalS: number, jitter: boolean, random: () => number): number {
+  const base = intervalS * 1000;
+  return jitter ? Math.round(base * (0.9 + 0.2 * random())) : base;
+}
+
+export async function runPollLoop(config: KvvmConfig, deps: PollLoopDeps, signal: AbortSignal): Promise<'stopped' | 'superseded'> {
+  const certs = config.observedCertificates;
+  const expected = certs.length;
+  const now = (): Date => deps.sync.now();
+  let results: CertificateSyncResult[] = [];
+  const report = async (phase: ServicePhase): Promise<boolean> => {
+    if (await deps.isSuperseded()) return false;
+    await deps.writeStatus(
+      buildStatusReport({ mode: config.initialSync, phase, expected, results, warnings: config.warnings }),
+    );
+    return true;
+  };
+
+  if (!(await report({ kind: 'starting' }))) return 'superseded';
+  if (deps.jitter && deps.initialJitterMs > 0) await deps.sleep(Math.round(deps.initialJitterMs * deps.random()), signal);
+
+  let initialDone = config.initialSync === 'none';
+  // Once every certificate has been in place (or always, without an initial-sync requirement) the extension
+  // counts as provisioned; before that a give-up stays an error until the certificates arrive.
+  let provisioned = config.initialSync === 'none';
+  let attempt = 0;
+  while (!signal.aborted) {
+    results = await runSyncCycle(certs, deps.sync, { concurrency: deps.concurrency, signal });
+    if (signal.aborted) break;
+    deps.onCycle?.(results);
+    let phase: ServicePhase;
+    let delay: number;
+    if (!initialDone && !allInstalled(results, expected)) {
+      attempt += 1;
+      const bounded = config.initialSync === 'bounded';
+      if (bounded && attempt >= deps.retry.maxAttempts) {
+        initialDone = true;
+        phase = { kind: 'gave-up', attempts: attempt };
+        delay = pollDelayMs(config.pollingIntervalS, deps.jitter, deps.random);
+      } else {
+        delay = retryDelayMs(attempt, deps.retry, deps.random);
+        phase = {
+          kind: 'retrying',
+          attempt,
+          maxAttempts: bounded ? deps.retry.maxAttempts : undefined,
+          nextRetryAt: new Date(now().getTime() + delay),
+        };
+      }
+    } else {
+      initialDone = true;
+      if (allInstalled(results, expected)) provisioned = true;
+      delay = pollDelayMs(config.pollingIntervalS, deps.jitter, deps.random);
+      phase = provisioned ? { kind: 'polling', nextPollAt: new Date(now().getTime() + delay) } : { kind: 'gave-up', attempts: attempt };
+    }
+    if (!(await report(phase))) return 'superseded';
+    await deps.sleep(delay, signal);
+  }
+  return 'stopped';
+}

@@ -1,0 +1,97 @@
+/**
+ * Turns sync results into the guest-agent status report (pure). The top-level state drives extension sequencing:
+ * dependent extensions wait while it is `transitioning` and proceed on `success` (see PROTOCOL.md).
+ */
+import type { CertificateSyncResult } from '../engine/certificateSync.js';
+import type { InitialSyncMode, SettingsWarning } from '../settings/config.js';
+import type { HandlerStatusReport, SubStatus } from '../protocol/status.js';
+
+export type ServicePhase =
+  /** Service started, nothing synced yet. */
+  | { kind: 'starting' }
+  /** Initial sync not complete yet; another attempt will follow. */
+  | { kind: 'retrying'; attempt: number; maxAttempts: number | undefined; nextRetryAt: Date }
+  /** The bounded initial sync gave up. Polling goes on and the status turns success once everything is in. */
+  | { kind: 'gave-up'; attempts: number }
+  /** Steady state: polling on the interval. */
+  | { kind: 'polling'; nextPollAt: Date };
+
+export interface StatusReportInput {
+  mode: InitialSyncMode;
+  phase: ServicePhase;
+  expected: number;
+  results: readonly CertificateSyncResult[];
+  warnings: readonly SettingsWarning[];
+}
+
+export function certificateSubstatus(r: CertificateSyncResult): SubStatus {
+  const name = `${r.cert.vaultName}/${r.cert.secretName}`;
+  const installed =
+    r.activeVersion !== undefined
+      ? `version ${r.activeVersion}, thumbprint ${r.thumbprint ?? '?'}, expires ${r.notAfter?.toISOString() ?? '?'}`
+      : 'not installed';
+  switch (r.state) {
+    case 'installed':
+      return { name, status: 'success', code: 0, message: `Installed: ${installed}.${r.message ? ` ${r.message}` : ''}` };
+    case 'unchanged':
+      return { name, status: 'success', code: 0, message: `Up to date: ${installed}.${r.message ? ` ${r.message}` : ''}` };
+    case 'skipped':
+      return { name, status: 'warning', code: 0, message: `Skipped: ${r.message ?? ''}` };
+    case 'error':
+      return {
+        name,
+        status: 'error',
+        code: 1,
+        message: `${r.message ?? 'failed'} (reason: ${r.reason ?? 'unknown'}). Currently installed: ${installed}.`,
+      };
+  }
+}
+
+export function buildStatusReport(input: StatusReportInput): HandlerStatusReport {
+  const substatus = input.results.map(certificateSubstatus);
+  const failed = input.results.filter((r) => r.state === 'error');
+  const done = input.results.filter((r) => r.state !== 'error').length;
+  const warnings = input.warnings.length
+    ? ` Settings warnings: ${input.warnings.map((w) => `${w.path}: ${w.message}`).join(' ')}`
+    : '';
+  const firstErrors = failed
+    .slice(0, 3)
+    .map((r) => `${r.cert.vaultName}/${r.cert.secretName}: ${r.message ?? r.reason ?? 'failed'}`)
+    .join(' | ');
+  const progress = `${done} of ${input.expected} certificates in place`;
+  const report = (status: HandlerStatusReport['status'], code: number, message: string): HandlerStatusReport => ({
+    operation: 'Enable',
+    status,
+    code,
+    message: message + warnings,
+    substatus,
+  });
+
+  const phase = input.phase;
+  switch (phase.kind) {
+    case 'starting':
+      if (input.mode === 'none') return report('success', 0, `Polling started for ${input.expected} certificates.`);
+      return report('transitioning', 0, `Initial sync of ${input.expected} certificates started.`);
+    case 'retrying': {
+      const of = phase.maxAttempts === undefined ? '' : ` of ${phase.maxAttempts}`;
+      return report(
+        'transitioning',
+        0,
+        `Initial sync: ${progress}; attempt ${phase.attempt}${of} failed, next attempt at ${phase.nextRetryAt.toISOString()}. ${firstErrors}`,
+      );
+    }
+    case 'gave-up':
+      return report(
+        'error',
+        1,
+        `Initial sync failed after ${phase.attempts} attempts: ${progress}. ${firstErrors}. Polling continues and this status turns success once every certificate is installed.`,
+      );
+    case 'polling': {
+      const next = `next poll at ${phase.nextPollAt.toISOString()}`;
+      if (failed.length === 0) return report('success', 0, `${progress}; ${next}.`);
+      // Already provisioned: stay success so a reboot's re-enable does not block dependent extensions,
+      // but say exactly what failed; each certificate's substatus carries the details and fix.
+      return report('success', 0, `${progress}; ${failed.length} failed on the last poll: ${firstErrors}; ${next}.`);
+    }
+  }
+}
