@@ -1,0 +1,36 @@
+import { randomBytes } from 'node:crypto';
+import { open, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+/**
+ * Write a file so that a concurrent reader sees either the old content or the new content, never a prefix.
+ *
+ * The guest agent parses <seq>.status while our service rewrites it, and gives up after 5 failed parses, so a
+ * torn file is a real failure mode. The temp file lives in the SAME folder (rename is only atomic within one
+ * file system) and its name ends in `.tmp`, so it never matches the agent's globs (`*.status`, `*.settings`,
+ * `<digits>.json`). The data is fsynced before the rename so a power loss cannot leave an empty file behind
+ * the new name. `mode` applies from the first byte (open with mode), not via a chmod afterwards.
+ */
+export async function writeFileAtomic(path: string, data: string | Uint8Array, options: { mode?: number } = {}): Promise<void> {
+  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const handle = await open(temp, 'wx', options.mode ?? 0o644);
+  let renamed = false;
+  try {
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+    renamed = true;
+  } finally {
+    if (!renamed) await unlink(temp).catch(() => undefined);
+  }
+}
+
+/** True for the errno codes that mean "the path is not there" (as opposed to "cannot read it"). */
+export function isNotFound(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
