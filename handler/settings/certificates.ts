@@ -1,0 +1,216 @@
+/**
+ * observedCertificates (both forms) → ObservedCertificate[]. Platform rules live here: Windows store locations
+ * are case-sensitive names, Linux ones are directories; each platform warns about the other's keys instead of
+ * failing, because one template is often shared by Windows and Linux scale sets.
+ */
+import { posix } from 'node:path';
+import { DEFAULT_LINUX_STORE, type FileAcl, type ObservedCertificate, type SettingsWarning } from './config.js';
+import { pointer, problem, show, type SettingsProblem } from './problems.js';
+import { parseObservedUrl } from './url.js';
+import { asBoolean, asObject, asString } from './values.js';
+
+export interface CertificateDefaults {
+  platform: 'linux' | 'win32';
+  env: Readonly<Record<string, string | undefined>>;
+  /** 1.0 global values (or 3.0/4.0 defaults), with the path they came from. */
+  storeName?: { value: string; path: string };
+  storeLocation?: { value: string; path: string };
+  /** Linux aclEnabled: explicit false turns acls off. */
+  aclEnabled?: boolean;
+}
+
+const WINDOWS_LOCATIONS = ['LocalMachine', 'CurrentUser'] as const;
+/** Names passed to chown/setfacl: no leading dash (option injection), no shell metacharacters. */
+const POSIX_ACCOUNT = /^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,255}\$?$/;
+const LIST = '/secretsManagementSettings/observedCertificates';
+
+interface Sink {
+  problems: SettingsProblem[];
+  warnings: SettingsWarning[];
+}
+
+function storeLocation(value: string, path: string, d: CertificateDefaults, sink: Sink): string | undefined {
+  if (d.platform === 'win32') {
+    if ((WINDOWS_LOCATIONS as readonly string[]).includes(value)) return value;
+    const right = WINDOWS_LOCATIONS.find((w) => w.toLowerCase() === value.trim().toLowerCase());
+    if (right) {
+      sink.problems.push(problem(path, 'store-location-case',
+        `certificateStoreLocation ${show(value)} is not valid: it is case-sensitive; expected "LocalMachine" or "CurrentUser".`,
+        `Write "${right}" exactly.`));
+    } else {
+      sink.problems.push(problem(path, 'invalid-store-location',
+        `certificateStoreLocation ${show(value)} is not a Windows store location; expected "LocalMachine" or "CurrentUser" (case-sensitive).`,
+        'Set certificateStoreLocation to "LocalMachine" (the default) or "CurrentUser".'));
+    }
+    return undefined;
+  }
+  if ((WINDOWS_LOCATIONS as readonly string[]).some((w) => w.toLowerCase() === value.trim().toLowerCase())) {
+    sink.warnings.push({ path, message: `certificateStoreLocation ${show(value)} is a Windows store location; on Linux kvvm uses the directory ${DEFAULT_LINUX_STORE}.` });
+    return DEFAULT_LINUX_STORE;
+  }
+  if (!value.startsWith('/') || value.includes('\0')) {
+    sink.problems.push(problem(path, 'store-location-not-absolute',
+      `certificateStoreLocation ${show(value)} is not an absolute Linux directory path.`,
+      `Use an absolute directory such as "${DEFAULT_LINUX_STORE}", or remove the key for that default.`));
+    return undefined;
+  }
+  if (value.split('/').some((s) => s === '..' || s === '.')) {
+    sink.problems.push(problem(path, 'store-location-not-absolute',
+      `certificateStoreLocation ${show(value)} contains "." or ".." segments.`, 'Write the directory without "." and ".." segments.'));
+    return undefined;
+  }
+  const normalized = posix.normalize(value).replace(/\/+$/, '');
+  if (normalized === '') {
+    // kvvm makes the store directory mode 700: on "/" that would lock everyone out of the machine.
+    sink.problems.push(problem(path, 'store-location-root', 'certificateStoreLocation is "/": the store directory is made private (mode 700), which must never be the root directory.',
+      `Use a dedicated directory such as "${DEFAULT_LINUX_STORE}".`));
+    return undefined;
+  }
+  return normalized;
+}
+
+function linkName(entry: Record<string, unknown>, at: string, vaultName: string, secretName: string, d: CertificateDefaults, sink: Sink): string {
+  const fallback = `${vaultName}.${secretName}`;
+  const custom = asString(entry['customSymbolicLinkName']);
+  if (custom === undefined) return fallback;
+  const path = `${at}/customSymbolicLinkName`;
+  if (d.platform === 'win32') {
+    sink.warnings.push({ path, message: 'customSymbolicLinkName is a Linux setting; it is ignored on Windows.' });
+    return fallback;
+  }
+  const name = custom.trim();
+  if (name.includes('/') || name === '.' || name === '..' || name.includes('\0') || Buffer.byteLength(name) > 255 || name === '') {
+    sink.problems.push(problem(path, 'invalid-link-name',
+      `customSymbolicLinkName ${show(custom)} is not a plain file name: it must not contain "/", be "." or "..", or exceed 255 bytes.`,
+      `Use a file name such as "${fallback}"; the link is always created inside certificateStoreLocation.`));
+  }
+  return name;
+}
+
+function acls(entry: Record<string, unknown>, at: string, d: CertificateDefaults, sink: Sink): FileAcl[] {
+  const list = entry['acls'];
+  if (!Array.isArray(list)) return [];
+  if (d.platform === 'win32') {
+    if (list.length > 0) sink.warnings.push({ path: `${at}/acls`, message: 'acls is a Linux setting; it is ignored on Windows (use "accounts").' });
+    return [];
+  }
+  if (d.aclEnabled === false && list.length > 0) {
+    sink.warnings.push({ path: `${at}/acls`, message: 'acls are ignored because secretsManagementSettings.aclEnabled is false.' });
+    return [];
+  }
+  const out: FileAcl[] = [];
+  list.forEach((item, j) => {
+    const o = asObject(item);
+    if (!o) return; // the schema reported it
+    const acl: FileAcl = {};
+    for (const k of ['user', 'group'] as const) {
+      const v = asString(o[k]);
+      if (v === undefined) continue;
+      if (!POSIX_ACCOUNT.test(v)) {
+        sink.problems.push(problem(`${at}/acls/${j}/${k}`, 'invalid-acl-name',
+          `acls ${k} ${show(v)} is not a valid Linux ${k} name (letters, digits, "_", ".", "@", "-", not starting with "-").`,
+          `Write the ${k} name exactly as "getent ${k === 'user' ? 'passwd' : 'group'}" shows it, or a numeric ${k === 'user' ? 'uid' : 'gid'}.`));
+        continue;
+      }
+      acl[k] = v;
+    }
+    if (acl.user !== undefined || acl.group !== undefined) out.push(acl);
+  });
+  return out;
+}
+
+function one(entry: unknown, i: number, d: CertificateDefaults, sink: Sink): ObservedCertificate | undefined {
+  const at = pointer('secretsManagementSettings', 'observedCertificates', i);
+  const obj = asObject(entry);
+  const rawUrl = typeof entry === 'string' ? entry : asString(obj?.['url']);
+  if (rawUrl === undefined) return undefined; // wrong type: the schema reported it
+  const urlPath = obj ? `${at}/url` : at;
+  const parsed = parseObservedUrl(rawUrl, d.env);
+  if (!parsed.ok) {
+    sink.problems.push(problem(urlPath, parsed.reason, parsed.message, parsed.fix));
+    return undefined;
+  }
+  for (const w of parsed.warnings) sink.warnings.push({ path: urlPath, message: w });
+  const own = obj ?? {};
+
+  const nameValue = asString(own['certificateStoreName']);
+  const certificateStoreName = (nameValue ?? d.storeName?.value ?? 'MY').trim();
+
+  const locValue = asString(own['certificateStoreLocation']);
+  const locPath = locValue !== undefined ? `${at}/certificateStoreLocation` : (d.storeLocation?.path ?? '');
+  const locRaw = locValue ?? d.storeLocation?.value;
+  const location = locRaw === undefined ? (d.platform === 'win32' ? 'LocalMachine' : DEFAULT_LINUX_STORE) : storeLocation(locRaw, locPath, d, sink);
+
+  const accounts = Array.isArray(own['accounts']) ? own['accounts'].filter((a): a is string => typeof a === 'string').map((a) => a.trim()) : [];
+  if (d.platform === 'linux' && accounts.length > 0) {
+    sink.warnings.push({ path: `${at}/accounts`, message: 'accounts is a Windows setting; it is ignored on Linux (use "acls").' });
+  }
+  const link = linkName(own, at, parsed.vaultName, parsed.secretName, d, sink);
+  const fileAcls = acls(own, at, d, sink);
+  if (location === undefined) return undefined;
+
+  const cert: ObservedCertificate = {
+    sourceUrl: rawUrl,
+    vaultUrl: parsed.vaultUrl,
+    vaultHost: parsed.vaultHost,
+    vaultName: parsed.vaultName,
+    secretName: parsed.secretName,
+    certificateStoreName,
+    certificateStoreLocation: location,
+    keyExportable: asBoolean(own['keyExportable']) ?? false,
+    accounts: d.platform === 'win32' ? accounts : [],
+    linkName: link,
+    acls: fileAcls,
+  };
+  if (parsed.pinnedVersion !== undefined) cert.pinnedVersion = parsed.pinnedVersion;
+  return cert;
+}
+
+/** What two entries must not share: the Windows store slot, or the Linux symlink. */
+function targetKey(c: ObservedCertificate, platform: 'linux' | 'win32'): string {
+  return platform === 'win32'
+    ? [c.vaultHost, c.secretName.toLowerCase(), c.pinnedVersion ?? '', c.certificateStoreName.toUpperCase(), c.certificateStoreLocation].join('|')
+    : [c.certificateStoreLocation, c.linkName].join('|');
+}
+
+function sameSettings(a: ObservedCertificate, b: ObservedCertificate): boolean {
+  const strip = (c: ObservedCertificate): string => JSON.stringify({ ...c, sourceUrl: '', secretName: c.secretName.toLowerCase() });
+  return strip(a) === strip(b);
+}
+
+/** Normalise every entry; `list` is observedCertificates as written. */
+export function normalizeCertificates(list: unknown[], d: CertificateDefaults, sink: Sink): ObservedCertificate[] {
+  const firstKind = typeof list[0] === 'string' ? 'string' : 'object';
+  const mixedAt = list.findIndex((e) => (typeof e === 'string' ? 'string' : 'object') !== firstKind);
+  if (mixedAt >= 0) {
+    sink.problems.push(problem(`${LIST}/${mixedAt}`, 'mixed-observed-certificates',
+      `observedCertificates mixes URL strings (1.0 form) and objects (3.0/4.0 form); entry ${mixedAt} is ${show(list[mixedAt])} while entry 0 is ${show(list[0])}.`,
+      'Use one form for every entry, preferably objects: {"url": "https://<vault>.vault.azure.net/secrets/<certificate>"}.'));
+    return [];
+  }
+  const out: ObservedCertificate[] = [];
+  const byTarget = new Map<string, { cert: ObservedCertificate; index: number }>();
+  list.forEach((entry, i) => {
+    const cert = one(entry, i, d, sink);
+    if (!cert) return;
+    const key = targetKey(cert, d.platform);
+    const earlier = byTarget.get(key);
+    const at = `${LIST}/${i}`;
+    if (earlier && sameSettings(earlier.cert, cert)) {
+      sink.warnings.push({ path: at, message: `Entry ${i} repeats entry ${earlier.index} (${cert.sourceUrl.trim()}); the duplicate is ignored.` });
+      return;
+    }
+    if (earlier) {
+      const what = d.platform === 'win32'
+        ? `installs the same certificate into the same store (${cert.certificateStoreLocation}\\${cert.certificateStoreName}) as entry ${earlier.index} with different settings`
+        : `uses the same symlink ${cert.certificateStoreLocation}/${cert.linkName} as entry ${earlier.index}`;
+      sink.problems.push(problem(at, d.platform === 'win32' ? 'duplicate-certificate' : 'duplicate-link-name',
+        `observedCertificates entry ${i} ${what}.`,
+        d.platform === 'win32' ? 'Merge the two entries into one.' : 'Give one of them a different customSymbolicLinkName or certificateStoreLocation, or remove the duplicate.'));
+      return;
+    }
+    byTarget.set(key, { cert, index: i });
+    out.push(cert);
+  });
+  return out;
+}

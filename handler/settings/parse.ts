@@ -1,0 +1,49 @@
+/**
+ * parseSettings: the one entry point from "merged handler settings" to KvvmConfig.
+ *
+ * Pipeline: decode (null/empty, double-encoded strings) → union JSON Schema (shape, unknown keys with
+ * suggestions) → logical checks (URLs, GUIDs, store locations, platform rules) → generation detection against
+ * the per-generation schemas. Schema and logical problems are reported together so an operator fixes everything
+ * in one redeployment.
+ */
+import type { KvvmConfig, SettingsWarning } from './config.js';
+import { decodeSettings } from './decode.js';
+import { normalizeSettings, type NormalizeOptions } from './normalize.js';
+import { problem, problemsFromAjv, type SettingsProblem } from './problems.js';
+import { detectGeneration, loadSettingsSchemas } from './schema.js';
+
+export type SettingsResult = { ok: true; config: KvvmConfig } | { ok: false; problems: SettingsProblem[] };
+
+export interface ParseSettingsOptions extends NormalizeOptions {
+  /** Folder holding the JSON Schemas; default: the package's schemas/. */
+  schemasDir?: string;
+}
+
+/** A logical problem under a path the schema already complained about adds nothing (and may be nonsense). */
+function mergeProblems(schema: SettingsProblem[], logical: SettingsProblem[]): SettingsProblem[] {
+  const covered = (path: string): boolean => schema.some((s) => path === s.path || path.startsWith(s.path + '/'));
+  return [...schema, ...logical.filter((l) => !covered(l.path))];
+}
+
+export function parseSettings(raw: unknown, options: ParseSettingsOptions): SettingsResult {
+  const decoded = decodeSettings(raw);
+  if (!decoded.ok) return { ok: false, problems: decoded.problems };
+  const data = decoded.value;
+
+  const schemas = options.schemasDir === undefined ? loadSettingsSchemas() : loadSettingsSchemas(options.schemasDir);
+  const shapeOk = schemas.union(data);
+  const schemaProblems = shapeOk ? [] : problemsFromAjv(schemas.union.errors, data);
+
+  const { parts, problems: logical } = normalizeSettings(data, options);
+  const problems = mergeProblems(schemaProblems, logical);
+  if (problems.length > 0) return { ok: false, problems };
+
+  const generation = detectGeneration(schemas, data);
+  if (generation === undefined) {
+    // The union schema is meant to be exactly the union of the generation schemas; this is a kvvm bug.
+    return { ok: false, problems: [problem('', 'schema-mismatch', 'The settings passed the combined schema but none of the 1.0/3.0/4.0 schemas (a kvvm defect).',
+      'Report this to the kvvm maintainers with the settings file (secrets redacted).')] };
+  }
+  const warnings: SettingsWarning[] = [...decoded.warnings, ...parts.warnings];
+  return { ok: true, config: { generation, ...parts, warnings } };
+}

@@ -1,0 +1,68 @@
+/**
+ * The JSON Schemas in schemas/ are the source of truth for the SHAPE of settings (keys, types); editors use the
+ * same files. Logical checks (URLs, GUIDs, paths, platform rules) live in normalize.ts, because a schema can only
+ * say "does not match pattern", never why.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Ajv, type ValidateFunction } from 'ajv';
+import { schemasDir } from '../paths.js';
+
+export type SettingsGeneration = '1.0' | '3.0' | '4.0';
+
+export const UNION_SCHEMA_FILE = 'settings.schema.json';
+export const GENERATION_SCHEMA_FILES: Readonly<Record<SettingsGeneration, string>> = {
+  '1.0': 'settings-1.0.schema.json',
+  '3.0': 'settings-3.0.schema.json',
+  '4.0': 'settings-4.0.schema.json',
+};
+
+export interface SettingsSchemas {
+  /** Every generation at once; the first gate, and what editors use. */
+  union: ValidateFunction;
+  byGeneration: Readonly<Record<SettingsGeneration, ValidateFunction>>;
+}
+
+function readSchema(dir: string, file: string): Record<string, unknown> {
+  const text = readFileSync(join(dir, file), 'utf8');
+  return JSON.parse(text) as Record<string, unknown>;
+}
+
+const cache = new Map<string, SettingsSchemas>();
+
+/**
+ * Compile the schemas in `dir` (default: the package's schemas/ folder). Memoised per folder: compiling costs
+ * tens of milliseconds and the files do not change while kvvm runs.
+ */
+export function loadSettingsSchemas(dir: string = schemasDir()): SettingsSchemas {
+  const hit = cache.get(dir);
+  if (hit) return hit;
+  // allErrors: report every problem in one status, not one per redeployment. verbose: problems.ts reads the
+  // failing schema's property list to suggest the key the operator meant.
+  const ajv = new Ajv({ allErrors: true, verbose: true, allowUnionTypes: true, strict: true });
+  // The generation schemas $ref "settings.schema.json#/definitions/..."; registering the union under its file
+  // name resolves those refs offline, exactly as an editor resolves them next to each other on disk.
+  ajv.addSchema(readSchema(dir, UNION_SCHEMA_FILE), UNION_SCHEMA_FILE);
+  const union = ajv.getSchema(UNION_SCHEMA_FILE);
+  if (!union) throw new Error(`kvvm: cannot compile ${join(dir, UNION_SCHEMA_FILE)}`);
+  const byGeneration = {
+    '1.0': ajv.compile(readSchema(dir, GENERATION_SCHEMA_FILES['1.0'])),
+    '3.0': ajv.compile(readSchema(dir, GENERATION_SCHEMA_FILES['3.0'])),
+    '4.0': ajv.compile(readSchema(dir, GENERATION_SCHEMA_FILES['4.0'])),
+  };
+  const schemas: SettingsSchemas = { union, byGeneration };
+  cache.set(dir, schemas);
+  return schemas;
+}
+
+/**
+ * The newest generation whose schema accepts `data` (which already passed the union schema). 4.0 is tried
+ * first: settings without any 3.0-only key (linkOnRenewal, requireInitialSync, keyExportable) ARE 4.0 settings,
+ * and 4.0 behaviour is kvvm's default anyway.
+ */
+export function detectGeneration(schemas: SettingsSchemas, data: unknown): SettingsGeneration | undefined {
+  for (const g of ['4.0', '3.0', '1.0'] as const) {
+    if (schemas.byGeneration[g](data)) return g;
+  }
+  return undefined;
+}
