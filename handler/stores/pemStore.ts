@@ -1,0 +1,289 @@
+import { chmod, chown, lstat, mkdir, readdir, readFile, readlink, rmdir, stat, unlink } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { KvvmError } from '../errors.js';
+import type { CertificateMaterial, CertificateVersionId } from '../certs/material.js';
+import { CONTENT_TYPE_PEM, materialToPem, notAfterOf, parseCertificateSecret } from '../certs/parse.js';
+import type { FileAcl, ObservedCertificate } from '../settings/config.js';
+import type { CertificateStore, InstalledCertificate } from './store.js';
+import {
+  createAclApplier, defaultCommandRunner, resolveGroupDefault, resolveUserDefault,
+  type AclStrategy, type CommandRunner,
+} from './pemAcl.js';
+import { cleanTempFiles, errnoOf, finalNameOfTemp, fsyncDir, replaceSymlink, TEMP_PREFIX, writeFileAtomic } from './pemFiles.js';
+
+/**
+ * The Linux store, laid out like KeyVaultForLinux 3.x:
+ *
+ *   <certificateStoreLocation>/            mode 0700 (0710 when "acls" need traverse)
+ *     <vault>.<secret>.<version>.PEM       mode 0600: PKCS#8 key + leaf + chain, one file per version
+ *     <linkName>  ->  <vault>.<secret>.<version>.PEM   (default linkName "<vault>.<secret>")
+ *
+ * KeyVaultForLinux itself names version files "<vault>.<cert>.<id>.<n>.<n>.PEM" (seen in user reports, fields
+ * undocumented) with an absolute link target. Applications only use the link, so kvvm uses the secret version,
+ * which makes files self-describing, and a relative target, which keeps working when the directory is
+ * bind-mounted into a container at another path.
+ *
+ * Install order (list() is newest first) is kept in each file's mtime, set from the injected clock and forced
+ * strictly increasing per certificate. There is no index file, so nothing can be half-written by a crash: the
+ * directory listing is the whole state, and it only changes by rename/unlink.
+ */
+
+export interface PemStoreOptions {
+  /** Owner of written files and links; default: the process's. */
+  uid?: number;
+  gid?: number;
+  resolveUser?: (name: string) => number | undefined;
+  resolveGroup?: (name: string) => number | undefined;
+  /** Runs setfacl (injected by tests to observe calls). */
+  runCommand?: CommandRunner;
+  /** 'auto' (default): setfacl when installed, else the single-group fallback. */
+  aclStrategy?: AclStrategy;
+  now?: () => Date;
+}
+
+/** Key Vault object names (alphanumerics and hyphens) and versions (32 hex); anything else could escape the dir. */
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,126}$/;
+
+export function createPemStore(options: PemStoreOptions = {}): CertificateStore {
+  const now = options.now ?? (() => new Date());
+  const owner = { ...(options.uid === undefined ? {} : { uid: options.uid }), ...(options.gid === undefined ? {} : { gid: options.gid }) };
+  const ownGid = options.gid ?? process.getgid?.() ?? 0;
+  const acl = createAclApplier({
+    runCommand: options.runCommand ?? defaultCommandRunner,
+    strategy: options.aclStrategy ?? 'auto',
+    resolveUser: options.resolveUser ?? resolveUserDefault,
+    resolveGroup: options.resolveGroup ?? resolveGroupDefault,
+    ownGid,
+  });
+
+  async function list(cert: ObservedCertificate): Promise<Listed[]> {
+    const layout = layoutOf(cert);
+    if (!(await isDirectory(layout.dir))) return [];
+    return guard(`list certificates in ${layout.dir}`, async () => {
+      await cleanTempFiles(layout.dir, layout.owns, now());
+      return readInstalled(layout);
+    });
+  }
+
+  async function install(cert: ObservedCertificate, id: CertificateVersionId, material: CertificateMaterial): Promise<Listed> {
+    const layout = layoutOf(cert);
+    const fileName = layout.fileName(id.version);
+    let content: string;
+    try {
+      content = materialToPem(material);
+    } catch (cause) {
+      throw new KvvmError('store-bad-material', `The certificate ${describeId(id)} cannot be written as PEM.`, {
+        fix: 'Re-import the certificate into Key Vault.', code: -1, cause,
+      });
+    }
+    return guard(`install ${describeId(id)} into ${layout.dir}`, async () => {
+      await ensureDirectory(layout.dir, cert.acls);
+      await cleanTempFiles(layout.dir, layout.owns, now());
+      const installed = await readInstalled(layout);
+      const existing = installed.find((e) => e.version === id.version);
+      // Versions are immutable in Key Vault: same name + same thumbprint is the same content.
+      if (existing && existing.thumbprint === material.thumbprint) return existing;
+      const newest = Math.max(0, ...installed.map((e) => e.mtimeMs));
+      const current = now().getTime();
+      await writeFileAtomic(layout.dir, fileName, content, {
+        mode: 0o600,
+        mtime: new Date(Math.max(current, Math.floor(newest) + 1)),
+        ...owner,
+        beforeRename: async (tempPath) => { await acl.applyToFile(tempPath, cert.acls); },
+      });
+      const entry = (await readInstalled(layout)).find((e) => e.version === id.version);
+      if (!entry) throw new Error(`${fileName} is not readable after writing it`);
+      return entry;
+    });
+  }
+
+  async function activate(cert: ObservedCertificate, id: CertificateVersionId): Promise<void> {
+    const layout = layoutOf(cert);
+    const fileName = layout.fileName(id.version);
+    const target = await lstat(join(layout.dir, fileName)).catch(() => undefined);
+    if (!target?.isFile()) {
+      throw new KvvmError('store-version-missing', `Cannot activate ${describeId(id)}: ${join(layout.dir, fileName)} is not installed.`, {
+        fix: 'This is a kvvm bug (activate before install); restart the service to resynchronise.', code: -1,
+      });
+    }
+    await guard(`point ${layout.linkPath} at ${fileName}`, async () => {
+      const link = await lstat(layout.linkPath).catch(() => undefined);
+      if (link && !link.isSymbolicLink()) {
+        throw new KvvmError('store-link-occupied', `${layout.linkPath} exists and is not a symbolic link; kvvm does not overwrite it.`, {
+          fix: 'Move that file away or choose another customSymbolicLinkName.',
+        });
+      }
+      if (link && basename(await readlink(layout.linkPath)) === fileName) return;
+      await replaceSymlink(layout.dir, cert.linkName, fileName, owner);
+    });
+  }
+
+  async function remove(cert: ObservedCertificate, installed: InstalledCertificate): Promise<void> {
+    const layout = layoutOf(cert);
+    const fileName = layout.fileName(installed.version);
+    if ((await activeFileName(layout)) === fileName) {
+      throw new KvvmError('store-remove-active', `Refusing to remove ${join(layout.dir, fileName)}: it is the active version.`, {
+        fix: 'This is a kvvm bug (the planner removed the active version); nothing was changed.', code: -1,
+      });
+    }
+    await guard(`remove ${fileName} from ${layout.dir}`, async () => {
+      try {
+        await unlink(join(layout.dir, fileName));
+      } catch (err) {
+        if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return; // "not found" is not an error
+        throw err;
+      }
+      await fsyncDir(layout.dir);
+    });
+  }
+
+  async function removeAll(cert: ObservedCertificate): Promise<void> {
+    const layout = layoutOf(cert);
+    if (!(await isDirectory(layout.dir))) return;
+    await guard(`remove ${cert.vaultName}/${cert.secretName} from ${layout.dir}`, async () => {
+      // The link first: applications then fail to open rather than read a file being deleted.
+      const link = await lstat(layout.linkPath).catch(() => undefined);
+      if (link?.isSymbolicLink()) await unlink(layout.linkPath);
+      for (const name of await readdir(layout.dir)) {
+        const tempFor = finalNameOfTemp(name);
+        if (layout.versionOf(name) !== undefined || (tempFor !== undefined && layout.owns(tempFor))) {
+          await unlink(join(layout.dir, name)).catch((err: unknown) => { if (errnoOf(err) !== 'ENOENT') throw err; });
+        }
+      }
+      await fsyncDir(layout.dir);
+      // Other certificates may share the directory: only an empty one goes.
+      await rmdir(layout.dir).catch(() => undefined);
+    });
+  }
+
+  async function ensureDirectory(dir: string, acls: FileAcl[]): Promise<void> {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const info = await stat(dir);
+    if (!info.isDirectory()) throw new Error(`${dir} is not a directory`);
+    // 0700, or 0710 when "acls" need group traverse (this certificate's, or another's sharing the directory, seen
+    // as a directory group changed by the fallback). A 0710 directory is left alone: with POSIX ACLs its group
+    // bits are the ACL mask, and chmod would rewrite it and cut off other certificates' readers.
+    const mode = info.mode & 0o777;
+    if ((mode & 0o067) !== 0 || (mode & 0o700) !== 0o700) {
+      const keepTraverse = acls.length > 0 || info.gid !== ownGid;
+      await chmod(dir, 0o700 | (keepTraverse ? mode & 0o010 : 0));
+    }
+    if (owner.uid !== undefined) {
+      // The owner of the files must be able to enter the directory; its group is left to the acls fallback.
+      if (owner.uid !== undefined && info.uid !== owner.uid) await chown(dir, owner.uid, -1);
+    }
+    await acl.applyToDir(dir, acls);
+  }
+
+  return { kind: 'pem', list: async (cert) => (await list(cert)).map(plain), install: async (...a) => plain(await install(...a)), activate, remove, removeAll };
+}
+
+interface Layout {
+  dir: string;
+  linkPath: string;
+  fileName(version: string): string;
+  /** The version a directory entry holds, if it is one of this certificate's version files. */
+  versionOf(name: string): string | undefined;
+  /** Whether a (temp file's) final name belongs to this certificate. */
+  owns(finalName: string): boolean;
+  cert: ObservedCertificate;
+}
+
+function layoutOf(cert: ObservedCertificate): Layout {
+  for (const [what, value] of [['vault name', cert.vaultName], ['secret name', cert.secretName]] as const) {
+    if (!NAME.test(value)) throw invalidName(what, value);
+  }
+  const link = cert.linkName;
+  if (link === '' || link === '.' || link === '..' || link.includes('/') || link.includes('\0') || link.length > 255 || link.startsWith(TEMP_PREFIX)) {
+    throw invalidName('symbolic link name', link);
+  }
+  if (!cert.certificateStoreLocation.startsWith('/')) throw invalidName('store directory (must be absolute)', cert.certificateStoreLocation);
+  const prefix = `${cert.vaultName}.${cert.secretName}.`;
+  return {
+    dir: cert.certificateStoreLocation,
+    linkPath: join(cert.certificateStoreLocation, link),
+    cert,
+    fileName(version) {
+      if (!NAME.test(version)) throw invalidName('secret version', version);
+      return `${prefix}${version}.PEM`;
+    },
+    versionOf(name) {
+      if (!name.startsWith(prefix) || !name.endsWith('.PEM')) return undefined;
+      const version = name.slice(prefix.length, -'.PEM'.length);
+      return NAME.test(version) ? version : undefined;
+    },
+    owns: (finalName) => finalName.startsWith(prefix) || finalName === link,
+  };
+}
+
+type Listed = InstalledCertificate & { mtimeMs: number; mtimeNs: bigint };
+
+/** Reads every version file back (thumbprint and expiry come from the file itself, so they cannot drift). */
+async function readInstalled(layout: Layout): Promise<Listed[]> {
+  const active = await activeFileName(layout);
+  const entries: Listed[] = [];
+  for (const name of await readdir(layout.dir)) {
+    const version = layout.versionOf(name);
+    if (version === undefined) continue;
+    const path = join(layout.dir, name);
+    const info = await lstat(path, { bigint: true }).catch(() => undefined);
+    if (!info?.isFile()) continue;
+    let thumbprint: string;
+    let notAfter: Date;
+    try {
+      const material = parseCertificateSecret(await readFile(path, 'utf8'), CONTENT_TYPE_PEM);
+      thumbprint = material.thumbprint;
+      notAfter = notAfterOf(material.leaf);
+    } catch {
+      continue; // damaged by hand: not listed, so the engine installs that version again (which replaces it)
+    }
+    entries.push({
+      vaultName: layout.cert.vaultName, secretName: layout.cert.secretName, version, thumbprint, notAfter,
+      active: name === active, location: path, mtimeMs: Number(info.mtimeMs), mtimeNs: info.mtimeNs,
+    });
+  }
+  entries.sort((a, b) => (a.mtimeNs === b.mtimeNs ? (a.location < b.location ? 1 : -1) : a.mtimeNs < b.mtimeNs ? 1 : -1));
+  return entries;
+}
+
+/** Drops the bookkeeping fields before an entry leaves the store. */
+function plain(entry: Listed): InstalledCertificate {
+  const { mtimeMs: _ms, mtimeNs: _ns, ...rest } = entry;
+  return rest;
+}
+
+async function activeFileName(layout: Layout): Promise<string | undefined> {
+  try {
+    return basename(await readlink(layout.linkPath));
+  } catch {
+    return undefined;
+  }
+}
+
+async function isDirectory(dir: string): Promise<boolean> {
+  return (await stat(dir).catch(() => undefined))?.isDirectory() ?? false;
+}
+
+function invalidName(what: string, value: string): KvvmError {
+  return new KvvmError('store-invalid-name', `Invalid ${what} for the PEM store: "${value}".`, {
+    fix: 'Correct the certificate URL or customSymbolicLinkName in the settings.',
+  });
+}
+
+function describeId(id: CertificateVersionId): string {
+  return `${id.vaultName}/${id.secretName}/${id.version}`;
+}
+
+/** File-system failures become KvvmError with the errno; KvvmErrors pass through. */
+async function guard<T>(action: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof KvvmError) throw err;
+    const code = errnoOf(err);
+    throw new KvvmError('store-io', `Cannot ${action}: ${code ?? (err instanceof Error ? err.message : String(err))}.`, {
+      fix: 'Check that the store directory is on a writable local file system with free space.',
+      cause: err,
+    });
+  }
+}
