@@ -1,0 +1,274 @@
+/**
+ * The Key Vault secrets REST subset the SDK uses, with Key Vault's response shapes (see vectors/keyvault and
+ * vectors/rest-api-specs): SecretBundle, SecretItem lists with nextLink, {"error":{code,message,innererror}}.
+ *
+ * Order of checks per request, as in Key Vault: api-version, then bearer challenge/token, then access
+ * (403), then throttling (429), then injected faults, then the operation.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { FaultQueue, FaultSpec } from './faults.js';
+import type { TokenStore } from './imds.js';
+import type { FixedWindowLimiter } from './rateLimiter.js';
+import type { SecretState, StoredVersion } from './state.js';
+
+export interface VaultStats {
+  requests: number;
+  byRoute: Record<string, number>;
+  byStatus: Record<string, number>;
+  /** 429 responses (rate limit and injected). */
+  throttled: number;
+  /** 401 responses (challenges and rejected tokens). */
+  unauthorized: number;
+  faultsInjected: number;
+}
+
+export interface VaultContext {
+  vaultUrl: string;
+  /** Token audience the vault expects and announces in its challenge. */
+  resource: string;
+  tenantId: string;
+  state: SecretState;
+  tokens: TokenStore;
+  limiter: FixedWindowLimiter;
+  faults: FaultQueue;
+  faultRate: number;
+  random: () => number;
+  now: () => number;
+  /** principal → innererror code of the 403 it gets (ForbiddenByRbac, ForbiddenByFirewall, ...). */
+  denied: Map<string, string>;
+  stats: VaultStats;
+}
+
+const MAX_BODY = 64 * 1024;
+const NAME_RE = /^[0-9a-zA-Z-]{1,127}$/;
+const VERSION_RE = /^[0-9a-f]{32}$/i;
+
+interface Reply {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+function error(status: number, code: string, message: string, innerCode?: string): Reply {
+  const err: Record<string, unknown> = { code, message };
+  if (innerCode) err['innererror'] = { code: innerCode };
+  return { status, body: { error: err } };
+}
+
+function notFound(name: string): Reply {
+  return error(404, 'SecretNotFound', `A secret with (name/id) ${name} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182`);
+}
+
+function attributes(v: StoredVersion): Record<string, unknown> {
+  const a: Record<string, unknown> = { enabled: v.enabled };
+  if (v.nbf !== undefined) a['nbf'] = v.nbf;
+  if (v.exp !== undefined) a['exp'] = v.exp;
+  a['created'] = v.created;
+  a['updated'] = v.updated;
+  a['recoveryLevel'] = 'Recoverable+Purgeable';
+  a['recoverableDays'] = 90;
+  return a;
+}
+
+/** SecretBundle with the key order of the recorded vectors: value, contentType, id, managed, attributes, kid. */
+function bundle(ctx: VaultContext, name: string, v: StoredVersion, withValue: boolean): Record<string, unknown> {
+  const b: Record<string, unknown> = {};
+  if (withValue) b['value'] = v.value;
+  if (v.contentType !== undefined) b['contentType'] = v.contentType;
+  b['id'] = `${ctx.vaultUrl}/secrets/${name}/${v.version}`;
+  if (v.managed) b['managed'] = true;
+  b['attributes'] = attributes(v);
+  if (v.tags !== undefined) b['tags'] = v.tags;
+  if (v.managed) b['kid'] = `${ctx.vaultUrl}/keys/${name}/${v.version}`;
+  return b;
+}
+
+/** SecretItem (list entry): no value, no kid. */
+function item(ctx: VaultContext, id: string, v: StoredVersion): Record<string, unknown> {
+  const i: Record<string, unknown> = { id };
+  if (v.contentType !== undefined) i['contentType'] = v.contentType;
+  if (v.managed) i['managed'] = true;
+  i['attributes'] = attributes(v);
+  if (v.tags !== undefined) i['tags'] = v.tags;
+  return i;
+}
+
+/** One page of `all` starting at the $skiptoken offset, with Key Vault's nextLink (absolute URL) when more remain. */
+function page(ctx: VaultContext, url: URL, path: string, all: Record<string, unknown>[]): Reply {
+  const raw = url.searchParams.get('maxresults');
+  const max = raw === null ? 25 : Number(raw);
+  if (!Number.isInteger(max) || max < 1 || max > 25) {
+    return error(400, 'BadParameter', 'The value of maxresults must be an integer between 1 and 25.');
+  }
+  const skip = url.searchParams.get('$skiptoken');
+  let offset = 0;
+  if (skip !== null) {
+    const parsed = Number(Buffer.from(skip, 'base64url').toString('utf8'));
+    if (!Number.isInteger(parsed) || parsed < 0) return error(400, 'BadParameter', 'Invalid $skiptoken.');
+    offset = parsed;
+  }
+  const value = all.slice(offset, offset + max);
+  let nextLink: string | null = null;
+  if (offset + max < all.length) {
+    const next = new URL(`${ctx.vaultUrl}${path}`);
+    next.searchParams.set('api-version', url.searchParams.get('api-version') ?? '');
+    next.searchParams.set('$skiptoken', Buffer.from(String(offset + max)).toString('base64url'));
+    next.searchParams.set('maxresults', String(max));
+    nextLink = next.toString();
+  }
+  return { status: 200, body: { value, nextLink } };
+}
+
+function disabledReply(): Reply {
+  return error(403, 'Forbidden', 'Operation get is not allowed on a disabled secret.', 'SecretDisabled');
+}
+
+function deniedReply(ctx: VaultContext, principal: string, innerCode: string, routeName: string): Reply {
+  if (innerCode === 'ForbiddenByFirewall') {
+    return error(403, 'Forbidden', `Client address is not authorized and caller is not a trusted service.\r\nClient address: 127.0.0.1\r\nCaller: appid=${principal}\r\nVault: ${new URL(ctx.vaultUrl).hostname}`, innerCode);
+  }
+  return error(403, 'Forbidden', `Caller is not authorized to perform action on resource.\r\nCaller: appid=${principal}\r\nAction: 'Microsoft.KeyVault/vaults/secrets/${routeName}/action'\r\nAssignment: (not found)\r\nVault: ${new URL(ctx.vaultUrl).hostname}`, innerCode);
+}
+
+/** Maps method + path segments to a route name (used for stats, faults and dispatch). */
+export function routeOf(method: string, segments: string[]): string {
+  if (segments[0] !== 'secrets') return 'unknown';
+  if (segments.length === 1 && method === 'GET') return 'listSecrets';
+  if (segments.length === 2) {
+    if (method === 'GET') return 'getSecret';
+    if (method === 'PUT') return 'setSecret';
+    if (method === 'DELETE') return 'deleteSecret';
+  }
+  if (segments.length === 3) {
+    if (segments[2] === 'versions' && method === 'GET') return 'listVersions';
+    if (method === 'GET') return 'getSecret';
+    if (method === 'PATCH') return 'updateSecret';
+  }
+  return 'unknown';
+}
+
+function operate(ctx: VaultContext, route: string, segments: string[], url: URL, body: unknown): Reply {
+  const name = segments[1] ?? '';
+  if (route !== 'listSecrets' && !NAME_RE.test(name)) {
+    return error(400, 'BadParameter', 'The request URI contains an invalid name: ' + name.slice(0, 130));
+  }
+  const display = ctx.state.displayName(name);
+  switch (route) {
+    case 'listSecrets': {
+      const all = ctx.state.names().map((n) => {
+        const latest = ctx.state.get(n) as StoredVersion;
+        return item(ctx, `${ctx.vaultUrl}/secrets/${n}`, latest);
+      });
+      return page(ctx, url, '/secrets', all);
+    }
+    case 'listVersions': {
+      const versions = ctx.state.versions(name);
+      if (!versions) return notFound(name);
+      const all = versions.map((v) => item(ctx, `${ctx.vaultUrl}/secrets/${display}/${v.version}`, v));
+      return page(ctx, url, `/secrets/${display}/versions`, all);
+    }
+    case 'getSecret': {
+      const version = segments[2];
+      if (version !== undefined && !VERSION_RE.test(version)) return notFound(name);
+      const v = ctx.state.get(name, version);
+      if (!v) return notFound(name);
+      if (!v.enabled) return disabledReply();
+      return { status: 200, body: bundle(ctx, display, v, true) };
+    }
+    case 'setSecret': {
+      const b = (body ?? {}) as { value?: unknown; contentType?: unknown; tags?: unknown; attributes?: { enabled?: unknown; nbf?: unknown; exp?: unknown } };
+      if (typeof b.value !== 'string') return error(400, 'BadParameter', 'Property value is required.');
+      if (b.value.length > 25 * 1024) return error(400, 'BadParameter', 'Secret value exceeds the 25 KB limit.');
+      const opts: Parameters<SecretState['set']>[2] = {};
+      if (typeof b.contentType === 'string') opts.contentType = b.contentType;
+      if (b.tags && typeof b.tags === 'object') opts.tags = b.tags as Record<string, string>;
+      if (typeof b.attributes?.enabled === 'boolean') opts.enabled = b.attributes.enabled;
+      if (typeof b.attributes?.nbf === 'number') opts.notBefore = new Date(b.attributes.nbf * 1000);
+      if (typeof b.attributes?.exp === 'number') opts.expiresOn = new Date(b.attributes.exp * 1000);
+      const v = ctx.state.set(name, b.value, opts);
+      return { status: 200, body: bundle(ctx, ctx.state.displayName(name), v, true) };
+    }
+    case 'updateSecret': {
+      const b = (body ?? {}) as { contentType?: unknown; tags?: unknown; attributes?: { enabled?: unknown } };
+      const patch: Parameters<SecretState['update']>[2] = {};
+      if (typeof b.attributes?.enabled === 'boolean') patch.enabled = b.attributes.enabled;
+      if (typeof b.contentType === 'string') patch.contentType = b.contentType;
+      if (b.tags && typeof b.tags === 'object') patch.tags = b.tags as Record<string, string>;
+      const v = ctx.state.update(name, segments[2], patch);
+      if (!v) return notFound(name);
+      return { status: 200, body: bundle(ctx, display, v, false) };
+    }
+    case 'deleteSecret': {
+      const v = ctx.state.delete(name);
+      if (!v) return notFound(name);
+      const nowS = Math.floor(ctx.now() / 1000);
+      return {
+        status: 200,
+        body: { recoveryId: `${ctx.vaultUrl}/deletedsecrets/${display}`, deletedDate: nowS, scheduledPurgeDate: nowS + 90 * 86400, ...bundle(ctx, display, v, false) },
+      };
+    }
+    default:
+      return error(405, 'MethodNotAllowed', 'The requested operation is not supported.');
+  }
+}
+
+export function challengeHeader(ctx: VaultContext): string {
+  return `Bearer authorization="https://login.windows.net/${ctx.tenantId}", resource="${ctx.resource}"`;
+}
+
+/** Decides the reply, or returns a fault that needs socket-level handling (reset/truncated). */
+export function handleVaultRequest(ctx: VaultContext, req: IncomingMessage, rawBody: Buffer): Reply | { fault: FaultSpec } {
+  const url = new URL(req.url ?? '/', ctx.vaultUrl);
+  // The SDK sends "/secrets/name/?api-version=..." (trailing slash): empty segments are not names.
+  const segments = url.pathname.split('/').filter((s) => s.length > 0).map((s) => decodeURIComponent(s));
+  const method = req.method ?? 'GET';
+  const route = routeOf(method, segments);
+  ctx.stats.byRoute[route] = (ctx.stats.byRoute[route] ?? 0) + 1;
+
+  if (!url.searchParams.get('api-version')) {
+    return error(400, 'BadParameter', 'The request URI must contain the api-version query parameter.');
+  }
+  const auth = req.headers.authorization ?? '';
+  const challenge = { 'WWW-Authenticate': challengeHeader(ctx) };
+  if (!/^Bearer\s+\S+/i.test(auth)) {
+    return { ...error(401, 'Unauthorized', 'AKV10000: Request is missing a Bearer or PoP token.'), headers: challenge };
+  }
+  const token = ctx.tokens.lookup(auth.replace(/^Bearer\s+/i, '').trim());
+  if (!token) {
+    return { ...error(401, 'Unauthorized', 'AKV10032: Invalid issuer. The token was not issued by this vault\'s identity endpoint.'), headers: challenge };
+  }
+  if (token.resource.replace(/\/+$/, '') !== ctx.resource) {
+    return { ...error(401, 'Unauthorized', `AKV10022: Invalid audience. Expected ${ctx.resource}, found: ${token.resource}.`), headers: challenge };
+  }
+  if (token.expiresAtMs <= ctx.now()) {
+    return { ...error(401, 'Unauthorized', '[TokenExpired] Error validating token: IDX10223: Lifetime validation failed.'), headers: challenge };
+  }
+  const denied = ctx.denied.get(token.principal);
+  if (denied) return deniedReply(ctx, token.principal, denied, route);
+
+  const rate = ctx.limiter.take();
+  if (!rate.allowed) {
+    return { ...error(429, 'Throttled', 'Rate limit is exceeded. Try again in ' + rate.retryAfterS + ' seconds.'), headers: { 'Retry-After': String(rate.retryAfterS) } };
+  }
+  const fault = ctx.faults.take(route) ?? (ctx.faultRate > 0 && ctx.random() < ctx.faultRate ? { kind: 'status' as const, status: 503 } : undefined);
+  if (fault) {
+    ctx.stats.faultsInjected += 1;
+    if (fault.kind === 'reset' || fault.kind === 'truncated') return { fault };
+    const status = fault.status ?? 503;
+    const code = fault.code ?? (status === 429 ? 'Throttled' : status === 403 ? 'Forbidden' : status >= 500 ? 'ServiceUnavailable' : 'BadRequest');
+    const reply = error(status, code, fault.message ?? `Injected failure (${status}).`, fault.innerCode);
+    if (fault.retryAfterS !== undefined) reply.headers = { 'Retry-After': String(fault.retryAfterS) };
+    return reply;
+  }
+
+  let body: unknown;
+  if (rawBody.length > 0) {
+    if (rawBody.length > MAX_BODY) return error(400, 'BadParameter', 'Request body too large.');
+    try {
+      body = JSON.parse(rawBody.toString('utf8'));
+    } catch {
+      return error(400, 'BadParameter', 'The request body is not valid JSON.');
+    }
+  }
+  return operate(ctx, route, segments, url, body);
+}

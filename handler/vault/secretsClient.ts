@@ -1,0 +1,156 @@
+/**
+ * The VaultReader the sync engine uses: the real @azure/keyvault-secrets SecretClient with a managed-identity
+ * credential (./identity.ts), kvvm's retry loop (./backoff.ts) and operator-facing errors (./vaultErrors.ts).
+ *
+ * Security properties kept on purpose:
+ * - the vault host is checked against the allow-list BEFORE any request (a token is never sent elsewhere);
+ * - TLS verification and the SDK's challenge-resource verification stay on; extra CAs are added, not substituted;
+ * - neither tokens nor secret values are logged or put into error messages.
+ */
+import { SecretClient, type SecretProperties } from '@azure/keyvault-secrets';
+import type { TokenCredential } from '@azure/identity';
+import { KvvmError } from '../errors.js';
+import type { AuthenticationConfig } from '../settings/config.js';
+import { allowedSuffixesForMessage, EXTRA_SUFFIXES_ENV, isAllowedVaultHost } from './cloud.js';
+import { DEFAULT_RETRY, newRetryStats, realSleep, validateRetryOptions, withRetry, type RetryOptions, type RetryStats } from './backoff.js';
+import { createIdentityCredential } from './identity.js';
+import { transportFor, trustedCas } from './transport.js';
+import type { FetchedSecret, SecretVersionInfo, VaultReader } from './types.js';
+import { classifyVaultError, mapVaultError, type VaultCallContext } from './vaultErrors.js';
+
+export interface VaultReaderStats {
+  vault: RetryStats;
+  identity: RetryStats;
+}
+
+export interface CreateVaultReaderOptions {
+  authentication: AuthenticationConfig;
+  env: Readonly<Record<string, string | undefined>>;
+  /** Extra trusted CA PEMs (e.g. the dev vault's), added to Node's roots. */
+  tlsCa?: string[];
+  retry?: RetryOptions;
+  /** Retry policy for the identity endpoint (default: 4 attempts, 0.5–8 s). */
+  identityRetry?: RetryOptions;
+  sleep?: (ms: number) => Promise<void>;
+  random?: () => number;
+  now?: () => number;
+  /** Replaces the managed-identity credential (PaaS variant, tests of token handling). */
+  credential?: TokenCredential;
+  /** Folders an Azure Arc challenge key may be read from (default: the Arc agent's token folder). */
+  arcKeyDirs?: readonly string[];
+  /** Filled in as requests happen; pass one to aggregate across readers (benchmarks). */
+  stats?: VaultReaderStats;
+}
+
+export interface KvvmVaultReader extends VaultReader {
+  readonly stats: VaultReaderStats;
+}
+
+const DEFAULT_IDENTITY_RETRY: RetryOptions = { maxAttempts: 4, baseDelayMs: 500, maxDelayMs: 8000 };
+
+/** Checks scheme and host of a vault URL; returns the normalised origin. Throws 'vault-host-not-allowed'. */
+export function checkVaultUrl(vaultUrl: string, env: Readonly<Record<string, string | undefined>>): URL {
+  let url: URL;
+  try {
+    url = new URL(vaultUrl);
+  } catch {
+    throw new KvvmError('vault-host-not-allowed', `"${vaultUrl}" is not a vault URL.`, { fix: 'Use https://<vault name>.vault.azure.net/secrets/<certificate name>.' });
+  }
+  const host = url.hostname.toLowerCase();
+  const suffixes = allowedSuffixesForMessage(env);
+  if (url.protocol !== 'https:') {
+    throw new KvvmError('vault-host-not-allowed', `Refusing vault URL ${url.origin}: only https:// is allowed (a managed-identity token would travel in clear text).`, {
+      fix: 'Use the https:// vault URL.',
+    });
+  }
+  if (url.username || url.password || !isAllowedVaultHost(host, env)) {
+    throw new KvvmError('vault-host-not-allowed', `Refusing to send a managed-identity token to ${host}: it is not a Key Vault host (allowed suffixes: ${suffixes}).`, {
+      fix: `Use an Azure vault URL such as https://<vault name>.vault.azure.net, or, for Azure Stack Hub or a private test vault, add its DNS suffix to ${EXTRA_SUFFIXES_ENV} (comma-separated).`,
+    });
+  }
+  return url;
+}
+
+function versionInfo(p: SecretProperties): SecretVersionInfo {
+  return {
+    version: p.version ?? '',
+    enabled: p.enabled ?? true,
+    createdOn: p.createdOn,
+    updatedOn: p.updatedOn,
+    notBefore: p.notBefore,
+    expiresOn: p.expiresOn,
+    contentType: p.contentType,
+    managed: p.managed ?? false,
+  };
+}
+
+export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultReader {
+  const env = options.env;
+  const retry = validateRetryOptions(options.retry ?? DEFAULT_RETRY);
+  const now = options.now ?? Date.now;
+  const deps = { sleep: options.sleep ?? realSleep, random: options.random ?? Math.random };
+  const stats = options.stats ?? { vault: newRetryStats(), identity: newRetryStats() };
+  const clientId = options.authentication.msiClientId?.trim() || undefined;
+  const identityLabel = clientId ? `the user-assigned identity with client id ${clientId}` : "the VM's system-assigned identity";
+  // Created lazily so a bad msiEndpoint surfaces on the first read (with the vault context), not at construction.
+  let credential: TokenCredential | undefined = options.credential;
+  const ca = trustedCas(options.tlsCa, env);
+  const clients = new Map<string, SecretClient>();
+
+  function clientFor(vaultUrl: string): SecretClient {
+    const url = checkVaultUrl(vaultUrl, env);
+    const key = url.origin.toLowerCase();
+    let client = clients.get(key);
+    if (!client) {
+      credential ??= createIdentityCredential(options.authentication, env, {
+        ...deps,
+        now,
+        retry: validateRetryOptions(options.identityRetry ?? DEFAULT_IDENTITY_RETRY),
+        stats: stats.identity,
+        ...(options.arcKeyDirs ? { arcKeyDirs: options.arcKeyDirs } : {}),
+      });
+      client = new SecretClient(url.origin, credential, {
+        // kvvm's backoff owns retries (see backoff.ts); two stacked layers would multiply attempts.
+        retryOptions: { maxRetries: 0 },
+        userAgentOptions: { userAgentPrefix: 'kvvm/0.1' },
+        ...transportFor(url.hostname, ca),
+      });
+      clients.set(key, client);
+    }
+    return client;
+  }
+
+  async function call<T>(vaultUrl: string, name: string, op: (client: SecretClient) => Promise<T>): Promise<T> {
+    const ctx: VaultCallContext = { vaultUrl, secretName: name, identity: identityLabel };
+    const client = clientFor(vaultUrl);
+    try {
+      return await withRetry(() => op(client), (err) => classifyVaultError(err, now), retry, deps, stats.vault);
+    } catch (err) {
+      throw mapVaultError(err, ctx);
+    }
+  }
+
+  return {
+    stats,
+    async getSecret(vaultUrl, name, version) {
+      const secret = await call(vaultUrl, name, (c) => c.getSecret(name, version === undefined ? {} : { version }));
+      if (secret.value === undefined) {
+        throw new KvvmError('vault-error', `Vault returned secret "${name}" without a value.`, { code: -1 });
+      }
+      return { ...versionInfo(secret.properties), name: secret.name, value: secret.value, keyId: secret.properties.certificateKeyId } satisfies FetchedSecret;
+    },
+    async listVersions(vaultUrl, name) {
+      // A failed page restarts the whole listing: keyvault-secrets 4.11's byPage() maps pages with Array.map and
+      // drops their continuationToken, so a listing cannot be resumed mid-way. Version lists are short (one page
+      // of 25 for almost every certificate), so the restart costs little.
+      const out = await call(vaultUrl, name, async (c) => {
+        const all: SecretVersionInfo[] = [];
+        for await (const p of c.listPropertiesOfSecretVersions(name)) all.push(versionInfo(p));
+        return all;
+      });
+      // Newest first; versions without a creation time sort last.
+      const t = (v: SecretVersionInfo): number => v.createdOn?.getTime() ?? Number.MIN_SAFE_INTEGER;
+      return out.sort((a, b) => t(b) - t(a));
+    },
+  };
+}
