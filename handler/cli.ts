@@ -56,13 +56,13 @@ const COMMANDS: Record<string, CommandSpec> = {
     summary: 'check a settings file and print the verdict',
     usage: 'kvvm validate <settings.json> [--platform linux|win32] [--json]',
     agent: false,
-    run: (a, h) => runValidateCommand(a, { stdout: h.stdout, stderr: h.stderr, env: h.env }),
+    run: (a, h) => runValidateCommand(a, { stdout: h.stdout, stderr: h.stderr, env: h.env, platform: h.platform === 'win32' ? 'win32' : 'linux' }),
   },
   'dev-vault': {
     summary: 'run a local Key Vault + managed-identity endpoint for development and tests',
     usage: 'kvvm dev-vault [--port N] [--state DIR] [--rate N] [--latency-ms N] [--fault-rate F]',
     agent: false,
-    run: (a, h) => runDevVaultCommand(a, { stdout: h.stdout, stderr: h.stderr, env: h.env }),
+    run: (a, h) => runDevVaultCommand(a, { stdout: { write: h.stdout }, stderr: { write: h.stderr }, env: h.env }),
   },
   demo: {
     summary: 'sync and rotate certificates from a local dev vault into a local store, with a live table',

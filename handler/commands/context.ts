@@ -7,9 +7,11 @@ import { findHandlerEnvironment, type HandlerEnvironment } from '../protocol/han
 import { resolveSequenceNumber } from '../protocol/sequence.js';
 import { readHandlerSettings } from '../protocol/settingsFile.js';
 import { writeStatus, type HandlerStatusReport } from '../protocol/status.js';
-import { formatProblems, parseSettings } from '../settings/parse.js';
+import { formatProblems, parseSettings } from '../settings/index.js';
 import type { KvvmConfig } from '../settings/config.js';
 import { KvvmError } from '../errors.js';
+import { writeEvent } from '../protocol/events.js';
+import { createLogger } from '../service/logger.js';
 
 export type Env = Record<string, string | undefined>;
 
@@ -111,4 +113,31 @@ export async function loadConfig(ctx: HandlerContext, seq = ctx.seq): Promise<Co
 
 export async function reportStatus(ctx: HandlerContext, report: HandlerStatusReport, seq = ctx.seq): Promise<void> {
   await writeStatus(ctx.handlerEnv.statusFolder, seq, ctx.handlerName, report, ctx.host.now());
+}
+
+/**
+ * One line in the handler log and one telemetry event per command outcome, so an operator reading
+ * /var/log/azure/<extension>/ sees what every agent call did. Failures to record never fail the command.
+ */
+export async function recordOutcome(ctx: HandlerContext, operation: string, level: 'info' | 'error', message: string): Promise<void> {
+  const log = createLogger({ logFolder: ctx.handlerEnv.logFolder, name: 'handler' });
+  (level === 'error' ? log.error : log.info)(`${operation} (sequence ${ctx.seq}): ${message}`);
+  await log.close();
+  if (ctx.handlerEnv.eventsFolder) {
+    try {
+      await writeEvent(
+        ctx.handlerEnv.eventsFolder,
+        {
+          level: level === 'error' ? 'Error' : 'Informational',
+          taskName: operation,
+          message,
+          operationId: `${operation}-${ctx.seq}`,
+          version: ctx.host.env['AZURE_GUEST_AGENT_EXTENSION_VERSION'] ?? '1.0',
+        },
+        ctx.host.now(),
+      );
+    } catch {
+      // Telemetry is best effort: the status file is the contract.
+    }
+  }
 }

@@ -8,7 +8,7 @@ import { basename, dirname, join } from 'node:path';
 import { readMrseq, writeMrseq } from '../protocol/sequence.js';
 import { isRunning, startDetached, stopProcess } from '../service/supervisor.js';
 import { describeError } from '../errors.js';
-import { loadConfig, loadHandlerContext, reportStatus, type CommandHost, type HandlerContext } from './context.js';
+import { loadConfig, loadHandlerContext, recordOutcome, reportStatus, type CommandHost, type HandlerContext } from './context.js';
 
 const SERVICE_STOP_TIMEOUT_MS = 30_000;
 
@@ -27,6 +27,7 @@ export async function enableCommand(host: CommandHost): Promise<number> {
     // valid configuration is left alone, so a typo in new settings never costs installed certificates.
     await reportStatus(ctx, { operation: 'Enable', status: 'error', code: 1, message: loaded.message });
     host.stderr(`kvvm enable: ${loaded.message}\n`);
+    await recordOutcome(ctx, 'Enable', 'error', loaded.message);
     return 1;
   }
   const mrseq = await readMrseq(ctx.handlerEnv.extensionFolder);
@@ -34,11 +35,13 @@ export async function enableCommand(host: CommandHost): Promise<number> {
   if (mrseq !== undefined && ctx.seq <= mrseq) {
     if (running.running) {
       host.stdout(`kvvm enable: sequence ${ctx.seq} already applied (last applied ${mrseq}); service running (pid ${running.pid}).\n`);
+      await recordOutcome(ctx, 'Enable', 'info', `sequence ${ctx.seq} already applied; service running`);
       return 0;
     }
     // Boot or agent restart: same settings, service gone. Start it for the applied sequence number.
     const { pid } = await startService(ctx, mrseq);
     host.stdout(`kvvm enable: sequence ${mrseq} already applied; service restarted (pid ${pid}).\n`);
+    await recordOutcome(ctx, 'Enable', 'info', `sequence ${mrseq} already applied; service restarted (pid ${pid})`);
     return 0;
   }
   await writeMrseq(ctx.handlerEnv.extensionFolder, ctx.seq);
@@ -51,6 +54,7 @@ export async function enableCommand(host: CommandHost): Promise<number> {
   });
   const { pid } = await startService(ctx, ctx.seq);
   host.stdout(`kvvm enable: sequence ${ctx.seq} applied; service started (pid ${pid}).\n`);
+  await recordOutcome(ctx, 'Enable', 'info', `sequence ${ctx.seq} applied; service started (pid ${pid})`);
   return 0;
 }
 
@@ -63,7 +67,8 @@ export async function disableCommand(host: CommandHost): Promise<number> {
     code: 0,
     message: `Certificate service ${outcome === 'not-running' ? 'was not running' : 'stopped'}; installed certificates stay in place.`,
   });
-  host.stdout(`kvvm disable: service ${outcome}.\n`);
+  host.stdout(`kvvm disable: service ${outcome === 'not-running' ? 'was not running' : outcome}.\n`);
+  await recordOutcome(ctx, 'Disable', 'info', `service ${outcome}`);
   return 0;
 }
 
@@ -75,7 +80,8 @@ export async function uninstallCommand(host: CommandHost): Promise<number> {
   await rm(ctx.paths.stateDir, { recursive: true, force: true });
   await rm(join(ctx.handlerEnv.extensionFolder, 'mrseq'), { force: true });
   await rm(ctx.paths.pidFile, { force: true });
-  host.stdout(`kvvm uninstall: service ${outcome}; state removed; installed certificates kept.\n`);
+  host.stdout(`kvvm uninstall: service ${outcome === 'not-running' ? 'was not running' : outcome}; state removed; installed certificates kept.\n`);
+  await recordOutcome(ctx, 'Uninstall', 'info', `service ${outcome}; state removed; installed certificates kept`);
   return 0;
 }
 

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createCa, issueCertificate, toPemSecret, toPkcs12Base64, type IssuedCertificate } from '../devvault/certFactory.js';
 import { startDevVault } from '../devvault/server.js';
-import { parseSettings } from '../settings/parse.js';
+import { parseSettings } from '../settings/index.js';
 import type { ObservedCertificate } from '../settings/config.js';
 import { createPemStore } from '../stores/pemStore.js';
 import type { CommandHost } from '../commands/context.js';
@@ -31,6 +31,8 @@ export async function runDemoCommand(argv: string[], host: CommandHost): Promise
   const say = (text: string): void => host.stdout(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] ${text}\n`);
 
   say(`working folder ${root}`);
+  let enabled = false;
+  let stopService: (() => Promise<void>) | undefined;
   const vault = await startDevVault({ port: 0, stateDir: join(root, 'vault') });
   try {
     say(`dev vault at ${vault.vaultUrl}, managed identity at ${vault.imdsEndpoint}`);
@@ -67,12 +69,16 @@ export async function runDemoCommand(argv: string[], host: CommandHost): Promise
       KVVM_WAAGENT_DIR: agent.waagentDir,
     };
     const cli = host.scriptPath ?? process.argv[1] ?? 'kvvm';
+    stopService = async () => {
+      await run(host.execPath, [cli, 'disable'], { cwd: agent.extensionFolder, env }).catch(() => undefined);
+    };
     const agentRun = async (command: string): Promise<void> => {
       const { stdout } = await run(host.execPath, [cli, command], { cwd: agent.extensionFolder, env });
       say(`agent ran '${command}': ${stdout.trim()}`);
     };
     await agentRun('install');
     await agentRun('enable');
+    enabled = true;
 
     const parsed = parseSettings(publicSettings, { platform: 'linux', env });
     if (!parsed.ok) throw new Error('demo settings did not validate');
@@ -88,13 +94,17 @@ export async function runDemoCommand(argv: string[], host: CommandHost): Promise
     say(`rotated 'web' in the vault: new version ${newVersion} (was ${before ?? '?'}); waiting for the service's next poll`);
     const picked = await view.waitFor(async () => (await view.rows()).some((r) => r.certificate.endsWith('/web') && r.version === newVersion), 'rotation');
     if (!picked) return fail(host, agent.logFolder);
-    say(`rotation picked up: ${join(store, 'dev.web')} now points at version ${newVersion}; the previous version is kept`);
+    const webLink = join(store, certs.find((c) => c.secretName === 'web')?.linkName ?? 'web');
+    say(`rotation picked up: ${webLink} now points at version ${newVersion}; the previous version is kept`);
 
     await agentRun('disable');
     await agentRun('uninstall');
+    enabled = false;
     say(`done in ${((Date.now() - started) / 1000).toFixed(1)} s. Store: ${store}  Logs: ${agent.logFolder}`);
     return 0;
   } finally {
+    // Never leave a detached service behind, whatever happened above.
+    if (enabled && stopService) await stopService();
     await vault.close();
   }
 

@@ -36,7 +36,7 @@ export function certificateSubstatus(r: CertificateSyncResult): SubStatus {
     case 'unchanged':
       return { name, status: 'success', code: 0, message: `Up to date: ${installed}.${r.message ? ` ${r.message}` : ''}` };
     case 'skipped':
-      return { name, status: 'warning', code: 0, message: `Skipped: ${r.message ?? ''}` };
+      return { name, status: 'warning', code: 0, message: `Skipped: ${r.message ?? ''} (reason: ${r.reason ?? 'skipped'})` };
     case 'error':
       return {
         name,

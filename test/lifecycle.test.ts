@@ -1,0 +1,156 @@
+/**
+ * The guest agent, played through the whole lifecycle on a temporary folder laid out like /var/lib/waagent:
+ * install → enable seq 0 → status success → rotate in the vault → enable seq 1 → new version in the store and
+ * symlink moved → enable seq 1 again (idempotent) → disable → enable → uninstall. The handler runs as a separate
+ * process with the agent's environment, the service is really detached, the vault is the dev vault over HTTPS.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { lstat, mkdtemp, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { X509Certificate } from 'node:crypto';
+import { makeAgentLayout, type AgentLayout } from './helpers/agentFolder.js';
+import { startDevVault, type DevVault } from '../handler/devvault/server.js';
+import { createCa, issueCertificate, toPemSecret, toPkcs12Base64 } from '../handler/devvault/certFactory.js';
+import { isRunning } from '../handler/service/supervisor.js';
+import { packageRoot } from '../handler/paths.js';
+
+const run = promisify(execFile);
+const CLI = join(packageRoot(), 'lib', 'handler', 'cli.js');
+
+async function agentCommand(layout: AgentLayout, seq: number, command: string, extraEnv: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [CLI, command], {
+      cwd: layout.extensionFolder,
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...layout.env(seq), ...extraEnv },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+/** Waits (bounded, a liveness deadline rather than a timing assertion) until the status file reaches a final state. */
+async function finalStatus(layout: AgentLayout, seq: number): Promise<{ status: string; message: string; substatus: Array<{ name: string; status: string; formattedMessage: { message: string } }> }> {
+  const deadline = Date.now() + 60_000;
+  let last = '';
+  while (Date.now() < deadline) {
+    const view = await layout.readStatus(seq);
+    if (view.state === 'valid') {
+      const doc = view.document as Array<{ status: { status: string; formattedMessage: { message: string }; substatus?: [] } }>;
+      const s = doc[0]!.status;
+      last = `${s.status}: ${s.formattedMessage.message}`;
+      if (s.status === 'success' || s.status === 'error') return { status: s.status, message: s.formattedMessage.message, substatus: s.substatus ?? [] };
+    }
+    await sleep(200);
+  }
+  throw new Error(`status ${seq} never became final; last: ${last}`);
+}
+
+test('the agent drives the extension through install, enable, rotation, disable, enable and uninstall', { timeout: 180_000 }, async () => {
+  const root = await mkdtemp(join(tmpdir(), 'kvvm-lifecycle-'));
+  let vault: DevVault | undefined;
+  let layout: AgentLayout | undefined;
+  let env: Record<string, string> = {};
+  try {
+    vault = await startDevVault({ port: 0 });
+    layout = makeAgentLayout(root);
+    const ca = createCa('lifecycle root');
+    const web1 = issueCertificate({ issuer: ca, subjectCn: 'web.test', dnsNames: ['web.test'], serverAuth: true });
+    const api = issueCertificate({ issuer: ca, subjectCn: 'api.test', serverAuth: false });
+    const webV1 = await vault.setSecret('web', toPkcs12Base64(web1.keyPem, [web1.certPem, ca.certPem]), { contentType: 'application/x-pkcs12' });
+    const apiV1 = await vault.setSecret('api', toPemSecret(api.keyPem, [ca.certPem, api.certPem]), { contentType: 'application/x-pem-file' });
+    const trust = join(root, 'trusted.pem');
+    await writeFile(trust, vault.caCertPem + ca.certPem);
+    env = { KVVM_EXTRA_VAULT_SUFFIXES: 'localhost', NODE_EXTRA_CA_CERTS: trust, KVVM_NO_JITTER: '1' };
+
+    const store = join(root, 'store');
+    const settings = {
+      secretsManagementSettings: {
+        pollingIntervalInS: '3600',
+        observedCertificates: [
+          { url: `${vault.vaultUrl}/secrets/web`, certificateStoreLocation: store, customSymbolicLinkName: 'web.pem' },
+          { url: `${vault.vaultUrl}/secrets/api`, certificateStoreLocation: store },
+        ],
+      },
+      authenticationSettings: { msiEndpoint: vault.imdsEndpoint },
+    };
+    layout.writeSettings(0, settings);
+
+    // install → enable seq 0 → success once both certificates are in (requireInitialSync absent: 4.0 default).
+    assert.equal((await agentCommand(layout, 0, 'install', env)).code, 0);
+    const enable0 = await agentCommand(layout, 0, 'enable', env);
+    assert.equal(enable0.code, 0, enable0.stderr);
+    const status0 = await finalStatus(layout, 0);
+    assert.equal(status0.status, 'success', status0.message);
+    assert.equal(status0.substatus.length, 2);
+    assert.ok(status0.substatus.every((s) => s.status === 'success'));
+    assert.equal((await readFile(join(layout.extensionFolder, 'mrseq'), 'utf8')).trim(), '0');
+
+    assert.equal((await stat(store)).mode & 0o777, 0o700);
+    const webLink = join(store, 'web.pem');
+    assert.ok((await lstat(webLink)).isSymbolicLink());
+    assert.match(await readlink(webLink), new RegExp(webV1));
+    const apiLink = join(store, 'kvvm.api'); // default link name: <vault>.<certificate>
+    assert.match(await readlink(apiLink), new RegExp(apiV1));
+    let pemFiles = 0;
+    for (const f of await readdir(store)) {
+      const st = await lstat(join(store, f));
+      if (st.isFile() && /\.pem$/i.test(f)) {
+        pemFiles += 1;
+        assert.equal(st.mode & 0o777, 0o600, f);
+      }
+    }
+    assert.equal(pemFiles, 2, 'one private PEM file per installed version');
+    const webPem = await readFile(webLink, 'utf8');
+    assert.match(webPem, /-----BEGIN PRIVATE KEY-----/);
+    assert.equal(new X509Certificate(webPem.slice(webPem.indexOf('-----BEGIN CERTIFICATE-----'))).fingerprint, web1.cert.fingerprint);
+
+    // Rotate in the vault, then the agent delivers a new sequence number: the service restarts and syncs at once.
+    const web2 = issueCertificate({ issuer: ca, subjectCn: 'web.test', dnsNames: ['web.test'], serverAuth: true });
+    const webV2 = await vault.setSecret('web', toPkcs12Base64(web2.keyPem, [web2.certPem, ca.certPem]), { contentType: 'application/x-pkcs12' });
+    layout.writeSettings(1, settings);
+    const pid0 = (await isRunning(join(layout.extensionFolder, 'kvvm-service.pid'))).pid;
+    assert.equal((await agentCommand(layout, 1, 'enable', env)).code, 0);
+    const status1 = await finalStatus(layout, 1);
+    assert.equal(status1.status, 'success', status1.message);
+    assert.match(await readlink(webLink), new RegExp(webV2));
+    const webFiles = (await readdir(store)).filter((f) => f.startsWith('kvvm.web.') && /\.pem$/i.test(f));
+    assert.equal(webFiles.length, 2, `two newest versions kept: ${webFiles.join(', ')}`);
+    const running1 = await isRunning(join(layout.extensionFolder, 'kvvm-service.pid'));
+    assert.ok(running1.running);
+    assert.notEqual(running1.pid, pid0, 'a new sequence number replaces the service');
+
+    // The agent re-runs enable with the same sequence number on every goal state: nothing changes.
+    const again = await agentCommand(layout, 1, 'enable', env);
+    assert.equal(again.code, 0);
+    assert.match(again.stdout, /already applied/);
+    assert.equal((await isRunning(join(layout.extensionFolder, 'kvvm-service.pid'))).pid, running1.pid);
+
+    // disable stops the service; certificates stay.
+    assert.equal((await agentCommand(layout, 1, 'disable', env)).code, 0);
+    assert.equal((await isRunning(join(layout.extensionFolder, 'kvvm-service.pid'))).running, false);
+    assert.match(await readlink(webLink), new RegExp(webV2));
+
+    // enable after disable (same sequence number, e.g. after a reboot) starts the service again.
+    assert.equal((await agentCommand(layout, 1, 'enable', env)).code, 0);
+    assert.equal((await isRunning(join(layout.extensionFolder, 'kvvm-service.pid'))).running, true);
+
+    // uninstall stops it and removes kvvm's state, not the certificates.
+    assert.equal((await agentCommand(layout, 1, 'uninstall', env)).code, 0);
+    assert.equal((await isRunning(join(layout.extensionFolder, 'kvvm-service.pid'))).running, false);
+    await assert.rejects(stat(join(layout.extensionFolder, 'mrseq')));
+    await assert.rejects(stat(join(layout.extensionFolder, 'state')));
+    assert.match(await readlink(webLink), new RegExp(webV2));
+    assert.match(await readlink(apiLink), new RegExp(apiV1));
+  } finally {
+    if (layout) await agentCommand(layout, 0, 'disable', env).catch(() => undefined);
+    await vault?.close();
+    await rm(root, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,171 @@
+/**
+ * The service's initial-sync policy and polling, driven against the real dev vault and the real PEM store with
+ * a virtual clock: `sleep` records the delay it was asked for and returns at once, so 25 retries take no time.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startDevVault, type DevVault } from '../handler/devvault/server.js';
+import { createCa, issueCertificate, toPkcs12Base64 } from '../handler/devvault/certFactory.js';
+import { parseSettings } from '../handler/settings/index.js';
+import type { KvvmConfig } from '../handler/settings/config.js';
+import { createVaultReader } from '../handler/vault/secretsClient.js';
+import { createPemStore } from '../handler/stores/pemStore.js';
+import { parseCertificateSecret } from '../handler/certs/parse.js';
+import { makeChainCheck } from '../handler/commands/service.js';
+import { DEFAULT_RETRY_POLICY, retryDelayMs, runPollLoop, type PollLoopDeps } from '../handler/service/pollLoop.js';
+import type { HandlerStatusReport } from '../handler/protocol/status.js';
+
+const env = { KVVM_EXTRA_VAULT_SUFFIXES: 'localhost' };
+const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+interface Harness {
+  vault: DevVault;
+  dir: string;
+  config(requireInitialSync: boolean | undefined, names: string[]): KvvmConfig;
+  deps(overrides: Partial<PollLoopDeps> & { stopAfter: (reports: HandlerStatusReport[]) => boolean }): {
+    deps: PollLoopDeps;
+    reports: HandlerStatusReport[];
+    delays: number[];
+    signal: AbortSignal;
+  };
+  close(): Promise<void>;
+}
+
+async function harness(): Promise<Harness> {
+  const vault = await startDevVault({ port: 0 });
+  const dir = await mkdtemp(join(tmpdir(), 'kvvm-poll-'));
+  const reader = createVaultReader({ authentication: { msiEndpoint: vault.imdsEndpoint }, env, tlsCa: [vault.caCertPem] });
+  const store = createPemStore({});
+  return {
+    vault,
+    dir,
+    config(requireInitialSync, names) {
+      const secretsManagementSettings: Record<string, unknown> = {
+        observedCertificates: names.map((n) => ({ url: `${vault.vaultUrl}/secrets/${n}`, certificateStoreLocation: join(dir, 'store') })),
+      };
+      if (requireInitialSync !== undefined) secretsManagementSettings['requireInitialSync'] = requireInitialSync;
+      const parsed = parseSettings({ secretsManagementSettings, authenticationSettings: { msiEndpoint: vault.imdsEndpoint } }, { platform: 'linux', env });
+      if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
+      return parsed.config;
+    },
+    deps(overrides) {
+      const controller = new AbortController();
+      const reports: HandlerStatusReport[] = [];
+      const delays: number[] = [];
+      const deps: PollLoopDeps = {
+        sync: { vault: reader, store, parse: parseCertificateSecret, checkChain: makeChainCheck([]), now: () => new Date(), log: silent },
+        writeStatus: async (r) => {
+          reports.push(r);
+          if (overrides.stopAfter(reports)) controller.abort();
+        },
+        isSuperseded: async () => false,
+        sleep: async (ms) => {
+          delays.push(ms);
+        },
+        random: () => 1,
+        retry: DEFAULT_RETRY_POLICY,
+        concurrency: 4,
+        jitter: false,
+        initialJitterMs: 0,
+        ...overrides,
+      };
+      return { deps, reports, delays, signal: controller.signal };
+    },
+    async close() {
+      await vault.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function putCertificate(vault: DevVault, name: string): Promise<string> {
+  const c = issueCertificate({ subjectCn: `${name}.test`, serverAuth: false });
+  return vault.setSecret(name, toPkcs12Base64(c.keyPem, [c.certPem]), { contentType: 'application/x-pkcs12' });
+}
+
+test('without requireInitialSync the status stays transitioning, turns error after 25 attempts, then success once the certificate appears', async () => {
+  const h = await harness();
+  try {
+    await putCertificate(h.vault, 'present');
+    const config = h.config(undefined, ['present', 'missing']);
+    let added = false;
+    const run = h.deps({
+      stopAfter: (reports) => reports.at(-1)?.status === 'success',
+      sleep: async () => {
+        // After the give-up, the operator fixes the vault; the next poll must turn the status to success.
+        if (run.reports.at(-1)?.status === 'error' && !added) {
+          added = true;
+          await putCertificate(h.vault, 'missing');
+        }
+        run.delays.push(0);
+      },
+    });
+    await runPollLoop(config, run.deps, run.signal);
+    const states = run.reports.map((r) => r.status);
+    assert.equal(states[0], 'transitioning');
+    assert.equal(states.filter((s) => s === 'transitioning').length, 1 + 24, 'starting + 24 retries');
+    assert.equal(states[25], 'error');
+    assert.equal(states.at(-1), 'success');
+    assert.match(run.reports[25]!.message, /25 attempts/);
+    assert.match(run.reports[25]!.message, /missing/);
+    const missing = run.reports[25]!.substatus?.find((s) => s.name.endsWith('/missing'));
+    assert.equal(missing?.status, 'error');
+  } finally {
+    await h.close();
+  }
+});
+
+test('retry delays grow and are capped', () => {
+  const delays = Array.from({ length: 25 }, (_, i) => retryDelayMs(i + 1, DEFAULT_RETRY_POLICY, () => 1));
+  for (let i = 1; i < delays.length; i++) assert.ok(delays[i]! >= delays[i - 1]!, `delay ${i}`);
+  assert.equal(delays[0], DEFAULT_RETRY_POLICY.baseDelayMs);
+  assert.equal(delays.at(-1), DEFAULT_RETRY_POLICY.maxDelayMs);
+  const total = delays.reduce((a, b) => a + b, 0);
+  assert.ok(total < 90 * 60_000, 'all attempts fit in the agent’s 90-minute sequencing wait');
+});
+
+test('requireInitialSync true keeps retrying past 25 attempts and never reports error', async () => {
+  const h = await harness();
+  try {
+    const config = h.config(true, ['missing']);
+    const run = h.deps({ stopAfter: (reports) => reports.length >= 40 });
+    await runPollLoop(config, run.deps, run.signal);
+    assert.ok(run.reports.every((r) => r.status === 'transitioning'), run.reports.map((r) => r.status).join(','));
+    assert.match(run.reports.at(-1)!.message, /attempt 39\b/);
+  } finally {
+    await h.close();
+  }
+});
+
+test('requireInitialSync false reports success as soon as polling starts, with the failing certificate in its substatus', async () => {
+  const h = await harness();
+  try {
+    await putCertificate(h.vault, 'present');
+    const config = h.config(false, ['present', 'missing']);
+    const run = h.deps({ stopAfter: (reports) => reports.length >= 2 });
+    await runPollLoop(config, run.deps, run.signal);
+    assert.deepEqual(run.reports.map((r) => r.status), ['success', 'success']);
+    const sub = run.reports[1]!.substatus ?? [];
+    assert.equal(sub.find((s) => s.name.endsWith('/present'))?.status, 'success');
+    assert.equal(sub.find((s) => s.name.endsWith('/missing'))?.status, 'error');
+    assert.match(sub.find((s) => s.name.endsWith('/missing'))!.message, /secret-not-found|not found/i);
+    assert.equal(run.delays.at(-1), config.pollingIntervalS * 1000);
+  } finally {
+    await h.close();
+  }
+});
+
+test('a superseded service exits without touching the status', async () => {
+  const h = await harness();
+  try {
+    const config = h.config(undefined, ['missing']);
+    const run = h.deps({ stopAfter: () => false, isSuperseded: async () => true });
+    assert.equal(await runPollLoop(config, run.deps, run.signal), 'superseded');
+    assert.equal(run.reports.length, 0);
+  } finally {
+    await h.close();
+  }
+});
