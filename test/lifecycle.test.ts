@@ -21,6 +21,7 @@ import { packageRoot } from '../handler/paths.js';
 
 const run = promisify(execFile);
 const CLI = join(packageRoot(), 'lib', 'handler', 'cli.js');
+const CLIENT_ID = '6f1d3c55-8f5c-4a57-9a3e-0c4b2d7e9a11';
 
 async function agentCommand(layout: AgentLayout, seq: number, command: string, extraEnv: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
@@ -58,7 +59,7 @@ test('the agent drives the extension through install, enable, rotation, disable,
   let layout: AgentLayout | undefined;
   let env: Record<string, string> = {};
   try {
-    vault = await startDevVault({ port: 0 });
+    vault = await startDevVault({ port: 0, identities: { systemAssigned: false, userAssigned: [CLIENT_ID] } });
     layout = makeAgentLayout(root);
     const ca = createCa('lifecycle root');
     const web1 = issueCertificate({ issuer: ca, subjectCn: 'web.test', dnsNames: ['web.test'], serverAuth: true });
@@ -78,9 +79,11 @@ test('the agent drives the extension through install, enable, rotation, disable,
           { url: `${vault.vaultUrl}/secrets/api`, certificateStoreLocation: store },
         ],
       },
-      authenticationSettings: { msiEndpoint: vault.imdsEndpoint },
     };
-    layout.writeSettings(0, settings);
+    // The identity arrives in protected settings, encrypted by the "platform" to the <THUMB>.crt next to the
+    // extension folder: enable must decrypt and merge it, or the token request fails (the VM has no system identity).
+    const protectedSettings = { authenticationSettings: { msiEndpoint: vault.imdsEndpoint, msiClientId: CLIENT_ID } };
+    layout.writeSettings(0, settings, protectedSettings);
 
     // install → enable seq 0 → success once both certificates are in (requireInitialSync absent: 4.0 default).
     assert.equal((await agentCommand(layout, 0, 'install', env)).code, 0);
@@ -114,7 +117,7 @@ test('the agent drives the extension through install, enable, rotation, disable,
     // Rotate in the vault, then the agent delivers a new sequence number: the service restarts and syncs at once.
     const web2 = issueCertificate({ issuer: ca, subjectCn: 'web.test', dnsNames: ['web.test'], serverAuth: true });
     const webV2 = await vault.setSecret('web', toPkcs12Base64(web2.keyPem, [web2.certPem, ca.certPem]), { contentType: 'application/x-pkcs12' });
-    layout.writeSettings(1, settings);
+    layout.writeSettings(1, settings, protectedSettings);
     const pid0 = (await isRunning(join(layout.extensionFolder, 'kvvm-service.pid'))).pid;
     assert.equal((await agentCommand(layout, 1, 'enable', env)).code, 0);
     const status1 = await finalStatus(layout, 1);
