@@ -16,6 +16,9 @@ import { serviceCommand } from './commands/service.js';
 import { runValidateCommand } from './settings/validateCommand.js';
 import { runDevVaultCommand } from './devvault/command.js';
 import { runDemoCommand } from './demo/command.js';
+import { DEPLOY_USAGE, runDeployCommand } from './deploy/deployCommand.js';
+import { runStatusCommand, STATUS_USAGE } from './deploy/statusCommand.js';
+import { DOCTOR_USAGE, runDoctorCommand } from './doctor/command.js';
 
 interface CommandSpec {
   summary: string;
@@ -69,6 +72,24 @@ const COMMANDS: Record<string, CommandSpec> = {
     usage: 'kvvm demo [--dir DIR]',
     agent: false,
     run: (a, h) => runDemoCommand(a, h),
+  },
+  doctor: {
+    summary: 'on the VM: check identity, network, vault access, clock, store and service, with the fix for each problem',
+    usage: DOCTOR_USAGE,
+    agent: false,
+    run: (a, h) => runDoctorCommand(a, { stdout: h.stdout, stderr: h.stderr, env: h.env, platform: h.platform }),
+  },
+  deploy: {
+    summary: 'validate settings, then add or update the extension on a VM or scale set through Azure Resource Manager',
+    usage: DEPLOY_USAGE,
+    agent: false,
+    run: (a, h) => runDeployCommand(a, { stdout: h.stdout, stderr: h.stderr, env: h.env }),
+  },
+  status: {
+    summary: "show the extension's instance view (status and per-certificate substatus) from Azure Resource Manager",
+    usage: STATUS_USAGE,
+    agent: false,
+    run: (a, h) => runStatusCommand(a, { stdout: h.stdout, stderr: h.stderr, env: h.env }),
   },
 };
 

@@ -17,8 +17,9 @@ import { createIdentityCredential } from '../handler/vault/identity.js';
 import { newRetryStats } from '../handler/vault/backoff.js';
 import { loopbackLookup, transportFor, trustedCas } from '../handler/vault/transport.js';
 import { startTestVault, type TestVault } from './helpers/devVault.js';
+import { sharedDir } from './helpers/vectors.js';
 
-const VECTORS = '/work/shared/vectors';
+const VECTORS = join(sharedDir(), 'vectors');
 const vector = (p: string): { status?: number; headers?: Record<string, string>; body: Record<string, unknown> } =>
   JSON.parse(readFileSync(join(VECTORS, p), 'utf8'));
 const specBody = (p: string): Record<string, unknown> =>

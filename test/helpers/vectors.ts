@@ -6,10 +6,17 @@ import { packageRoot } from '../../handler/paths.js';
  * Recorded Key Vault responses from /work/shared/vectors/keyvault (shared/ sits beside the repository, in CI
  * too). KVVM_VECTORS_DIR overrides the folder.
  */
+/** The shared/ folder beside the repository (KVVM_SHARED_DIR overrides). */
+export function sharedDir(): string {
+  const override = process.env['KVVM_SHARED_DIR'];
+  if (override !== undefined && override !== '') return override;
+  return join(dirname(packageRoot()), 'shared');
+}
+
 export function vectorsDir(): string {
   const override = process.env['KVVM_VECTORS_DIR'];
   if (override !== undefined && override !== '') return override;
-  return join(dirname(packageRoot()), 'shared', 'vectors', 'keyvault');
+  return join(sharedDir(), 'vectors', 'keyvault');
 }
 
 export interface SecretVector {
