@@ -12,11 +12,15 @@ import { KvvmError, describeError } from '../errors.js';
 import { readMrseq } from '../protocol/sequence.js';
 import { createLogger } from '../service/logger.js';
 import { DEFAULT_RETRY_POLICY, runPollLoop, type RetryPolicy } from '../service/pollLoop.js';
+import { SERVICE_CONCURRENCY } from '../engine/syncCycle.js';
 import { createPemStore } from '../stores/pemStore.js';
+import { createWindowsStore } from '../stores/windows/windowsStore.js';
+import { windowsChainError } from '../stores/windows/chain.js';
+import type { StoreLocation } from '../stores/windows/flags.js';
 import type { CertificateStore } from '../stores/store.js';
 import { createVaultReader } from '../vault/secretsClient.js';
 import type { Env } from './context.js';
-import type { KvvmConfig } from '../settings/config.js';
+import type { KvvmConfig, ObservedCertificate } from '../settings/config.js';
 import { loadConfig, loadHandlerContext, reportStatus, type CommandHost } from './context.js';
 
 /** Chain check for server-auth leaves only (4.x behaviour); the roots are read once per service start. */
@@ -29,12 +33,12 @@ export function makeChainCheck(roots: readonly X509Certificate[]): (m: Certifica
   };
 }
 
-export function createStoreForPlatform(platform: NodeJS.Platform): CertificateStore {
-  if (platform === 'win32') {
-    throw new KvvmError('platform-unsupported', 'The Windows certificate store backend is not part of this build.', {
-      fix: 'Use the Linux build of kvvm on Linux machines.',
-    });
-  }
+const windowsChainCheck = (material: CertificateMaterial, _now: Date, cert: ObservedCertificate): KvvmError | undefined =>
+  hasServerAuthEku(material.leaf) ? windowsChainError(material, cert.certificateStoreLocation as StoreLocation) : undefined;
+
+/** The certificate store of this platform; `linkOnRenewal` (settings) only matters to the Windows store. */
+export function createStoreForPlatform(platform: NodeJS.Platform, options: { linkOnRenewal?: boolean } = {}): CertificateStore {
+  if (platform === 'win32') return createWindowsStore(options.linkOnRenewal === undefined ? {} : { linkOnRenewal: options.linkOnRenewal });
   return createPemStore({});
 }
 
@@ -79,7 +83,7 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
       initialSync: config.initialSync,
     });
     for (const w of config.warnings) log.warn(`settings: ${w.path}: ${w.message}`);
-    const syncDeps = buildSyncDeps(host, config.authentication, log);
+    const syncDeps = buildSyncDeps(host, config, log);
     const outcome = await runPollLoop(
       config,
       {
@@ -89,7 +93,7 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
         sleep: (ms, signal) => delay(ms, undefined, { signal }).catch(() => undefined),
         random: Math.random,
         retry: retryPolicyFromEnv(host.env),
-        concurrency: 16,
+        concurrency: SERVICE_CONCURRENCY,
         jitter: host.env['KVVM_NO_JITTER'] !== '1',
         initialJitterMs: 5000,
       },
@@ -110,13 +114,14 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
   }
 }
 
-export function buildSyncDeps(host: CommandHost, authentication: Parameters<typeof createVaultReader>[0]['authentication'], log: SyncLogger): CertificateSyncDeps {
-  const roots = loadTrustedRoots(host.env);
+export function buildSyncDeps(host: CommandHost, config: KvvmConfig, log: SyncLogger): CertificateSyncDeps {
   return {
-    vault: createVaultReader({ authentication, env: host.env }),
-    store: createStoreForPlatform(host.platform),
+    vault: createVaultReader({ authentication: config.authentication, env: host.env }),
+    store: createStoreForPlatform(host.platform, { linkOnRenewal: config.linkOnRenewal }),
     parse: parseCertificateSecret,
-    checkChain: makeChainCheck(roots),
+    // Windows validates with its own chain engine and the machine's trust stores (4.x behaviour); Linux with
+    // the system CA bundle plus NODE_EXTRA_CA_CERTS.
+    checkChain: host.platform === 'win32' ? windowsChainCheck : makeChainCheck(loadTrustedRoots(host.env)),
     now: host.now,
     log,
   };

@@ -36,7 +36,7 @@ export interface CertificateSyncDeps {
   store: CertificateStore;
   parse: (value: string, contentType: string | undefined) => CertificateMaterial;
   /** Chain check for server-auth leaves; undefined result = accepted. */
-  checkChain: (material: CertificateMaterial, now: Date) => KvvmError | undefined;
+  checkChain: (material: CertificateMaterial, now: Date, cert: ObservedCertificate) => KvvmError | undefined;
   now: () => Date;
   log: SyncLogger;
 }
@@ -76,7 +76,8 @@ export async function syncCertificate(cert: ObservedCertificate, deps: Certifica
         deps.log.warn(`${label}: ${warning}`);
       }
     }
-    const after = await deps.store.list(cert);
+    // Nothing applied (the steady-state poll): the listing taken above is still the store's state.
+    const after = actions.length === 0 ? installed : await deps.store.list(cert);
     const active = after.find((i) => i.active);
     const result: CertificateSyncResult = { cert, state: changed ? 'installed' : 'unchanged', changed };
     if (active) {
@@ -151,7 +152,7 @@ async function applyAction(
     case 'install': {
       const secret = prefetched.get(action.version) ?? (await deps.vault.getSecret(cert.vaultUrl, cert.secretName, action.version));
       const material = materialFromSecret(secret, deps);
-      const checked = deps.checkChain(material, deps.now());
+      const checked = deps.checkChain(material, deps.now(), cert);
       if (checked) throw checked;
       const entry = await deps.store.install(cert, id, material);
       deps.log.info(`${label}: installed version ${action.version}`, {

@@ -1,0 +1,39 @@
+/**
+ * The flags kvvm passes to PFXImportCertStore, as a pure function so tests assert them without Windows.
+ *
+ * CNG (PKCS12_PREFER_CNG_KSP) is what kvvm wants on Windows: keys land in the Microsoft Software Key Storage
+ * Provider, whose ACL is set with NCryptSetProperty. Whether the platform can do it is PROBED once per process
+ * (windowsStore.ts: a non-persisting import of the PFX at hand with the CNG flag), never guessed from the OS name;
+ * Wine 8 returns NULL for every *CNG* flag, so there the probe answers "CAPI" and the same code path imports with
+ * the legacy provider. See docs/windows.md.
+ */
+import {
+  CRYPT_EXPORTABLE, CRYPT_MACHINE_KEYSET, CRYPT_USER_KEYSET, PKCS12_NO_PERSIST_KEY, PKCS12_PREFER_CNG_KSP,
+} from './native.js';
+
+export type StoreLocation = 'LocalMachine' | 'CurrentUser';
+
+export interface ImportFlagsInput {
+  location: StoreLocation;
+  keyExportable: boolean;
+  /** Result of the capability probe: the platform imports PFX keys into CNG. */
+  cng: boolean;
+}
+
+/** Flags for the persisting import of a certificate's key. */
+export function pfxImportFlags(input: ImportFlagsInput): number {
+  let flags = input.location === 'LocalMachine' ? CRYPT_MACHINE_KEYSET : CRYPT_USER_KEYSET;
+  if (input.keyExportable) flags |= CRYPT_EXPORTABLE;
+  if (input.cng) flags |= PKCS12_PREFER_CNG_KSP;
+  return flags >>> 0;
+}
+
+/** Flags for the capability probe: CNG, nothing persisted (the key lives only in the returned memory store). */
+export function cngProbeFlags(): number {
+  return (PKCS12_PREFER_CNG_KSP | PKCS12_NO_PERSIST_KEY) >>> 0;
+}
+
+/** Validates the settings value (case-sensitive, as the extension's schema has it). */
+export function storeLocationOf(value: string): StoreLocation | undefined {
+  return value === 'LocalMachine' || value === 'CurrentUser' ? value : undefined;
+}

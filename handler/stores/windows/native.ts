@@ -1,0 +1,204 @@
+/**
+ * Every native (Win32) call kvvm makes, declared once through koffi, and every constant, named after its C macro
+ * (values from wincrypt.h, ncrypt.h, winnt.h, sddl.h). Nothing else in kvvm declares a native function.
+ *
+ * koffi is loaded lazily (loadNative), so Linux code can import the pure parts of the Windows store (flags, SDDL,
+ * constants) without touching a DLL. Conventions (koffi 3): handles and contexts are opaque `void *` (BigInt) and
+ * the SAME pointer is passed back; NULL is `null`; out-params are one-element arrays; Buffers stand in for
+ * `BYTE *`; structs that carry pointers to other structs are built with koffi.alloc + koffi.encode.
+ */
+import { createRequire } from 'node:module';
+
+// wincrypt.h: encoding and store providers
+export const X509_ASN_ENCODING = 0x1;
+export const PKCS_7_ASN_ENCODING = 0x10000;
+export const CERT_STORE_PROV_SYSTEM_W = 10;
+export const CERT_SYSTEM_STORE_CURRENT_USER = 0x10000;
+export const CERT_SYSTEM_STORE_LOCAL_MACHINE = 0x20000;
+export const CERT_STORE_OPEN_EXISTING_FLAG = 0x4000;
+export const CERT_STORE_READONLY_FLAG = 0x8000;
+export const CERT_STORE_DELETE_FLAG = 0x10;
+export const CERT_DESCRIPTION_PROP_ID = 13;
+export const CERT_STORE_CTRL_COMMIT = 3;
+export const CERT_STORE_CTRL_COMMIT_FORCE_FLAG = 0x1;
+// PFXImportCertStore flags
+export const CRYPT_EXPORTABLE = 0x1;
+export const CRYPT_USER_PROTECTED = 0x2;
+export const PKCS12_INCLUDE_EXTENDED_PROPERTIES = 0x10;
+export const CRYPT_MACHINE_KEYSET = 0x20;
+export const PKCS12_PREFER_CNG_KSP = 0x100;
+export const PKCS12_ALWAYS_CNG_KSP = 0x200;
+export const CRYPT_USER_KEYSET = 0x1000;
+export const PKCS12_ALLOW_OVERWRITE_KEY = 0x4000;
+export const PKCS12_NO_PERSIST_KEY = 0x8000;
+export const PKCS12_VIRTUAL_ISOLATION_KEY = 0x10000;
+// CertAddCertificateContextToStore dispositions
+export const CERT_STORE_ADD_NEW = 1;
+export const CERT_STORE_ADD_USE_EXISTING = 2;
+export const CERT_STORE_ADD_REPLACE_EXISTING = 3;
+export const CERT_STORE_ADD_REPLACE_EXISTING_INHERIT_PROPERTIES = 5;
+// CertFindCertificateInStore
+export const CERT_FIND_SHA1_HASH = 0x10000;
+// Certificate properties
+export const CERT_KEY_PROV_INFO_PROP_ID = 2;
+export const CERT_SHA1_HASH_PROP_ID = 3;
+export const CERT_FRIENDLY_NAME_PROP_ID = 11;
+export const CERT_RENEWAL_PROP_ID = 64;
+export const CERT_FIRST_USER_PROP_ID = 0x8000;
+export const CERT_LAST_USER_PROP_ID = 0xffff;
+// CryptAcquireCertificatePrivateKey
+export const CRYPT_ACQUIRE_SILENT_FLAG = 0x40;
+export const CRYPT_ACQUIRE_ALLOW_NCRYPT_KEY_FLAG = 0x10000;
+export const CERT_NCRYPT_KEY_SPEC = 0xffffffff;
+// CAPI key containers
+export const PP_KEYSET_SEC_DESCR = 8;
+export const CRYPT_DELETEKEYSET = 0x10;
+// CNG (ncrypt.h)
+export const NCRYPT_MACHINE_KEY_FLAG = 0x20;
+export const NCRYPT_SILENT_FLAG = 0x40;
+export const NCRYPT_SECURITY_DESCR_PROPERTY = 'Security Descr';
+export const MS_KEY_STORAGE_PROVIDER = 'Microsoft Software Key Storage Provider';
+// winnt.h / sddl.h
+export const DACL_SECURITY_INFORMATION = 0x4;
+export const SDDL_REVISION_1 = 1;
+// Chains (wincrypt.h)
+export const HCCE_CURRENT_USER = 0;
+export const HCCE_LOCAL_MACHINE = 1;
+export const USAGE_MATCH_TYPE_AND = 0;
+export const CERT_CHAIN_DISABLE_AIA = 0x2000;
+export const CERT_CHAIN_CACHE_ONLY_URL_RETRIEVAL = 0x4;
+export const CERT_CHAIN_REVOCATION_CHECK_CACHE_ONLY = 0x80000000;
+export const CERT_CHAIN_POLICY_SSL = 4;
+export const AUTHTYPE_SERVER = 2;
+// HRESULTs
+export const CRYPT_E_NOT_FOUND = 0x80092004;
+export const CRYPT_E_EXISTS = 0x80092005;
+export const ERROR_INSUFFICIENT_BUFFER = 122;
+export const ERROR_FILE_NOT_FOUND = 2;
+export const NTE_BAD_KEYSET = 0x80090016;
+
+/** A HANDLE, HCERTSTORE or PCCERT_CONTEXT: an address we only ever pass back. */
+export type Handle = bigint;
+
+interface Koffi {
+  load(path: string): { func(proto: string): (...args: unknown[]) => unknown };
+  struct(name: string, def: Record<string, unknown>): unknown;
+  pointer(ref: unknown): unknown;
+  alloc(type: unknown, length: number): bigint;
+  free(ptr: unknown): void;
+  encode(ptr: unknown, type: unknown, value: unknown): void;
+  decode(ptr: unknown, type: unknown, len?: number): unknown;
+  view(ptr: unknown, len: number): ArrayBuffer;
+  sizeof(type: unknown): number;
+}
+
+type Fn = (...args: unknown[]) => unknown;
+
+export interface Native {
+  koffi: Koffi;
+  types: {
+    CRYPT_DATA_BLOB: unknown; CERT_CONTEXT: unknown; CRYPT_KEY_PROV_INFO: unknown; CERT_CHAIN_PARA: unknown;
+    CERT_CHAIN_CONTEXT_HEAD: unknown; CERT_CHAIN_POLICY_PARA: unknown; SSL_EXTRA_CERT_CHAIN_POLICY_PARA: unknown;
+    CERT_CHAIN_POLICY_STATUS: unknown;
+  };
+  GetLastError: () => number;
+  PFXImportCertStore: Fn; CertOpenStore: Fn; CertCloseStore: Fn; CertControlStore: Fn;
+  CertEnumCertificatesInStore: Fn; CertFindCertificateInStore: Fn; CertAddCertificateContextToStore: Fn;
+  CertAddEncodedCertificateToStore: Fn; CertDeleteCertificateFromStore: Fn; CertDuplicateCertificateContext: Fn;
+  CertFreeCertificateContext: Fn; CertGetCertificateContextProperty: Fn; CertSetCertificateContextProperty: Fn;
+  CertDeleteCertificateContextProperty: Fn; CertCreateCertificateContext: Fn;
+  CryptAcquireCertificatePrivateKey: Fn; CryptSetProvParam: Fn; CryptReleaseContext: Fn; CryptAcquireContextW: Fn;
+  CertGetCertificateChain: Fn; CertVerifyCertificateChainPolicy: Fn; CertFreeCertificateChain: Fn;
+  NCryptSetProperty: Fn; NCryptFreeObject: Fn; NCryptOpenStorageProvider: Fn; NCryptOpenKey: Fn; NCryptDeleteKey: Fn;
+  ConvertStringSecurityDescriptorToSecurityDescriptorW: Fn; LookupAccountNameW: Fn; ConvertSidToStringSidW: Fn;
+  LocalFree: Fn;
+}
+
+let loaded: Native | undefined;
+
+/** Loads koffi and the DLLs once per process. Only callable on Windows (or Windows Node under Wine). */
+export function loadNative(): Native {
+  if (loaded) return loaded;
+  if (process.platform !== 'win32') throw new Error(`kvvm: the Windows certificate store needs Windows (this is ${process.platform})`);
+  const koffi = createRequire(import.meta.url)('koffi') as Koffi;
+  const crypt32 = koffi.load('crypt32.dll');
+  const advapi32 = koffi.load('advapi32.dll');
+  const kernel32 = koffi.load('kernel32.dll');
+  const ncrypt = koffi.load('ncrypt.dll');
+
+  const CRYPT_DATA_BLOB = koffi.struct('CRYPT_DATA_BLOB', { cbData: 'uint32_t', pbData: 'void *' });
+  const types = {
+    CRYPT_DATA_BLOB,
+    CERT_CONTEXT: koffi.struct('CERT_CONTEXT', {
+      dwCertEncodingType: 'uint32_t', pbCertEncoded: 'void *', cbCertEncoded: 'uint32_t', pCertInfo: 'void *', hCertStore: 'void *',
+    }),
+    CRYPT_KEY_PROV_INFO: koffi.struct('CRYPT_KEY_PROV_INFO', {
+      pwszContainerName: 'void *', pwszProvName: 'void *', dwProvType: 'uint32_t', dwFlags: 'uint32_t',
+      cProvParam: 'uint32_t', rgProvParam: 'void *', dwKeySpec: 'uint32_t',
+    }),
+    CERT_CHAIN_PARA: koffi.struct('CERT_CHAIN_PARA', {
+      cbSize: 'uint32_t', dwType: 'uint32_t', cUsageIdentifier: 'uint32_t', rgpszUsageIdentifier: 'const char **',
+    }),
+    CERT_CHAIN_CONTEXT_HEAD: koffi.struct('CERT_CHAIN_CONTEXT_HEAD', {
+      cbSize: 'uint32_t', dwErrorStatus: 'uint32_t', dwInfoStatus: 'uint32_t', cChain: 'uint32_t',
+    }),
+    SSL_EXTRA_CERT_CHAIN_POLICY_PARA: koffi.struct('SSL_EXTRA_CERT_CHAIN_POLICY_PARA', {
+      cbSize: 'uint32_t', dwAuthType: 'uint32_t', fdwChecks: 'uint32_t', pwszServerName: 'const char16_t *',
+    }),
+    CERT_CHAIN_POLICY_PARA: koffi.struct('CERT_CHAIN_POLICY_PARA', {
+      cbSize: 'uint32_t', dwFlags: 'uint32_t', pvExtraPolicyPara: 'SSL_EXTRA_CERT_CHAIN_POLICY_PARA *',
+    }),
+    CERT_CHAIN_POLICY_STATUS: koffi.struct('CERT_CHAIN_POLICY_STATUS', {
+      cbSize: 'uint32_t', dwError: 'uint32_t', lChainIndex: 'int32_t', lElementIndex: 'int32_t', pvExtraPolicyStatus: 'void *',
+    }),
+  };
+
+  const c = (p: string): Fn => crypt32.func(p);
+  loaded = {
+    koffi,
+    types,
+    GetLastError: kernel32.func('uint32_t __stdcall GetLastError()') as () => number,
+    LocalFree: kernel32.func('void * __stdcall LocalFree(void *hMem)'),
+    PFXImportCertStore: c('void * __stdcall PFXImportCertStore(CRYPT_DATA_BLOB *pPFX, const char16_t *szPassword, uint32_t dwFlags)'),
+    CertOpenStore: c('void * __stdcall CertOpenStore(uintptr_t lpszStoreProvider, uint32_t dwEncodingType, void *hCryptProv, uint32_t dwFlags, const char16_t *pvPara)'),
+    CertCloseStore: c('int __stdcall CertCloseStore(void *hCertStore, uint32_t dwFlags)'),
+    CertControlStore: c('int __stdcall CertControlStore(void *hCertStore, uint32_t dwFlags, uint32_t dwCtrlType, void *pvCtrlPara)'),
+    CertEnumCertificatesInStore: c('void * __stdcall CertEnumCertificatesInStore(void *hCertStore, void *pPrevCertContext)'),
+    CertFindCertificateInStore: c('void * __stdcall CertFindCertificateInStore(void *hCertStore, uint32_t dwCertEncodingType, uint32_t dwFindFlags, uint32_t dwFindType, CRYPT_DATA_BLOB *pvFindPara, void *pPrevCertContext)'),
+    CertAddCertificateContextToStore: c('int __stdcall CertAddCertificateContextToStore(void *hCertStore, void *pCertContext, uint32_t dwAddDisposition, _Out_ void **ppStoreContext)'),
+    CertAddEncodedCertificateToStore: c('int __stdcall CertAddEncodedCertificateToStore(void *hCertStore, uint32_t dwCertEncodingType, void *pbCertEncoded, uint32_t cbCertEncoded, uint32_t dwAddDisposition, void *ppCertContext)'),
+    CertDeleteCertificateFromStore: c('int __stdcall CertDeleteCertificateFromStore(void *pCertContext)'),
+    CertDuplicateCertificateContext: c('void * __stdcall CertDuplicateCertificateContext(void *pCertContext)'),
+    CertFreeCertificateContext: c('int __stdcall CertFreeCertificateContext(void *pCertContext)'),
+    CertCreateCertificateContext: c('void * __stdcall CertCreateCertificateContext(uint32_t dwCertEncodingType, void *pbCertEncoded, uint32_t cbCertEncoded)'),
+    CertGetCertificateContextProperty: c('int __stdcall CertGetCertificateContextProperty(void *pCertContext, uint32_t dwPropId, void *pvData, _Inout_ uint32_t *pcbData)'),
+    CertSetCertificateContextProperty: c('int __stdcall CertSetCertificateContextProperty(void *pCertContext, uint32_t dwPropId, uint32_t dwFlags, CRYPT_DATA_BLOB *pvData)'),
+    CertDeleteCertificateContextProperty: c('int __stdcall CertSetCertificateContextProperty(void *pCertContext, uint32_t dwPropId, uint32_t dwFlags, void *pvData)'),
+    CryptAcquireCertificatePrivateKey: c('int __stdcall CryptAcquireCertificatePrivateKey(void *pCert, uint32_t dwFlags, void *pvParameters, _Out_ uintptr_t *phKey, _Out_ uint32_t *pdwKeySpec, _Out_ int *pfCallerFreeProv)'),
+    CertGetCertificateChain: c('int __stdcall CertGetCertificateChain(uintptr_t hChainEngine, void *pCertContext, void *pTime, void *hAdditionalStore, CERT_CHAIN_PARA *pChainPara, uint32_t dwFlags, void *pvReserved, _Out_ void **ppChainContext)'),
+    CertVerifyCertificateChainPolicy: c('int __stdcall CertVerifyCertificateChainPolicy(uintptr_t pszPolicyOID, void *pChainContext, CERT_CHAIN_POLICY_PARA *pPolicyPara, _Inout_ CERT_CHAIN_POLICY_STATUS *pPolicyStatus)'),
+    CertFreeCertificateChain: c('void __stdcall CertFreeCertificateChain(void *pChainContext)'),
+    CryptSetProvParam: advapi32.func('int __stdcall CryptSetProvParam(uintptr_t hProv, uint32_t dwParam, void *pbData, uint32_t dwFlags)'),
+    CryptReleaseContext: advapi32.func('int __stdcall CryptReleaseContext(uintptr_t hProv, uint32_t dwFlags)'),
+    CryptAcquireContextW: advapi32.func('int __stdcall CryptAcquireContextW(_Out_ uintptr_t *phProv, const char16_t *szContainer, const char16_t *szProvider, uint32_t dwProvType, uint32_t dwFlags)'),
+    ConvertStringSecurityDescriptorToSecurityDescriptorW: advapi32.func('int __stdcall ConvertStringSecurityDescriptorToSecurityDescriptorW(const char16_t *StringSecurityDescriptor, uint32_t StringSDRevision, _Out_ void **SecurityDescriptor, _Out_ uint32_t *SecurityDescriptorSize)'),
+    LookupAccountNameW: advapi32.func('int __stdcall LookupAccountNameW(const char16_t *lpSystemName, const char16_t *lpAccountName, void *Sid, _Inout_ uint32_t *cbSid, void *ReferencedDomainName, _Inout_ uint32_t *cchReferencedDomainName, _Out_ uint32_t *peUse)'),
+    ConvertSidToStringSidW: advapi32.func('int __stdcall ConvertSidToStringSidW(void *Sid, _Out_ void **StringSid)'),
+    NCryptSetProperty: ncrypt.func('int32_t __stdcall NCryptSetProperty(uintptr_t hObject, const char16_t *pszProperty, void *pbInput, uint32_t cbInput, uint32_t dwFlags)'),
+    NCryptFreeObject: ncrypt.func('int32_t __stdcall NCryptFreeObject(uintptr_t hObject)'),
+    NCryptOpenStorageProvider: ncrypt.func('int32_t __stdcall NCryptOpenStorageProvider(_Out_ uintptr_t *phProvider, const char16_t *pszProviderName, uint32_t dwFlags)'),
+    NCryptOpenKey: ncrypt.func('int32_t __stdcall NCryptOpenKey(uintptr_t hProvider, _Out_ uintptr_t *phKey, const char16_t *pszKeyName, uint32_t dwLegacyKeySpec, uint32_t dwFlags)'),
+    NCryptDeleteKey: ncrypt.func('int32_t __stdcall NCryptDeleteKey(uintptr_t hKey, uint32_t dwFlags)'),
+  };
+  return loaded;
+}
+
+/** HRESULT_FROM_WIN32 for a GetLastError value (values that already are HRESULTs pass through). */
+export function hresultOf(lastError: number): number {
+  const e = lastError >>> 0;
+  return e === 0 || (e & 0x80000000) !== 0 ? e : ((e & 0xffff) | 0x80070000) >>> 0;
+}
+
+export function hex32(value: number): string {
+  return `0x${(value >>> 0).toString(16).toUpperCase().padStart(8, '0')}`;
+}
