@@ -11,12 +11,16 @@ export type FaultKind =
   /** Send headers and half of a JSON body, then destroy the socket. */
   | 'truncated'
   /** IMDS only: 200 with a body that is not a token response. */
-  | 'bad-json';
+  | 'bad-json'
+  /** Hold the request for `delayMs`, then answer it normally (slow server; a client timeout fires first). */
+  | 'delay';
 
 export interface FaultSpec {
   kind?: FaultKind;
   /** For kind 'status' (default 503). */
   status?: number;
+  /** For kind 'delay': how long to hold the request before answering. */
+  delayMs?: number;
   /** Seconds; omitted means no Retry-After header (the case the SDK does not retry). */
   retryAfterS?: number;
   /** Error code/innererror code in the body (defaults follow the status). */

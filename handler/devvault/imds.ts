@@ -41,6 +41,10 @@ export class TokenStore {
   lookup(token: string): IssuedToken | undefined {
     return this.tokens.get(token);
   }
+
+  all(): string[] {
+    return [...this.tokens.keys()];
+  }
 }
 
 export interface ImdsStats {
@@ -114,6 +118,13 @@ export function handleImdsRequest(ctx: ImdsContext, req: IncomingMessage, res: S
     }
   }
   const fault = ctx.faults.take('imds');
+  if (fault?.kind === 'delay') {
+    // Slow IMDS: answer normally after the delay (unless the client gave up).
+    setTimeout(() => {
+      if (!res.destroyed) answerToken(ctx, url, res);
+    }, fault.delayMs ?? 0).unref();
+    return;
+  }
   if (fault) {
     ctx.stats.errors += 1;
     if (fault.kind === 'reset') {
@@ -131,6 +142,10 @@ export function handleImdsRequest(ctx: ImdsContext, req: IncomingMessage, res: S
     res.end(JSON.stringify({ error: fault.code ?? 'server_error', error_description: fault.message ?? 'Injected IMDS failure' }));
     return;
   }
+  answerToken(ctx, url, res);
+}
+
+function answerToken(ctx: ImdsContext, url: URL, res: ServerResponse): void {
   if (!url.searchParams.get('api-version')) {
     invalidRequest(ctx, res, 'Required query variable api-version is missing');
     return;

@@ -47,6 +47,8 @@ interface Reply {
   status: number;
   body?: unknown;
   headers?: Record<string, string>;
+  /** Set by an injected 'delay' fault: the server holds the reply this long. */
+  delayMs?: number;
 }
 
 function error(status: number, code: string, message: string, innerCode?: string): Reply {
@@ -251,7 +253,8 @@ export function handleVaultRequest(ctx: VaultContext, req: IncomingMessage, rawB
     return { ...error(429, 'Throttled', 'Rate limit is exceeded. Try again in ' + rate.retryAfterS + ' seconds.'), headers: { 'Retry-After': String(rate.retryAfterS) } };
   }
   const fault = ctx.faults.take(route) ?? (ctx.faultRate > 0 && ctx.random() < ctx.faultRate ? { kind: 'status' as const, status: 503 } : undefined);
-  if (fault) {
+  const delayMs = fault?.kind === 'delay' ? (fault.delayMs ?? 0) : 0;
+  if (fault && fault.kind !== 'delay') {
     ctx.stats.faultsInjected += 1;
     if (fault.kind === 'reset' || fault.kind === 'truncated') return { fault };
     const status = fault.status ?? 503;
@@ -270,5 +273,7 @@ export function handleVaultRequest(ctx: VaultContext, req: IncomingMessage, rawB
       return error(400, 'BadParameter', 'The request body is not valid JSON.');
     }
   }
-  return operate(ctx, route, segments, url, body);
+  const reply = operate(ctx, route, segments, url, body);
+  if (fault) ctx.stats.faultsInjected += 1;
+  return delayMs > 0 ? { ...reply, delayMs } : reply;
 }

@@ -68,6 +68,8 @@ export interface DevVault {
   injectFaults(spec: FaultSpec & { target?: 'vault' | 'imds' }): void;
   clearFaults(): void;
   stats(): DevVaultStats;
+  /** Every bearer token the IMDS endpoint has issued (tests scan output files for leaked tokens). */
+  issuedTokens(): string[];
   resetStats(): void;
   close(): Promise<void>;
 }
@@ -200,13 +202,18 @@ export async function startDevVault(options: DevVaultOptions = {}): Promise<DevV
         if (out.status === 429) ctx.stats.throttled += 1;
         if (out.status === 401) ctx.stats.unauthorized += 1;
         const text = out.body === undefined ? '' : JSON.stringify(out.body);
-        res.writeHead(out.status, {
+        const send = (): void => {
+          if (res.destroyed) return; // the client gave up while an injected delay held the reply
+          res.writeHead(out.status, {
           'Content-Type': 'application/json; charset=utf-8',
           'Content-Length': Buffer.byteLength(text),
           'x-ms-keyvault-service-version': '1.9.0.0-kvvm-dev',
           ...out.headers,
-        });
-        res.end(text);
+          });
+          res.end(text);
+        };
+        if (out.delayMs !== undefined && out.delayMs > 0) setTimeout(send, out.delayMs).unref();
+        else send();
       });
     });
   });
@@ -236,6 +243,7 @@ export async function startDevVault(options: DevVaultOptions = {}): Promise<DevV
       imdsFaults.clear();
     },
     stats: () => structuredClone(stats),
+    issuedTokens: () => tokens.all(),
     resetStats: () => {
       Object.assign(stats.vault, freshVaultStats());
       Object.assign(stats.imds, { requests: 0, tokensIssued: 0, errors: 0 });

@@ -40,7 +40,15 @@ export interface CreateVaultReaderOptions {
   arcKeyDirs?: readonly string[];
   /** Filled in as requests happen; pass one to aggregate across readers (benchmarks). */
   stats?: VaultReaderStats;
+  /**
+   * Time limit for each vault HTTP request until its response headers (and, when given, for each identity
+   * request). The SDK has none by default: without one, a vault or middlebox that accepts the connection and
+   * never answers would stall the poll loop forever. Default 60 s for the vault; the identity endpoint keeps 10 s.
+   */
+  requestTimeoutMs?: number;
 }
+
+export const DEFAULT_VAULT_REQUEST_TIMEOUT_MS = 60_000;
 
 export interface KvvmVaultReader extends VaultReader {
   readonly stats: VaultReaderStats;
@@ -107,6 +115,7 @@ export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultR
         now,
         retry: validateRetryOptions(options.identityRetry ?? DEFAULT_IDENTITY_RETRY),
         stats: stats.identity,
+        ...(options.requestTimeoutMs !== undefined ? { timeoutMs: options.requestTimeoutMs } : {}),
         ...(options.arcKeyDirs ? { arcKeyDirs: options.arcKeyDirs } : {}),
       });
       client = new SecretClient(url.origin, credential, {
@@ -120,11 +129,27 @@ export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultR
     return client;
   }
 
-  async function call<T>(vaultUrl: string, name: string, op: (client: SecretClient) => Promise<T>): Promise<T> {
+  const timeoutMs = options.requestTimeoutMs ?? DEFAULT_VAULT_REQUEST_TIMEOUT_MS;
+
+  /**
+   * One attempt with a time limit on the HTTP exchange (until the response headers; token acquisition has its own
+   * limit in ./identity.ts). kvvm passes no abort signal of its own, so an AbortError here is that time limit:
+   * it becomes ETIMEDOUT (retried, then 'vault-unreachable').
+   */
+  async function attempt<T>(client: SecretClient, op: (client: SecretClient, requestOptions: { timeout: number }) => Promise<T>): Promise<T> {
+    try {
+      return await op(client, { timeout: timeoutMs });
+    } catch (err) {
+      if ((err as { name?: unknown } | undefined)?.name !== 'AbortError') throw err;
+      throw Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT', cause: err });
+    }
+  }
+
+  async function call<T>(vaultUrl: string, name: string, op: (client: SecretClient, requestOptions: { timeout: number }) => Promise<T>): Promise<T> {
     const ctx: VaultCallContext = { vaultUrl, secretName: name, identity: identityLabel };
     const client = clientFor(vaultUrl);
     try {
-      return await withRetry(() => op(client), (err) => classifyVaultError(err, now), retry, deps, stats.vault);
+      return await withRetry(() => attempt(client, op), (err) => classifyVaultError(err, now), retry, deps, stats.vault);
     } catch (err) {
       throw mapVaultError(err, ctx);
     }
@@ -133,7 +158,7 @@ export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultR
   return {
     stats,
     async getSecret(vaultUrl, name, version) {
-      const secret = await call(vaultUrl, name, (c) => c.getSecret(name, version === undefined ? {} : { version }));
+      const secret = await call(vaultUrl, name, (c, requestOptions) => c.getSecret(name, version === undefined ? { requestOptions } : { version, requestOptions }));
       if (secret.value === undefined) {
         throw new KvvmError('vault-error', `Vault returned secret "${name}" without a value.`, { code: -1 });
       }
@@ -143,9 +168,9 @@ export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultR
       // A failed page restarts the whole listing: keyvault-secrets 4.11's byPage() maps pages with Array.map and
       // drops their continuationToken, so a listing cannot be resumed mid-way. Version lists are short (one page
       // of 25 for almost every certificate), so the restart costs little.
-      const out = await call(vaultUrl, name, async (c) => {
+      const out = await call(vaultUrl, name, async (c, requestOptions) => {
         const all: SecretVersionInfo[] = [];
-        for await (const p of c.listPropertiesOfSecretVersions(name)) all.push(versionInfo(p));
+        for await (const p of c.listPropertiesOfSecretVersions(name, { requestOptions })) all.push(versionInfo(p));
         return all;
       });
       // Newest first; versions without a creation time sort last.
