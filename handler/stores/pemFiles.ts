@@ -86,9 +86,10 @@ export async function fsyncDir(dir: string): Promise<void> {
 }
 
 /** Removes leftover temp files whose final name `belongs`, older than TEMP_MAX_AGE_MS at `now`. */
-export async function cleanTempFiles(dir: string, belongs: (finalName: string) => boolean, now: Date): Promise<string[]> {
+export async function cleanTempFiles(dir: string, belongs: (finalName: string) => boolean, now: Date, names?: readonly string[]): Promise<string[]> {
   const removed: string[] = [];
-  for (const name of await readdir(dir)) {
+  // `names`: a listing the caller just read, so a shared store directory is not read twice per call.
+  for (const name of names ?? (await readdir(dir))) {
     const finalName = finalNameOfTemp(name);
     if (finalName === undefined || !belongs(finalName)) continue;
     const path = join(dir, name);

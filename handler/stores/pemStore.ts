@@ -60,8 +60,9 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     const layout = layoutOf(cert);
     if (!(await isDirectory(layout.dir))) return [];
     return guard(`list certificates in ${layout.dir}`, async () => {
-      await cleanTempFiles(layout.dir, layout.owns, now());
-      return readInstalled(layout);
+      const names = await readdir(layout.dir);
+      const removed = new Set(await cleanTempFiles(layout.dir, layout.owns, now(), names));
+      return readInstalled(layout, names.filter((n) => !removed.has(n)));
     });
   }
 
@@ -218,11 +219,37 @@ function layoutOf(cert: ObservedCertificate): Layout {
 
 type Listed = InstalledCertificate & { mtimeMs: number; mtimeNs: bigint };
 
+/**
+ * What reading a version file yielded, keyed by path and valid while the file's identity is unchanged: kvvm
+ * replaces files by rename (a new inode) and any edit in place changes ctime, so a hit is the same content.
+ * Saves re-parsing every PEM (private key included) on every list: the steady-state poll lists each certificate.
+ */
+interface ParsedFile {
+  ino: bigint;
+  size: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  thumbprint: string;
+  notAfter: Date;
+}
+const parsedFiles = new Map<string, ParsedFile>();
+const PARSED_FILES_MAX = 10_000;
+
+async function readVersionFile(path: string, info: { ino: bigint; size: bigint; mtimeNs: bigint; ctimeNs: bigint }): Promise<ParsedFile> {
+  const hit = parsedFiles.get(path);
+  if (hit && hit.ino === info.ino && hit.size === info.size && hit.mtimeNs === info.mtimeNs && hit.ctimeNs === info.ctimeNs) return hit;
+  const material = parseCertificateSecret(await readFile(path, 'utf8'), CONTENT_TYPE_PEM);
+  const parsed: ParsedFile = { ino: info.ino, size: info.size, mtimeNs: info.mtimeNs, ctimeNs: info.ctimeNs, thumbprint: material.thumbprint, notAfter: notAfterOf(material.leaf) };
+  if (parsedFiles.size >= PARSED_FILES_MAX) parsedFiles.clear();
+  parsedFiles.set(path, parsed);
+  return parsed;
+}
+
 /** Reads every version file back (thumbprint and expiry come from the file itself, so they cannot drift). */
-async function readInstalled(layout: Layout): Promise<Listed[]> {
+async function readInstalled(layout: Layout, names?: readonly string[]): Promise<Listed[]> {
   const active = await activeFileName(layout);
   const entries: Listed[] = [];
-  for (const name of await readdir(layout.dir)) {
+  for (const name of names ?? (await readdir(layout.dir))) {
     const version = layout.versionOf(name);
     if (version === undefined) continue;
     const path = join(layout.dir, name);
@@ -231,9 +258,7 @@ async function readInstalled(layout: Layout): Promise<Listed[]> {
     let thumbprint: string;
     let notAfter: Date;
     try {
-      const material = parseCertificateSecret(await readFile(path, 'utf8'), CONTENT_TYPE_PEM);
-      thumbprint = material.thumbprint;
-      notAfter = notAfterOf(material.leaf);
+      ({ thumbprint, notAfter } = await readVersionFile(path, info));
     } catch {
       continue; // damaged by hand: not listed, so the engine installs that version again (which replaces it)
     }

@@ -1,0 +1,81 @@
+/**
+ * The guest agent's side for figures 3 and 4: an agent folder (test/helpers/agentFolder.ts), the dev vault in its
+ * own process, and the real CLI run as the agent runs it (a separate process with the agent's environment).
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { packageRoot } from '../handler/paths.js';
+import { makeAgentLayout, type AgentLayout } from '../test/helpers/agentFolder.js';
+import { nowMs } from './common.js';
+import { buildVaultState, makeCertPool, saveVaultState, secretName } from './fixtures.js';
+import { startVaultProcess, type VaultProcess } from './vaultHost.js';
+
+const run = promisify(execFile);
+export const CLI = join(packageRoot(), 'lib', 'handler', 'cli.js');
+
+export interface AgentBench {
+  layout: AgentLayout;
+  vault: VaultProcess;
+  storeDir: string;
+  certificates: number;
+  /** Writes settings for `seq` (requireInitialSync false, hourly polling). */
+  writeSettings(seq: number): void;
+  /** Runs a handler command; returns its wall time in ms. Throws on a non-zero exit. */
+  command(seq: number, command: string): Promise<number>;
+  /** Resolves when every certificate's link is in the store (the service's first cycle is done). */
+  waitInstalled(timeoutMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startAgentBench(certificates: number): Promise<AgentBench> {
+  const root = mkdtempSync(join(tmpdir(), 'kvvm-bench-agent-'));
+  const pool = makeCertPool(2);
+  saveVaultState(join(root, 'vault'), buildVaultState(pool, certificates, 'pem'));
+  const vault = await startVaultProcess({ stateDir: join(root, 'vault') });
+  const layout = makeAgentLayout(join(root, 'agent'));
+  const trust = join(root, 'trusted.pem');
+  writeFileSync(trust, readFileSync(vault.caCertFile, 'utf8') + pool.ca.certPem);
+  const storeDir = join(root, 'store');
+  const baseEnv = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', KVVM_EXTRA_VAULT_SUFFIXES: 'localhost', NODE_EXTRA_CA_CERTS: trust, KVVM_NO_JITTER: '1' };
+  const settings = {
+    secretsManagementSettings: {
+      pollingIntervalInS: '3600',
+      requireInitialSync: false,
+      observedCertificates: Array.from({ length: certificates }, (_, i) => ({ url: `${vault.vaultUrl}/secrets/${secretName(i)}`, certificateStoreLocation: storeDir })),
+    },
+    authenticationSettings: { msiEndpoint: vault.imdsEndpoint },
+  };
+  return {
+    layout,
+    vault,
+    storeDir,
+    certificates,
+    writeSettings: (seq) => void layout.writeSettings(seq, settings),
+    async command(seq, command) {
+      const t0 = nowMs();
+      await run(process.execPath, [CLI, command], { cwd: layout.extensionFolder, env: { ...baseEnv, ...layout.env(seq) } });
+      return nowMs() - t0;
+    },
+    async waitInstalled(timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        let links = 0;
+        try {
+          links = readdirSync(storeDir).filter((f) => !f.endsWith('.PEM') && f.startsWith('kvvm.')).length;
+        } catch {
+          // not created yet
+        }
+        if (links >= certificates) return;
+        if (Date.now() > deadline) throw new Error(`service installed ${links}/${certificates} certificates in ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    async close() {
+      await vault.close();
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,61 @@
+/** Small measuring helpers shared by the scenarios. */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import type { SyncLogger } from '../handler/engine/certificateSync.js';
+
+export function median(values: readonly number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+export function nowMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
+
+export function cpuMs(usage: NodeJS.CpuUsage): number {
+  return (usage.user + usage.system) / 1000;
+}
+
+/** Wall time of one process run to completion, ms. */
+export function timeProcess(command: string, args: readonly string[], env?: NodeJS.ProcessEnv): number {
+  const t0 = nowMs();
+  const r = spawnSync(command, args, { stdio: 'ignore', ...(env ? { env } : {}) });
+  const t = nowMs() - t0;
+  if (r.status !== 0) throw new Error(`${command} ${args.join(' ')} exited with ${r.status}`);
+  return t;
+}
+
+const CLK_TCK = 100;
+
+/** utime + stime of a process from /proc/<pid>/stat, ms (Linux; clock ticks of 10 ms). */
+export function procCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 (state); utime is field 14, stime field 15.
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+}
+
+/** VmRSS of a process, MiB. */
+export function procRssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no VmRSS for ${pid}`);
+  return Number(m[1]) / 1024;
+}
+
+/** A logger that drops messages (they never contain secret values anyway) and counts errors. */
+export function countingLogger(): SyncLogger & { errors: number; firstError: string | undefined } {
+  const log = {
+    errors: 0,
+    firstError: undefined as string | undefined,
+    info: () => undefined,
+    warn: () => undefined,
+    error: (message: string) => {
+      log.errors += 1;
+      log.firstError ??= message;
+    },
+  };
+  return log;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

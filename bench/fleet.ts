@@ -1,0 +1,154 @@
+/**
+ * Figure 5: a fleet of simulated instances started at once against ONE dev vault with the real rate limit,
+ * with the service's initial jitter and backoff, and with both turned off, side by side.
+ *
+ * Each instance is the real poll loop with its own reader and store (bench/fleetWorker.ts), run in a few worker
+ * processes; the vault runs in its own process. Secrets are PEM (not PKCS#12) here: this one machine plays
+ * thousands of VMs, and thousands of PKCS#12 decodes on its two cores would measure this machine's CPU instead
+ * of the vault's limit (figure 2 measures decoding).
+ */
+import { fork } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../handler/service/pollLoop.js';
+import { DEFAULT_RETRY, type RetryOptions } from '../handler/vault/backoff.js';
+import { buildVaultState, makeCertPool, saveVaultState } from './fixtures.js';
+import type { FleetWorkerJob, FleetWorkerResult } from './fleetWorker.js';
+import { count, timing, type BenchEntry } from './report.js';
+import { startVaultProcess } from './vaultHost.js';
+
+export interface FleetOptions {
+  instances: number;
+  certificates: number;
+  processes: number;
+  rate: { requests: number; windowMs: number };
+  initialJitterMs: number;
+  pollRetry: RetryPolicy;
+  readerRetry: RetryOptions;
+  /** "off": no initial jitter, no retry inside a cycle, a fixed retry delay without randomness. */
+  offPollRetry: RetryPolicy;
+  timeoutMs: number;
+  /** Target for the time ratio with jitter and backoff. */
+  timeTarget: number;
+}
+
+/** 2,000 VMs x 2 certificates, Key Vault's 4,000 / 10 s, the service's own 5 s initial jitter and retry policies. */
+export const FLEET_FULL: FleetOptions = {
+  instances: 2000,
+  certificates: 2,
+  processes: 2,
+  rate: { requests: 4000, windowMs: 10_000 },
+  initialJitterMs: 5000,
+  pollRetry: DEFAULT_RETRY_POLICY,
+  readerRetry: DEFAULT_RETRY,
+  offPollRetry: { maxAttempts: 25, baseDelayMs: 2000, factor: 1, maxDelayMs: 2000 },
+  timeoutMs: 300_000,
+  timeTarget: 1.5,
+};
+
+/**
+ * Everything scaled by 10 in count and time: 200 VMs, 400 requests per 1 s window, 0.5 s initial jitter, retry
+ * delays from 0.2 s. Retry-After stays whole seconds (the vault's wire format), i.e. 1 s here.
+ */
+export const FLEET_QUICK: FleetOptions = {
+  instances: 200,
+  certificates: 2,
+  processes: 1,
+  rate: { requests: 400, windowMs: 1000 },
+  initialJitterMs: 500,
+  pollRetry: { ...DEFAULT_RETRY_POLICY, baseDelayMs: 200, maxDelayMs: 30_000 },
+  readerRetry: { ...DEFAULT_RETRY, baseDelayMs: 100, maxDelayMs: 3000 },
+  offPollRetry: { maxAttempts: 25, baseDelayMs: 200, factor: 1, maxDelayMs: 200 },
+  timeoutMs: 60_000,
+  timeTarget: 1.5,
+};
+
+const WORKER = join(fileURLToPath(new URL('.', import.meta.url)), 'fleetWorker.js');
+
+interface ModeResult {
+  maxDoneMs: number;
+  completed: number;
+  failedCycles: number;
+  throttled: number;
+  requests: number;
+  clientRetries: number;
+  workerCpuMs: number;
+}
+
+async function runMode(o: FleetOptions, withJitter: boolean, progress: (s: string) => void): Promise<ModeResult> {
+  const root = mkdtempSync(join(tmpdir(), 'kvvm-bench-fleet-'));
+  const pool = makeCertPool(o.certificates);
+  saveVaultState(join(root, 'vault'), buildVaultState(pool, o.certificates, 'pem'));
+  const vault = await startVaultProcess({ stateDir: join(root, 'vault'), rateLimit: o.rate });
+  try {
+    const trust = join(root, 'trusted.pem');
+    writeFileSync(trust, readFileSync(vault.caCertFile, 'utf8') + pool.ca.certPem);
+    const startAt = Date.now() + 1500 + o.instances; // time for every worker to build its instances
+    const per = Math.ceil(o.instances / o.processes);
+    progress(`fleet: ${o.instances} instances ${withJitter ? 'with' : 'WITHOUT'} jitter and backoff`);
+    const results = await Promise.all(
+      Array.from({ length: o.processes }, (_, p) => {
+        const job: FleetWorkerJob = {
+          first: p * per,
+          instances: Math.min(per, o.instances - p * per),
+          certificates: o.certificates,
+          vaultUrl: vault.vaultUrl,
+          imdsEndpoint: vault.imdsEndpoint,
+          root,
+          startAt,
+          jitter: withJitter,
+          initialJitterMs: withJitter ? o.initialJitterMs : 0,
+          pollRetry: withJitter ? o.pollRetry : o.offPollRetry,
+          readerRetry: withJitter ? o.readerRetry : { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 },
+          randomDelays: withJitter,
+          timeoutMs: o.timeoutMs,
+        };
+        const child = fork(WORKER, [], { env: { ...process.env, NODE_EXTRA_CA_CERTS: trust, KVVM_EXTRA_VAULT_SUFFIXES: 'localhost' }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+        return new Promise<FleetWorkerResult>((resolve, reject) => {
+          child.once('message', (m: FleetWorkerResult | { error: string }) => ('error' in m ? reject(new Error(m.error)) : resolve(m)));
+          child.once('exit', (code) => reject(new Error(`fleet worker exited (${code})`)));
+          child.send(job);
+        });
+      }),
+    );
+    const stats = await vault.stats();
+    const done = results.flatMap((r) => r.done);
+    const finished = done.filter((d): d is number => d !== null);
+    return {
+      maxDoneMs: finished.length === done.length ? Math.max(...finished) : o.timeoutMs,
+      completed: finished.length,
+      failedCycles: results.reduce((a, r) => a + r.failedCycles, 0),
+      throttled: stats.vault.throttled,
+      requests: stats.vault.requests,
+      clientRetries: results.reduce((a, r) => a + r.vault.retries, 0),
+      workerCpuMs: results.reduce((a, r) => a + r.cpuMs, 0),
+    };
+  } finally {
+    await vault.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+export async function benchFleet(o: FleetOptions, progress: (s: string) => void): Promise<BenchEntry[]> {
+  // The floor: every instance lists and fetches every certificate once, at the vault's sustained rate.
+  const limited = o.instances * o.certificates * 2;
+  const floor = (limited / o.rate.requests) * o.rate.windowMs;
+  const params = `${o.instances} instances x ${o.certificates} certificates, limit ${o.rate.requests}/${o.rate.windowMs / 1000} s, floor ${limited} requests at the vault rate`;
+  const entries: BenchEntry[] = [];
+  for (const withJitter of [true, false]) {
+    const r = await runMode(o, withJitter, progress);
+    const label = withJitter ? 'fleet (jitter+backoff)' : 'fleet (no jitter, no backoff)';
+    const how = withJitter
+      ? `initial jitter up to ${o.initialJitterMs} ms, reader retries ${o.readerRetry.maxAttempts} attempts honouring Retry-After, cycle retry from ${o.pollRetry.baseDelayMs} ms x${o.pollRetry.factor}`
+      : `no initial jitter, no retry inside a cycle, every failed cycle retried after exactly ${o.offPollRetry.baseDelayMs} ms`;
+    entries.push(
+      timing(`${label}: time to all certificates`, r.maxDoneMs, floor, withJitter ? o.timeTarget : null, 'ms',
+        `${params}; ${how}; ${r.completed}/${o.instances} instances complete; ${r.requests} vault requests (incl. 401 challenges); ${r.clientRetries} client retries; worker CPU ${r.workerCpuMs.toFixed(0)} ms`),
+      count(`${label}: 429s`, r.throttled, null),
+      count(`${label}: failed syncs`, r.failedCycles, withJitter ? 1 : null, 'poll cycles that ended with a certificate missing'),
+    );
+  }
+  return entries;
+}

@@ -1,0 +1,143 @@
+/**
+ * Figures 1 and 2: one poll cycle over N observed certificates against the dev vault (20 ms added latency, its
+ * default 4,000 requests / 10 s limit), first with nothing changed, then with every certificate rotated.
+ * The vault runs in its own process (bench/vaultHost.ts) so this process's CPU is the engine's.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadTrustedRoots } from '../handler/certs/chain.js';
+import { parseCertificateSecret } from '../handler/certs/parse.js';
+import { makeChainCheck } from '../handler/commands/service.js';
+import type { CertificateSyncDeps } from '../handler/engine/certificateSync.js';
+import { runSyncCycle } from '../handler/engine/syncCycle.js';
+import { SERVICE_CONCURRENCY } from '../handler/engine/syncCycle.js';
+import { createPemStore } from '../handler/stores/pemStore.js';
+import { createVaultReader, type KvvmVaultReader } from '../handler/vault/secretsClient.js';
+import { countingLogger, cpuMs, median, nowMs, sleep, timeProcess } from './common.js';
+import { buildVaultState, makeCertPool, observedCertificates, rotateAll, saveVaultState, secretName, type CertPool } from './fixtures.js';
+import { count, timing, type BenchEntry } from './report.js';
+import { startVaultProcess, type VaultProcess } from './vaultHost.js';
+
+export interface PollCycleOptions {
+  certificates: number;
+  latencyMs: number;
+  poolSize: number;
+  /** openssl runs for the floor of figure 2. */
+  opensslRuns: number;
+}
+
+const RATE = { requests: 4000, windowMs: 10_000 };
+const VAULT_RATE_PER_S = RATE.requests / (RATE.windowMs / 1000);
+
+function readerFor(vault: VaultProcess): KvvmVaultReader {
+  return createVaultReader({ authentication: { msiEndpoint: vault.imdsEndpoint }, env: { KVVM_EXTRA_VAULT_SUFFIXES: 'localhost' }, tlsCa: [vault.caCertPem] });
+}
+
+export async function benchPollCycle(o: PollCycleOptions, progress: (s: string) => void): Promise<BenchEntry[]> {
+  const root = mkdtempSync(join(tmpdir(), 'kvvm-bench-poll-'));
+  const stateDir = join(root, 'vault');
+  const storeDir = join(root, 'store');
+  const entries: BenchEntry[] = [];
+  let vault: VaultProcess | undefined;
+  try {
+    progress(`poll: making ${o.poolSize} certificates`);
+    const pool = makeCertPool(o.poolSize);
+    const state = buildVaultState(pool, o.certificates);
+    saveVaultState(stateDir, state);
+    vault = await startVaultProcess({ stateDir, latencyMs: o.latencyMs, rateLimit: RATE });
+    const rootsFile = join(root, 'roots.pem');
+    writeFileSync(rootsFile, pool.ca.certPem);
+    const log = countingLogger();
+    const reader = readerFor(vault);
+    const deps: CertificateSyncDeps = {
+      vault: reader,
+      store: createPemStore({}),
+      parse: parseCertificateSecret,
+      checkChain: makeChainCheck(loadTrustedRoots({ NODE_EXTRA_CA_CERTS: rootsFile })),
+      now: () => new Date(),
+      log,
+    };
+    const concurrency = SERVICE_CONCURRENCY;
+    let certs = observedCertificates(vault.vaultUrl, storeDir, 0, o.certificates);
+
+    progress(`poll: initial install of ${o.certificates} certificates (setup, not a figure)`);
+    const setup = await runSyncCycle(certs, deps, { concurrency });
+    const notInstalled = setup.filter((r) => r.state !== 'installed').length;
+    if (notInstalled > 0) throw new Error(`setup: ${notInstalled} certificates not installed: ${log.firstError ?? ''}`);
+    // A poll comes an interval (>= 5 min) after the previous one: start the timed cycle in a fresh vault window.
+    await sleep(RATE.windowMs + 500);
+
+    // Figure 1: nothing changed.
+    await vault.resetStats();
+    const retries0 = reader.stats.vault.retries;
+    progress('poll: timed cycle, nothing changed');
+    let cpu0 = process.cpuUsage();
+    let t0 = nowMs();
+    const unchanged = await runSyncCycle(certs, deps, { concurrency });
+    const unchangedMs = nowMs() - t0;
+    const unchangedCpu = cpuMs(process.cpuUsage(cpu0));
+    const s1 = await vault.stats();
+    const failed1 = unchanged.filter((r) => r.state !== 'unchanged').length;
+    const n = o.certificates;
+    const floor1 = Math.max((n * o.latencyMs) / concurrency, (n / VAULT_RATE_PER_S) * 1000);
+    entries.push(
+      timing(`poll ${n} unchanged: wall`, unchangedMs, floor1, 1.2, 'ms',
+        `concurrency ${concurrency}, ${s1.vault.requests} vault requests, ${o.latencyMs} ms latency, limit ${RATE.requests}/${RATE.windowMs / 1000} s; floor max(N*latency/concurrency, N/rate); engine CPU ${unchangedCpu.toFixed(0)} ms; ${reader.stats.vault.retries - retries0} client retries`),
+      count(`poll ${n} unchanged: 429s`, s1.vault.throttled, 1),
+      count(`poll ${n} unchanged: failures`, failed1, 1),
+    );
+
+    // Figure 2: every certificate rotated. The vault restarts with a second version of every secret.
+    await vault.close();
+    vault = undefined;
+    rotateAll(state, pool);
+    saveVaultState(stateDir, state);
+    vault = await startVaultProcess({ stateDir, latencyMs: o.latencyMs, rateLimit: RATE });
+    certs = observedCertificates(vault.vaultUrl, storeDir, 0, n);
+    const reader2 = readerFor(vault);
+    deps.vault = reader2;
+    await reader2.listVersions(vault.vaultUrl, secretName(0)); // token + one connection, as a running service has
+    await sleep(RATE.windowMs + 500);
+    await vault.resetStats();
+    progress('poll: timed cycle, all rotated');
+    cpu0 = process.cpuUsage();
+    t0 = nowMs();
+    const rotated = await runSyncCycle(certs, deps, { concurrency });
+    const rotatedMs = nowMs() - t0;
+    const rotatedCpu = cpuMs(process.cpuUsage(cpu0));
+    const s2 = await vault.stats();
+    const failed2 = rotated.filter((r) => r.state !== 'installed').length;
+    const perCert = rotatedCpu / n;
+    const opensslMs = opensslPerFile(root, pool, o.opensslRuns);
+    const req2 = 2 * n;
+    const floor2 = Math.max((req2 * o.latencyMs) / concurrency, (req2 / VAULT_RATE_PER_S) * 1000);
+    entries.push(
+      timing(`poll ${n} rotated: CPU per certificate`, perCert, opensslMs, 1, 'ms',
+        `fetch + parse (PKCS#12, 3DES) + chain check + install into the PEM store, this process's CPU / N; floor: wall time of one 'openssl pkcs12 -nodes' process on the same PFX (median of ${o.opensslRuns})`),
+      timing(`poll ${n} rotated: wall`, rotatedMs, floor2, null, 'ms',
+        `concurrency ${concurrency}, ${s2.vault.requests} vault requests; floor max(2N*latency/concurrency, 2N/rate)`),
+      count(`poll ${n} rotated: 429s`, s2.vault.throttled, 1),
+      count(`poll ${n} rotated: failures`, failed2, 1, failed2 > 0 ? log.firstError : undefined),
+    );
+    return entries;
+  } finally {
+    await vault?.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+/** Median wall time of `openssl pkcs12` reading a pool PFX (password-less) and writing key + certificates as PEM. */
+function opensslPerFile(root: string, pool: CertPool, runs: number): number {
+  const files = pool.values.map((v, i) => {
+    const f = join(root, `sample-${i}.pfx`);
+    writeFileSync(f, Buffer.from(v.pfx, 'base64'), { mode: 0o600 });
+    return f;
+  });
+  timeProcess('openssl', ['pkcs12', '-in', files[0]!, '-passin', 'pass:', '-nodes', '-out', '/dev/null']); // warm the page cache
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    times.push(timeProcess('openssl', ['pkcs12', '-in', files[i % files.length]!, '-passin', 'pass:', '-nodes', '-out', '/dev/null']));
+  }
+  return median(times);
+}
