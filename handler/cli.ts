@@ -4,21 +4,10 @@
  * extension folder; people run `kvvm validate`, `kvvm dev-vault`, `kvvm demo`.
  */
 import { describeError } from './errors.js';
-import { processHost, type CommandHost } from './commands/context.js';
-import {
-  disableCommand,
-  enableCommand,
-  installCommand,
-  uninstallCommand,
-  updateCommand,
-} from './commands/lifecycle.js';
-import { serviceCommand } from './commands/service.js';
-import { runValidateCommand } from './settings/validateCommand.js';
-import { runDevVaultCommand } from './devvault/command.js';
-import { runDemoCommand } from './demo/command.js';
-import { DEPLOY_USAGE, runDeployCommand } from './deploy/deployCommand.js';
-import { runStatusCommand, STATUS_USAGE } from './deploy/statusCommand.js';
-import { DOCTOR_USAGE, runDoctorCommand } from './doctor/command.js';
+import type { CommandHost } from './commands/context.js';
+
+// Command modules are imported when their command runs: the agent's enable must not pay for loading the ARM
+// client, the dev vault or the doctor (measured in bench/, figure 3), and the service keeps less in memory.
 
 interface CommandSpec {
   summary: string;
@@ -26,6 +15,8 @@ interface CommandSpec {
   /** Agent-driven commands find HandlerEnvironment.json and report status; tools do not. */
   agent: boolean;
   run: (argv: string[], host: CommandHost) => Promise<number>;
+  /** The command's own, longer usage text, loaded only for --help. */
+  helpText?: () => Promise<string>;
 }
 
 const AGENT_HELP =
@@ -34,62 +25,65 @@ const AGENT_HELP =
   'ConfigSequenceNumber or the newest <n>.settings file.';
 
 const COMMANDS: Record<string, CommandSpec> = {
-  install: { summary: 'prepare the extension folder (agent)', usage: 'kvvm install', agent: true, run: (_a, h) => installCommand(h) },
+  install: { summary: 'prepare the extension folder (agent)', usage: 'kvvm install', agent: true, run: async (_a, h) => (await import('./commands/lifecycle.js')).installCommand(h) },
   enable: {
     summary: 'validate settings, record the sequence number, start or reconfigure the service (agent)',
     usage: 'kvvm enable',
     agent: true,
-    run: (_a, h) => enableCommand(h),
+    run: async (_a, h) => (await import('./commands/lifecycle.js')).enableCommand(h),
   },
-  disable: { summary: 'stop the service; certificates stay installed (agent)', usage: 'kvvm disable', agent: true, run: (_a, h) => disableCommand(h) },
-  update: { summary: "carry state over from the previous version's folder (agent)", usage: 'kvvm update', agent: true, run: (_a, h) => updateCommand(h) },
+  disable: { summary: 'stop the service; certificates stay installed (agent)', usage: 'kvvm disable', agent: true, run: async (_a, h) => (await import('./commands/lifecycle.js')).disableCommand(h) },
+  update: { summary: "carry state over from the previous version's folder (agent)", usage: 'kvvm update', agent: true, run: async (_a, h) => (await import('./commands/lifecycle.js')).updateCommand(h) },
   uninstall: {
     summary: "stop the service and remove kvvm's state; certificates stay (agent)",
     usage: 'kvvm uninstall',
     agent: true,
-    run: (_a, h) => uninstallCommand(h),
+    run: async (_a, h) => (await import('./commands/lifecycle.js')).uninstallCommand(h),
   },
   service: {
     summary: 'run the certificate sync service in the foreground (started by enable)',
     usage: 'kvvm service',
     agent: true,
-    run: (_a, h) => serviceCommand(h),
+    run: async (_a, h) => (await import('./commands/service.js')).serviceCommand(h),
   },
   validate: {
     summary: 'check a settings file and print the verdict',
     usage: 'kvvm validate <settings.json> [--platform linux|win32] [--json]',
     agent: false,
-    run: (a, h) => runValidateCommand(a, { stdout: h.stdout, stderr: h.stderr, env: h.env, platform: h.platform === 'win32' ? 'win32' : 'linux' }),
+    run: async (a, h) => (await import('./settings/validateCommand.js')).runValidateCommand(a, { stdout: h.stdout, stderr: h.stderr, env: h.env, platform: h.platform === 'win32' ? 'win32' : 'linux' }),
   },
   'dev-vault': {
     summary: 'run a local Key Vault + managed-identity endpoint for development and tests',
     usage: 'kvvm dev-vault [--port N] [--state DIR] [--rate N] [--latency-ms N] [--fault-rate F]',
     agent: false,
-    run: (a, h) => runDevVaultCommand(a, { stdout: { write: h.stdout }, stderr: { write: h.stderr }, env: h.env }),
+    run: async (a, h) => (await import('./devvault/command.js')).runDevVaultCommand(a, { stdout: { write: h.stdout }, stderr: { write: h.stderr }, env: h.env }),
   },
   demo: {
     summary: 'sync and rotate certificates from a local dev vault into a local store, with a live table',
     usage: 'kvvm demo [--dir DIR]',
     agent: false,
-    run: (a, h) => runDemoCommand(a, h),
+    run: async (a, h) => (await import('./demo/command.js')).runDemoCommand(a, h),
   },
   doctor: {
     summary: 'on the VM: check identity, network, vault access, clock, store and service, with the fix for each problem',
-    usage: DOCTOR_USAGE,
+    usage: 'kvvm doctor [--settings FILE | --extension-folder DIR] [--json]',
+    helpText: async () => (await import('./doctor/command.js')).DOCTOR_USAGE,
     agent: false,
-    run: (a, h) => runDoctorCommand(a, { stdout: h.stdout, stderr: h.stderr, env: h.env, platform: h.platform }),
+    run: async (a, h) => (await import('./doctor/command.js')).runDoctorCommand(a, { stdout: h.stdout, stderr: h.stderr, env: h.env, platform: h.platform }),
   },
   deploy: {
     summary: 'validate settings, then add or update the extension on a VM or scale set through Azure Resource Manager',
-    usage: DEPLOY_USAGE,
+    usage: 'kvvm deploy vm|vmss --resource-group RG --name NAME --settings FILE [options]',
+    helpText: async () => (await import('./deploy/deployCommand.js')).DEPLOY_USAGE,
     agent: false,
-    run: (a, h) => runDeployCommand(a, { stdout: h.stdout, stderr: h.stderr, env: h.env }),
+    run: async (a, h) => (await import('./deploy/deployCommand.js')).runDeployCommand(a, { stdout: h.stdout, stderr: h.stderr, env: h.env }),
   },
   status: {
     summary: "show the extension's instance view (status and per-certificate substatus) from Azure Resource Manager",
-    usage: STATUS_USAGE,
+    usage: 'kvvm status vm|vmss --resource-group RG --name NAME [--instance-id N] [--json]',
+    helpText: async () => (await import('./deploy/statusCommand.js')).STATUS_USAGE,
     agent: false,
-    run: (a, h) => runStatusCommand(a, { stdout: h.stdout, stderr: h.stderr, env: h.env }),
+    run: async (a, h) => (await import('./deploy/statusCommand.js')).runStatusCommand(a, { stdout: h.stdout, stderr: h.stderr, env: h.env }),
   },
 };
 
@@ -116,7 +110,8 @@ export async function main(argv: string[], host: CommandHost): Promise<number> {
     return 2;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
-    host.stdout(`Usage: ${spec.usage}\n\n${spec.summary}.\n${spec.agent ? `\n${AGENT_HELP}\n` : ''}`);
+    const usage = spec.helpText ? await spec.helpText() : `Usage: ${spec.usage}`;
+    host.stdout(`${usage.trimEnd()}\n\n${spec.summary}.\n${spec.agent ? `\n${AGENT_HELP}\n` : ''}`);
     return 0;
   }
   try {
@@ -128,7 +123,9 @@ export async function main(argv: string[], host: CommandHost): Promise<number> {
 }
 
 // process.exitCode, not process.exit(): let log transports flush.
-main(process.argv.slice(2), processHost()).then(
+import('./commands/context.js')
+  .then(({ processHost }) => main(process.argv.slice(2), processHost()))
+  .then(
   (code) => {
     process.exitCode = code;
   },
