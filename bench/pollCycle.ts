@@ -113,7 +113,9 @@ export async function benchPollCycle(o: PollCycleOptions, progress: (s: string) 
     const req2 = 2 * n;
     const floor2 = Math.max((req2 * o.latencyMs) / concurrency, (req2 / VAULT_RATE_PER_S) * 1000);
     entries.push(
-      timing(`poll ${n} rotated: CPU per certificate`, perCert, opensslMs, 1, 'ms',
+      // No target: the issue asks for this comparison, not a bound; kvvm's figure also covers the chain check and a
+      // fsynced atomic install that openssl does not do. Regressions are still caught by --quick.
+      timing(`poll ${n} rotated: CPU per certificate`, perCert, opensslMs, null, 'ms',
         `fetch + parse (PKCS#12, 3DES) + chain check + install into the PEM store, this process's CPU / N; floor: wall time of one 'openssl pkcs12 -nodes' process on the same PFX (median of ${o.opensslRuns})`),
       timing(`poll ${n} rotated: wall`, rotatedMs, floor2, null, 'ms',
         `concurrency ${concurrency}, ${s2.vault.requests} vault requests; floor max(2N*latency/concurrency, 2N/rate)`),

@@ -56,11 +56,32 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     ownGid,
   });
 
+  const listings = new Map<string, DirListing>();
+
+  /**
+   * The store directory's entries. Many certificates share one directory, and a steady-state poll lists each of
+   * them, so a listing is reused while the directory is unchanged. It is trusted only when it was taken more than
+   * a second after the directory's last change, so a change within the same timestamp tick cannot hide behind an
+   * unchanged mtime (git's "racily clean" rule); any later change gives the directory a newer mtime.
+   */
+  async function entriesOf(dir: string): Promise<string[]> {
+    const st = await stat(dir, { bigint: true });
+    const cached = listings.get(dir);
+    if (cached && cached.mtimeNs === st.mtimeNs && cached.ctimeNs === st.ctimeNs && cached.takenAtNs - st.mtimeNs > RACY_WINDOW_NS) {
+      return cached.names;
+    }
+    const takenAtNs = BigInt(Date.now()) * 1_000_000n;
+    const names = await readdir(dir);
+    if (listings.size >= 64) listings.clear();
+    listings.set(dir, { mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, takenAtNs, names });
+    return names;
+  }
+
   async function list(cert: ObservedCertificate): Promise<Listed[]> {
     const layout = layoutOf(cert);
     if (!(await isDirectory(layout.dir))) return [];
     return guard(`list certificates in ${layout.dir}`, async () => {
-      const names = await readdir(layout.dir);
+      const names = await entriesOf(layout.dir);
       const removed = new Set(await cleanTempFiles(layout.dir, layout.owns, now(), names));
       return readInstalled(layout, names.filter((n) => !removed.has(n)));
     });
@@ -218,6 +239,15 @@ function layoutOf(cert: ObservedCertificate): Layout {
 }
 
 type Listed = InstalledCertificate & { mtimeMs: number; mtimeNs: bigint };
+
+interface DirListing {
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  takenAtNs: bigint;
+  names: string[];
+}
+
+const RACY_WINDOW_NS = 1_000_000_000n;
 
 /**
  * What reading a version file yielded, keyed by path and valid while the file's identity is unchanged: kvvm
