@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { findHandlerEnvironment, type HandlerEnvironment } from '../protocol/handlerEnvironment.js';
 import { resolveSequenceNumber } from '../protocol/sequence.js';
 import { readHandlerSettings } from '../protocol/settingsFile.js';
+import { decryptProtectedSettingsWindows } from '../protocol/protectedSettingsWindows.js';
 import { writeStatus, type HandlerStatusReport } from '../protocol/status.js';
 import { formatProblems, parseSettings } from '../settings/index.js';
 import type { KvvmConfig } from '../settings/config.js';
@@ -91,13 +92,20 @@ export function protectedSettingsKeyDir(ctx: HandlerContext): string {
   return ctx.host.env['KVVM_WAAGENT_DIR'] ?? dirname(ctx.handlerEnv.extensionFolder);
 }
 
+/** Windows: the agent's transport certificate and its key are in LocalMachine\My (protectedSettingsWindows.ts). */
+function windowsDecryptor(): (base64: string, thumbprint: string) => Promise<Record<string, unknown>> {
+  return (base64, thumbprint) => decryptProtectedSettingsWindows(base64, thumbprint, { location: 'LocalMachine' });
+}
+
 export type ConfigResult = { ok: true; config: KvvmConfig } | { ok: false; message: string; reason: string };
 
 export async function loadConfig(ctx: HandlerContext, seq = ctx.seq): Promise<ConfigResult> {
   let raw: unknown;
   try {
-    raw = (await readHandlerSettings(ctx.handlerEnv.configFolder, seq, { protectedSettingsKeyDir: protectedSettingsKeyDir(ctx) }))
-      .settings;
+    raw = (await readHandlerSettings(ctx.handlerEnv.configFolder, seq, {
+      protectedSettingsKeyDir: protectedSettingsKeyDir(ctx),
+      decrypt: ctx.host.platform === 'win32' ? windowsDecryptor() : undefined,
+    })).settings;
   } catch (err) {
     if (err instanceof KvvmError) return { ok: false, message: err.describe(), reason: err.reason };
     throw err;

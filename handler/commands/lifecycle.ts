@@ -8,6 +8,7 @@ import { basename, dirname, join } from 'node:path';
 import { readMrseq, writeMrseq } from '../protocol/sequence.js';
 import { isRunning, startDetached, stopProcess } from '../service/supervisor.js';
 import { describeError } from '../errors.js';
+import { launchFileFor, removeWindowsService } from '../service/windowsService.js';
 import { loadConfig, loadHandlerContext, recordOutcome, reportStatus, type CommandHost, type HandlerContext } from './context.js';
 
 const SERVICE_STOP_TIMEOUT_MS = 30_000;
@@ -75,6 +76,12 @@ export async function disableCommand(host: CommandHost): Promise<number> {
 export async function uninstallCommand(host: CommandHost): Promise<number> {
   const ctx = await loadHandlerContext(host, { needSequence: false });
   const outcome = await stopProcess(ctx.paths.pidFile, { timeoutMs: SERVICE_STOP_TIMEOUT_MS });
+  // Windows: the service registration goes too (when it is this version's: an upgrade may have handed it on).
+  if (host.platform === 'win32') {
+    const removed = await removeWindowsService(ctx.paths.pidFile);
+    host.stdout(`kvvm uninstall: Windows service ${removed === 'deleted' ? 'deleted' : removed === 'absent' ? 'was not registered' : 'belongs to another version; kept'}.\n`);
+    await rm(launchFileFor(ctx.paths.pidFile), { force: true });
+  }
   // Certificates stay: during an upgrade the agent uninstalls the OLD version after the new one took over,
   // and applications keep using the installed certificates. Only kvvm's own state goes.
   await rm(ctx.paths.stateDir, { recursive: true, force: true });

@@ -11,6 +11,7 @@ import type { CertificateSyncDeps, SyncLogger } from '../engine/certificateSync.
 import { KvvmError, describeError } from '../errors.js';
 import { readMrseq } from '../protocol/sequence.js';
 import { createLogger } from '../service/logger.js';
+import { STOP_MESSAGE } from '../service/windowsServiceConfig.js';
 import { DEFAULT_RETRY_POLICY, runPollLoop, type RetryPolicy } from '../service/pollLoop.js';
 import { SERVICE_CONCURRENCY } from '../engine/syncCycle.js';
 import { createPemStore } from '../stores/pemStore.js';
@@ -69,6 +70,15 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // Windows: started by the service host (windowsServiceHost.ts) with an IPC channel; "kvvm:stop" is the SCM's stop
+  // request, and a closed channel means the host is gone (killed by the SCM): stop rather than run orphaned.
+  if (host.platform === 'win32' && process.send !== undefined) {
+    process.on('message', (message) => {
+      if (message === STOP_MESSAGE) stop('a stop request from the Windows service');
+    });
+    process.once('disconnect', () => stop('the Windows service host closing'));
+    process.channel?.unref();
+  }
   try {
     const loaded = await loadConfig(ctx);
     if (!loaded.ok) {

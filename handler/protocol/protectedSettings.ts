@@ -149,7 +149,7 @@ function decryptWithOpenssl(openssl: string, der: Buffer, crtPath: string, prvPa
   });
 }
 
-function parsePlaintext(plaintext: Buffer, thumbprint: string): Record<string, unknown> {
+export function parsePlaintext(plaintext: Buffer, thumbprint: string): Record<string, unknown> {
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(plaintext).replace(/^\uFEFF/, '');
@@ -167,7 +167,7 @@ function parsePlaintext(plaintext: Buffer, thumbprint: string): Record<string, u
   return value as Record<string, unknown>;
 }
 
-function decryptError(thumbprint: string, problem: string): KvvmError {
+export function decryptError(thumbprint: string, problem: string): KvvmError {
   return new KvvmError('protected-settings-decrypt', `Cannot decrypt the protected settings (certificate ${thumbprint.toUpperCase()}): ${problem}.`, {
     fix: 'Reapply the extension settings so the platform re-encrypts them to the VM\'s current certificate.',
     code: -1,

@@ -7,6 +7,11 @@ import { decryptProtectedSettings, type DecryptOptions } from './protectedSettin
 export interface ReadHandlerSettingsOptions extends DecryptOptions {
   /** Where the agent keeps <THUMB>.crt/.prv: /var/lib/waagent on Linux. */
   protectedSettingsKeyDir: string;
+  /**
+   * Replaces the <THUMB>.crt/.prv decryption: on Windows the certificate and its key are in LocalMachine\My and
+   * CryptDecryptMessage decrypts (protectedSettingsWindows.ts).
+   */
+  decrypt?: ((base64: string, thumbprint: string) => Promise<Record<string, unknown>>) | undefined;
 }
 
 export interface HandlerSettings {
@@ -61,7 +66,9 @@ export async function readHandlerSettings(configFolder: string, seq: number, opt
   if (typeof thumbprint !== 'string' || !/^[0-9A-Fa-f]{40}$/.test(thumbprint)) {
     throw corrupt(file, '"protectedSettingsCertThumbprint" is missing or not a SHA-1 thumbprint');
   }
-  const secret = await decryptProtectedSettings(protectedBlob, thumbprint, options.protectedSettingsKeyDir, options);
+  const secret = options.decrypt
+    ? await options.decrypt(protectedBlob, thumbprint)
+    : await decryptProtectedSettings(protectedBlob, thumbprint, options.protectedSettingsKeyDir, options);
   return { settings: mergeSettings(publicSettings, secret), publicSettings, hadProtectedSettings: true };
 }
 

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KvvmError } from '../errors.js';
+import { windowsSupervisor } from './windowsService.js';
 import { defaultInspector, readPidFile, removePidFile, writePidFile, type PidRecord, type ProcessInspector } from './pidfile.js';
 
 /**
@@ -10,8 +11,8 @@ import { defaultInspector, readPidFile, removePidFile, writePidFile, type PidRec
  * session: on POSIX `detached: true` makes the child call setsid(), giving it a new session and process group
  * whose id is its pid. That also lets stopProcess signal the service together with any helper it spawned.
  *
- * Only the POSIX implementation lives here. Windows runs the service as a Windows service (a separate issue);
- * its implementation of `Supervisor` belongs in a sibling module and is selected in `supervisorFor`.
+ * Only the POSIX implementation lives here. Windows runs the service as a Windows service: windowsService.ts,
+ * selected in `supervisorFor`.
  */
 export interface StartDetachedOptions {
   command: string;
@@ -41,11 +42,8 @@ export interface Supervisor {
 }
 
 export function supervisorFor(platform: NodeJS.Platform = process.platform): Supervisor {
-  if (platform === 'win32') {
-    throw new KvvmError('unsupported-platform', 'The detached-process supervisor is POSIX only; on Windows the service runs as a Windows service.', {
-      code: -1,
-    });
-  }
+  // Windows: the "kvvm" Windows service, registered and controlled through the SCM (windowsService.ts).
+  if (platform === 'win32') return windowsSupervisor;
   return posixSupervisor;
 }
 

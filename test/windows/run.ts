@@ -6,12 +6,15 @@
  *     node.exe's stdout/stderr go to files (with pipes it dies with EBADF), printed afterwards.
  * Exit code: the first failure's. Without Wine: CI (CI=true) fails, a developer machine skips with a note, exit 0.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { packageRoot } from '../../handler/paths.js';
 import { OpensslFactory, pemSecret } from '../helpers/openssl.js';
+import { cmsEncrypt, makeCertificate } from '../helpers/agentFolder.js';
+import { startDevVault, type DevVault } from '../../handler/devvault/server.js';
+import { createCa, issueCertificate, toPemSecret, toPkcs12Base64 } from '../../handler/devvault/certFactory.js';
 
 const root = packageRoot();
 const cache = join(root, '.cache', 'wine-test');
@@ -58,6 +61,55 @@ async function makeChains(dir: string): Promise<void> {
   }
 }
 
+/**
+ * Protected settings for the Windows decryption tests: a certificate + key (PEM, imported into CurrentUser\My by
+ * the test) and CMS envelopes made by `openssl cms -encrypt`, as the platform makes them.
+ */
+function makeProtectedSettings(dir: string): void {
+  const cert = makeCertificate(join(dir, 'protected'), 'kvvm-wine-protected-settings');
+  const other = makeCertificate(join(dir, 'protected-other'), 'kvvm-wine-other-transport');
+  const payload = { authenticationSettings: { msiClientId: WINE_CLIENT_ID }, nested: { secret: 'p@ss "quoted" ✓' } };
+  const text = JSON.stringify(payload);
+  writeFileSync(join(dir, 'protected.json'), JSON.stringify({
+    thumbprint: cert.thumbprint,
+    secret: pemSecret(readFileSync(cert.prvPath, 'utf8'), readFileSync(cert.crtPath, 'utf8')),
+    payload,
+    aes256: cmsEncrypt(text, cert, 'aes256'),
+    des3: cmsEncrypt(text, cert, 'des3'),
+    toOther: cmsEncrypt(text, other, 'aes256'),
+    otherThumbprint: other.thumbprint,
+  }));
+}
+
+const WINE_CLIENT_ID = '6f1d3c55-8f5c-4a57-9a3e-0c4b2d7e9a11';
+
+/**
+ * The dev vault for the Windows lifecycle test runs HERE, on the Linux side, for the whole Wine run: 'web' (PKCS#12)
+ * and 'api' (PEM) are set now, the rotated 'web' is handed to the test to PUT; its URL and IMDS endpoint go in
+ * lifecycle.json. (The identity travels in public settings there: Wine has no CryptDecryptMessage.)
+ */
+async function startLifecycleVault(dir: string): Promise<DevVault> {
+  const vault = await startDevVault({ port: 0, identities: { systemAssigned: false, userAssigned: [WINE_CLIENT_ID] } });
+  const ca = createCa('kvvm wine lifecycle root');
+  // No serverAuth EKU: Windows would check their chain against LocalMachine\Root (tested in windowsStore.test).
+  const web1 = issueCertificate({ issuer: ca, subjectCn: 'web.wine.test', serverAuth: false });
+  const web2 = issueCertificate({ issuer: ca, subjectCn: 'web.wine.test', serverAuth: false });
+  const api = issueCertificate({ issuer: ca, subjectCn: 'api.wine.test', serverAuth: false });
+  vault.setSecret('web', toPkcs12Base64(web1.keyPem, [web1.certPem, ca.certPem]), { contentType: 'application/x-pkcs12' });
+  vault.setSecret('api', toPemSecret(api.keyPem, [ca.certPem, api.certPem]), { contentType: 'application/x-pem-file' });
+  const thumb = (c: { cert: { fingerprint: string } }): string => c.cert.fingerprint.replace(/:/g, '');
+  writeFileSync(join(dir, 'trusted.pem'), vault.caCertPem);
+  writeFileSync(join(dir, 'lifecycle.json'), JSON.stringify({
+    vaultUrl: vault.vaultUrl,
+    imdsEndpoint: vault.imdsEndpoint,
+    imdsHost: vault.imdsHost,
+    clientId: WINE_CLIENT_ID,
+    thumbprints: { web1: thumb(web1), web2: thumb(web2), api: thumb(api) },
+    web2Secret: toPkcs12Base64(web2.keyPem, [web2.certPem, ca.certPem]),
+  }));
+  return vault;
+}
+
 async function main(): Promise<number> {
   console.log('test:windows: pure tests (Linux node)');
   const pure = spawnSync(process.execPath, ['--test', ...testFiles('pure')], { stdio: 'inherit', cwd: root });
@@ -83,26 +135,42 @@ async function main(): Promise<number> {
   }
 
   const work = mkdtempSync(join(tmpdir(), 'kvvm-wine-'));
+  let vault: DevVault | undefined;
   try {
     await makeChains(work);
-    const files = testFiles('wine').map((f) => relative(root, f).replace(/\//g, '\\'));
+    makeProtectedSettings(work);
+    vault = await startLifecycleVault(work);
+    // KVVM_WINE_ONLY=<substring> runs only the matching Wine test files (a developer convenience).
+    const only = process.env['KVVM_WINE_ONLY'];
+    const files = testFiles('wine').filter((f) => !only || f.includes(only)).map((f) => relative(root, f).replace(/\//g, '\\'));
     const out = join(work, 'stdout.txt');
     const err = join(work, 'stderr.txt');
     console.log(`test:windows: ${files.length} test files in Windows Node under Wine`);
-    // Shell redirection, not pipes: node.exe under Wine must see plain files as its standard handles.
+    // Shell redirection, not pipes: node.exe under Wine must see plain files as its standard handles. Spawned
+    // asynchronously: the dev vault answers from this process's event loop while Wine runs.
     const command = `exec wine "${nodeExe}" --test --test-concurrency=1 ${files.map((f) => `'${f}'`).join(' ')} >'${out}' 2>'${err}' </dev/null`;
-    const run = spawnSync('sh', ['-c', command], {
-      cwd: root, stdio: 'inherit', timeout: 20 * 60_000,
-      env: { ...process.env, WINEPREFIX: prefix, WINEDEBUG: '-all', WINEDLLOVERRIDES: 'mscoree,mshtml=', KVVM_WINE_FIXTURES: winePath(work) },
+    const status = await new Promise<number>((resolveExit) => {
+      const child = spawn('sh', ['-c', command], {
+        cwd: root, stdio: 'inherit',
+        env: {
+          ...process.env, WINEPREFIX: prefix, WINEDEBUG: '-all', WINEDLLOVERRIDES: 'mscoree,mshtml=', KVVM_WINE_FIXTURES: winePath(work),
+          NODE_EXTRA_CA_CERTS: winePath(join(work, 'trusted.pem')), KVVM_WINE_NODE: winePath(nodeExe), KVVM_WINE_ROOT: winePath(root),
+        },
+      });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20 * 60_000);
+      child.once('error', (e) => { console.error(`test:windows: cannot run wine: ${e.message}`); resolveExit(1); });
+      child.once('exit', (code) => { clearTimeout(timer); resolveExit(code ?? 1); });
     });
     process.stdout.write(existsSync(out) ? readFileSync(out, 'utf8') : '');
     const errors = existsSync(err) ? readFileSync(err, 'utf8').trim() : '';
     if (errors) process.stderr.write(`${errors}\n`);
-    spawnSync('wineserver', ['-w'], { stdio: 'ignore', env: { ...process.env, WINEPREFIX: prefix } });
-    const status = run.status ?? 1;
-    console.log(`test:windows: Windows Node exited with ${status}${run.error ? ` (${run.error.message})` : ''}`);
+    // A service a failed test left running would keep wineserver alive: wait a bounded time, then kill it.
+    const wait = spawnSync('wineserver', ['-w'], { stdio: 'ignore', timeout: 120_000, env: { ...process.env, WINEPREFIX: prefix } });
+    if (wait.status !== 0) spawnSync('wineserver', ['-k'], { stdio: 'ignore', env: { ...process.env, WINEPREFIX: prefix } });
+    console.log(`test:windows: Windows Node exited with ${status}`);
     return pureStatus !== 0 ? pureStatus : status;
   } finally {
+    await vault?.close();
     rmSync(work, { recursive: true, force: true });
   }
 }

@@ -76,6 +76,62 @@ export const CRYPT_E_EXISTS = 0x80092005;
 export const ERROR_INSUFFICIENT_BUFFER = 122;
 export const ERROR_FILE_NOT_FOUND = 2;
 export const NTE_BAD_KEYSET = 0x80090016;
+export const NTE_BAD_ALGID = 0x80090008;
+// Messages (wincrypt.h): protected settings are CMS EnvelopedData decrypted with CryptDecryptMessage
+export const CRYPT_MESSAGE_SILENT_KEYSET_FLAG = 0x40;
+// CertFindCertificateInStore by subject (CERT_COMPARE_NAME_STR_W << 16 | CERT_INFO_SUBJECT_FLAG)
+export const CERT_FIND_SUBJECT_STR_W = 0x80007;
+// Signing with a store key: CNG (ncrypt.h/bcrypt.h) or CAPI (wincrypt.h)
+export const BCRYPT_PAD_PKCS1 = 0x2;
+export const BCRYPT_SHA256_ALGORITHM = 'SHA256';
+export const CALG_SHA_256 = 0x800c;
+export const HP_HASHVAL = 0x2;
+export const PROV_RSA_AES = 24;
+export const MS_ENH_RSA_AES_PROV = 'Microsoft Enhanced RSA and AES Cryptographic Provider';
+export const CRYPT_SILENT = 0x40;
+export const NCRYPT_PREFER_VBS_FLAG = 0x10000;
+export const NCRYPT_REQUIRE_VBS_FLAG = 0x20000;
+export const NCRYPT_VIRTUAL_ISO_PROPERTY = 'Virtual Iso';
+// Service Control Manager (winsvc.h, winnt.h, winerror.h)
+export const SC_MANAGER_CONNECT = 0x1;
+export const SC_MANAGER_CREATE_SERVICE = 0x2;
+export const SERVICE_QUERY_CONFIG = 0x1;
+export const SERVICE_CHANGE_CONFIG = 0x2;
+export const SERVICE_QUERY_STATUS = 0x4;
+export const SERVICE_START = 0x10;
+export const SERVICE_STOP = 0x20;
+export const DELETE = 0x10000;
+export const SERVICE_WIN32_OWN_PROCESS = 0x10;
+export const SERVICE_AUTO_START = 0x2;
+export const SERVICE_DEMAND_START = 0x3;
+export const SERVICE_ERROR_NORMAL = 0x1;
+export const SERVICE_NO_CHANGE = 0xffffffff;
+export const SERVICE_CONTROL_STOP = 0x1;
+export const SERVICE_CONTROL_INTERROGATE = 0x4;
+export const SERVICE_CONTROL_SHUTDOWN = 0x5;
+export const SERVICE_ACCEPT_STOP = 0x1;
+export const SERVICE_ACCEPT_SHUTDOWN = 0x4;
+export const SERVICE_STOPPED = 0x1;
+export const SERVICE_START_PENDING = 0x2;
+export const SERVICE_STOP_PENDING = 0x3;
+export const SERVICE_RUNNING = 0x4;
+export const SERVICE_CONFIG_DESCRIPTION = 1;
+export const SERVICE_CONFIG_FAILURE_ACTIONS = 2;
+export const SERVICE_CONFIG_FAILURE_ACTIONS_FLAG = 4;
+export const SC_ACTION_NONE = 0;
+export const SC_ACTION_RESTART = 1;
+export const SC_STATUS_PROCESS_INFO = 0;
+export const NO_ERROR = 0;
+export const ERROR_INVALID_LEVEL = 124;
+export const ERROR_CALL_NOT_IMPLEMENTED = 120;
+export const ERROR_SERVICE_ALREADY_RUNNING = 1056;
+export const ERROR_SERVICE_DOES_NOT_EXIST = 1060;
+export const ERROR_SERVICE_CANNOT_ACCEPT_CTRL = 1061;
+export const ERROR_SERVICE_NOT_ACTIVE = 1062;
+export const ERROR_FAILED_SERVICE_CONTROLLER_CONNECT = 1063;
+export const ERROR_SERVICE_SPECIFIC_ERROR = 1066;
+export const ERROR_SERVICE_MARKED_FOR_DELETE = 1072;
+export const ERROR_SERVICE_EXISTS = 1073;
 
 /** A HANDLE, HCERTSTORE or PCCERT_CONTEXT: an address we only ever pass back. */
 export type Handle = bigint;
@@ -90,16 +146,24 @@ interface Koffi {
   decode(ptr: unknown, type: unknown, len?: number): unknown;
   view(ptr: unknown, len: number): ArrayBuffer;
   sizeof(type: unknown): number;
+  proto(signature: string): unknown;
+  register(fn: (...args: never[]) => unknown, type: unknown): unknown;
+  unregister(callback: unknown): void;
 }
 
 type Fn = (...args: unknown[]) => unknown;
+/** A koffi function that can also run on a worker thread (`fn.async(...args, (err, result) => …)`). */
+type AsyncFn = Fn & { async: (...args: unknown[]) => void };
 
 export interface Native {
   koffi: Koffi;
   types: {
     CRYPT_DATA_BLOB: unknown; CERT_CONTEXT: unknown; CRYPT_KEY_PROV_INFO: unknown; CERT_CHAIN_PARA: unknown;
     CERT_CHAIN_CONTEXT_HEAD: unknown; CERT_CHAIN_POLICY_PARA: unknown; SSL_EXTRA_CERT_CHAIN_POLICY_PARA: unknown;
-    CERT_CHAIN_POLICY_STATUS: unknown;
+    CERT_CHAIN_POLICY_STATUS: unknown; CRYPT_DECRYPT_MESSAGE_PARA: unknown; BCRYPT_PKCS1_PADDING_INFO: unknown;
+    SERVICE_STATUS: unknown; SERVICE_STATUS_PROCESS: unknown; SC_ACTION: unknown; SERVICE_FAILURE_ACTIONSW: unknown;
+    SERVICE_FAILURE_ACTIONS_FLAG: unknown; SERVICE_DESCRIPTIONW: unknown; QUERY_SERVICE_CONFIGW: unknown;
+    SERVICE_TABLE_ENTRYW: unknown; LPSERVICE_MAIN_FUNCTIONW: unknown; LPHANDLER_FUNCTION_EX: unknown;
   };
   GetLastError: () => number;
   PFXImportCertStore: Fn; CertOpenStore: Fn; CertCloseStore: Fn; CertControlStore: Fn;
@@ -112,6 +176,11 @@ export interface Native {
   NCryptSetProperty: Fn; NCryptFreeObject: Fn; NCryptOpenStorageProvider: Fn; NCryptOpenKey: Fn; NCryptDeleteKey: Fn;
   ConvertStringSecurityDescriptorToSecurityDescriptorW: Fn; LookupAccountNameW: Fn; ConvertSidToStringSidW: Fn;
   LocalFree: Fn;
+  CryptDecryptMessage: Fn; CertFindCertificateInStoreString: Fn; NCryptSignHash: Fn; NCryptGetProperty: Fn;
+  CryptCreateHash: Fn; CryptSetHashParam: Fn; CryptSignHashW: Fn; CryptDestroyHash: Fn;
+  OpenSCManagerW: Fn; CreateServiceW: Fn; OpenServiceW: Fn; ChangeServiceConfigW: Fn; ChangeServiceConfig2W: Fn;
+  QueryServiceConfigW: Fn; StartServiceW: Fn; ControlService: Fn; QueryServiceStatusEx: Fn; DeleteService: Fn;
+  CloseServiceHandle: Fn; StartServiceCtrlDispatcherW: AsyncFn; RegisterServiceCtrlHandlerExW: Fn; SetServiceStatus: Fn;
 }
 
 let loaded: Native | undefined;
@@ -151,9 +220,35 @@ export function loadNative(): Native {
     CERT_CHAIN_POLICY_STATUS: koffi.struct('CERT_CHAIN_POLICY_STATUS', {
       cbSize: 'uint32_t', dwError: 'uint32_t', lChainIndex: 'int32_t', lElementIndex: 'int32_t', pvExtraPolicyStatus: 'void *',
     }),
+    CRYPT_DECRYPT_MESSAGE_PARA: koffi.struct('CRYPT_DECRYPT_MESSAGE_PARA', {
+      cbSize: 'uint32_t', dwMsgAndCertEncodingType: 'uint32_t', cCertStore: 'uint32_t', rghCertStore: 'void *', dwFlags: 'uint32_t',
+    }),
+    BCRYPT_PKCS1_PADDING_INFO: koffi.struct('BCRYPT_PKCS1_PADDING_INFO', { pszAlgId: 'const char16_t *' }),
+    SERVICE_STATUS: koffi.struct('SERVICE_STATUS', {
+      dwServiceType: 'uint32_t', dwCurrentState: 'uint32_t', dwControlsAccepted: 'uint32_t', dwWin32ExitCode: 'uint32_t',
+      dwServiceSpecificExitCode: 'uint32_t', dwCheckPoint: 'uint32_t', dwWaitHint: 'uint32_t',
+    }),
+    SERVICE_STATUS_PROCESS: koffi.struct('SERVICE_STATUS_PROCESS', {
+      dwServiceType: 'uint32_t', dwCurrentState: 'uint32_t', dwControlsAccepted: 'uint32_t', dwWin32ExitCode: 'uint32_t',
+      dwServiceSpecificExitCode: 'uint32_t', dwCheckPoint: 'uint32_t', dwWaitHint: 'uint32_t', dwProcessId: 'uint32_t', dwServiceFlags: 'uint32_t',
+    }),
+    SC_ACTION: koffi.struct('SC_ACTION', { Type: 'int32_t', Delay: 'uint32_t' }),
+    SERVICE_FAILURE_ACTIONSW: koffi.struct('SERVICE_FAILURE_ACTIONSW', {
+      dwResetPeriod: 'uint32_t', lpRebootMsg: 'const char16_t *', lpCommand: 'const char16_t *', cActions: 'uint32_t', lpsaActions: 'SC_ACTION *',
+    }),
+    SERVICE_FAILURE_ACTIONS_FLAG: koffi.struct('SERVICE_FAILURE_ACTIONS_FLAG', { fFailureActionsOnNonCrashFailures: 'int32_t' }),
+    SERVICE_DESCRIPTIONW: koffi.struct('SERVICE_DESCRIPTIONW', { lpDescription: 'const char16_t *' }),
+    QUERY_SERVICE_CONFIGW: koffi.struct('QUERY_SERVICE_CONFIGW', {
+      dwServiceType: 'uint32_t', dwStartType: 'uint32_t', dwErrorControl: 'uint32_t', lpBinaryPathName: 'void *', lpLoadOrderGroup: 'void *',
+      dwTagId: 'uint32_t', lpDependencies: 'void *', lpServiceStartName: 'void *', lpDisplayName: 'void *',
+    }),
+    LPSERVICE_MAIN_FUNCTIONW: koffi.pointer(koffi.proto('void __stdcall SERVICE_MAIN_FUNCTIONW(uint32_t dwNumServicesArgs, void *lpServiceArgVectors)')),
+    LPHANDLER_FUNCTION_EX: koffi.pointer(koffi.proto('uint32_t __stdcall HANDLER_FUNCTION_EX(uint32_t dwControl, uint32_t dwEventType, void *lpEventData, void *lpContext)')),
+    SERVICE_TABLE_ENTRYW: koffi.struct('SERVICE_TABLE_ENTRYW', { lpServiceName: 'const char16_t *', lpServiceProc: 'SERVICE_MAIN_FUNCTIONW *' }),
   };
 
   const c = (p: string): Fn => crypt32.func(p);
+  const a = (p: string): Fn => advapi32.func(p);
   loaded = {
     koffi,
     types,
@@ -189,6 +284,28 @@ export function loadNative(): Native {
     NCryptOpenStorageProvider: ncrypt.func('int32_t __stdcall NCryptOpenStorageProvider(_Out_ uintptr_t *phProvider, const char16_t *pszProviderName, uint32_t dwFlags)'),
     NCryptOpenKey: ncrypt.func('int32_t __stdcall NCryptOpenKey(uintptr_t hProvider, _Out_ uintptr_t *phKey, const char16_t *pszKeyName, uint32_t dwLegacyKeySpec, uint32_t dwFlags)'),
     NCryptDeleteKey: ncrypt.func('int32_t __stdcall NCryptDeleteKey(uintptr_t hKey, uint32_t dwFlags)'),
+    NCryptSignHash: ncrypt.func('int32_t __stdcall NCryptSignHash(uintptr_t hKey, BCRYPT_PKCS1_PADDING_INFO *pPaddingInfo, void *pbHashValue, uint32_t cbHashValue, void *pbSignature, uint32_t cbSignature, _Out_ uint32_t *pcbResult, uint32_t dwFlags)'),
+    NCryptGetProperty: ncrypt.func('int32_t __stdcall NCryptGetProperty(uintptr_t hObject, const char16_t *pszProperty, void *pbOutput, uint32_t cbOutput, _Out_ uint32_t *pcbResult, uint32_t dwFlags)'),
+    CryptDecryptMessage: c('int __stdcall CryptDecryptMessage(CRYPT_DECRYPT_MESSAGE_PARA *pDecryptPara, void *pbEncryptedBlob, uint32_t cbEncryptedBlob, void *pbDecrypted, _Inout_ uint32_t *pcbDecrypted, void *ppXchgCert)'),
+    CertFindCertificateInStoreString: c('void * __stdcall CertFindCertificateInStore(void *hCertStore, uint32_t dwCertEncodingType, uint32_t dwFindFlags, uint32_t dwFindType, const char16_t *pvFindPara, void *pPrevCertContext)'),
+    CryptCreateHash: a('int __stdcall CryptCreateHash(uintptr_t hProv, uint32_t Algid, uintptr_t hKey, uint32_t dwFlags, _Out_ uintptr_t *phHash)'),
+    CryptSetHashParam: a('int __stdcall CryptSetHashParam(uintptr_t hHash, uint32_t dwParam, void *pbData, uint32_t dwFlags)'),
+    CryptSignHashW: a('int __stdcall CryptSignHashW(uintptr_t hHash, uint32_t dwKeySpec, const char16_t *szDescription, uint32_t dwFlags, void *pbSignature, _Inout_ uint32_t *pdwSigLen)'),
+    CryptDestroyHash: a('int __stdcall CryptDestroyHash(uintptr_t hHash)'),
+    OpenSCManagerW: a('void * __stdcall OpenSCManagerW(const char16_t *lpMachineName, const char16_t *lpDatabaseName, uint32_t dwDesiredAccess)'),
+    CreateServiceW: a('void * __stdcall CreateServiceW(void *hSCManager, const char16_t *lpServiceName, const char16_t *lpDisplayName, uint32_t dwDesiredAccess, uint32_t dwServiceType, uint32_t dwStartType, uint32_t dwErrorControl, const char16_t *lpBinaryPathName, const char16_t *lpLoadOrderGroup, void *lpdwTagId, const char16_t *lpDependencies, const char16_t *lpServiceStartName, const char16_t *lpPassword)'),
+    OpenServiceW: a('void * __stdcall OpenServiceW(void *hSCManager, const char16_t *lpServiceName, uint32_t dwDesiredAccess)'),
+    ChangeServiceConfigW: a('int __stdcall ChangeServiceConfigW(void *hService, uint32_t dwServiceType, uint32_t dwStartType, uint32_t dwErrorControl, const char16_t *lpBinaryPathName, const char16_t *lpLoadOrderGroup, void *lpdwTagId, const char16_t *lpDependencies, const char16_t *lpServiceStartName, const char16_t *lpPassword, const char16_t *lpDisplayName)'),
+    ChangeServiceConfig2W: a('int __stdcall ChangeServiceConfig2W(void *hService, uint32_t dwInfoLevel, void *lpInfo)'),
+    QueryServiceConfigW: a('int __stdcall QueryServiceConfigW(void *hService, void *lpServiceConfig, uint32_t cbBufSize, _Out_ uint32_t *pcbBytesNeeded)'),
+    StartServiceW: a('int __stdcall StartServiceW(void *hService, uint32_t dwNumServiceArgs, void *lpServiceArgVectors)'),
+    ControlService: a('int __stdcall ControlService(void *hService, uint32_t dwControl, _Out_ SERVICE_STATUS *lpServiceStatus)'),
+    QueryServiceStatusEx: a('int __stdcall QueryServiceStatusEx(void *hService, uint32_t InfoLevel, _Out_ SERVICE_STATUS_PROCESS *lpBuffer, uint32_t cbBufSize, _Out_ uint32_t *pcbBytesNeeded)'),
+    DeleteService: a('int __stdcall DeleteService(void *hService)'),
+    CloseServiceHandle: a('int __stdcall CloseServiceHandle(void *hSCObject)'),
+    StartServiceCtrlDispatcherW: a('int __stdcall StartServiceCtrlDispatcherW(SERVICE_TABLE_ENTRYW *lpServiceStartTable)') as AsyncFn,
+    RegisterServiceCtrlHandlerExW: a('void * __stdcall RegisterServiceCtrlHandlerExW(const char16_t *lpServiceName, HANDLER_FUNCTION_EX *lpHandlerProc, void *lpContext)'),
+    SetServiceStatus: a('int __stdcall SetServiceStatus(void *hServiceStatus, SERVICE_STATUS *lpServiceStatus)'),
   };
   return loaded;
 }

@@ -1,0 +1,232 @@
+/**
+ * The Windows guest agent, played inside Windows Node under Wine: a C:\Packages\Plugins\<Pub.Type>\<ver>\ layout
+ * (HandlerEnvironment.json with the Windows keys, RuntimeSettings\N.settings, Status\N.status), logs in
+ * C:\WindowsAzure\Logs\Plugins\..., the CLI run as `node.exe lib\handler\cli.js <cmd>` with ConfigSequenceNumber & co.
+ * install → enable (a real Windows service: registered, started by the SCM) → sync from the dev vault (on the Linux
+ * side, run.ts) → rotate → enable seq 1 (service replaced, renewal link moved) → enable again (idempotent) → disable
+ * (service stopped) → uninstall (service deleted, certificates kept). Stores are read back by a FRESH process.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
+import { request } from 'node:https';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, describe, it } from 'node:test';
+import { readStatus, statusFilePath } from '../../../handler/protocol/status.js';
+import { deleteService, queryService } from '../../../handler/service/windowsService.js';
+import { KVVM_SERVICE_NAME } from '../../../handler/service/windowsServiceConfig.js';
+import { SERVICE_RUNNING, SERVICE_STOPPED } from '../../../handler/stores/windows/native.js';
+import { loopbackLookup } from '../../../handler/vault/transport.js';
+import { deleteSystemStore, dumpInFreshProcess, uniqueStoreName } from './fixture.js';
+
+interface LifecycleFixture {
+  vaultUrl: string; imdsEndpoint: string; imdsHost: string; clientId: string;
+  thumbprints: { web1: string; web2: string; api: string }; web2Secret: string;
+}
+
+function fixture(): LifecycleFixture {
+  const dir = process.env['KVVM_WINE_FIXTURES'];
+  if (!dir) throw new Error('KVVM_WINE_FIXTURES is not set: run these tests through `npm run test:windows`, which starts the dev vault');
+  return JSON.parse(readFileSync(join(dir, 'lifecycle.json'), 'utf8')) as LifecycleFixture;
+}
+
+const NAME = 'Microsoft.Azure.KeyVault.KeyVaultForWindows';
+let fixtureHost = '';
+const VERSION = '3.0.0';
+const root = process.env['KVVM_WINE_ROOT'] ?? process.cwd();
+const CLI = join(root, 'lib', 'handler', 'cli.js');
+
+function windowsLayout() {
+  const extensionFolder = `C:\\Packages\\Plugins\\${NAME}\\${VERSION}`;
+  const logFolder = `C:\\WindowsAzure\\Logs\\Plugins\\${NAME}\\${VERSION}`;
+  const configFolder = join(extensionFolder, 'RuntimeSettings');
+  const statusFolder = join(extensionFolder, 'Status');
+  rmSync(extensionFolder, { recursive: true, force: true });
+  rmSync(logFolder, { recursive: true, force: true });
+  for (const d of [configFolder, statusFolder, logFolder]) mkdirSync(d, { recursive: true });
+  // What the Windows agent writes: UTF-8 with BOM, version "1", the Windows-only keys.
+  writeFileSync(join(extensionFolder, 'HandlerEnvironment.json'), `\uFEFF${JSON.stringify([{
+    name: NAME, version: '1', seqNo: '0',
+    handlerEnvironment: {
+      logFolder, configFolder, statusFolder, heartbeatFile: join(statusFolder, 'HeartBeat.Json'),
+      deploymentid: 'a1b2c3', rolename: '_kvvm-wine', instance: '_kvvm-wine', hostResolverAddress: '168.63.129.16',
+    },
+  }])}`);
+  return { extensionFolder, logFolder, configFolder, statusFolder };
+}
+
+type Layout = ReturnType<typeof windowsLayout>;
+
+function writeSettings(layout: Layout, seq: number, publicSettings: unknown): void {
+  writeFileSync(join(layout.configFolder, `${seq}.settings`), JSON.stringify({
+    runtimeSettings: [{ handlerSettings: { publicSettings, protectedSettings: null, protectedSettingsCertThumbprint: null } }],
+  }));
+}
+
+/** One agent command: node.exe cli.js <cmd>, output to files (no pipes under Wine), the agent's environment. */
+function agent(layout: Layout, seq: number, command: string): { code: number; stdout: string; stderr: string } {
+  const out = join(layout.extensionFolder, `${command}.${seq}.out`);
+  const err = join(layout.extensionFolder, `${command}.${seq}.err`);
+  const o = openSync(out, 'w');
+  const e = openSync(err, 'w');
+  try {
+    const run = spawnSync(process.execPath, [CLI, command], {
+      cwd: layout.extensionFolder, stdio: ['ignore', o, e], timeout: 300_000,
+      env: {
+        ...process.env, AZURE_GUEST_AGENT_EXTENSION_PATH: layout.extensionFolder, AZURE_GUEST_AGENT_EXTENSION_VERSION: VERSION,
+        ConfigSequenceNumber: String(seq), AZURE_GUEST_AGENT_UNINSTALL_CMD_EXIT_CODE: 'NOT_RUN',
+        KVVM_EXTRA_VAULT_SUFFIXES: 'localhost', KVVM_NO_JITTER: '1',
+        // The library identity path (MSAL over node:http) with its documented IMDS host override. kvvm's own IMDS
+        // client (msiEndpoint) uses fetch, and undici cannot connect under Wine 8 ("connect UNKNOWN"; measured).
+        AZURE_POD_IDENTITY_AUTHORITY_HOST: fixtureHost,
+      },
+    });
+    return { code: run.status ?? -1, stdout: readFileSync(out, 'utf8'), stderr: readFileSync(err, 'utf8') };
+  } finally {
+    closeSync(o);
+    closeSync(e);
+  }
+}
+
+/** Bounded wait (a liveness deadline, not a timing assertion) for a final status. */
+async function finalStatus(layout: Layout, seq: number): Promise<{ status: string; message: string; substatus: Array<{ status: string }> }> {
+  const deadline = Date.now() + 120_000;
+  let last = 'no status file';
+  while (Date.now() < deadline) {
+    const view = await readStatus(statusFilePath(layout.statusFolder, seq));
+    if (view.state === 'valid') {
+      const s = (view.document as Array<{ status: { status: string; formattedMessage: { message: string }; substatus?: Array<{ status: string }> } }>)[0]!.status;
+      last = `${s.status}: ${s.formattedMessage.message}`;
+      if (s.status === 'success' || s.status === 'error') return { status: s.status, message: s.formattedMessage.message, substatus: s.substatus ?? [] };
+    }
+    await sleep(500);
+  }
+  let logs = '';
+  try {
+    logs = readFileSync(join(layout.logFolder, 'kvvm-windows-service.log'), 'utf8') + readFileSync(join(layout.logFolder, 'kvvm-service.out'), 'utf8');
+  } catch {
+    // no logs yet
+  }
+  throw new Error(`status ${seq} never became final; last: ${last}\n${logs.slice(-3000)}`);
+}
+
+/** Rotates a secret the way an operator would: PUT to the (Linux-side) dev vault with a token from its IMDS (node:http: no fetch under Wine). */
+async function putSecret(f: LifecycleFixture, name: string, value: string, contentType: string): Promise<string> {
+  // The vault's resource is its host without the vault name (https://localhost for https://kvvm.localhost:PORT).
+  const resource = `https://${new URL(f.vaultUrl).hostname.split('.').slice(1).join('.')}`;
+  const tokenUrl = `${f.imdsEndpoint}?api-version=2018-02-01&resource=${encodeURIComponent(resource)}&client_id=${f.clientId}`;
+  const token = await new Promise<string>((resolve, reject) => {
+    httpGet(tokenUrl, { headers: { Metadata: 'true' } }, (res) => {
+      let data = '';
+      res.setEncoding('utf8').on('data', (c: string) => (data += c)).on('end', () => resolve((JSON.parse(data) as { access_token: string }).access_token));
+    }).once('error', reject);
+  });
+  const url = new URL(`${f.vaultUrl}/secrets/${name}?api-version=7.5`);
+  const body = JSON.stringify({ value, contentType });
+  const text = await new Promise<string>((resolve, reject) => {
+    const req = request(url, {
+      method: 'PUT', lookup: loopbackLookup,
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) },
+    }, (res) => {
+      let data = '';
+      res.setEncoding('utf8').on('data', (c: string) => (data += c)).on('end', () => (res.statusCode === 200 ? resolve(data) : reject(new Error(`PUT ${res.statusCode}: ${data}`))));
+    });
+    req.once('error', reject);
+    req.end(body);
+  });
+  return (JSON.parse(text) as { id: string }).id.split('/').pop() ?? '';
+}
+
+describe('the Windows agent drives kvvm under Wine: a real Windows service, the Windows certificate store', () => {
+  const f = fixture();
+  fixtureHost = f.imdsHost;
+  const layout = windowsLayout();
+  const storeName = uniqueStoreName();
+  const where = `LocalMachine\\${storeName}`;
+  after(() => {
+    if (queryService()) deleteService(); // only when a step failed before uninstall
+    deleteSystemStore('LocalMachine', storeName);
+    rmSync(layout.extensionFolder, { recursive: true, force: true });
+  });
+
+  const settings = {
+    secretsManagementSettings: {
+      pollingIntervalInS: '3600',
+      linkOnRenewal: true,
+      observedCertificates: [
+        { url: `${f.vaultUrl}/secrets/web`, certificateStoreName: storeName, certificateStoreLocation: 'LocalMachine', keyExportable: true },
+        { url: `${f.vaultUrl}/secrets/api`, certificateStoreName: storeName, certificateStoreLocation: 'LocalMachine', keyExportable: true },
+      ],
+    },
+    // Public, not protected: Wine 8 has no CryptDecryptMessage (docs/windows.md).
+    authenticationSettings: { msiClientId: f.clientId },
+  };
+
+  it('install, then enable registers and starts the kvvm Windows service, which installs both certificates', async () => {
+    assert.equal(queryService(), undefined, 'a kvvm service is already registered in this Wine prefix');
+    writeSettings(layout, 0, settings);
+    const install = agent(layout, 0, 'install');
+    assert.equal(install.code, 0, install.stderr);
+    const enable = agent(layout, 0, 'enable');
+    assert.equal(enable.code, 0, `${enable.stdout}\n${enable.stderr}`);
+    const svc = queryService();
+    assert.ok(svc, 'enable registered no service');
+    assert.equal(svc.state, SERVICE_RUNNING);
+    assert.ok(svc.binaryPathName.includes('windowsServiceHost.js') && svc.binaryPathName.includes('kvvm-service.launch.json'), svc.binaryPathName);
+
+    const status = await finalStatus(layout, 0);
+    assert.equal(status.status, 'success', status.message);
+    assert.equal(status.substatus.length, 2);
+    assert.equal(readFileSync(join(layout.extensionFolder, 'mrseq'), 'utf8').trim(), '0');
+    const dump = dumpInFreshProcess([where])[where] ?? [];
+    assert.deepEqual(new Set(dump.map((c) => c.thumbprint)), new Set([f.thumbprints.web1, f.thumbprints.api]));
+    assert.ok(dump.every((c) => c.friendlyName?.startsWith('kvvm:kvvm/')), JSON.stringify(dump));
+    // The service logs in the handler's log folder: its own host log and the sync service's.
+    assert.match(readFileSync(join(layout.logFolder, 'kvvm-windows-service.log'), 'utf8'), /certificate service started/);
+    assert.match(readFileSync(join(layout.logFolder, 'kvvm-service.log'), 'utf8'), /service started for sequence 0/);
+  });
+
+  it('a rotation delivered with sequence 1 replaces the service; the new version is installed and the old one links to it', async () => {
+    const pid0 = queryService()?.pid;
+    await putSecret(f, 'web', f.web2Secret, 'application/x-pkcs12');
+    writeSettings(layout, 1, settings);
+    const enable = agent(layout, 1, 'enable');
+    assert.equal(enable.code, 0, `${enable.stdout}\n${enable.stderr}`);
+    const status = await finalStatus(layout, 1);
+    assert.equal(status.status, 'success', status.message);
+    const svc = queryService();
+    assert.equal(svc?.state, SERVICE_RUNNING);
+    assert.notEqual(svc?.pid, pid0, 'a new sequence number restarts the service');
+    const dump = dumpInFreshProcess([where])[where] ?? [];
+    const web1 = dump.find((c) => c.thumbprint === f.thumbprints.web1);
+    assert.ok(dump.some((c) => c.thumbprint === f.thumbprints.web2), 'the rotated version is installed');
+    assert.equal(web1?.renewal, f.thumbprints.web2, 'CERT_RENEWAL_PROP_ID of the old version names the new one');
+  });
+
+  it('enable again with the same sequence number changes nothing', () => {
+    const pid = queryService()?.pid;
+    const again = agent(layout, 1, 'enable');
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /already applied/);
+    assert.equal(queryService()?.pid, pid);
+  });
+
+  it('disable stops the service; the certificates stay', () => {
+    const disable = agent(layout, 1, 'disable');
+    assert.equal(disable.code, 0, disable.stderr);
+    assert.equal(queryService()?.state, SERVICE_STOPPED);
+    assert.ok((dumpInFreshProcess([where])[where] ?? []).some((c) => c.thumbprint === f.thumbprints.web2));
+  });
+
+  it('uninstall deletes the service and kvvm\'s state, and keeps the certificates', () => {
+    const uninstall = agent(layout, 1, 'uninstall');
+    assert.equal(uninstall.code, 0, uninstall.stderr);
+    assert.match(uninstall.stdout, /Windows service deleted/);
+    assert.equal(queryService(KVVM_SERVICE_NAME), undefined);
+    assert.throws(() => readFileSync(join(layout.extensionFolder, 'mrseq')));
+    const dump = dumpInFreshProcess([where])[where] ?? [];
+    assert.deepEqual(new Set(dump.map((c) => c.thumbprint)), new Set([f.thumbprints.web1, f.thumbprints.web2, f.thumbprints.api]));
+  });
+});
