@@ -100,6 +100,10 @@ export function findRegressions(baseline: readonly BenchEntry[], current: readon
       missing.push(e.name);
       continue;
     }
+    // Informational counts (the fleet's 429s) depend on how the simulated instances' start-up lands in the
+    // vault's rate window on a loaded 2-core machine (measured: 136 to 400 between runs); they are reported,
+    // not gated. Targeted counts (failures) and every timing ratio are gated.
+    if (e.unit === 'count' && e.target === null) continue;
     // A recorded ratio at or under the floor (e.g. idle CPU of 0 ticks) counts as 1: at the floor, noise is not a regression.
     if (e.ratio > REGRESSION_FACTOR * Math.max(1, recorded.ratio)) regressions.push({ name: e.name, ratio: e.ratio, baseline: recorded.ratio });
   }
