@@ -175,13 +175,7 @@ async function deployToVm(arm: ArmConnection, io: ToolIo, deps: ArmDeps, t: VmTa
   }
   const resource: VirtualMachineExtension = {
     location,
-    publisher: t.plan.publisher,
-    typePropertiesType: t.plan.type,
-    typeHandlerVersion: t.plan.typeHandlerVersion,
-    autoUpgradeMinorVersion: t.plan.autoUpgradeMinorVersion,
-    enableAutomaticUpgrade: t.plan.enableAutomaticUpgrade,
-    settings: t.plan.settings,
-    ...(t.plan.protectedSettings ? { protectedSettings: t.plan.protectedSettings } : {}),
+    ...extensionProperties(t.plan),
   };
   const label = `VM ${t.name} extension ${t.plan.name}`;
   const poller = client.virtualMachineExtensions.createOrUpdate(t.resourceGroup, t.name, t.plan.name, resource, pollOptions(deps));
@@ -226,17 +220,24 @@ function pollOptions(deps: ArmDeps): { updateIntervalInMs?: number } {
   return deps.pollIntervalMs === undefined ? {} : { updateIntervalInMs: deps.pollIntervalMs };
 }
 
+/** The extension properties a VM and a scale set share. */
+function extensionProperties(plan: VmTarget['plan']) {
+  return {
+    publisher: plan.publisher,
+    typePropertiesType: plan.type,
+    typeHandlerVersion: plan.typeHandlerVersion,
+    autoUpgradeMinorVersion: plan.autoUpgradeMinorVersion,
+    enableAutomaticUpgrade: plan.enableAutomaticUpgrade,
+    settings: plan.settings,
+    ...(plan.protectedSettings ? { protectedSettings: plan.protectedSettings } : {}),
+  };
+}
+
 async function deployToVmss(arm: ArmConnection, io: ToolIo, deps: ArmDeps, t: VmssTarget): Promise<number> {
   const { client } = arm;
   const resource: VirtualMachineScaleSetExtension = {
     name: t.plan.name,
-    publisher: t.plan.publisher,
-    typePropertiesType: t.plan.type,
-    typeHandlerVersion: t.plan.typeHandlerVersion,
-    autoUpgradeMinorVersion: t.plan.autoUpgradeMinorVersion,
-    enableAutomaticUpgrade: t.plan.enableAutomaticUpgrade,
-    settings: t.plan.settings,
-    ...(t.plan.protectedSettings ? { protectedSettings: t.plan.protectedSettings } : {}),
+    ...extensionProperties(t.plan),
     ...(t.plan.provisionAfterExtensions ? { provisionAfterExtensions: t.plan.provisionAfterExtensions } : {}),
   };
   const label = `VMSS ${t.name} extension ${t.plan.name}`;
