@@ -17,6 +17,8 @@ interface CommandSpec {
   run: (argv: string[], host: CommandHost) => Promise<number>;
   /** The command's own, longer usage text, loaded only for --help. */
   helpText?: () => Promise<string>;
+  /** Not listed in the main help (run by the system, not by people). */
+  hidden?: boolean;
 }
 
 const AGENT_HELP =
@@ -45,6 +47,19 @@ const COMMANDS: Record<string, CommandSpec> = {
     usage: 'kvvm service',
     agent: true,
     run: async (_a, h) => (await import('./commands/service.js')).serviceCommand(h),
+  },
+  'windows-service-host': {
+    summary: 'the kvvm Windows service process, started by the Service Control Manager (registered by enable)',
+    usage: 'kvvm windows-service-host <launch file>',
+    agent: false,
+    hidden: true,
+    run: async (a, h) => {
+      if (a.length !== 1 || h.platform !== 'win32') {
+        h.stderr('usage: kvvm windows-service-host <launch file>  (Windows only; started by the Service Control Manager)\n');
+        return 2;
+      }
+      return (await import('./service/windowsServiceHost.js')).runServiceHost(a[0] as string);
+    },
   },
   validate: {
     summary: 'check a settings file and print the verdict',
@@ -88,8 +103,9 @@ const COMMANDS: Record<string, CommandSpec> = {
 };
 
 function mainHelp(): string {
-  const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
-  const lines = Object.entries(COMMANDS).map(([name, spec]) => `  ${name.padEnd(width)}  ${spec.summary}`);
+  const listed = Object.entries(COMMANDS).filter(([, spec]) => spec.hidden !== true);
+  const width = Math.max(...listed.map(([k]) => k.length));
+  const lines = listed.map(([name, spec]) => `  ${name.padEnd(width)}  ${spec.summary}`);
   return `kvvm — keeps Azure Key Vault certificates installed on this machine\n\nUsage: kvvm <command> [options]\n\nCommands:\n${lines.join('\n')}\n\nRun 'kvvm <command> --help' for a command's options.\n`;
 }
 

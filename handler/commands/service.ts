@@ -20,6 +20,7 @@ import { windowsChainError } from '../stores/windows/chain.js';
 import type { StoreLocation } from '../stores/windows/flags.js';
 import type { CertificateStore } from '../stores/store.js';
 import { createVaultReader } from '../vault/secretsClient.js';
+import { paasCredentialFor } from '../vault/paasWindows.js';
 import type { Env } from './context.js';
 import type { KvvmConfig, ObservedCertificate } from '../settings/config.js';
 import { loadConfig, loadHandlerContext, reportStatus, type CommandHost } from './context.js';
@@ -38,8 +39,14 @@ const windowsChainCheck = (material: CertificateMaterial, _now: Date, cert: Obse
   hasServerAuthEku(material.leaf) ? windowsChainError(material, cert.certificateStoreLocation as StoreLocation) : undefined;
 
 /** The certificate store of this platform; `linkOnRenewal` (settings) only matters to the Windows store. */
-export function createStoreForPlatform(platform: NodeJS.Platform, options: { linkOnRenewal?: boolean } = {}): CertificateStore {
-  if (platform === 'win32') return createWindowsStore(options.linkOnRenewal === undefined ? {} : { linkOnRenewal: options.linkOnRenewal });
+export function createStoreForPlatform(platform: NodeJS.Platform, options: { linkOnRenewal?: boolean; log?: SyncLogger } = {}): CertificateStore {
+  if (platform === 'win32') {
+    return createWindowsStore({
+      ...(options.linkOnRenewal === undefined ? {} : { linkOnRenewal: options.linkOnRenewal }),
+      // lifecycle event 1001 outcome (IIS Automatic Rebind), one line per renewal link
+      ...(options.log ? { log: { info: (m: string) => options.log?.info(m), warn: (m: string) => options.log?.warn(m) } } : {}),
+    });
+  }
   return createPemStore({});
 }
 
@@ -124,10 +131,16 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
   }
 }
 
+/** Windows PaaS variant (clientId + clientCertificateSubjectName): the bootstrap certificate replaces the managed identity. */
+function vaultReaderFor(host: CommandHost, config: KvvmConfig): ReturnType<typeof createVaultReader> {
+  const credential = paasCredentialFor(config.authentication, host.platform, host.env);
+  return createVaultReader({ authentication: config.authentication, env: host.env, ...(credential ? { credential } : {}) });
+}
+
 export function buildSyncDeps(host: CommandHost, config: KvvmConfig, log: SyncLogger): CertificateSyncDeps {
   return {
-    vault: createVaultReader({ authentication: config.authentication, env: host.env }),
-    store: createStoreForPlatform(host.platform, { linkOnRenewal: config.linkOnRenewal }),
+    vault: vaultReaderFor(host, config),
+    store: createStoreForPlatform(host.platform, { linkOnRenewal: config.linkOnRenewal, log }),
     parse: parseCertificateSecret,
     // Windows validates with its own chain engine and the machine's trust stores (4.x behaviour); Linux with
     // the system CA bundle plus NODE_EXTRA_CA_CERTS.

@@ -8,7 +8,6 @@
  * but the SCM is the only judge of "running": a Windows service has no process group to signal.
  */
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KvvmError } from '../errors.js';
 import { writeFileAtomic } from '../protocol/atomicFile.js';
@@ -28,11 +27,6 @@ import {
 
 const ALL_WE_USE = (SERVICE_QUERY_CONFIG | SERVICE_CHANGE_CONFIG | SERVICE_QUERY_STATUS | SERVICE_START | SERVICE_STOP | DELETE) >>> 0;
 const START_WAIT_MS = 60_000;
-
-/** The service host script next to this module (lib/handler/service/windowsServiceHost.js). */
-export function hostScriptPath(): string {
-  return join(dirname(fileURLToPath(import.meta.url)), 'windowsServiceHost.js');
-}
 
 export function launchFileFor(pidFile: string): string {
   return join(dirname(pidFile), LAUNCH_FILE);
@@ -261,8 +255,9 @@ export const windowsSupervisor: Supervisor = {
       env: serviceEnvironment(options.env), cwd: options.cwd, outputFile: logFile, logFolder: dirname(logFile),
     };
     await writeFileAtomic(launchFile, `${JSON.stringify(spec, null, 2)}\n`);
-    const scriptBased = options.args.length > 0 && options.args[0] !== 'service';
-    registerService(serviceRegistration({ execPath: options.command, hostScript: scriptBased ? hostScriptPath() : undefined, launchFile }));
+    // args is [<cli.js>, 'service'] (node.exe, and the single executable whose launcher sets argv[1] to cli.js too).
+    const cliScript = options.args.length > 1 ? options.args[0] : undefined;
+    registerService(serviceRegistration({ execPath: options.command, cliScript, launchFile }));
     const pid = await startService();
     await writePidFile(options.pidFile, {
       pid, markerKind: 'none', startMarker: undefined, command: `service ${KVVM_SERVICE_NAME}`, startedAt: (options.now?.() ?? new Date()).toISOString(),

@@ -4,9 +4,9 @@
  * tests assert it on Linux; windowsService.ts and windowsServiceHost.ts only make the calls.
  *
  * Shape of the service (see docs/windows.md): one SERVICE_WIN32_OWN_PROCESS service "kvvm", LocalSystem,
- * SERVICE_AUTO_START, restarted by the SCM on failure. Its binary is a small host (windowsServiceHost.js) that talks
- * to the SCM and runs the ordinary `kvvm service` as a child with the environment enable captured in a launch file:
- * the SCM starts services with the machine environment only (Wine ignores the service's registry `Environment`
+ * SERVICE_AUTO_START, restarted by the SCM on failure. Its binary is kvvm's hidden `windows-service-host` command
+ * (windowsServiceHost.ts; node.exe cli.js, or the single executable kvvm.exe), a small host that talks to the SCM and
+ * runs the ordinary `kvvm service` as a child with the environment enable captured in a launch file: the SCM starts services with the machine environment only (Wine ignores the service's registry `Environment`
  * value, measured), and NODE_EXTRA_CA_CERTS and friends must be in a Node process's environment from its start.
  */
 import {
@@ -74,22 +74,45 @@ export interface ServiceRegistration {
 }
 
 export interface RegistrationInput {
-  /** node.exe (or the packaged kvvm.exe). */
+  /** process.execPath of the enabling process: node.exe, or the packaged single executable bin\\kvvm.exe. */
   execPath: string;
-  /** windowsServiceHost.js; undefined for a single executable, which runs `kvvm windows-service-host`. */
-  hostScript: string | undefined;
+  /** The CLI script node runs (lib\\handler\\cli.js); ignored for a single executable, which finds it itself. */
+  cliScript: string | undefined;
   launchFile: string;
 }
 
+/** The hidden CLI command the Service Control Manager runs (cli.ts). */
+export const SERVICE_HOST_COMMAND = 'windows-service-host';
+
+/** True for a plain Node binary (node.exe, node); anything else is taken for kvvm's single executable (SEA). */
+export function isNodeBinary(execPath: string): boolean {
+  const base = execPath.split(/[\\/]/).pop() ?? '';
+  return /^node(?:\.exe)?$/i.test(base);
+}
+
+/**
+ * The service's command line, argument by argument: `node.exe <cli.js> windows-service-host <launch file>`, or for
+ * the single executable `kvvm.exe windows-service-host <launch file>` (its launcher finds ..\\lib\\handler\\cli.js).
+ */
+export function serviceHostArgv(input: RegistrationInput): string[] {
+  if (!isNodeBinary(input.execPath)) return [input.execPath, SERVICE_HOST_COMMAND, input.launchFile];
+  if (input.cliScript === undefined) {
+    throw new Error(`cannot register the Windows service: ${input.execPath} is a Node binary but the kvvm CLI script is not known`);
+  }
+  return [input.execPath, input.cliScript, SERVICE_HOST_COMMAND, input.launchFile];
+}
+
+/** A service binary path: paths quoted for CommandLineToArgvW, the command word as it is. */
+export function serviceBinaryPath(argv: readonly string[]): string {
+  return argv.map((a) => (a === SERVICE_HOST_COMMAND ? a : quoteWindowsArg(a))).join(' ');
+}
+
 export function serviceRegistration(input: RegistrationInput): ServiceRegistration {
-  const argv = input.hostScript === undefined
-    ? [input.execPath, 'windows-service-host', input.launchFile]
-    : [input.execPath, input.hostScript, input.launchFile];
   return {
     serviceName: KVVM_SERVICE_NAME,
     displayName: 'kvvm Key Vault certificate sync',
     description: 'Keeps Azure Key Vault certificates installed in the Windows certificate store (kvvm, the open KeyVault VM extension). Managed by the extension: enable starts it, disable stops it, uninstall removes it.',
-    binaryPathName: argv.map(quoteWindowsArg).join(' '),
+    binaryPathName: serviceBinaryPath(serviceHostArgv(input)),
     serviceType: SERVICE_WIN32_OWN_PROCESS,
     startType: SERVICE_AUTO_START,
     errorControl: SERVICE_ERROR_NORMAL,

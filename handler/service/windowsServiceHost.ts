@@ -1,5 +1,7 @@
 /**
- * The process the Service Control Manager starts for the "kvvm" service: `node windowsServiceHost.js <launch file>`.
+ * The process the Service Control Manager starts for the "kvvm" service: the hidden CLI command
+ * `kvvm windows-service-host <launch file>` (cli.ts), as `node.exe cli.js windows-service-host …` or, packaged,
+ * `kvvm.exe windows-service-host …` (windowsServiceConfig.serviceHostArgv).
  *
  * It talks to the SCM (StartServiceCtrlDispatcherW → ServiceMain → RegisterServiceCtrlHandlerExW → SetServiceStatus)
  * and runs the ordinary `kvvm service` as a child process with the environment enable captured (LaunchSpec). Why a
@@ -16,8 +18,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describeError } from '../errors.js';
 import { loadNative, type Handle } from '../stores/windows/native.js';
 import { createLogger, type KvvmLogger } from './logger.js';
@@ -29,6 +29,7 @@ export function readLaunchSpec(file: string): LaunchSpec {
   return spec;
 }
 
+/** `kvvm windows-service-host <launch file>`: returns when the service stops (the process exit code). */
 export async function runServiceHost(launchFile: string): Promise<number> {
   const spec = readLaunchSpec(launchFile);
   const log = createLogger({ logFolder: spec.logFolder, name: 'windows-service' });
@@ -129,14 +130,4 @@ function dispatch(spec: LaunchSpec, log: KvvmLogger): Promise<number> {
         }
       });
   });
-}
-
-if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const launchFile = process.argv[2];
-  if (launchFile === undefined) {
-    process.stderr.write('usage: windowsServiceHost.js <launch file>  (started by the Service Control Manager)\n');
-    process.exitCode = 2;
-  } else {
-    process.exitCode = await runServiceHost(launchFile);
-  }
 }

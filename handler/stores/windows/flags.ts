@@ -8,7 +8,7 @@
  * the legacy provider. See docs/windows.md.
  */
 import {
-  CRYPT_EXPORTABLE, CRYPT_MACHINE_KEYSET, CRYPT_USER_KEYSET, PKCS12_NO_PERSIST_KEY, PKCS12_PREFER_CNG_KSP,
+  CRYPT_EXPORTABLE, CRYPT_MACHINE_KEYSET, CRYPT_USER_KEYSET, PKCS12_NO_PERSIST_KEY, PKCS12_PREFER_CNG_KSP, PKCS12_VIRTUAL_ISOLATION_KEY,
 } from './native.js';
 
 export type StoreLocation = 'LocalMachine' | 'CurrentUser';
@@ -18,11 +18,14 @@ export interface ImportFlagsInput {
   keyExportable: boolean;
   /** Result of the capability probe: the platform imports PFX keys into CNG. */
   cng: boolean;
+  /** KeyGuard chosen (keyGuard.ts useKeyGuard): VBS-isolated CNG key, never exportable. */
+  keyGuard?: boolean;
 }
 
 /** Flags for the persisting import of a certificate's key. */
 export function pfxImportFlags(input: ImportFlagsInput): number {
   let flags = input.location === 'LocalMachine' ? CRYPT_MACHINE_KEYSET : CRYPT_USER_KEYSET;
+  if (input.keyGuard === true) return (flags | PKCS12_PREFER_CNG_KSP | PKCS12_VIRTUAL_ISOLATION_KEY) >>> 0; // never CRYPT_EXPORTABLE
   if (input.keyExportable) flags |= CRYPT_EXPORTABLE;
   if (input.cng) flags |= PKCS12_PREFER_CNG_KSP;
   return flags >>> 0;

@@ -49,6 +49,7 @@ export const CERT_LAST_USER_PROP_ID = 0xffff;
 // CryptAcquireCertificatePrivateKey
 export const CRYPT_ACQUIRE_SILENT_FLAG = 0x40;
 export const CRYPT_ACQUIRE_ALLOW_NCRYPT_KEY_FLAG = 0x10000;
+export const CRYPT_ACQUIRE_PREFER_NCRYPT_KEY_FLAG = 0x20000;
 export const CERT_NCRYPT_KEY_SPEC = 0xffffffff;
 // CAPI key containers
 export const PP_KEYSET_SEC_DESCR = 8;
@@ -89,6 +90,9 @@ export const HP_HASHVAL = 0x2;
 export const PROV_RSA_AES = 24;
 export const MS_ENH_RSA_AES_PROV = 'Microsoft Enhanced RSA and AES Cryptographic Provider';
 export const CRYPT_SILENT = 0x40;
+export const AT_KEYEXCHANGE = 1;
+export const AT_SIGNATURE = 2;
+export const NTE_NO_KEY = 0x8009000d;
 export const NCRYPT_PREFER_VBS_FLAG = 0x10000;
 export const NCRYPT_REQUIRE_VBS_FLAG = 0x20000;
 export const NCRYPT_VIRTUAL_ISO_PROPERTY = 'Virtual Iso';

@@ -30,6 +30,8 @@ export interface EntryState {
   owners: Owner[];
   /** The certificate was already in the store before kvvm: never deleted, only un-labelled. */
   adopted?: boolean;
+  /** kvvm imported the key with PKCS12_VIRTUAL_ISOLATION_KEY (keyGuard.ts). */
+  keyGuard?: boolean;
 }
 
 export function friendlyNameOf(id: CertificateVersionId): string {
@@ -47,7 +49,11 @@ export function decodeState(description: string | undefined): EntryState | undef
     const value = JSON.parse(description.slice(PREFIX.length)) as unknown;
     if (typeof value !== 'object' || value === null || !Array.isArray((value as EntryState).owners)) return undefined;
     const owners = (value as EntryState).owners.filter(isOwner);
-    return { owners, ...((value as EntryState).adopted === true ? { adopted: true } : {}) };
+    return {
+      owners,
+      ...((value as EntryState).adopted === true ? { adopted: true } : {}),
+      ...((value as EntryState).keyGuard === true ? { keyGuard: true } : {}),
+    };
   } catch {
     return undefined;
   }

@@ -23,6 +23,8 @@ import {
 import { win32Error } from './errors.js';
 import { cngProbeFlags, pfxImportFlags, storeLocationOf, type StoreLocation } from './flags.js';
 import { applyKeyAcl, deletePersistedKey, keyOf, keySddlFor } from './keys.js';
+import { keyGuardProbeFlags, locationLabel, probeImport, useKeyGuard } from './keyGuard.js';
+import { lifecycleLogLine, raiseRenewalEvent, type LifecycleHost, type SwitchCertificateInput } from './lifecycleEvent.js';
 import {
   CERT_DESCRIPTION_PROP_ID, CERT_FRIENDLY_NAME_PROP_ID, CERT_RENEWAL_PROP_ID, CERT_STORE_ADD_REPLACE_EXISTING_INHERIT_PROPERTIES,
   CERT_STORE_ADD_USE_EXISTING, loadNative, type Handle, type Native,
@@ -37,6 +39,12 @@ export interface WindowsStoreOptions {
   linkOnRenewal?: boolean;
   /** The native bindings; tests and Linux never load them unless the store is used. */
   native?: () => Native;
+  /** Where the lifecycle-event outcome is logged (the service logger); without one it is not logged. */
+  log?: { info(message: string): void; warn(message: string): void };
+  /** Runs powershell.exe for event 1001 (lifecycleEvent.ts); tests replace it. */
+  lifecycle?: LifecycleHost;
+  /** %SystemRoot%, where powershell.exe is looked for. */
+  systemRoot?: string;
 }
 
 interface Target {
@@ -48,19 +56,27 @@ interface Target {
 export function createWindowsStore(options: WindowsStoreOptions = {}): CertificateStore {
   const native = options.native ?? loadNative;
   const linkOnRenewal = options.linkOnRenewal ?? false;
+  const systemRoot = options.systemRoot ?? process.env['SystemRoot'];
   /** Capability probe result, once per store (process): can PFXImportCertStore put keys into CNG here? */
   let cng: boolean | undefined;
 
-  function importLeaf(n: Native, target: Handle, cert: ObservedCertificate, t: Target, pfx: ImportPfx, thumbprint: string): Handle {
+  /** Capability probe result for KeyGuard (PKCS12_VIRTUAL_ISOLATION_KEY), once per store, asked only when it matters. */
+  let keyGuardSupported: boolean | undefined;
+
+  function importLeaf(n: Native, target: Handle, cert: ObservedCertificate, t: Target, pfx: ImportPfx, thumbprint: string): { ctx: Handle; keyGuard: boolean } {
     const blob = { cbData: pfx.der.length, pbData: pfx.der };
-    let probed = cng;
-    if (probed === undefined) {
-      const probe = n.PFXImportCertStore(blob, pfx.password, cngProbeFlags()) as Handle | null;
-      if (probe) n.CertCloseStore(probe, 0);
-      probed = probe !== null;
+    const probed = cng ?? probeImport(n, pfx, cngProbeFlags());
+    if (!cert.keyExportable && probed && keyGuardSupported === undefined) keyGuardSupported = probeImport(n, pfx, keyGuardProbeFlags());
+    let keyGuard = useKeyGuard({ keyExportable: cert.keyExportable, cng: probed, keyGuardSupported: keyGuardSupported ?? false });
+    let flags = pfxImportFlags({ location: t.location, keyExportable: cert.keyExportable, cng: probed, keyGuard });
+    let memory = n.PFXImportCertStore(blob, pfx.password, flags) as Handle | null;
+    if (!memory && keyGuard) {
+      // The probe said yes but the persisted VBS import did not: the plain CNG import rather than no certificate.
+      keyGuard = false;
+      keyGuardSupported = false;
+      flags = pfxImportFlags({ location: t.location, keyExportable: cert.keyExportable, cng: probed });
+      memory = n.PFXImportCertStore(blob, pfx.password, flags) as Handle | null;
     }
-    const flags = pfxImportFlags({ location: t.location, keyExportable: cert.keyExportable, cng: probed });
-    const memory = n.PFXImportCertStore(blob, pfx.password, flags) as Handle | null;
     if (!memory) throw win32Error('PFXImportCertStore', n.GetLastError(), `import the certificate ${thumbprint} (flags 0x${flags.toString(16)})`);
     cng = probed; // only trusted once an import with these flags worked
     let leaf: Handle | undefined;
@@ -73,7 +89,7 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
         deletePersistedKey(n, leaf, () => false); // the import persisted a key nobody will point at
         throw win32Error('CertAddCertificateContextToStore', err, `add the certificate ${thumbprint} to ${t.where}`);
       }
-      return out[0];
+      return { ctx: out[0], keyGuard };
     } finally {
       freeContext(n, leaf);
       n.CertCloseStore(memory, 0);
@@ -152,17 +168,21 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
         description: getStringProperty(n, found, CERT_DESCRIPTION_PROP_ID), friendlyName: getStringProperty(n, found, CERT_FRIENDLY_NAME_PROP_ID),
       };
       let ctx: Handle | undefined = found;
+      const previous = decodeState(before?.description);
+      let keyGuard = previous?.keyGuard === true;
       try {
         if (!hadKey) {
           freeContext(n, found);
           ctx = undefined;
-          ctx = importLeaf(n, store, cert, t, pfx, material.thumbprint);
+          const imported = importLeaf(n, store, cert, t, pfx, material.thumbprint);
+          ctx = imported.ctx;
+          keyGuard = imported.keyGuard;
         }
-        const previous = decodeState(before?.description);
         const owner = { vault: id.vaultName, secret: id.secretName, version: id.version, installed: nextCounter(entries, id.vaultName, id.secretName, 'installed') };
         const state: EntryState = {
           owners: [...(previous?.owners ?? []).filter((o) => !(sameSecret(o, id.vaultName, id.secretName) && o.version === id.version)), owner],
           ...((previous ? previous.adopted : found !== undefined) ? { adopted: true } : {}),
+          ...(keyGuard ? { keyGuard: true } : {}),
         };
         try {
           writeLabels(n, ctx as Handle, state);
@@ -184,7 +204,7 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
   }
 
   async function activate(cert: ObservedCertificate, id: CertificateVersionId, previous: InstalledCertificate | undefined): Promise<void> {
-    withTarget(cert, 'write', (n, maybeStore, t) => {
+    const linked = withTarget(cert, 'write', (n, maybeStore, t): SwitchCertificateInput | undefined => {
       const store = maybeStore as Handle;
       const entries = readEntries(n, store);
       const target = versionsOf(entries, id.vaultName, id.secretName).find((v) => v.owner.version === id.version);
@@ -207,9 +227,16 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
           } finally {
             freeContext(n, old);
           }
+          return { location: t.location, storeName: t.storeName, oldThumbprint: previous.thumbprint, newThumbprint: target.entry.thumbprint, ...(systemRoot ? { systemRoot } : {}) };
         }
       }
+      return undefined;
     });
+    // After the store is committed and closed: IIS reads the renewal link when the event arrives.
+    if (linked) {
+      const line = lifecycleLogLine(linked, await raiseRenewalEvent(linked, options.lifecycle));
+      options.log?.[line.level](line.message);
+    }
   }
 
   async function remove(cert: ObservedCertificate, installed: InstalledCertificate): Promise<void> {
@@ -288,7 +315,7 @@ function readEntries(n: Native, store: Handle): StoreEntry[] {
 function installedOf(v: OwnedVersion, t: Target): InstalledCertificate {
   return {
     vaultName: v.owner.vault, secretName: v.owner.secret, version: v.owner.version,
-    thumbprint: v.entry.thumbprint, notAfter: v.entry.notAfter, active: v.active, location: t.where,
+    thumbprint: v.entry.thumbprint, notAfter: v.entry.notAfter, active: v.active, location: locationLabel(t.where, v.entry.state.keyGuard === true),
   };
 }
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { decryptArgs } from '../../../handler/protocol/protectedSettingsWindows.js';
 import {
-  controlAction, ownsService, quoteWindowsArg, serviceEnvironment, serviceRegistration, serviceStatusFor,
+  controlAction, isNodeBinary, ownsService, quoteWindowsArg, serviceEnvironment, serviceHostArgv, serviceRegistration, serviceStatusFor,
 } from '../../../handler/service/windowsServiceConfig.js';
 import { supervisorFor } from '../../../handler/service/supervisor.js';
 
@@ -12,7 +12,7 @@ import { supervisorFor } from '../../../handler/service/supervisor.js';
  */
 const reg = serviceRegistration({
   execPath: 'C:\\Packages\\Plugins\\Microsoft.Azure.KeyVault.KeyVaultForWindows\\3.0.0\\bin\\node.exe',
-  hostScript: 'C:\\Packages\\Plugins\\Microsoft.Azure.KeyVault.KeyVaultForWindows\\3.0.0\\lib\\handler\\service\\windowsServiceHost.js',
+  cliScript: 'C:\\Packages\\Plugins\\Microsoft.Azure.KeyVault.KeyVaultForWindows\\3.0.0\\lib\\handler\\cli.js',
   launchFile: 'C:\\Packages\\Plugins\\Microsoft.Azure.KeyVault.KeyVaultForWindows\\3.0.0\\kvvm-service.launch.json',
 });
 
@@ -24,15 +24,24 @@ describe('Windows service registration (CreateServiceW / ChangeServiceConfig2W a
     assert.equal(reg.errorControl, 0x1); // SERVICE_ERROR_NORMAL
     assert.equal(reg.account, null); // lpServiceStartName NULL = LocalSystem
   });
-  it('runs the service host with the launch file, every argument quoted', () => {
+  it('node.exe runs cli.js windows-service-host with the launch file, every path quoted', () => {
     assert.equal(reg.binaryPathName,
       '"C:\\Packages\\Plugins\\Microsoft.Azure.KeyVault.KeyVaultForWindows\\3.0.0\\bin\\node.exe" ' +
-      '"C:\\Packages\\Plugins\\Microsoft.Azure.KeyVault.KeyVaultForWindows\\3.0.0\\lib\\handler\\service\\windowsServiceHost.js" ' +
+      '"C:\\Packages\\Plugins\\Microsoft.Azure.KeyVault.KeyVaultForWindows\\3.0.0\\lib\\handler\\cli.js" windows-service-host ' +
       '"C:\\Packages\\Plugins\\Microsoft.Azure.KeyVault.KeyVaultForWindows\\3.0.0\\kvvm-service.launch.json"');
   });
-  it('a single executable runs its windows-service-host command instead of a script', () => {
-    const sea = serviceRegistration({ execPath: 'C:\\ext\\bin\\kvvm.exe', hostScript: undefined, launchFile: 'C:\\ext\\kvvm-service.launch.json' });
-    assert.equal(sea.binaryPathName, '"C:\\ext\\bin\\kvvm.exe" "windows-service-host" "C:\\ext\\kvvm-service.launch.json"');
+  it('the single executable (execPath not node.exe) runs its own windows-service-host command, without cli.js', () => {
+    const sea = serviceRegistration({ execPath: 'C:\\ext\\bin\\kvvm.exe', cliScript: 'C:\\ext\\lib\\handler\\cli.js', launchFile: 'C:\\ext\\kvvm-service.launch.json' });
+    assert.equal(sea.binaryPathName, '"C:\\ext\\bin\\kvvm.exe" windows-service-host "C:\\ext\\kvvm-service.launch.json"');
+    assert.deepEqual(serviceHostArgv({ execPath: 'C:\\ext\\bin\\kvvm.exe', cliScript: undefined, launchFile: 'C:\\l.json' }),
+      ['C:\\ext\\bin\\kvvm.exe', 'windows-service-host', 'C:\\l.json']);
+  });
+  it('tells node from the single executable by the file name only, case-insensitively', () => {
+    for (const p of ['C:\\Program Files\\nodejs\\node.exe', 'C:\\x\\NODE.EXE', '/usr/bin/node', 'node']) assert.equal(isNodeBinary(p), true, p);
+    for (const p of ['C:\\ext\\bin\\kvvm.exe', 'C:\\node\\kvvm.exe', 'C:\\x\\nodejs.exe', '/opt/kvvm/bin/kvvm']) assert.equal(isNodeBinary(p), false, p);
+  });
+  it('node without a known CLI script cannot be registered', () => {
+    assert.throws(() => serviceHostArgv({ execPath: 'C:\\node\\node.exe', cliScript: undefined, launchFile: 'C:\\l.json' }), /CLI script/);
   });
   it('restarts on failure after 10 s, 60 s, then 5 min, resetting the count after a day, non-crash failures included', () => {
     assert.deepEqual(reg.failureActions, {

@@ -174,7 +174,8 @@ describe('the Windows agent drives kvvm under Wine: a real Windows service, the 
     const svc = queryService();
     assert.ok(svc, 'enable registered no service');
     assert.equal(svc.state, SERVICE_RUNNING);
-    assert.ok(svc.binaryPathName.includes('windowsServiceHost.js') && svc.binaryPathName.includes('kvvm-service.launch.json'), svc.binaryPathName);
+    // node.exe "<lib>\\handler\\cli.js" windows-service-host "<launch file>": the hidden CLI command runs the service.
+    assert.match(svc.binaryPathName, /^"[^"]*node\.exe" "[^"]*\\lib\\handler\\cli\.js" windows-service-host "[^"]*\\kvvm-service\.launch\.json"$/i, svc.binaryPathName);
 
     const status = await finalStatus(layout, 0);
     assert.equal(status.status, 'success', status.message);
@@ -203,6 +204,14 @@ describe('the Windows agent drives kvvm under Wine: a real Windows service, the 
     const web1 = dump.find((c) => c.thumbprint === f.thumbprints.web1);
     assert.ok(dump.some((c) => c.thumbprint === f.thumbprints.web2), 'the rotated version is installed');
     assert.equal(web1?.renewal, f.thumbprints.web2, 'CERT_RENEWAL_PROP_ID of the old version names the new one');
+    // Event 1001 (IIS Automatic Rebind) cannot be raised here: Wine's powershell.exe is a stub that runs nothing.
+    // The activation above succeeded anyway, and the service log says why the event was not raised.
+    const messages = readFileSync(join(layout.logFolder, 'kvvm-service.log'), 'utf8').split('\n').filter(Boolean)
+      .map((l) => (JSON.parse(l) as { message: string; level: string }));
+    const event = messages.find((m) => m.message.startsWith(`certificate lifecycle event 1001 NOT raised for ${where}: ${f.thumbprints.web1} -> ${f.thumbprints.web2}: `));
+    assert.ok(event, JSON.stringify(messages.slice(-6)));
+    assert.equal(event.level, 'warn');
+    assert.match(event.message, /(not a working PowerShell|does not exist)/);
   });
 
   it('enable again with the same sequence number changes nothing', () => {
