@@ -24,9 +24,10 @@ export async function benchIdle(o: { windowS: number; certificates: number }, pr
     await bench.waitInstalled(120_000);
     const pid = (await isRunning(join(bench.layout.extensionFolder, 'kvvm-service.pid'))).pid;
     if (pid === undefined || bare.pid === undefined) throw new Error('service or bare process not running');
-    // "At rest" starts 30 s after the cycle: a one-off burst of ~100 ms CPU follows a cycle by 8-25 s (measured
-    // with 1 s /proc samples; V8's post-activity GCs), and counting it made a 10 s window's ratio swing 0-15x.
-    await sleep(30_000);
+    // "At rest" starts 60 s after the cycle: a one-off burst of ~100-150 ms CPU follows a cycle by 8-48 s
+    // (measured with 1 s /proc samples: later with more certificates, consistent with V8's memory reducer, which
+    // runs after a full GC), then nothing. Counting it made the ratio swing 0-15x between runs.
+    await sleep(60_000);
     progress(`idle: measuring ${o.windowS} s`);
     const s0 = procCpuMs(pid);
     const b0 = procCpuMs(bare.pid);
