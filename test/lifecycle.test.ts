@@ -93,6 +93,10 @@ test('the agent drives the extension through install, enable, rotation, disable,
     assert.equal(status0.status, 'success', status0.message);
     assert.equal(status0.substatus.length, 2);
     assert.ok(status0.substatus.every((s) => s.status === 'success'));
+    // Each certificate's substatus tells the operator what is installed and where.
+    const webStatus = status0.substatus.find((s) => s.name === 'kvvm/web')?.formattedMessage.message ?? '';
+    assert.ok(webStatus.includes(`version ${webV1}`) && webStatus.includes(web1.cert.fingerprint.replace(/:/g, '')), webStatus);
+    assert.ok(webStatus.includes(`in ${join(store, `kvvm.web.${webV1}`)}`), webStatus);
     assert.equal((await readFile(join(layout.extensionFolder, 'mrseq'), 'utf8')).trim(), '0');
 
     assert.equal((await stat(store)).mode & 0o777, 0o700);

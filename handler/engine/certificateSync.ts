@@ -20,6 +20,8 @@ export interface CertificateSyncResult {
   activeVersion?: string;
   thumbprint?: string;
   notAfter?: Date;
+  /** Where the active version lives: the PEM file, or the Windows store (marked "(KeyGuard)" when it is there). */
+  location?: string;
   /** Operator-facing text for error/skipped, or a warning for an otherwise successful sync. */
   message?: string;
   reason?: string;
@@ -81,9 +83,7 @@ export async function syncCertificate(cert: ObservedCertificate, deps: Certifica
     const active = after.find((i) => i.active);
     const result: CertificateSyncResult = { cert, state: changed ? 'installed' : 'unchanged', changed };
     if (active) {
-      result.activeVersion = active.version;
-      result.thumbprint = active.thumbprint;
-      result.notAfter = active.notAfter;
+      Object.assign(result, activeFields(active));
     }
     if (warning !== undefined) result.message = warning;
     return result;
@@ -97,15 +97,17 @@ export async function syncCertificate(cert: ObservedCertificate, deps: Certifica
     try {
       const active = (await deps.store.list(cert)).find((i) => i.active);
       if (active) {
-        result.activeVersion = active.version;
-        result.thumbprint = active.thumbprint;
-        result.notAfter = active.notAfter;
+        Object.assign(result, activeFields(active));
       }
     } catch {
       // The store error is already the more interesting one; the result says error either way.
     }
     return result;
   }
+}
+
+function activeFields(active: InstalledCertificate): Pick<CertificateSyncResult, 'activeVersion' | 'thumbprint' | 'notAfter' | 'location'> {
+  return { activeVersion: active.version, thumbprint: active.thumbprint, notAfter: active.notAfter, location: active.location };
 }
 
 interface Candidates {

@@ -28,7 +28,7 @@ export function certificateSubstatus(r: CertificateSyncResult): SubStatus {
   const name = `${r.cert.vaultName}/${r.cert.secretName}`;
   const installed =
     r.activeVersion !== undefined
-      ? `version ${r.activeVersion}, thumbprint ${r.thumbprint ?? '?'}, expires ${r.notAfter?.toISOString() ?? '?'}`
+      ? `version ${r.activeVersion}, thumbprint ${r.thumbprint ?? '?'}, expires ${r.notAfter?.toISOString() ?? '?'}${r.location ? `, in ${r.location}` : ''}`
       : 'not installed';
   switch (r.state) {
     case 'installed':
