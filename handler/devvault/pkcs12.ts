@@ -9,36 +9,20 @@
  * node-forge's toPkcs12Asn1 cannot produce this: with a null password it writes an UNencrypted key bag and it
  * never encrypts certificate bags. So we assemble the ASN.1 here from forge's primitives.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import forge from 'node-forge';
+import { dataContentInfo, oid, octets, PKCS12_ITERATIONS as ITERATIONS, seq, set, wrapPfx } from '../certs/pkcs12Writer.js';
 
 const { asn1, pki } = forge;
 const U = asn1.Class.UNIVERSAL;
 const CTX = asn1.Class.CONTEXT_SPECIFIC;
 
-const ITERATIONS = 2000;
 /** szOID_LOCAL_MACHINE_KEYSET's sibling: the CSP name Windows PFXImportCertStore reads. */
 const OID_MS_CSP_NAME = '1.3.6.1.4.1.311.17.1';
 const MS_CSP_NAME = 'Microsoft Enhanced RSA and AES Cryptographic Provider';
 
-function oid(o: string): forge.asn1.Asn1 {
-  return asn1.create(U, asn1.Type.OID, false, asn1.oidToDer(o).getBytes());
-}
-
-function octets(bytes: string): forge.asn1.Asn1 {
-  return asn1.create(U, asn1.Type.OCTETSTRING, false, bytes);
-}
-
 function attribute(attrOid: string, value: forge.asn1.Asn1): forge.asn1.Asn1 {
-  return asn1.create(U, asn1.Type.SEQUENCE, true, [oid(attrOid), asn1.create(U, asn1.Type.SET, true, [value])]);
-}
-
-/** ContentInfo of type data wrapping the DER of `inner`. */
-function dataContentInfo(inner: forge.asn1.Asn1): forge.asn1.Asn1 {
-  return asn1.create(U, asn1.Type.SEQUENCE, true, [
-    oid(pki.oids['data'] as string),
-    asn1.create(CTX, 0, true, [octets(asn1.toDer(inner).getBytes())]),
-  ]);
+  return seq([oid(attrOid), set([value])]);
 }
 
 /**
@@ -103,31 +87,7 @@ export function buildPasswordlessPkcs12(keyPem: string | undefined, certPems: st
   }
   if (certBags.length > 0) contents.push(encryptedContentInfo(asn1.create(U, asn1.Type.SEQUENCE, true, certBags)));
 
-  const authSafe = asn1.create(U, asn1.Type.SEQUENCE, true, contents);
-  const authSafeDer = asn1.toDer(authSafe).getBytes();
-
-  // MAC key from the NULL password (forge treats null as "no password bytes", the PKCS#12 NULL password).
-  const salt = randomBytes(20).toString('binary');
-  const macKey = forge.pkcs12.generateKey(null, forge.util.createBuffer(salt), 3, ITERATIONS, 20);
-  const hmac = forge.hmac.create();
-  hmac.start('sha1', macKey.getBytes());
-  hmac.update(authSafeDer);
-  const macData = asn1.create(U, asn1.Type.SEQUENCE, true, [
-    asn1.create(U, asn1.Type.SEQUENCE, true, [
-      asn1.create(U, asn1.Type.SEQUENCE, true, [oid(pki.oids['sha1'] as string), asn1.create(U, asn1.Type.NULL, false, '')]),
-      octets(hmac.digest().getBytes()),
-    ]),
-    octets(salt),
-    asn1.create(U, asn1.Type.INTEGER, false, asn1.integerToDer(ITERATIONS).getBytes()),
-  ]);
-
-  const pfx = asn1.create(U, asn1.Type.SEQUENCE, true, [
-    asn1.create(U, asn1.Type.INTEGER, false, asn1.integerToDer(3).getBytes()),
-    asn1.create(U, asn1.Type.SEQUENCE, true, [
-      oid(pki.oids['data'] as string),
-      asn1.create(CTX, 0, true, [octets(authSafeDer)]),
-    ]),
-    macData,
-  ]);
-  return Buffer.from(asn1.toDer(pfx).getBytes(), 'binary');
+  const authSafeDer = asn1.toDer(seq(contents)).getBytes();
+  // MAC under the NULL password (forge treats null as "no password bytes", the PKCS#12 NULL password).
+  return wrapPfx(authSafeDer, null);
 }
