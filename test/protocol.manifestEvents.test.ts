@@ -1,16 +1,15 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { KvvmError } from '../handler/errors.js';
-import { packageRoot } from '../handler/paths.js';
 import { EVENT_LIMITS, writeEvent } from '../handler/protocol/events.js';
 import { validateHandlerManifest } from '../handler/protocol/manifest.js';
+import { guestAgentVectorsDir } from './helpers/vectors.js';
 
 function manifestVectors(): string {
-  const override = process.env['KVVM_GUEST_AGENT_VECTORS_DIR'];
-  return join(override ? override : join(dirname(packageRoot()), 'shared', 'vectors', 'guest-agent'), 'handler_manifest');
+  return join(guestAgentVectorsDir(), 'handler_manifest');
 }
 const load = (file: string): unknown => JSON.parse(readFileSync(join(manifestVectors(), file), 'utf8'));
 

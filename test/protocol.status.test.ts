@@ -2,10 +2,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { KvvmError } from '../handler/errors.js';
-import { packageRoot } from '../handler/paths.js';
 import {
   OMITTED_SUBSTATUS_NAME,
   STATUS_LIMITS,
@@ -17,12 +16,9 @@ import {
   type HandlerStatusReport,
   type SubStatus,
 } from '../handler/protocol/status.js';
+import { guestAgentVectorsDir } from './helpers/vectors.js';
 
-/** The Linux agent's own fixtures, from shared/ beside the repository (KVVM_GUEST_AGENT_VECTORS_DIR overrides). */
-function agentVectors(): string {
-  const override = process.env['KVVM_GUEST_AGENT_VECTORS_DIR'];
-  return override ? override : join(dirname(packageRoot()), 'shared', 'vectors', 'guest-agent');
-}
+const agentVectors = guestAgentVectorsDir;
 
 const root = mkdtempSync(join(tmpdir(), 'kvvm-status-'));
 after(() => rmSync(root, { recursive: true, force: true }));

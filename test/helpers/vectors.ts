@@ -13,6 +13,13 @@ export function sharedDir(): string {
   return join(dirname(packageRoot()), 'shared');
 }
 
+/** The Linux agent's own fixtures (status files, handler manifests); KVVM_GUEST_AGENT_VECTORS_DIR overrides. */
+export function guestAgentVectorsDir(): string {
+  const override = process.env['KVVM_GUEST_AGENT_VECTORS_DIR'];
+  if (override !== undefined && override !== '') return override;
+  return join(sharedDir(), 'vectors', 'guest-agent');
+}
+
 export function vectorsDir(): string {
   const override = process.env['KVVM_VECTORS_DIR'];
   if (override !== undefined && override !== '') return override;
