@@ -4,10 +4,12 @@
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { isRunning } from '../handler/service/supervisor.js';
+import { posixSupervisor } from '../handler/service/posixSupervisor.js';
 import { procCpuMs, procRssMiB, sleep } from './common.js';
 import { startAgentBench } from './agentRun.js';
 import { timing, type BenchEntry } from './report.js';
+
+const { isRunning } = posixSupervisor;
 
 /** One clock tick: CPU below this is not measurable from /proc, so the floor is never smaller. */
 const MIN_CPU_FLOOR_MS = 10;

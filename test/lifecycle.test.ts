@@ -16,8 +16,10 @@ import { X509Certificate } from 'node:crypto';
 import { makeAgentLayout, type AgentLayout } from './helpers/agentFolder.js';
 import { startDevVault, type DevVault } from '../handler/devvault/server.js';
 import { createCa, issueCertificate, toPemSecret, toPkcs12Base64 } from '../handler/devvault/certFactory.js';
-import { isRunning } from '../handler/service/supervisor.js';
+import { posixSupervisor } from '../handler/service/posixSupervisor.js';
 import { packageRoot } from '../handler/paths.js';
+
+const { isRunning } = posixSupervisor;
 
 const run = promisify(execFile);
 const CLI = join(packageRoot(), 'lib', 'handler', 'cli.js');

@@ -25,7 +25,9 @@ import { validateHandlerManifest } from '../handler/protocol/manifest.js';
 import { makeAgentLayout, type AgentLayout } from './helpers/agentFolder.js';
 import { startDevVault, type DevVault } from '../handler/devvault/server.js';
 import { createCa, issueCertificate, toPemSecret } from '../handler/devvault/certFactory.js';
-import { isRunning } from '../handler/service/supervisor.js';
+import { posixSupervisor } from '../handler/service/posixSupervisor.js';
+
+const { isRunning } = posixSupervisor;
 
 const run = promisify(execFile);
 const repoRoot = repoRootFromHere();

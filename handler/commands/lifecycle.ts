@@ -6,9 +6,8 @@
 import { cp, mkdir, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { readMrseq, writeMrseq } from '../protocol/sequence.js';
-import { isRunning, startDetached, stopProcess } from '../service/supervisor.js';
 import { describeError } from '../errors.js';
-import { launchFileFor, removeWindowsService } from '../service/windowsService.js';
+import { supervisorFor } from '../service/supervisorFor.js';
 import { loadConfig, loadHandlerContext, recordOutcome, reportStatus, type CommandHost, type HandlerContext } from './context.js';
 
 const SERVICE_STOP_TIMEOUT_MS = 30_000;
@@ -32,7 +31,8 @@ export async function enableCommand(host: CommandHost): Promise<number> {
     return 1;
   }
   const mrseq = await readMrseq(ctx.handlerEnv.extensionFolder);
-  const running = await isRunning(ctx.paths.pidFile);
+  const supervisor = supervisorFor(ctx.host.platform);
+  const running = await supervisor.isRunning(ctx.paths.pidFile);
   if (mrseq !== undefined && ctx.seq <= mrseq) {
     if (running.running) {
       host.stdout(`kvvm enable: sequence ${ctx.seq} already applied (last applied ${mrseq}); service running (pid ${running.pid}).\n`);
@@ -46,7 +46,7 @@ export async function enableCommand(host: CommandHost): Promise<number> {
     return 0;
   }
   await writeMrseq(ctx.handlerEnv.extensionFolder, ctx.seq);
-  if (running.running) await stopProcess(ctx.paths.pidFile, { timeoutMs: SERVICE_STOP_TIMEOUT_MS });
+  if (running.running) await supervisor.stopProcess(ctx.paths.pidFile, { timeoutMs: SERVICE_STOP_TIMEOUT_MS });
   await reportStatus(ctx, {
     operation: 'Enable',
     status: 'transitioning',
@@ -61,7 +61,7 @@ export async function enableCommand(host: CommandHost): Promise<number> {
 
 export async function disableCommand(host: CommandHost): Promise<number> {
   const ctx = await loadHandlerContext(host, { needSequence: false });
-  const outcome = await stopProcess(ctx.paths.pidFile, { timeoutMs: SERVICE_STOP_TIMEOUT_MS });
+  const outcome = await supervisorFor(ctx.host.platform).stopProcess(ctx.paths.pidFile, { timeoutMs: SERVICE_STOP_TIMEOUT_MS });
   await reportStatus(ctx, {
     operation: 'Disable',
     status: 'success',
@@ -75,13 +75,12 @@ export async function disableCommand(host: CommandHost): Promise<number> {
 
 export async function uninstallCommand(host: CommandHost): Promise<number> {
   const ctx = await loadHandlerContext(host, { needSequence: false });
-  const outcome = await stopProcess(ctx.paths.pidFile, { timeoutMs: SERVICE_STOP_TIMEOUT_MS });
-  // Windows: the service registration goes too (when it is this version's: an upgrade may have handed it on).
-  if (host.platform === 'win32') {
-    const removed = await removeWindowsService(ctx.paths.pidFile);
-    host.stdout(`kvvm uninstall: Windows service ${removed === 'deleted' ? 'deleted' : removed === 'absent' ? 'was not registered' : 'belongs to another version; kept'}.\n`);
-    await rm(launchFileFor(ctx.paths.pidFile), { force: true });
-  }
+  const supervisor = supervisorFor(ctx.host.platform);
+  const outcome = await supervisor.stopProcess(ctx.paths.pidFile, { timeoutMs: SERVICE_STOP_TIMEOUT_MS });
+  // The service registration goes too where the platform has one (Windows: when it is this version's, since an
+  // upgrade may have handed it on).
+  const removed = await supervisor.remove(ctx.paths.pidFile);
+  if (removed !== undefined) host.stdout(`kvvm uninstall: ${removed}.\n`);
   // Certificates stay: during an upgrade the agent uninstalls the OLD version after the new one took over,
   // and applications keep using the installed certificates. Only kvvm's own state goes.
   await rm(ctx.paths.stateDir, { recursive: true, force: true });
@@ -141,7 +140,7 @@ async function startService(ctx: HandlerContext, seq: number): Promise<{ pid: nu
   env['AZURE_GUEST_AGENT_EXTENSION_PATH'] = ctx.handlerEnv.extensionFolder;
   env['ConfigSequenceNumber'] = String(seq);
   try {
-    return await startDetached({
+    return await supervisorFor(ctx.host.platform).startDetached({
       command: ctx.host.execPath,
       args,
       env,

@@ -17,7 +17,7 @@ import { SERVICE_CONCURRENCY } from '../engine/syncCycle.js';
 import { createPemStore } from '../stores/pemStore.js';
 import { createWindowsStore } from '../stores/windows/windowsStore.js';
 import { windowsChainError } from '../stores/windows/chain.js';
-import type { StoreLocation } from '../stores/windows/flags.js';
+import type { StoreLocation } from '../platform/win32/certStore.js';
 import type { CertificateStore } from '../stores/store.js';
 import { createVaultReader } from '../vault/secretsClient.js';
 import { paasCredentialFor } from '../vault/paasWindows.js';

@@ -11,7 +11,7 @@ import { constants as fsConstants } from 'node:fs';
 import { access, open, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { KvvmError } from '../errors.js';
-import { isRunning } from '../service/supervisor.js';
+import { supervisorFor } from '../service/supervisorFor.js';
 import type { KvvmConfig, ObservedCertificate } from '../settings/config.js';
 import { formatProblems, parseSettings } from '../settings/index.js';
 import { DEFAULT_IMDS_HOST, identityError, resolveIdentitySource } from '../vault/identity.js';
@@ -164,7 +164,7 @@ export async function runDoctor(o: DoctorOptions): Promise<DoctorReport> {
     add(report, { id: 'service', target: '(no extension folder)', status: 'skip', message: 'pass --extension-folder to check that the kvvm service is running' });
   } else {
     const pidFile = join(o.extensionFolder, 'kvvm-service.pid');
-    const state = await isRunning(pidFile);
+    const state = await supervisorFor(o.platform).isRunning(pidFile);
     add(report, state.running
       ? { id: 'service', target: pidFile, status: 'pass', message: `running (pid ${state.pid ?? '?'})` }
       : { id: 'service', target: pidFile, status: 'fail', message: 'the kvvm service is not running', fix: 'Re-enable the extension (az vm extension set ... re-applies settings and starts the service), or look at the service output in the extension log folder.' });

@@ -9,10 +9,10 @@
  * acquired (0x8009200B, docs/windows.md), so the Wine test decrypts from CurrentUser\My with the same code.
  */
 import { KvvmError } from '../errors.js';
-import { ENCODING, findBySha1, freeContext, systemStoreFlags, withSystemStore } from '../stores/windows/certStore.js';
-import { win32Error } from '../stores/windows/errors.js';
-import type { StoreLocation } from '../stores/windows/flags.js';
-import { CRYPT_MESSAGE_SILENT_KEYSET_FLAG, loadNative } from '../stores/windows/native.js';
+import { ENCODING, findBySha1, freeContext, systemStoreFlags, withSystemStore } from '../platform/win32/certStore.js';
+import { win32Error } from '../platform/win32/errors.js';
+import type { StoreLocation } from '../platform/win32/certStore.js';
+import { CRYPT_MESSAGE_SILENT_KEYSET_FLAG, loadNative } from '../platform/win32/native.js';
 import { decryptError, parsePlaintext } from './protectedSettings.js';
 
 export const PROTECTED_SETTINGS_STORE = 'MY';

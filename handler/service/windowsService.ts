@@ -1,24 +1,25 @@
 /**
  * The Windows `Supervisor`: enable registers (or reconfigures) the "kvvm" Windows service and starts it, disable
  * stops it, uninstall deletes it. All arguments come from windowsServiceConfig.ts (pure, tested on Linux); this file
- * makes the Service Control Manager calls through koffi (declared in stores/windows/native.ts) and closes every
+ * makes the Service Control Manager calls through koffi (declared in platform/win32/native.ts) and closes every
  * handle. The service process itself is windowsServiceHost.ts.
  *
  * The pid file of the POSIX supervisor is kept (it names the service host's pid, for people and `kvvm doctor`),
  * but the SCM is the only judge of "running": a Windows service has no process group to signal.
  */
+import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KvvmError } from '../errors.js';
 import { writeFileAtomic } from '../protocol/atomicFile.js';
-import { win32Error } from '../stores/windows/errors.js';
+import { win32Error } from '../platform/win32/errors.js';
 import {
   DELETE, ERROR_SERVICE_ALREADY_RUNNING, ERROR_SERVICE_CANNOT_ACCEPT_CTRL, ERROR_SERVICE_DOES_NOT_EXIST, ERROR_SERVICE_EXISTS,
   ERROR_SERVICE_MARKED_FOR_DELETE, ERROR_SERVICE_NOT_ACTIVE, SC_MANAGER_CONNECT, SC_MANAGER_CREATE_SERVICE, SC_STATUS_PROCESS_INFO,
   SERVICE_CHANGE_CONFIG, SERVICE_CONFIG_DESCRIPTION, SERVICE_CONFIG_FAILURE_ACTIONS, SERVICE_CONFIG_FAILURE_ACTIONS_FLAG,
   SERVICE_CONTROL_STOP, SERVICE_QUERY_CONFIG, SERVICE_QUERY_STATUS, SERVICE_START, SERVICE_STOP, SERVICE_STOPPED,
   ERROR_INVALID_LEVEL, loadNative, type Handle, type Native,
-} from '../stores/windows/native.js';
+} from '../platform/win32/native.js';
 import { removePidFile, writePidFile } from './pidfile.js';
 import type { StartDetachedOptions, StopOptions, StopResult, Supervisor } from './supervisor.js';
 import {
@@ -276,10 +277,16 @@ export const windowsSupervisor: Supervisor = {
     await removePidFile(pidFile);
     return result;
   },
+
+  async remove(pidFile) {
+    const removed = removeWindowsService(pidFile);
+    await rm(launchFileFor(pidFile), { force: true });
+    return `Windows service ${removed === 'deleted' ? 'deleted' : removed === 'absent' ? 'was not registered' : 'belongs to another version; kept'}`;
+  },
 };
 
 /** Uninstall: stop (done by the caller) and delete the service when it is this extension folder's. */
-export async function removeWindowsService(pidFile: string): Promise<'deleted' | 'absent' | 'not-ours'> {
+function removeWindowsService(pidFile: string): 'deleted' | 'absent' | 'not-ours' {
   const s = queryService();
   if (!s) return 'absent';
   if (!ownsService(s.binaryPathName, launchFileFor(pidFile))) return 'not-ours';

@@ -19,7 +19,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync, readFileSync } from 'node:fs';
 import { describeError } from '../errors.js';
-import { loadNative, type Handle } from '../stores/windows/native.js';
+import { loadNative, type Handle } from '../platform/win32/native.js';
 import { createLogger, type KvvmLogger } from './logger.js';
 import { controlAction, serviceStatusFor, SERVICE_STOP_WAIT_MS, STOP_MESSAGE, type HostPhase, type LaunchSpec } from './windowsServiceConfig.js';
 

@@ -16,7 +16,7 @@ import { KvvmError } from '../errors.js';
 import { clientAssertion, DEFAULT_AUTHORITY_HOST } from './paasAssertion.js';
 import type { TransportOptions } from './transport.js';
 
-/** What signs: on Windows findBootstrapCertificate (stores/windows/bootstrapKey.ts); tests pass a node:crypto key. */
+/** What signs: on Windows findBootstrapCertificate (platform/win32/bootstrapKey.ts); tests pass a node:crypto key. */
 export interface AssertionSigner {
   /** DER of the certificate registered with the application (its SHA-1 is the assertion's x5t). */
   der: Buffer;

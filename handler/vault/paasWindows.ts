@@ -4,7 +4,7 @@
  * store key. Linux has no PaaS variant (the settings check says so); there this returns undefined.
  */
 import type { AuthenticationConfig } from '../settings/config.js';
-import { findBootstrapCertificate } from '../stores/windows/bootstrapKey.js';
+import { findBootstrapCertificate } from '../platform/win32/bootstrapKey.js';
 import { PaasCredential } from './paasCredential.js';
 
 export function paasCredentialFor(

@@ -6,7 +6,7 @@
 import { KvvmError } from '../../errors.js';
 import {
   DACL_SECURITY_INFORMATION, NCRYPT_SECURITY_DESCR_PROPERTY, PP_KEYSET_SEC_DESCR,
-} from './native.js';
+} from '../../platform/win32/native.js';
 
 export const SID_LOCAL_SYSTEM = 'S-1-5-18';
 export const SID_LOCAL_SERVICE = 'S-1-5-19';

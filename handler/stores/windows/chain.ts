@@ -6,14 +6,14 @@
  */
 import type { CertificateMaterial } from '../../certs/material.js';
 import { KvvmError } from '../../errors.js';
-import { ENCODING } from './certStore.js';
-import { win32Error } from './errors.js';
-import type { StoreLocation } from './flags.js';
+import { ENCODING } from '../../platform/win32/certStore.js';
+import { win32Error } from '../../platform/win32/errors.js';
+import type { StoreLocation } from '../../platform/win32/certStore.js';
 import {
   AUTHTYPE_SERVER, CERT_CHAIN_CACHE_ONLY_URL_RETRIEVAL, CERT_CHAIN_DISABLE_AIA, CERT_CHAIN_POLICY_SSL,
   CERT_STORE_ADD_USE_EXISTING, HCCE_CURRENT_USER, HCCE_LOCAL_MACHINE, USAGE_MATCH_TYPE_AND, hex32, loadNative,
   type Handle, type Native,
-} from './native.js';
+} from '../../platform/win32/native.js';
 
 export const CERT_STORE_PROV_MEMORY = 2;
 export const OID_PKIX_KP_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';

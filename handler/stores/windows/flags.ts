@@ -9,9 +9,8 @@
  */
 import {
   CRYPT_EXPORTABLE, CRYPT_MACHINE_KEYSET, CRYPT_USER_KEYSET, PKCS12_NO_PERSIST_KEY, PKCS12_PREFER_CNG_KSP, PKCS12_VIRTUAL_ISOLATION_KEY,
-} from './native.js';
-
-export type StoreLocation = 'LocalMachine' | 'CurrentUser';
+} from '../../platform/win32/native.js';
+import type { StoreLocation } from '../../platform/win32/certStore.js';
 
 export interface ImportFlagsInput {
   location: StoreLocation;
@@ -34,9 +33,4 @@ export function pfxImportFlags(input: ImportFlagsInput): number {
 /** Flags for the capability probe: CNG, nothing persisted (the key lives only in the returned memory store). */
 export function cngProbeFlags(): number {
   return (PKCS12_PREFER_CNG_KSP | PKCS12_NO_PERSIST_KEY) >>> 0;
-}
-
-/** Validates the settings value (case-sensitive, as the extension's schema has it). */
-export function storeLocationOf(value: string): StoreLocation | undefined {
-  return value === 'LocalMachine' || value === 'CurrentUser' ? value : undefined;
 }

@@ -13,7 +13,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { win32 } from 'node:path';
-import type { StoreLocation } from './flags.js';
+import type { StoreLocation } from '../../platform/win32/certStore.js';
 
 /** Exit code of the script when the PKI module (Switch-Certificate) is not installed. */
 export const NO_PKI_MODULE_EXIT = 3;

@@ -18,17 +18,17 @@ import type { ObservedCertificate } from '../../settings/config.js';
 import type { CertificateStore, InstalledCertificate } from '../store.js';
 import {
   certificateOf, deleteCertificate, ENCODING, findBySha1, forEachCertificate, freeContext, getStringProperty,
-  setProperty, thumbprintOfContext, utf16z, withSystemStore,
-} from './certStore.js';
-import { win32Error } from './errors.js';
-import { cngProbeFlags, pfxImportFlags, storeLocationOf, type StoreLocation } from './flags.js';
-import { applyKeyAcl, deletePersistedKey, keyOf, keySddlFor } from './keys.js';
+  keyOf, setProperty, storeLocationOf, thumbprintOfContext, utf16z, withSystemStore, type StoreLocation,
+} from '../../platform/win32/certStore.js';
+import { win32Error } from '../../platform/win32/errors.js';
+import { cngProbeFlags, pfxImportFlags } from './flags.js';
+import { applyKeyAcl, deletePersistedKey, keySddlFor } from './keys.js';
 import { keyGuardProbeFlags, locationLabel, probeImport, useKeyGuard } from './keyGuard.js';
 import { lifecycleLogLine, raiseRenewalEvent, type LifecycleHost, type SwitchCertificateInput } from './lifecycleEvent.js';
 import {
   CERT_DESCRIPTION_PROP_ID, CERT_FRIENDLY_NAME_PROP_ID, CERT_RENEWAL_PROP_ID, CERT_STORE_ADD_REPLACE_EXISTING_INHERIT_PROPERTIES,
   CERT_STORE_ADD_USE_EXISTING, loadNative, type Handle, type Native,
-} from './native.js';
+} from '../../platform/win32/native.js';
 import { buildImportPfx, type ImportPfx } from './pfx.js';
 import {
   decodeState, encodeState, friendlyNameOf, nextCounter, sameSecret, versionsOf, type EntryState, type OwnedVersion, type StoreEntry,

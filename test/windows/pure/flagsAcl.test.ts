@@ -3,9 +3,9 @@ import { describe, it } from 'node:test';
 import { KvvmError } from '../../../handler/errors.js';
 import { buildKeySddl, keyAclCall, resolveAccountSids, wellKnownSid } from '../../../handler/stores/windows/acl.js';
 import { chainEngineFor, chainFlags, trustErrorNames } from '../../../handler/stores/windows/chain.js';
-import { systemStoreFlags } from '../../../handler/stores/windows/certStore.js';
-import { cngProbeFlags, pfxImportFlags, storeLocationOf } from '../../../handler/stores/windows/flags.js';
-import { hresultOf } from '../../../handler/stores/windows/native.js';
+import { storeLocationOf, systemStoreFlags } from '../../../handler/platform/win32/certStore.js';
+import { cngProbeFlags, pfxImportFlags } from '../../../handler/stores/windows/flags.js';
+import { hresultOf } from '../../../handler/platform/win32/native.js';
 
 /**
  * The exact arguments kvvm passes to Windows where Wine cannot show the effect (CNG import, key ACLs):

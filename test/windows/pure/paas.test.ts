@@ -7,7 +7,7 @@ import { createCa, issueCertificate, type IssuedCertificate } from '../../../han
 import { KvvmError } from '../../../handler/errors.js';
 import {
   capiAesProviderArgs, capiKeySpecsToTry, capiSignArgs, capiSignatureToBigEndian, chooseBootstrapCertificate, ncryptSignArgs, SIGN_ACQUIRE_FLAGS, subjectFindArgs,
-} from '../../../handler/stores/windows/bootstrapKey.js';
+} from '../../../handler/platform/win32/bootstrapKey.js';
 import { assertionAudience, clientAssertion, unsignedClientAssertion } from '../../../handler/vault/paasAssertion.js';
 import { PaasCredential, type AssertionSigner } from '../../../handler/vault/paasCredential.js';
 import { transportFor } from '../../../handler/vault/transport.js';

@@ -4,7 +4,7 @@ import { decryptArgs } from '../../../handler/protocol/protectedSettingsWindows.
 import {
   controlAction, isNodeBinary, ownsService, quoteWindowsArg, serviceEnvironment, serviceHostArgv, serviceRegistration, serviceStatusFor,
 } from '../../../handler/service/windowsServiceConfig.js';
-import { supervisorFor } from '../../../handler/service/supervisor.js';
+import { supervisorFor } from '../../../handler/service/supervisorFor.js';
 
 /**
  * The exact Service Control Manager and CryptDecryptMessage arguments, as numbers against winsvc.h / wincrypt.h.

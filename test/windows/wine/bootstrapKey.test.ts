@@ -4,7 +4,7 @@ import { after, describe, it } from 'node:test';
 import { parseCertificateSecret } from '../../../handler/certs/parse.js';
 import { issueCertificate, toPemSecret } from '../../../handler/devvault/certFactory.js';
 import { KvvmError } from '../../../handler/errors.js';
-import { findBootstrapCertificate } from '../../../handler/stores/windows/bootstrapKey.js';
+import { findBootstrapCertificate } from '../../../handler/platform/win32/bootstrapKey.js';
 import { createWindowsStore } from '../../../handler/stores/windows/windowsStore.js';
 import { clientAssertion } from '../../../handler/vault/paasAssertion.js';
 import { deleteSystemStore, observed, uniqueStoreName, VAULT } from './fixture.js';

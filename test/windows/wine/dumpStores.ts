@@ -6,13 +6,13 @@
 import { writeFileSync } from 'node:fs';
 import {
   certificateOf, forEachCertificate, getProperty, getStringProperty, openSystemStore, thumbprintOfContext,
-} from '../../../handler/stores/windows/certStore.js';
-import type { StoreLocation } from '../../../handler/stores/windows/flags.js';
-import { keyOf } from '../../../handler/stores/windows/keys.js';
+} from '../../../handler/platform/win32/certStore.js';
+import type { StoreLocation } from '../../../handler/platform/win32/certStore.js';
+import { keyOf } from '../../../handler/platform/win32/certStore.js';
 import {
   CERT_DESCRIPTION_PROP_ID, CERT_FRIENDLY_NAME_PROP_ID, CERT_RENEWAL_PROP_ID, CRYPT_ACQUIRE_SILENT_FLAG, CRYPT_ACQUIRE_ALLOW_NCRYPT_KEY_FLAG,
   CERT_NCRYPT_KEY_SPEC, loadNative,
-} from '../../../handler/stores/windows/native.js';
+} from '../../../handler/platform/win32/native.js';
 import type { Dump, DumpedCertificate } from './fixture.js';
 
 const [out, ...stores] = process.argv.slice(2);

@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ObservedCertificate } from '../../../handler/settings/config.js';
-import type { StoreLocation } from '../../../handler/stores/windows/flags.js';
+import type { StoreLocation } from '../../../handler/platform/win32/certStore.js';
 import {
   CERT_STORE_DELETE_FLAG, CERT_STORE_PROV_SYSTEM_W, CERT_SYSTEM_STORE_CURRENT_USER, CERT_SYSTEM_STORE_LOCAL_MACHINE, loadNative,
-} from '../../../handler/stores/windows/native.js';
+} from '../../../handler/platform/win32/native.js';
 
 export const VAULT = 'kvvmtest';
 

@@ -4,7 +4,7 @@ import { after, describe, it } from 'node:test';
 import { parseCertificateSecret } from '../../../handler/certs/parse.js';
 import { issueCertificate, toPemSecret } from '../../../handler/devvault/certFactory.js';
 import { keyGuardProbeFlags, probeImport } from '../../../handler/stores/windows/keyGuard.js';
-import { loadNative } from '../../../handler/stores/windows/native.js';
+import { loadNative } from '../../../handler/platform/win32/native.js';
 import { buildImportPfx } from '../../../handler/stores/windows/pfx.js';
 import { createWindowsStore } from '../../../handler/stores/windows/windowsStore.js';
 import { deleteSystemStore, dumpInFreshProcess, observed, uniqueStoreName, VAULT } from './fixture.js';

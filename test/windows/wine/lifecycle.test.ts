@@ -17,7 +17,7 @@ import { after, describe, it } from 'node:test';
 import { readStatus, statusFilePath } from '../../../handler/protocol/status.js';
 import { deleteService, queryService } from '../../../handler/service/windowsService.js';
 import { KVVM_SERVICE_NAME } from '../../../handler/service/windowsServiceConfig.js';
-import { SERVICE_RUNNING, SERVICE_STOPPED } from '../../../handler/stores/windows/native.js';
+import { SERVICE_RUNNING, SERVICE_STOPPED } from '../../../handler/platform/win32/native.js';
 import { loopbackLookup } from '../../../handler/vault/transport.js';
 import { deleteSystemStore, dumpInFreshProcess, uniqueStoreName } from './fixture.js';
 

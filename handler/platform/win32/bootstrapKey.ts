@@ -17,10 +17,10 @@
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import { KvvmError } from '../../errors.js';
-import { ENCODING, findBySha1, getProperty, thumbprintOfContext, encodedOf, withSystemStore, systemStoreFlags, freeContext } from './certStore.js';
+import {
+  ENCODING, findBySha1, getProperty, thumbprintOfContext, encodedOf, withSystemStore, systemStoreFlags, freeContext, keyOf, type StoreLocation,
+} from './certStore.js';
 import { win32Error } from './errors.js';
-import type { StoreLocation } from './flags.js';
-import { keyOf } from './keys.js';
 import {
   AT_KEYEXCHANGE, AT_SIGNATURE, BCRYPT_PAD_PKCS1, BCRYPT_SHA256_ALGORITHM, CALG_SHA_256, CERT_FIND_SUBJECT_STR_W, CERT_KEY_PROV_INFO_PROP_ID, CERT_NCRYPT_KEY_SPEC,
   CRYPT_ACQUIRE_PREFER_NCRYPT_KEY_FLAG, CRYPT_ACQUIRE_SILENT_FLAG, CRYPT_MACHINE_KEYSET, CRYPT_SILENT, HP_HASHVAL, MS_ENH_RSA_AES_PROV,

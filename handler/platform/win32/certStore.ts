@@ -5,13 +5,20 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { win32Error } from './errors.js';
-import type { StoreLocation } from './flags.js';
 import {
-  CERT_FIND_SHA1_HASH, CERT_SHA1_HASH_PROP_ID, CERT_STORE_CTRL_COMMIT, CERT_STORE_CTRL_COMMIT_FORCE_FLAG,
+  CERT_FIND_SHA1_HASH, CERT_KEY_PROV_INFO_PROP_ID, CERT_SHA1_HASH_PROP_ID, CERT_STORE_CTRL_COMMIT, CERT_STORE_CTRL_COMMIT_FORCE_FLAG,
   CERT_STORE_OPEN_EXISTING_FLAG, CERT_STORE_PROV_SYSTEM_W, CERT_STORE_READONLY_FLAG, CERT_SYSTEM_STORE_CURRENT_USER,
   CERT_SYSTEM_STORE_LOCAL_MACHINE, CRYPT_E_NOT_FOUND, ERROR_FILE_NOT_FOUND, X509_ASN_ENCODING, PKCS_7_ASN_ENCODING,
   hresultOf, type Handle, type Native,
 } from './native.js';
+
+/** A system store location, spelled as the settings spell it (certificateStoreLocation on Windows). */
+export type StoreLocation = 'LocalMachine' | 'CurrentUser';
+
+/** Validates the settings value (case-sensitive, as the extension's schema has it). */
+export function storeLocationOf(value: string): StoreLocation | undefined {
+  return value === 'LocalMachine' || value === 'CurrentUser' ? value : undefined;
+}
 
 export const ENCODING = (X509_ASN_ENCODING | PKCS_7_ASN_ENCODING) >>> 0;
 
@@ -133,4 +140,18 @@ export function forEachCertificate(n: Native, store: Handle, fn: (ctx: Handle) =
 /** Deletes the certificate the context points at (the call frees the context, even on failure). */
 export function deleteCertificate(n: Native, ctx: Handle, what: string): void {
   if (!n.CertDeleteCertificateFromStore(ctx)) throw win32Error('CertDeleteCertificateFromStore', n.GetLastError(), `remove ${what}`);
+}
+
+/** The key container (and provider) a certificate's CERT_KEY_PROV_INFO_PROP_ID names, if it has a key. */
+export function keyOf(n: Native, ctx: Handle): { container: string; provider: string | null; info: KeyProvInfo } | undefined {
+  const raw = getProperty(n, ctx, CERT_KEY_PROV_INFO_PROP_ID);
+  if (!raw) return undefined;
+  const info = n.koffi.decode(raw, n.types.CRYPT_KEY_PROV_INFO) as KeyProvInfo;
+  const str = (p: bigint | null): string | null => (p ? (n.koffi.decode(p, 'char16_t', -1) as string) : null);
+  const container = str(info.pwszContainerName);
+  return container === null ? undefined : { container, provider: str(info.pwszProvName), info };
+}
+
+interface KeyProvInfo {
+  pwszContainerName: bigint | null; pwszProvName: bigint | null; dwProvType: number; dwFlags: number; dwKeySpec: number;
 }
