@@ -3,6 +3,7 @@ import { rootCertificates } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import type { CertificateMaterial } from './material.js';
 import { notAfterOf, notBeforeOf, thumbprintOf } from './parse.js';
+import type { Reason } from '../reasons.js';
 
 export const OID_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
 export const OID_ANY_EKU = '2.5.29.37.0';
@@ -21,7 +22,10 @@ export function hasServerAuthEku(cert: X509Certificate): boolean {
   return Array.isArray(ekus) && (ekus.includes(OID_SERVER_AUTH) || ekus.includes(OID_ANY_EKU));
 }
 
-export type ChainResult = { ok: true } | { ok: false; reason: string; message: string; fix: string };
+/** The reasons a server-auth chain check fails with (reasons.ts). */
+export type ChainReason = Extract<Reason, `chain-${string}`>;
+
+export type ChainResult = { ok: true } | { ok: false; reason: ChainReason; message: string; fix: string };
 
 export interface ValidateChainOptions {
   trustedRoots: X509Certificate[];
@@ -102,7 +106,7 @@ function notCa(issuer: X509Certificate): ChainResult {
     'Issue the certificate from a real CA certificate.');
 }
 
-function fail(reason: string, message: string, fix: string): ChainResult {
+function fail(reason: ChainReason, message: string, fix: string): ChainResult {
   return { ok: false, reason, message, fix };
 }
 

@@ -36,7 +36,6 @@ export function resolveSubscription(flag: string | undefined, env: Record<string
   if (!id) {
     throw new KvvmError('usage', 'No subscription given.', {
       fix: 'Pass --subscription <id> or set AZURE_SUBSCRIPTION_ID (az account show --query id -o tsv).',
-      code: 2,
     });
   }
   return id;
@@ -48,10 +47,10 @@ export function resolveEndpoint(env: Record<string, string | undefined>): string
   try {
     url = new URL(raw);
   } catch {
-    throw new KvvmError('usage', `${ARM_ENDPOINT_ENV}="${raw}" is not a URL.`, { fix: `Use e.g. ${DEFAULT_ARM_ENDPOINT}.`, code: 2 });
+    throw new KvvmError('usage', `${ARM_ENDPOINT_ENV}="${raw}" is not a URL.`, { fix: `Use e.g. ${DEFAULT_ARM_ENDPOINT}.` });
   }
   if (url.protocol !== 'https:') {
-    throw new KvvmError('usage', `${ARM_ENDPOINT_ENV} must be https:// (an access token would travel in clear text).`, { fix: `Use e.g. ${DEFAULT_ARM_ENDPOINT}.`, code: 2 });
+    throw new KvvmError('usage', `${ARM_ENDPOINT_ENV} must be https:// (an access token would travel in clear text).`, { fix: `Use e.g. ${DEFAULT_ARM_ENDPOINT}.` });
   }
   return url.origin;
 }
@@ -64,7 +63,7 @@ export function connectArm(subscriptionId: string, env: Record<string, string | 
     try {
       extra.push(readFileSync(caFile, 'utf8'));
     } catch (err) {
-      throw new KvvmError('usage', `Cannot read ${ARM_CA_FILE_ENV}=${caFile}: ${(err as Error).message}.`, { fix: 'Point it at a PEM CA certificate.', code: 2 });
+      throw new KvvmError('usage', `Cannot read ${ARM_CA_FILE_ENV}=${caFile}: ${(err as Error).message}.`, { fix: 'Point it at a PEM CA certificate.' });
     }
   }
   const ca = trustedCas(extra, env);

@@ -37,7 +37,7 @@ async function readJsonObject(io: ToolIo, path: string, what: string): Promise<R
   try {
     text = await read(path);
   } catch (err) {
-    throw new KvvmError('usage', `Cannot read the ${what} file ${path}: ${(err as Error).message}.`, { fix: 'Check the path.', code: 2 });
+    throw new KvvmError('usage', `Cannot read the ${what} file ${path}: ${(err as Error).message}.`, { fix: 'Check the path.' });
   }
   let doc: unknown;
   try {

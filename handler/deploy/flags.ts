@@ -18,7 +18,7 @@ export interface ParsedFlags {
 }
 
 export function usageError(message: string, usage: string): KvvmError {
-  return new KvvmError('usage', message, { fix: `Usage: ${usage}`, code: 2 });
+  return new KvvmError('usage', message, { fix: `Usage: ${usage}` });
 }
 
 export function parseFlags(argv: readonly string[], spec: FlagSpec, usage: string): ParsedFlags {

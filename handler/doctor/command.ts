@@ -92,7 +92,7 @@ export async function runDoctorCommand(argv: string[], io: DoctorIo, deps: Docto
     try {
       doc = JSON.parse((await readFile(settingsFile, 'utf8')).replace(/^\uFEFF/, ''));
     } catch (err) {
-      throw new KvvmError('usage', `Cannot read ${settingsFile} as JSON: ${(err as Error).message}.`, { fix: 'Point --settings at the extension settings JSON.', code: 2 });
+      throw new KvvmError('usage', `Cannot read ${settingsFile} as JSON: ${(err as Error).message}.`, { fix: 'Point --settings at the extension settings JSON.' });
     }
     settings = extractSettings(doc).settings;
     source = settingsFile;

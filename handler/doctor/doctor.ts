@@ -339,9 +339,9 @@ async function probeSecret(report: DoctorReport, cert: ObservedCertificate, conf
     const who = { label: report.identity.label, objectId: report.identity.objectId, clientId: config.authentication.msiClientId?.trim() || undefined };
     let fix = e.fix;
     if (e.reason === 'forbidden') {
-      if (/ForbiddenByFirewall/.test(e.message)) fix = firewallFix(cert.vaultName);
-      else if (/ForbiddenByPolicy|AccessDenied/.test(e.message)) fix = accessPolicyFix(cert.vaultName, who);
-      else if (/\(401\)/.test(e.message)) fix = e.fix;
+      if (e.detail === 'ForbiddenByFirewall') fix = firewallFix(cert.vaultName);
+      else if (e.detail === 'ForbiddenByPolicy' || e.detail === 'AccessDenied') fix = accessPolicyFix(cert.vaultName, who);
+      else if (e.detail === 'HTTP 401') fix = e.fix;
       else fix = rbacFix(cert.vaultName, who);
     } else if (e.reason === 'secret-not-found') {
       fix = secretNotFoundFix(cert.vaultName, cert.secretName);

@@ -4,6 +4,7 @@
  * reported in its result and never touches other certificates; a fetch failure never removes anything.
  */
 import { KvvmError, describeError } from '../errors.js';
+import type { Reason } from '../reasons.js';
 import type { CertificateMaterial, CertificateVersionId } from '../certs/material.js';
 import type { ObservedCertificate } from '../settings/config.js';
 import type { CertificateStore, InstalledCertificate } from '../stores/store.js';
@@ -24,7 +25,8 @@ export interface CertificateSyncResult {
   location?: string;
   /** Operator-facing text for error/skipped, or a warning for an otherwise successful sync. */
   message?: string;
-  reason?: string;
+  /** Why it failed or was skipped (reasons.ts). */
+  reason?: Reason;
 }
 
 export interface SyncLogger {
@@ -89,7 +91,7 @@ export async function syncCertificate(cert: ObservedCertificate, deps: Certifica
     return result;
   } catch (err) {
     const message = describeError(err);
-    const reason = err instanceof KvvmError ? err.reason : 'unexpected';
+    const reason: Reason = err instanceof KvvmError ? err.reason : 'unexpected';
     const skipped = reason === 'not-a-certificate';
     (skipped ? deps.log.warn : deps.log.error).call(deps.log, `${label}: ${message}`, { reason });
     const result: CertificateSyncResult = { cert, state: skipped ? 'skipped' : 'error', changed: false, message, reason };

@@ -69,12 +69,10 @@ export async function findHandlerEnvironment(options: FindHandlerEnvironmentOpti
   if (last && 'problem' in last) {
     throw new KvvmError('handler-environment', `${last.file} is unusable: ${last.problem}. Folders searched: ${folders.join(', ')}.`, {
       fix: 'Reinstall the extension so the guest agent rewrites HandlerEnvironment.json.',
-      code: -1,
     });
   }
   throw new KvvmError('handler-environment', `${HANDLER_ENVIRONMENT_FILE} not found. Folders searched: ${folders.join(', ')}.`, {
     fix: 'Run kvvm through the Azure guest agent, or set AZURE_GUEST_AGENT_EXTENSION_PATH to the extension folder.',
-    code: -1,
   });
 }
 

@@ -70,7 +70,6 @@ async function readKeyPair(thumbprint: string, keyDir: string) {
     `The protected settings are encrypted to certificate ${thumbprint.toUpperCase()}, but ${[...new Set(missing)].join(' and ')} ${missing.length > 1 ? 'are' : 'is'} missing.`,
     {
       fix: 'Let the guest agent fetch the goal-state certificates (restart walinuxagent), then reapply the extension settings.',
-      code: -1,
     },
   );
 }
@@ -82,7 +81,6 @@ async function readOptional(path: string): Promise<string | undefined> {
     if (isNotFound(err)) return undefined;
     throw new KvvmError('protected-settings-key-missing', `Cannot read ${path}: ${(err as Error).message}.`, {
       fix: 'Run the handler as root, as the guest agent does.',
-      code: -1,
     });
   }
 }
@@ -170,14 +168,12 @@ export function parsePlaintext(plaintext: Buffer, thumbprint: string): Record<st
 export function decryptError(thumbprint: string, problem: string): KvvmError {
   return new KvvmError('protected-settings-decrypt', `Cannot decrypt the protected settings (certificate ${thumbprint.toUpperCase()}): ${problem}.`, {
     fix: 'Reapply the extension settings so the platform re-encrypts them to the VM\'s current certificate.',
-    code: -1,
   });
 }
 
 function corruptError(thumbprint: string, what: string): KvvmError {
   return new KvvmError('protected-settings-corrupt', `The decrypted protected settings (certificate ${thumbprint.toUpperCase()}) are ${what}.`, {
     fix: 'Set protectedSettings to a JSON object and reapply the extension settings.',
-    code: 1,
   });
 }
 

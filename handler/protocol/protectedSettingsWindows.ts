@@ -10,7 +10,7 @@
  */
 import { KvvmError } from '../errors.js';
 import { ENCODING, findBySha1, freeContext, systemStoreFlags, withSystemStore } from '../platform/win32/certStore.js';
-import { win32Error } from '../platform/win32/errors.js';
+import { win32Failure } from '../platform/win32/errors.js';
 import type { StoreLocation } from '../platform/win32/certStore.js';
 import { CRYPT_MESSAGE_SILENT_KEYSET_FLAG, loadNative } from '../platform/win32/native.js';
 import { decryptError, parsePlaintext } from './protectedSettings.js';
@@ -58,7 +58,6 @@ export async function decryptProtectedSettingsWindows(base64: string, thumbprint
       throw new KvvmError('protected-settings-key-missing',
         `The protected settings are encrypted to certificate ${thumbprint.toUpperCase()}, which is not in ${where}.`, {
           fix: 'Let the guest agent fetch the goal-state certificates (restart the RdAgent/WindowsAzureGuestAgent services), then reapply the extension settings.',
-          code: -1,
         });
     }
     freeContext(n, cert);
@@ -70,8 +69,7 @@ export async function decryptProtectedSettingsWindows(base64: string, thumbprint
       const out = Buffer.alloc(der.length); // the plaintext is never longer than the envelope
       const size = [out.length];
       if (!n.CryptDecryptMessage(para, der, der.length, out, size, null)) {
-        const err = win32Error('CryptDecryptMessage', n.GetLastError(), 'decrypt the protected settings');
-        throw decryptError(thumbprint, `${err.message.replace(/^Cannot decrypt the protected settings: /, '').replace(/\.$/, '')} (key of ${thumbprint.toUpperCase()} in ${where})`);
+        throw decryptError(thumbprint, `${win32Failure('CryptDecryptMessage', n.GetLastError())} (key of ${thumbprint.toUpperCase()} in ${where})`);
       }
       return Buffer.from(out.subarray(0, size[0] ?? 0));
     } finally {

@@ -142,7 +142,7 @@ function checkReport(report: HandlerStatusReport): void {
 }
 
 function invalid(what: string): KvvmError {
-  return new KvvmError('status-invalid', `Refusing to write an invalid status: ${what}.`, { code: -1 });
+  return new KvvmError('status-invalid', `Refusing to write an invalid status: ${what}.`);
 }
 
 export type StatusValidation = { ok: true } | { ok: false; reason: string };

@@ -30,7 +30,6 @@ export const posixSupervisor: Supervisor = {
       }).catch((err: unknown) => {
         throw new KvvmError('service-start', `Cannot start ${options.command}: ${(err as Error).message}.`, {
           fix: 'Check that the extension package is complete and its files are executable.',
-          code: -1,
           cause: err,
         });
       });
@@ -74,7 +73,7 @@ export const posixSupervisor: Supervisor = {
     signalGroup(record.pid, 'SIGKILL');
     // SIGKILL cannot be ignored; the wait only covers the kernel tearing the process down.
     if (!(await waitForExit(record, inspector, 10_000, pollMs))) {
-      throw new KvvmError('service-stop', `Process ${record.pid} survived SIGKILL.`, { fix: 'Check for a process stuck in uninterruptible I/O (state D).', code: -1 });
+      throw new KvvmError('service-stop', `Process ${record.pid} survived SIGKILL.`, { fix: 'Check for a process stuck in uninterruptible I/O (state D).' });
     }
     await removePidFile(pidFile);
     return 'killed';

@@ -95,7 +95,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
       content = materialToPem(material);
     } catch (cause) {
       throw new KvvmError('store-bad-material', `The certificate ${describeId(id)} cannot be written as PEM.`, {
-        fix: 'Re-import the certificate into Key Vault.', code: -1, cause,
+        fix: 'Re-import the certificate into Key Vault.', cause,
       });
     }
     return guard(`install ${describeId(id)} into ${layout.dir}`, async () => {
@@ -125,7 +125,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     const target = await lstat(join(layout.dir, fileName)).catch(() => undefined);
     if (!target?.isFile()) {
       throw new KvvmError('store-version-missing', `Cannot activate ${describeId(id)}: ${join(layout.dir, fileName)} is not installed.`, {
-        fix: 'This is a kvvm bug (activate before install); restart the service to resynchronise.', code: -1,
+        fix: 'This is a kvvm bug (activate before install); restart the service to resynchronise.',
       });
     }
     await guard(`point ${layout.linkPath} at ${fileName}`, async () => {
@@ -145,7 +145,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     const fileName = layout.fileName(installed.version);
     if ((await activeFileName(layout)) === fileName) {
       throw new KvvmError('store-remove-active', `Refusing to remove ${join(layout.dir, fileName)}: it is the active version.`, {
-        fix: 'This is a kvvm bug (the planner removed the active version); nothing was changed.', code: -1,
+        fix: 'This is a kvvm bug (the planner removed the active version); nothing was changed.',
       });
     }
     await guard(`remove ${fileName} from ${layout.dir}`, async () => {

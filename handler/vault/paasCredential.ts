@@ -65,7 +65,7 @@ export class PaasCredential implements TokenCredential {
     const tenantId = options.tenantId;
     if (!tenantId) {
       throw new KvvmError('paas-no-tenant', `The application ${this.options.clientId} needs the Microsoft Entra tenant, which the vault names in its authentication challenge; none was given.`, {
-        fix: 'This is a kvvm bug (a token was requested outside a Key Vault request); report it.', code: -1,
+        fix: 'This is a kvvm bug (a token was requested outside a Key Vault request); report it.',
       });
     }
     let credential = this.byTenant.get(tenantId);

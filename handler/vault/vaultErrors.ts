@@ -85,6 +85,7 @@ export function mapVaultError(err: unknown, ctx: VaultCallContext): KvvmError {
   if (status === 401) {
     return new KvvmError('forbidden', `Vault ${host} rejected the token of ${ctx.identity} (401).`, {
       fix: "The vault must be in the same Microsoft Entra tenant as the VM's managed identity; check the vault URL and the identity.",
+      detail: 'HTTP 401',
       ...cause,
     });
   }
@@ -96,17 +97,20 @@ export function mapVaultError(err: unknown, ctx: VaultCallContext): KvvmError {
     if (inner === 'ForbiddenByFirewall') {
       return new KvvmError('forbidden', `Vault ${host} refused ${ctx.identity}: the vault firewall does not allow this VM's network (ForbiddenByFirewall).`, {
         fix: "Add the VM's virtual network/subnet (service endpoint or private endpoint) or its public IP to the vault's network rules.",
+        detail: inner,
         ...cause,
       });
     }
     if (inner === 'ForbiddenByPolicy' || inner === 'AccessDenied') {
       return new KvvmError('forbidden', `Vault ${host} refused ${ctx.identity}: no access policy grants it get/list on secrets (${inner}).`, {
         fix: `Add an access policy for ${ctx.identity} with secret permissions Get and List, or switch the vault to Azure RBAC and assign 'Key Vault Secrets User'.`,
+        detail: inner,
         ...cause,
       });
     }
     return new KvvmError('forbidden', `Vault ${host} refused ${ctx.identity} access to ${what} (403${inner ? ` ${inner}` : ''}).`, {
       fix: `Assign the 'Key Vault Secrets User' role on the vault scope to ${ctx.identity} (role assignments can take a few minutes to apply).`,
+      ...(inner ? { detail: inner } : {}),
       ...cause,
     });
   }
@@ -155,5 +159,5 @@ export function mapVaultError(err: unknown, ctx: VaultCallContext): KvvmError {
       ...cause,
     });
   }
-  return new KvvmError('vault-error', `Reading ${what} from vault ${host} failed: ${e.message ?? String(err)}`, { code: -1, ...cause });
+  return new KvvmError('vault-error', `Reading ${what} from vault ${host} failed: ${e.message ?? String(err)}`, { ...cause });
 }

@@ -82,7 +82,7 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
     let leaf: Handle | undefined;
     try {
       leaf = findBySha1(n, memory, thumbprint);
-      if (leaf === undefined) throw new KvvmError('windows-import-no-leaf', `The imported PKCS#12 does not contain the certificate ${thumbprint}.`, { code: -1 });
+      if (leaf === undefined) throw new KvvmError('windows-import-no-leaf', `The imported PKCS#12 does not contain the certificate ${thumbprint}.`);
       const out: [Handle | null] = [null];
       if (!n.CertAddCertificateContextToStore(target, leaf, CERT_STORE_ADD_REPLACE_EXISTING_INHERIT_PROPERTIES, out) || !out[0]) {
         const err = n.GetLastError();
@@ -151,7 +151,7 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
       pfx = buildImportPfx(material.leaf, material.privateKey);
     } catch (cause) {
       throw new KvvmError('store-bad-material', `The certificate ${describeId(id)} cannot be packaged for the Windows certificate store.`, {
-        fix: 'Re-import the certificate into Key Vault.', code: -1, cause,
+        fix: 'Re-import the certificate into Key Vault.', cause,
       });
     }
     const sddl = keySddlFor(native(), cert.accounts);
@@ -198,7 +198,7 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
       // The same version held by another certificate before (re-issued by hand): that one is no longer it.
       if (existing) updateEntry(n, store, existing.entry.thumbprint, t, (s) => ({ ...s, owners: s.owners.filter((o) => o !== existing.owner && !(sameSecret(o, id.vaultName, id.secretName) && o.version === id.version)) }));
       const entry = versionsOf(readEntries(n, store), id.vaultName, id.secretName).find((v) => v.owner.version === id.version);
-      if (!entry) throw new KvvmError('windows-install-lost', `${describeId(id)} is not in ${t.where} after installing it.`, { code: -1 });
+      if (!entry) throw new KvvmError('windows-install-lost', `${describeId(id)} is not in ${t.where} after installing it.`);
       return installedOf(entry, t);
     });
   }
@@ -210,7 +210,7 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
       const target = versionsOf(entries, id.vaultName, id.secretName).find((v) => v.owner.version === id.version);
       if (!target) {
         throw new KvvmError('store-version-missing', `Cannot activate ${describeId(id)}: it is not installed in ${t.where}.`, {
-          fix: 'This is a kvvm bug (activate before install); restart the service to resynchronise.', code: -1,
+          fix: 'This is a kvvm bug (activate before install); restart the service to resynchronise.',
         });
       }
       if (!target.active) {
@@ -247,7 +247,7 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
       if (!version) return; // "not found" is not an error
       if (version.active) {
         throw new KvvmError('store-remove-active', `Refusing to remove ${installed.vaultName}/${installed.secretName}/${installed.version} from ${t.where}: it is the active version.`, {
-          fix: 'This is a kvvm bug (the planner removed the active version); nothing was changed.', code: -1,
+          fix: 'This is a kvvm bug (the planner removed the active version); nothing was changed.',
         });
       }
       updateEntry(n, store, version.entry.thumbprint, t, (s) => ({ ...s, owners: s.owners.filter((o) => !(sameSecret(o, cert.vaultName, cert.secretName) && o.version === installed.version)) }));
