@@ -116,7 +116,6 @@ export function registerService(reg: ServiceRegistration): 'created' | 'updated'
       if (err === ERROR_SERVICE_MARKED_FOR_DELETE) {
         throw new KvvmError('service-start', `The Windows service ${reg.serviceName} is marked for deletion and cannot be registered again yet.`, {
           fix: 'Close the Services console (services.msc) and any program holding the service open, then let the agent run enable again.',
-          code: -1,
         });
       }
       if (err !== ERROR_SERVICE_EXISTS) throw win32Error('CreateServiceW', err, `register the Windows service ${reg.serviceName}`);
@@ -173,7 +172,7 @@ export async function startService(name = KVVM_SERVICE_NAME, timeoutMs = START_W
     if (err === ERROR_SERVICE_ALREADY_RUNNING) return true;
     throw win32Error('StartServiceW', err, `start the Windows service ${name}`);
   });
-  if (!started) throw new KvvmError('service-start', `The Windows service ${name} is not registered.`, { code: -1 });
+  if (!started) throw new KvvmError('service-start', `The Windows service ${name} is not registered.`);
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     const s = withService(n, name, (svc) => statusOf(n, svc));
@@ -181,20 +180,24 @@ export async function startService(name = KVVM_SERVICE_NAME, timeoutMs = START_W
     if (!s || s.state === SERVICE_STOPPED) {
       throw new KvvmError('service-start', `The Windows service ${name} stopped right after starting (exit code ${s?.win32ExitCode ?? '?'}/${s?.serviceExitCode ?? '?'}).`, {
         fix: 'Read kvvm-windows-service.log and kvvm-service.out in the extension\'s log folder.',
-        code: -1,
       });
     }
     if (performance.now() >= deadline) {
       throw new KvvmError('service-start', `The Windows service ${name} did not reach the running state within ${timeoutMs / 1000} s.`, {
         fix: 'Read kvvm-windows-service.log in the extension\'s log folder; check the System event log (Service Control Manager).',
-        code: -1,
       });
     }
     await delay(200);
   }
 }
 
-/** ControlService(STOP), then waits for SERVICE_STOPPED; after the timeout the host process is terminated. */
+/** How long the SCM gets to notice a terminated host and report SERVICE_STOPPED. */
+const KILL_WAIT_MS = 10_000;
+
+/**
+ * ControlService(STOP), then waits for SERVICE_STOPPED; after the timeout the host process is terminated and the
+ * wait goes on until the SCM reports the service stopped, so a start that follows never finds it still running.
+ */
 export async function stopService(name: string, timeoutMs: number, pollMs = 200): Promise<StopResult> {
   const n = loadNative();
   const first = withService(n, name, (svc) => {
@@ -210,20 +213,30 @@ export async function stopService(name: string, timeoutMs: number, pollMs = 200)
     return { ...s, sent: true };
   });
   if (!first || !first.sent) return 'not-running';
+  if (await waitForStopped(n, name, timeoutMs, pollMs)) return 'stopped';
+  const s = withService(n, name, (svc) => statusOf(n, svc));
+  if (s && s.pid > 0) {
+    try {
+      process.kill(s.pid); // TerminateProcess; the child notices its IPC channel closing and stops too
+    } catch {
+      // gone meanwhile
+    }
+  }
+  if (!(await waitForStopped(n, name, KILL_WAIT_MS, pollMs))) {
+    throw new KvvmError('service-stop', `The Windows service ${name} is not stopped ${KILL_WAIT_MS / 1000} s after its host process was terminated.`, {
+      fix: 'Check the System event log (Service Control Manager) and stop the service with "sc.exe stop kvvm".',
+    });
+  }
+  return 'killed';
+}
+
+/** Polls the SCM until the service is stopped (or gone); false when the time runs out first. */
+async function waitForStopped(n: Native, name: string, timeoutMs: number, pollMs: number): Promise<boolean> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     const s = withService(n, name, (svc) => statusOf(n, svc));
-    if (!s || s.state === SERVICE_STOPPED) return 'stopped';
-    if (performance.now() >= deadline) {
-      if (s.pid > 0) {
-        try {
-          process.kill(s.pid); // TerminateProcess; the child notices its IPC channel closing and stops too
-        } catch {
-          // gone meanwhile
-        }
-      }
-      return 'killed';
-    }
+    if (!s || s.state === SERVICE_STOPPED) return true;
+    if (performance.now() >= deadline) return false;
     await delay(pollMs);
   }
 }
