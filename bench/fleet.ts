@@ -12,8 +12,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../handler/service/pollLoop.js';
-import { DEFAULT_RETRY, type RetryOptions } from '../handler/vault/backoff.js';
+import { DEFAULT_RETRY_POLICY } from '../handler/service/pollLoop.js';
+import { DEFAULT_RETRY, type RetryPolicy } from '../handler/vault/backoff.js';
 import { buildVaultState, makeCertPool, saveVaultState } from './fixtures.js';
 import type { FleetWorkerJob, FleetWorkerResult } from './fleetWorker.js';
 import { count, timing, type BenchEntry } from './report.js';
@@ -26,7 +26,7 @@ export interface FleetOptions {
   rate: { requests: number; windowMs: number };
   initialJitterMs: number;
   pollRetry: RetryPolicy;
-  readerRetry: RetryOptions;
+  readerRetry: RetryPolicy;
   /** "off": no initial jitter, no retry inside a cycle, a fixed retry delay without randomness. */
   offPollRetry: RetryPolicy;
   timeoutMs: number;

@@ -11,10 +11,10 @@ import { loadTrustedRoots } from '../handler/certs/chain.js';
 import { parseCertificateSecret } from '../handler/certs/parse.js';
 import { makeChainCheck } from '../handler/commands/service.js';
 import { allInstalled, SERVICE_CONCURRENCY } from '../handler/engine/syncCycle.js';
-import { runPollLoop, type RetryPolicy } from '../handler/service/pollLoop.js';
+import { runPollLoop } from '../handler/service/pollLoop.js';
 import type { KvvmConfig } from '../handler/settings/config.js';
 import { createPemStore } from '../handler/stores/pemStore.js';
-import { newRetryStats, type RetryOptions } from '../handler/vault/backoff.js';
+import { newRetryStats, type RetryPolicy } from '../handler/vault/backoff.js';
 import { createVaultReader, type VaultReaderStats } from '../handler/vault/secretsClient.js';
 import { countingLogger } from './common.js';
 import { observedCertificates } from './fixtures.js';
@@ -30,7 +30,7 @@ export interface FleetWorkerJob {
   jitter: boolean;
   initialJitterMs: number;
   pollRetry: RetryPolicy;
-  readerRetry: RetryOptions;
+  readerRetry: RetryPolicy;
   /** Without backoff the retry delays are not randomised either: every instance retries in lock step. */
   randomDelays: boolean;
   timeoutMs: number;

@@ -15,7 +15,8 @@ import { createVaultReader } from '../handler/vault/secretsClient.js';
 import { createPemStore } from '../handler/stores/pemStore.js';
 import { parseCertificateSecret } from '../handler/certs/parse.js';
 import { makeChainCheck } from '../handler/commands/service.js';
-import { DEFAULT_RETRY_POLICY, retryDelayMs, runPollLoop, type PollLoopDeps } from '../handler/service/pollLoop.js';
+import { DEFAULT_RETRY_POLICY, runPollLoop, type PollLoopDeps } from '../handler/service/pollLoop.js';
+import { backoffDelayMs as retryDelayMs } from '../handler/vault/backoff.js';
 import type { HandlerStatusReport } from '../handler/protocol/status.js';
 
 const env = { KVVM_EXTRA_VAULT_SUFFIXES: 'localhost' };

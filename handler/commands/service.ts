@@ -12,7 +12,8 @@ import { KvvmError, describeError } from '../errors.js';
 import { readMrseq } from '../protocol/sequence.js';
 import { createLogger } from '../service/logger.js';
 import { STOP_MESSAGE } from '../service/windowsServiceConfig.js';
-import { DEFAULT_RETRY_POLICY, runPollLoop, type RetryPolicy } from '../service/pollLoop.js';
+import { DEFAULT_RETRY_POLICY, runPollLoop } from '../service/pollLoop.js';
+import type { RetryPolicy } from '../vault/backoff.js';
 import { SERVICE_CONCURRENCY } from '../engine/syncCycle.js';
 import { createPemStore } from '../stores/pemStore.js';
 import { createWindowsStore } from '../stores/windows/windowsStore.js';
@@ -62,7 +63,7 @@ export function applyDevOverrides(config: KvvmConfig, env: Env, log: SyncLogger)
 }
 
 /** Tuning knobs for tests and benchmarks; production uses the defaults. */
-export function retryPolicyFromEnv(env: Env): RetryPolicy {
+function retryPolicyFromEnv(env: Env): RetryPolicy {
   const base = Number(env['KVVM_RETRY_BASE_MS']);
   return Number.isFinite(base) && base > 0 ? { ...DEFAULT_RETRY_POLICY, baseDelayMs: base, maxDelayMs: Math.max(base, Math.min(DEFAULT_RETRY_POLICY.maxDelayMs, base * 150)) } : DEFAULT_RETRY_POLICY;
 }

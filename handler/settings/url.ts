@@ -2,7 +2,7 @@
  * Observed-certificate URLs and the MSI endpoint. Every failure says what kind of wrong it is, because the
  * Microsoft extension's "URI must contain a hostname" covers half a dozen different mistakes.
  */
-import { allowedSuffixesForMessage, EXTRA_SUFFIXES_ENV, isAllowedVaultHost } from '../vault/cloud.js';
+import { allowedSuffixesForMessage, EXTRA_SUFFIXES_ENV, isAllowedVaultHost } from '../cloud.js';
 
 export interface UrlFailure {
   ok: false;

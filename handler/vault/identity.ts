@@ -20,7 +20,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { dirname, extname, join, resolve } from 'node:path';
 import { KvvmError } from '../errors.js';
 import type { AuthenticationConfig } from '../settings/config.js';
-import { parseRetryAfter, withRetry, type RetryDecision, type RetryDeps, type RetryOptions, type RetryStats } from './backoff.js';
+import { parseRetryAfter, withRetry, type RetryDecision, type RetryDeps, type RetryPolicy, type RetryStats } from './backoff.js';
 
 export const DEFAULT_IMDS_HOST = '169.254.169.254';
 const IMDS_TOKEN_PATH = '/metadata/identity/oauth2/token';
@@ -114,7 +114,7 @@ export class LibraryManagedIdentity implements TokenCredential {
 
 export interface EndpointCredentialDeps extends RetryDeps {
   now: () => number;
-  retry: RetryOptions;
+  retry: RetryPolicy;
   stats: RetryStats;
   /** Per-request timeout; IMDS answers in milliseconds when present. */
   timeoutMs?: number;

@@ -11,8 +11,8 @@ import { SecretClient, type SecretProperties } from '@azure/keyvault-secrets';
 import type { TokenCredential } from '@azure/identity';
 import { KvvmError } from '../errors.js';
 import type { AuthenticationConfig } from '../settings/config.js';
-import { allowedSuffixesForMessage, EXTRA_SUFFIXES_ENV, isAllowedVaultHost } from './cloud.js';
-import { DEFAULT_RETRY, newRetryStats, realSleep, validateRetryOptions, withRetry, type RetryOptions, type RetryStats } from './backoff.js';
+import { allowedSuffixesForMessage, EXTRA_SUFFIXES_ENV, isAllowedVaultHost } from '../cloud.js';
+import { DEFAULT_RETRY, newRetryStats, realSleep, validateRetryOptions, withRetry, type RetryPolicy, type RetryStats } from './backoff.js';
 import { createIdentityCredential } from './identity.js';
 import { transportFor, trustedCas } from './transport.js';
 import type { FetchedSecret, SecretVersionInfo, VaultReader } from './types.js';
@@ -28,9 +28,9 @@ export interface CreateVaultReaderOptions {
   env: Readonly<Record<string, string | undefined>>;
   /** Extra trusted CA PEMs (e.g. the dev vault's), added to Node's roots. */
   tlsCa?: string[];
-  retry?: RetryOptions;
+  retry?: RetryPolicy;
   /** Retry policy for the identity endpoint (default: 4 attempts, 0.5–8 s). */
-  identityRetry?: RetryOptions;
+  identityRetry?: RetryPolicy;
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
   now?: () => number;
@@ -54,7 +54,7 @@ export interface KvvmVaultReader extends VaultReader {
   readonly stats: VaultReaderStats;
 }
 
-const DEFAULT_IDENTITY_RETRY: RetryOptions = { maxAttempts: 4, baseDelayMs: 500, maxDelayMs: 8000 };
+const DEFAULT_IDENTITY_RETRY: RetryPolicy = { maxAttempts: 4, baseDelayMs: 500, maxDelayMs: 8000 };
 
 /** Checks scheme and host of a vault URL; returns the normalised origin. Throws 'vault-host-not-allowed'. */
 export function checkVaultUrl(vaultUrl: string, env: Readonly<Record<string, string | undefined>>): URL {
@@ -160,7 +160,7 @@ export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultR
     async getSecret(vaultUrl, name, version) {
       const secret = await call(vaultUrl, name, (c, requestOptions) => c.getSecret(name, version === undefined ? { requestOptions } : { version, requestOptions }));
       if (secret.value === undefined) {
-        throw new KvvmError('vault-error', `Vault returned secret "${name}" without a value.`, { code: -1 });
+        throw new KvvmError('vault-error', `Vault returned secret "${name}" without a value.`);
       }
       return { ...versionInfo(secret.properties), name: secret.name, value: secret.value, keyId: secret.properties.certificateKeyId } satisfies FetchedSecret;
     },
