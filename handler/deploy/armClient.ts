@@ -11,6 +11,7 @@ import { ComputeManagementClient } from '@azure/arm-compute';
 import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
 import { KvvmError } from '../errors.js';
 import { trustedCas } from '../vault/transport.js';
+import { userAgentPrefix } from '../version.js';
 
 export const ARM_ENDPOINT_ENV = 'KVVM_ARM_ENDPOINT';
 export const ARM_CA_FILE_ENV = 'KVVM_ARM_CA_FILE';
@@ -72,7 +73,7 @@ export function connectArm(subscriptionId: string, env: Record<string, string | 
     endpoint,
     // The token audience is the Resource Manager itself (management.azure.com, management.chinacloudapi.cn, ...).
     credentials: { scopes: [`${endpoint}/.default`] },
-    userAgentOptions: { userAgentPrefix: 'kvvm/0.1' },
+    userAgentOptions: { userAgentPrefix: userAgentPrefix() },
     ...(ca ? { tlsOptions: { ca } } : {}),
   });
   return { client, endpoint, subscriptionId };

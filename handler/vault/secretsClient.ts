@@ -17,6 +17,7 @@ import { createIdentityCredential } from './identity.js';
 import { transportFor, trustedCas } from './transport.js';
 import type { FetchedSecret, SecretVersionInfo, VaultReader } from './types.js';
 import { classifyVaultError, mapVaultError, type VaultCallContext } from './vaultErrors.js';
+import { userAgentPrefix } from '../version.js';
 
 export interface VaultReaderStats {
   vault: RetryStats;
@@ -121,7 +122,7 @@ export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultR
       client = new SecretClient(url.origin, credential, {
         // kvvm's backoff owns retries (see backoff.ts); two stacked layers would multiply attempts.
         retryOptions: { maxRetries: 0 },
-        userAgentOptions: { userAgentPrefix: 'kvvm/0.1' },
+        userAgentOptions: { userAgentPrefix: userAgentPrefix() },
         ...transportFor(url.hostname, ca),
       });
       clients.set(key, client);
