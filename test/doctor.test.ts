@@ -3,7 +3,7 @@
  * comes with the fix that repairs it. Tokens and secret values never appear in the output.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer, connect as netConnect, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -253,6 +253,34 @@ describe('kvvm doctor against the dev vault', () => {
     const running = await doctor(['--extension-folder', layout.extensionFolder], tv, { env: { KVVM_WAAGENT_DIR: layout.waagentDir } });
     assert.equal(running.code, 0, running.out);
     assert.match(check(running.report, 'service').message, new RegExp(`running \\(pid ${process.pid}\\)`));
+  });
+
+  it('--extension-folder on Windows decrypts the protected settings with the Windows decryption, given the blob and thumbprint the agent wrote', async () => {
+    // Argument level: Wine 8 has no CryptDecryptMessage, so a stand-in receives exactly what the Windows decryption would.
+    const layout = makeAgentLayout(join(dir, 'agent-win'));
+    const file = layout.writeSettings(4, {
+      secretsManagementSettings: { observedCertificates: [{ url: `${tv.vault.vaultUrl}/secrets/web`, certificateStoreName: 'MY', certificateStoreLocation: 'LocalMachine' }] },
+      authenticationSettings: { msiEndpoint: tv.vault.imdsEndpoint },
+    }, { authenticationSettings: { msiClientId: USER_ID } });
+    const written = (JSON.parse(readFileSync(file, 'utf8')) as { runtimeSettings: Array<{ handlerSettings: { protectedSettings: string; protectedSettingsCertThumbprint: string } }> }).runtimeSettings[0]!.handlerSettings;
+    const calls: Array<[string, string]> = [];
+    let out = '';
+    const code = await runDoctorCommand(
+      ['--extension-folder', layout.extensionFolder, '--json'],
+      { stdout: (s) => void (out += s), stderr: (s) => void (out += s), env: { KVVM_EXTRA_VAULT_SUFFIXES: 'localhost' }, platform: 'win32' },
+      {
+        tlsCa: [tv.caPem], timeoutMs: 3000,
+        windowsDecrypt: async (base64, thumbprint) => {
+          calls.push([base64, thumbprint]);
+          return { authenticationSettings: { msiClientId: USER_ID } };
+        },
+      },
+    );
+    assert.deepEqual(calls, [[written.protectedSettings, written.protectedSettingsCertThumbprint]]);
+    const report = JSON.parse(out) as DoctorReport;
+    assert.equal(report.identity.clientId, USER_ID, out);
+    assert.equal(check(report, 'secret').status, 'pass', out);
+    assert.equal(code, 1, 'the service check fails: no Windows service here');
   });
 
   it('invalid settings stop at the settings check with the problems listed', async () => {

@@ -5,7 +5,7 @@
 import { dirname, join } from 'node:path';
 import { findHandlerEnvironment, type HandlerEnvironment } from '../protocol/handlerEnvironment.js';
 import { resolveSequenceNumber } from '../protocol/sequence.js';
-import { readHandlerSettings } from '../protocol/settingsFile.js';
+import { readHandlerSettings, type ReadHandlerSettingsOptions } from '../protocol/settingsFile.js';
 import { decryptProtectedSettingsWindows } from '../protocol/protectedSettingsWindows.js';
 import { writeStatus, type HandlerStatusReport } from '../protocol/status.js';
 import { formatProblems, parseSettings } from '../settings/index.js';
@@ -70,7 +70,7 @@ export async function loadHandlerContext(host: CommandHost, options: { needSeque
   const findOptions: Parameters<typeof findHandlerEnvironment>[0] = { env: host.env, execPath: host.execPath, cwd: host.cwd };
   if (host.scriptPath !== undefined) findOptions.scriptPath = host.scriptPath;
   const handlerEnv = await findHandlerEnvironment(findOptions);
-  let seq = 0;
+  let seq: number;
   if (options.needSequence) seq = await resolveSequenceNumber(handlerEnv.configFolder, host.env);
   else {
     try {
@@ -87,14 +87,21 @@ export function handlerName(fullName: string): string {
   return parts[parts.length - 1] || fullName;
 }
 
-/** Protected-settings certificates: Linux keeps <THUMB>.crt/.prv in /var/lib/waagent, the extension folder's parent. */
-export function protectedSettingsKeyDir(ctx: HandlerContext): string {
-  return ctx.host.env['KVVM_WAAGENT_DIR'] ?? dirname(ctx.handlerEnv.extensionFolder);
-}
+export type SettingsDecryptor = (base64: string, thumbprint: string) => Promise<Record<string, unknown>>;
 
 /** Windows: the agent's transport certificate and its key are in LocalMachine\My (protectedSettingsWindows.ts). */
-function windowsDecryptor(): (base64: string, thumbprint: string) => Promise<Record<string, unknown>> {
-  return (base64, thumbprint) => decryptProtectedSettingsWindows(base64, thumbprint, { location: 'LocalMachine' });
+const windowsDecryptor: SettingsDecryptor = (base64, thumbprint) => decryptProtectedSettingsWindows(base64, thumbprint, { location: 'LocalMachine' });
+
+/**
+ * How kvvm reads the agent's <seq>.settings, for the handler commands and `kvvm doctor` alike. Linux: the agent's
+ * <THUMB>.crt/.prv in /var/lib/waagent (the extension folder's parent); Windows: the transport certificate in
+ * LocalMachine\My. `windowsDecrypt` replaces the Windows decryption only where it cannot run (tests on Linux).
+ */
+export function settingsReadOptions(o: { platform: NodeJS.Platform; env: Env; extensionFolder: string; windowsDecrypt?: SettingsDecryptor | undefined }): ReadHandlerSettingsOptions {
+  return {
+    protectedSettingsKeyDir: o.env['KVVM_WAAGENT_DIR'] ?? dirname(o.extensionFolder),
+    decrypt: o.platform === 'win32' ? (o.windowsDecrypt ?? windowsDecryptor) : undefined,
+  };
 }
 
 export type ConfigResult = { ok: true; config: KvvmConfig } | { ok: false; message: string; reason: string };
@@ -102,10 +109,7 @@ export type ConfigResult = { ok: true; config: KvvmConfig } | { ok: false; messa
 export async function loadConfig(ctx: HandlerContext, seq = ctx.seq): Promise<ConfigResult> {
   let raw: unknown;
   try {
-    raw = (await readHandlerSettings(ctx.handlerEnv.configFolder, seq, {
-      protectedSettingsKeyDir: protectedSettingsKeyDir(ctx),
-      decrypt: ctx.host.platform === 'win32' ? windowsDecryptor() : undefined,
-    })).settings;
+    raw = (await readHandlerSettings(ctx.handlerEnv.configFolder, seq, settingsReadOptions({ platform: ctx.host.platform, env: ctx.host.env, extensionFolder: ctx.handlerEnv.extensionFolder }))).settings;
   } catch (err) {
     if (err instanceof KvvmError) return { ok: false, message: err.describe(), reason: err.reason };
     throw err;

@@ -10,7 +10,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { access, open, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { KvvmError } from '../errors.js';
+import { KvvmError, describeError } from '../errors.js';
 import { supervisorFor } from '../service/supervisorFor.js';
 import type { KvvmConfig, ObservedCertificate } from '../settings/config.js';
 import { formatProblems, parseSettings } from '../settings/index.js';
@@ -164,7 +164,13 @@ export async function runDoctor(o: DoctorOptions): Promise<DoctorReport> {
     add(report, { id: 'service', target: '(no extension folder)', status: 'skip', message: 'pass --extension-folder to check that the kvvm service is running' });
   } else {
     const pidFile = join(o.extensionFolder, 'kvvm-service.pid');
-    const state = await supervisorFor(o.platform).isRunning(pidFile);
+    let state: { running: boolean; pid?: number };
+    try {
+      state = await supervisorFor(o.platform).isRunning(pidFile);
+    } catch (err) {
+      add(report, { id: 'service', target: pidFile, status: 'fail', message: `cannot tell whether the kvvm service runs: ${describeError(err)}` });
+      return finish(report);
+    }
     add(report, state.running
       ? { id: 'service', target: pidFile, status: 'pass', message: `running (pid ${state.pid ?? '?'})` }
       : { id: 'service', target: pidFile, status: 'fail', message: 'the kvvm service is not running', fix: 'Re-enable the extension (az vm extension set ... re-applies settings and starts the service), or look at the service output in the extension log folder.' });
@@ -296,6 +302,7 @@ async function probeIdentity(report: DoctorReport, imdsUrl: URL | undefined, pro
       return { ok: false };
     }
     const claims = decodeTokenIdentity(token); // read the claims, then forget the token
+    // eslint-disable-next-line no-useless-assignment -- drop the token as soon as its claims are read
     token = undefined;
     const named = claims?.objectId ? ` (object id ${claims.objectId}${claims.clientId ? `, client id ${claims.clientId}` : ''})` : ' (opaque token: object id not readable)';
     add(report, { id: 'identity', target: who, status: 'pass', message: `token issued for ${resource}${named}` });
@@ -304,7 +311,8 @@ async function probeIdentity(report: DoctorReport, imdsUrl: URL | undefined, pro
   let detail = `HTTP ${answer.status}`;
   try {
     const b = JSON.parse(answer.body) as { error_description?: unknown; error?: unknown };
-    detail = String(b.error_description ?? b.error ?? detail);
+    const said = b.error_description ?? b.error;
+    detail = typeof said === 'string' ? said : said === undefined || said === null ? detail : JSON.stringify(said);
   } catch {
     // not JSON: keep the status
   }
