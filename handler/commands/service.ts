@@ -40,7 +40,7 @@ const windowsChainCheck = (material: CertificateMaterial, _now: Date, cert: Obse
   hasServerAuthEku(material.leaf) ? windowsChainError(material, cert.certificateStoreLocation as StoreLocation) : undefined;
 
 /** The certificate store of this platform; `linkOnRenewal` (settings) only matters to the Windows store. */
-export function createStoreForPlatform(platform: NodeJS.Platform, options: { linkOnRenewal?: boolean; log?: SyncLogger } = {}): CertificateStore {
+function createStoreForPlatform(platform: NodeJS.Platform, options: { linkOnRenewal?: boolean; log?: SyncLogger } = {}): CertificateStore {
   if (platform === 'win32') {
     return createWindowsStore({
       ...(options.linkOnRenewal === undefined ? {} : { linkOnRenewal: options.linkOnRenewal }),
@@ -55,7 +55,7 @@ export function createStoreForPlatform(platform: NodeJS.Platform, options: { lin
  * KVVM_DEV_POLL_INTERVAL_S lets the demo and tests poll every few seconds; the settings clamp (300-3600 s) is
  * what operators get. Logged loudly so it is never mistaken for a setting.
  */
-export function applyDevOverrides(config: KvvmConfig, env: Env, log: SyncLogger): KvvmConfig {
+function applyDevOverrides(config: KvvmConfig, env: Env, log: SyncLogger): KvvmConfig {
   const dev = Number(env['KVVM_DEV_POLL_INTERVAL_S']);
   if (!Number.isFinite(dev) || dev <= 0) return config;
   log.warn(`development override: polling every ${dev} s instead of ${config.pollingIntervalS} s (KVVM_DEV_POLL_INTERVAL_S)`);
@@ -138,7 +138,7 @@ function vaultReaderFor(host: CommandHost, config: KvvmConfig): ReturnType<typeo
   return createVaultReader({ authentication: config.authentication, env: host.env, ...(credential ? { credential } : {}) });
 }
 
-export function buildSyncDeps(host: CommandHost, config: KvvmConfig, log: SyncLogger): CertificateSyncDeps {
+function buildSyncDeps(host: CommandHost, config: KvvmConfig, log: SyncLogger): CertificateSyncDeps {
   return {
     vault: vaultReaderFor(host, config),
     store: createStoreForPlatform(host.platform, { linkOnRenewal: config.linkOnRenewal, log }),

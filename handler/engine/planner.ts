@@ -37,9 +37,10 @@ export function selectWantedVersions(
 }
 
 /**
- * Actions that bring the store to `wanted` (newest first). Order matters and the applier stops at the first
- * failure: the newest version is installed and activated first, then the previous one is installed, and nothing
- * is removed until the newest wanted version is active — a failed download never costs the machine the certificate it has.
+ * Actions that bring the store to `wanted` (newest first). Order matters: the newest version is installed and
+ * activated first, then the previous one is installed, and nothing is removed until the newest wanted version is
+ * active. The applier (certificateSync.ts) stops at a failure of the newest version or of the activation, and only
+ * warns when an older version fails, so a failed download never costs the machine the certificate it has.
  */
 export function planCertificate(wanted: readonly string[], installed: readonly InstalledCertificate[]): PlannedAction[] {
   const newest = wanted[0];

@@ -5,8 +5,10 @@
  * RSA key transport and any content cipher Windows supports included: no key ever leaves the store, and the key need
  * not be exportable.
  *
- * The arguments are a pure function (decryptArgs) so tests check them on Linux; Wine's LocalMachine keys cannot be
- * acquired (0x8009200B, docs/windows.md), so the Wine test decrypts from CurrentUser\My with the same code.
+ * The arguments are a pure function (decryptArgs) so tests check them on Linux (test/windows/pure/service.test.ts).
+ * Wine 8 has no CryptDecryptMessage, so the Wine test (test/windows/wine/protectedSettings.test.ts) covers what runs
+ * before it: the store lookup by thumbprint and its errors; the decryption itself is checked on real Windows
+ * (docs/windows.md).
  */
 import { KvvmError } from '../errors.js';
 import { ENCODING, findBySha1, freeContext, systemStoreFlags, withSystemStore } from '../platform/win32/certStore.js';

@@ -28,8 +28,8 @@ const JWT = /\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/g;
 const BEARER = /\b(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}/gi;
 const LONG_BASE64 = /[A-Za-z0-9+/]{200,}={0,2}/g;
 
-/** Replaces anything that looks like key material or a token. Exported for the tests and the status writer. */
-export function redact(text: string): string {
+/** Replaces anything that looks like key material or a token (the logger's last format step). */
+function redact(text: string): string {
   return text
     .replace(PEM_BLOCK, '[redacted PEM]')
     .replace(BEARER, '$1[redacted token]')

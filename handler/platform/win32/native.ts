@@ -272,6 +272,8 @@ export function loadNative(): Native {
     CertCreateCertificateContext: c('void * __stdcall CertCreateCertificateContext(uint32_t dwCertEncodingType, void *pbCertEncoded, uint32_t cbCertEncoded)'),
     CertGetCertificateContextProperty: c('int __stdcall CertGetCertificateContextProperty(void *pCertContext, uint32_t dwPropId, void *pvData, _Inout_ uint32_t *pcbData)'),
     CertSetCertificateContextProperty: c('int __stdcall CertSetCertificateContextProperty(void *pCertContext, uint32_t dwPropId, uint32_t dwFlags, CRYPT_DATA_BLOB *pvData)'),
+    // Not a Win32 function: CertSetCertificateContextProperty bound a second time with pvData as a plain pointer, so
+    // passing NULL deletes the property (the typed binding above cannot take NULL for its CRYPT_DATA_BLOB).
     CertDeleteCertificateContextProperty: c('int __stdcall CertSetCertificateContextProperty(void *pCertContext, uint32_t dwPropId, uint32_t dwFlags, void *pvData)'),
     CryptAcquireCertificatePrivateKey: c('int __stdcall CryptAcquireCertificatePrivateKey(void *pCert, uint32_t dwFlags, void *pvParameters, _Out_ uintptr_t *phKey, _Out_ uint32_t *pdwKeySpec, _Out_ int *pfCallerFreeProv)'),
     CertGetCertificateChain: c('int __stdcall CertGetCertificateChain(uintptr_t hChainEngine, void *pCertContext, void *pTime, void *hAdditionalStore, CERT_CHAIN_PARA *pChainPara, uint32_t dwFlags, void *pvReserved, _Out_ void **ppChainContext)'),
