@@ -48,7 +48,7 @@ async function runJob(job: FleetWorkerJob): Promise<FleetWorkerResult> {
   const stats: VaultReaderStats = { vault: newRetryStats(), identity: newRetryStats() };
   const checkChain = makeChainCheck(loadTrustedRoots(process.env));
   const env = { KVVM_EXTRA_VAULT_SUFFIXES: 'localhost' };
-  const done: (number | null)[] = new Array(job.instances).fill(null);
+  const done: (number | null)[] = new Array<number | null>(job.instances).fill(null);
   let failedCycles = 0;
   const instances = Array.from({ length: job.instances }, (_, k) => {
     const storeDir = join(job.root, `vm-${job.first + k}`);

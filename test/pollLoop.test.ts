@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDevVault, type DevVault } from '../handler/devvault/server.js';
-import { createCa, issueCertificate, toPkcs12Base64 } from '../handler/devvault/certFactory.js';
+import { issueCertificate, toPkcs12Base64 } from '../handler/devvault/certFactory.js';
 import { parseSettings } from '../handler/settings/index.js';
 import type { KvvmConfig } from '../handler/settings/config.js';
 import { createVaultReader } from '../handler/vault/secretsClient.js';

@@ -5,7 +5,7 @@
  * Order of checks per request, as in Key Vault: api-version, then bearer challenge/token, then access
  * (403), then throttling (429), then injected faults, then the operation.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { FaultQueue, FaultSpec } from './faults.js';
 import type { TokenStore } from './imds.js';
 import type { FixedWindowLimiter } from './rateLimiter.js';

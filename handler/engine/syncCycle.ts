@@ -22,7 +22,7 @@ export async function runSyncCycle(
   deps: CertificateSyncDeps,
   options: SyncCycleOptions,
 ): Promise<CertificateSyncResult[]> {
-  const results: CertificateSyncResult[] = new Array(certs.length);
+  const results: CertificateSyncResult[] = new Array<CertificateSyncResult>(certs.length);
   let next = 0;
   const worker = async (): Promise<void> => {
     for (;;) {

@@ -57,7 +57,7 @@ const VALID_SETTINGS = {
 /** Replace the value at a random path of `doc` by `replacement` (or delete it when replacement is undefined). */
 function mutateAt(doc: unknown, path: number[], replacement: unknown): unknown {
   if (path.length === 0 || doc === null || typeof doc !== 'object') return replacement;
-  const copy: Record<string, unknown> | unknown[] = Array.isArray(doc) ? [...doc] : { ...(doc as Record<string, unknown>) };
+  const copy: Record<string, unknown> | unknown[] = Array.isArray(doc) ? [...(doc as unknown[])] : { ...(doc as Record<string, unknown>) };
   const keys = Object.keys(copy);
   if (keys.length === 0) return replacement;
   const key = keys[path[0]! % keys.length]!;

@@ -167,7 +167,7 @@ function openssl(args: string[]): string {
     return execFileSync('openssl', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (err) {
     const e = err as { stderr?: string };
-    throw new Error(`openssl ${args[0] ?? ''} failed: ${e.stderr ?? String(err)}`);
+    throw new Error(`openssl ${args[0] ?? ''} failed: ${e.stderr ?? String(err)}`, { cause: err });
   }
 }
 

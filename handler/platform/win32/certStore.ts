@@ -36,7 +36,10 @@ export function openSystemStore(n: Native, location: StoreLocation, name: string
   throw win32Error('CertOpenStore', err, `open the certificate store ${location}\\${name}`);
 }
 
-/** Runs fn on an open store; commits (when writing and fn succeeded) and closes it whatever happens. */
+/**
+ * Runs fn on an open store, then commits (when writing, whether fn succeeded or not) and closes it. A failed commit
+ * is reported only when fn succeeded; otherwise fn's error is the one that matters.
+ */
 export function withSystemStore<T>(n: Native, location: StoreLocation, name: string, mode: 'read' | 'write', fn: (store: Handle | undefined) => T): T {
   const store = openSystemStore(n, location, name, mode);
   let ok = false;
@@ -50,6 +53,7 @@ export function withSystemStore<T>(n: Native, location: StoreLocation, name: str
       const committed = mode === 'read' || n.CertControlStore(store, CERT_STORE_CTRL_COMMIT_FORCE_FLAG, CERT_STORE_CTRL_COMMIT, null) !== 0;
       const err = committed ? 0 : n.GetLastError();
       n.CertCloseStore(store, 0);
+      // eslint-disable-next-line no-unsafe-finally -- only when fn succeeded: a failed commit is then the error to report
       if (!committed && ok) throw win32Error('CertControlStore', err, `commit the certificate store ${location}\\${name}`);
     }
   }

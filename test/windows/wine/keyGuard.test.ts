@@ -44,6 +44,6 @@ describe('KeyGuard probe and fallback in crypt32', () => {
     assert.equal(installed.location, supported ? `CurrentUser\\${storeName} (KeyGuard)` : `CurrentUser\\${storeName}`);
     const entry = dumpInFreshProcess([`CurrentUser\\${storeName}`])[`CurrentUser\\${storeName}`]?.find((c) => c.thumbprint === material.thumbprint);
     assert.equal(entry?.privateKeyUsable, true);
-    assert.equal(JSON.parse((entry?.description ?? 'kvvm:{}').slice(5)).keyGuard, supported ? true : undefined);
+    assert.equal((JSON.parse((entry?.description ?? 'kvvm:{}').slice(5)) as { keyGuard?: boolean }).keyGuard, supported ? true : undefined);
   });
 });
