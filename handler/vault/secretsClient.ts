@@ -3,7 +3,9 @@
  * credential (./identity.ts), kvvm's retry loop (./backoff.ts) and operator-facing errors (./vaultErrors.ts).
  *
  * Security properties kept on purpose:
- * - the vault host is checked against the allow-list BEFORE any request (a token is never sent elsewhere);
+ * - the configured vault host is checked against the allow-list before the client exists, and EVERY request the
+ *   SDK then sends (next pages, redirects, retries) is checked against that vault's origin by ./originPolicy.ts,
+ *   the last step before the socket: a token never leaves for another host, port or scheme;
  * - TLS verification and the SDK's challenge-resource verification stay on; extra CAs are added, not substituted;
  * - neither tokens nor secret values are logged or put into error messages.
  */
@@ -14,6 +16,7 @@ import type { AuthenticationConfig } from '../settings/config.js';
 import { allowedSuffixesForMessage, EXTRA_SUFFIXES_ENV, isAllowedVaultHost } from './cloud.js';
 import { DEFAULT_RETRY, newRetryStats, realSleep, validateRetryOptions, withRetry, type RetryOptions, type RetryStats } from './backoff.js';
 import { createIdentityCredential } from './identity.js';
+import { vaultOriginPolicy } from './originPolicy.js';
 import { transportFor, trustedCas } from './transport.js';
 import type { FetchedSecret, SecretVersionInfo, VaultReader } from './types.js';
 import { classifyVaultError, mapVaultError, type VaultCallContext } from './vaultErrors.js';
@@ -122,6 +125,7 @@ export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultR
         // kvvm's backoff owns retries (see backoff.ts); two stacked layers would multiply attempts.
         retryOptions: { maxRetries: 0 },
         userAgentOptions: { userAgentPrefix: 'kvvm/0.1' },
+        additionalPolicies: [vaultOriginPolicy(url)],
         ...transportFor(url.hostname, ca),
       });
       clients.set(key, client);
