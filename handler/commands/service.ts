@@ -69,7 +69,7 @@ export function retryPolicyFromEnv(env: Env): RetryPolicy {
 
 export async function serviceCommand(host: CommandHost): Promise<number> {
   const ctx = await loadHandlerContext(host, { needSequence: true });
-  const log = createLogger({ logFolder: ctx.handlerEnv.logFolder, name: 'service', console: host.env['KVVM_LOG_CONSOLE'] === '1' });
+  const log = createLogger({ logFolder: ctx.handlerEnv.logFolder, name: 'service', console: host.env['KVVM_LOG_CONSOLE'] === '1', redact: ctx.protectedValues.apply });
   const controller = new AbortController();
   const stop = (signal: string): void => {
     if (!controller.signal.aborted) log.info(`received ${signal}; stopping after the current step`);

@@ -105,6 +105,18 @@ export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultR
   const identityLabel = clientId ? `the user-assigned identity with client id ${clientId}` : "the VM's system-assigned identity";
   // Created lazily so a bad msiEndpoint surfaces on the first read (with the vault context), not at construction.
   let credential: TokenCredential | undefined = options.credential;
+  // The last tokens handed to the pipeline, so an error body that echoes one cannot carry it into a status.
+  const recentTokens: string[] = [];
+  const remembering = (inner: TokenCredential): TokenCredential => ({
+    async getToken(scopes, opts) {
+      const token = await inner.getToken(scopes, opts);
+      if (token && !recentTokens.includes(token.token)) {
+        recentTokens.push(token.token);
+        if (recentTokens.length > 4) recentTokens.shift();
+      }
+      return token;
+    },
+  });
   const ca = trustedCas(options.tlsCa, env);
   const clients = new Map<string, SecretClient>();
 
@@ -121,7 +133,7 @@ export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultR
         ...(options.requestTimeoutMs !== undefined ? { timeoutMs: options.requestTimeoutMs } : {}),
         ...(options.arcKeyDirs ? { arcKeyDirs: options.arcKeyDirs } : {}),
       });
-      client = new SecretClient(url.origin, credential, {
+      client = new SecretClient(url.origin, remembering(credential), {
         // kvvm's backoff owns retries (see backoff.ts); two stacked layers would multiply attempts.
         retryOptions: { maxRetries: 0 },
         userAgentOptions: { userAgentPrefix: 'kvvm/0.1' },
@@ -150,7 +162,7 @@ export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultR
   }
 
   async function call<T>(vaultUrl: string, name: string, op: (client: SecretClient, requestOptions: { timeout: number }) => Promise<T>): Promise<T> {
-    const ctx: VaultCallContext = { vaultUrl, secretName: name, identity: identityLabel };
+    const ctx: VaultCallContext = { vaultUrl, secretName: name, identity: identityLabel, knownTokens: recentTokens };
     const client = clientFor(vaultUrl);
     try {
       return await withRetry(() => attempt(client, op), (err) => classifyVaultError(err, now), retry, deps, stats.vault);
