@@ -4,6 +4,7 @@
  * extension folder; people run `kvvm validate`, `kvvm dev-vault`, `kvvm demo`.
  */
 import { describeError } from './errors.js';
+import { invalidOverridesError, overrideLogLines, readOverrides } from './overrides.js';
 import type { CommandHost } from './commands/context.js';
 
 // Command modules are imported when their command runs: the agent's enable must not pay for loading the ARM
@@ -130,6 +131,15 @@ export async function main(argv: string[], host: CommandHost): Promise<number> {
     host.stdout(`${usage.trimEnd()}\n\n${spec.summary}.\n${spec.agent ? `\n${AGENT_HELP}\n` : ''}`);
     return 0;
   }
+  // Every KVVM_* variable is read in overrides.ts: refuse one that does not parse, and say which are in effect
+  // (stderr: stdout may be parsed; the service writes the same lines to its own log).
+  const overrides = readOverrides(host.env);
+  const invalid = invalidOverridesError(overrides);
+  if (invalid) {
+    host.stderr(`kvvm ${name}: ${invalid.describe()}\n`);
+    return 2;
+  }
+  if (name !== 'service') for (const line of overrideLogLines(overrides)) host.stderr(`kvvm ${name}: ${line.message}\n`);
   try {
     return await spec.run(rest, host);
   } catch (err) {
