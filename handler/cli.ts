@@ -70,8 +70,10 @@ const COMMANDS: Record<string, CommandSpec> = {
   },
   'dev-vault': {
     summary: 'run a local Key Vault + managed-identity endpoint for development and tests',
-    usage: 'kvvm dev-vault [--port N] [--state DIR] [--rate N] [--latency-ms N] [--fault-rate F]',
+    usage: 'kvvm dev-vault [--host NAME] [--seed DIR] [--port N] [--state DIR] ... | kvvm dev-vault put <name> <file> --vault-url URL',
     agent: false,
+    // The full text ends with put's usage, so it also answers `kvvm dev-vault put --help`.
+    helpText: async () => (await import('./devvault/command.js')).DEV_VAULT_USAGE,
     run: async (a, h) => (await import('./devvault/command.js')).runDevVaultCommand(a, { stdout: { write: h.stdout }, stderr: { write: h.stderr }, env: h.env }),
   },
   demo: {
