@@ -107,7 +107,7 @@ function loadOrCreateTls(dir: string, host: string): { ca: IssuedCertificate; tl
   } catch {
     // Missing or unreadable: issue a new one below.
   }
-  const tls = issueCertificate({ issuer: ca, subjectCn: 'localhost', dnsNames: [...new Set(['localhost', 'kvvm.localhost', host])], days: 365 });
+  const tls = issueCertificate({ issuer: ca, subjectCn: 'localhost', dnsNames: [...new Set(['localhost', 'kvvm.localhost', host, '127.0.0.1'])], days: 365 });
   writeFileSync(p('tls.key.pem'), tls.keyPem, { mode: 0o600 });
   writeFileSync(p('tls.pem'), tls.certPem);
   return { ca, tls };
