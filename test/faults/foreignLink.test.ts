@@ -14,7 +14,7 @@ import { startDevVault, type DevVault } from '../../handler/devvault/server.js';
 import { KvvmError } from '../../handler/errors.js';
 import { createVaultReader } from '../../handler/vault/secretsClient.js';
 import { makeAgentLayout } from '../helpers/agentFolder.js';
-import { agentCommand, finalStatus, waitForStatus } from '../helpers/agentRun.js';
+import { agentCommand, finalStatus, waitForStatus } from '../helpers/agentCommands.js';
 import { faultWorkDir, registerSecrets } from '../helpers/faults.js';
 import { hostileTls, startEvilServers, startHostileVault, type EvilServers, type HostileTls, type HostileVault } from '../helpers/hostileVault.js';
 

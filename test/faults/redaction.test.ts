@@ -17,7 +17,7 @@ import { KvvmError } from '../../handler/errors.js';
 import { REMOTE_DETAIL_MAX_CHARS } from '../../handler/redaction.js';
 import { createVaultReader } from '../../handler/vault/secretsClient.js';
 import { makeAgentLayout } from '../helpers/agentFolder.js';
-import { agentCommand, waitForStatus } from '../helpers/agentRun.js';
+import { agentCommand, waitForStatus } from '../helpers/agentCommands.js';
 import { faultWorkDir, registerSecrets } from '../helpers/faults.js';
 import { hostileTls, startHostileVault, type HostileTls, type HostileVault } from '../helpers/hostileVault.js';
 
