@@ -21,8 +21,8 @@ export { MAX_KDF_ITERATIONS };
 
 /**
  * Most hash computations (key derivations and the MAC key, summed over every bag and password attempt) one PFX
- * may cost. Key Vault's own PFX need 14,000 (MAC, key bag and certificate bag at 2,000 iterations each; 3DES and
- * its IV take three SHA-1 blocks per bag); openssl's defaults about 10,000. 2,000,000 is ~140x that: any PFX made
+ * may cost. Key Vault's own PFX need 14,000 (MAC, key bag and certificate bag at 2,000 iterations each; a bag's
+ * 3DES key and IV take three SHA-1 blocks); openssl's defaults about 10,000. 2,000,000 is ~140x that: any PFX made
  * with ordinary settings (up to about -iter 300000) passes, and the worst case is a few seconds of CPU.
  */
 export const MAX_PFX_WORK = 2_000_000;
@@ -144,11 +144,11 @@ function parseMac(tlv: Tlv): MacData {
 }
 
 function readWithPassword(pfx: ParsedPfx, password: string | null, budget: WorkBudget): Pkcs12Contents {
-  if (pfx.mac) verifyMac(pfx.mac, pfx.authSafe, password, budget);
-  const authentic = pfx.mac !== undefined;
-  // Plan every ContentInfo first so the whole visible cost is charged before any derivation runs.
+  // Plan every ContentInfo first so the MAC and every visible decryption are charged before any derivation runs.
   const safes = pfx.contentInfos.map((info) => structure(() => planContentInfo(info)));
-  budget.charge(safes.reduce((sum, s) => sum + (s.decryption?.cost ?? 0), 0));
+  budget.charge((pfx.mac ? macCost(pfx.mac) : 0) + safes.reduce((sum, s) => sum + (s.decryption?.cost ?? 0), 0));
+  if (pfx.mac) verifyMac(pfx.mac, pfx.authSafe, password);
+  const authentic = pfx.mac !== undefined;
   const out: Pkcs12Contents = { keys: [], certs: [] };
   const counter = { bags: 0 };
   for (const safe of safes) {
@@ -158,10 +158,16 @@ function readWithPassword(pfx: ParsedPfx, password: string | null, budget: WorkB
   return out;
 }
 
-function verifyMac(mac: MacData, authSafe: Buffer, password: string | null, budget: WorkBudget): void {
-  const size = createHmac(mac.hash, Buffer.alloc(0)).digest().length;
-  budget.charge(pkcs12KdfCost(mac.hash, mac.iterations, size));
-  const key = pkcs12Kdf(mac.hash, pkcs12Password(password), mac.salt, 3, mac.iterations, size);
+function macSize(mac: MacData): number {
+  return createHmac(mac.hash, Buffer.alloc(0)).digest().length;
+}
+
+function macCost(mac: MacData): number {
+  return pkcs12KdfCost(mac.hash, mac.iterations, macSize(mac));
+}
+
+function verifyMac(mac: MacData, authSafe: Buffer, password: string | null): void {
+  const key = pkcs12Kdf(mac.hash, pkcs12Password(password), mac.salt, 3, mac.iterations, macSize(mac));
   const computed = createHmac(mac.hash, key).update(authSafe).digest();
   if (computed.length !== mac.digest.length || !timingSafeEqual(computed, mac.digest)) throw new MacMismatchError('PKCS#12 MAC could not be verified');
 }
