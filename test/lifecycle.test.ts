@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { makeAgentLayout, type AgentLayout } from './helpers/agentFolder.js';
-import { agentCommand, finalStatus } from './helpers/agentCommand.js';
+import { agentCommand, finalStatus } from './helpers/agentCommands.js';
 import { startDevVault, type DevVault } from '../handler/devvault/server.js';
 import { createCa, issueCertificate, toPemSecret, toPkcs12Base64 } from '../handler/devvault/certFactory.js';
 import { isRunning } from '../handler/service/supervisor.js';
@@ -58,6 +58,10 @@ test('the agent drives the extension through install, enable, rotation, disable,
     assert.equal(status0.status, 'success', status0.message);
     assert.equal(status0.substatus.length, 2);
     assert.ok(status0.substatus.every((s) => s.status === 'success'));
+    // Every KVVM_* variable in effect is named in the service's log, test knobs as development overrides.
+    const serviceLog = await readFile(join(layout.logFolder, 'kvvm-service.log'), 'utf8');
+    assert.match(serviceLog, /development override: KVVM_NO_JITTER=1/);
+    assert.match(serviceLog, /environment: KVVM_EXTRA_VAULT_SUFFIXES=localhost/);
     // Each certificate's substatus tells the operator what is installed and where.
     const webStatus = status0.substatus.find((s) => s.name === 'kvvm/web')?.formattedMessage.message ?? '';
     assert.ok(webStatus.includes(`version ${webV1}`) && webStatus.includes(web1.cert.fingerprint.replace(/:/g, '')), webStatus);

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { makeAgentLayout, type AgentLayout } from './helpers/agentFolder.js';
-import { agentCommand } from './helpers/agentCommand.js';
+import { agentCommand } from './helpers/agentCommands.js';
 import { OpensslFactory } from './helpers/openssl.js';
 import { startDevVault, type DevVault } from '../handler/devvault/server.js';
 import { createCa, issueCertificate, toPkcs12Base64 } from '../handler/devvault/certFactory.js';

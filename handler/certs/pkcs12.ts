@@ -96,15 +96,16 @@ class WorkBudget {
 
 /**
  * Reads a PFX that Key Vault produced: password-less. The MAC of Key Vault PFX verifies with a NULL (absent)
- * password, openssl-made "password-less" files with the empty string, so both are tried in that order.
+ * password, openssl-made "password-less" files with the empty string, so both are tried in that order. `password`
+ * (the dev vault's certificate import, like Key Vault's) tries that one only.
  */
-export function readPkcs12(der: Buffer): Pkcs12Contents {
+export function readPkcs12(der: Buffer, password?: string): Pkcs12Contents {
   const pfx = structure(() => parsePfx(der));
   const budget = new WorkBudget();
   let firstError: unknown;
-  for (const password of [null, ''] as const) {
+  for (const candidate of password === undefined ? ([null, ''] as const) : [password]) {
     try {
-      return readWithPassword(pfx, password, budget);
+      return readWithPassword(pfx, candidate, budget);
     } catch (err) {
       if (err instanceof KvvmError) throw err;
       if (!(err instanceof MacMismatchError || err instanceof DecryptionFailedError)) throw classify(err);

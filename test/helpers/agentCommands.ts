@@ -1,6 +1,6 @@
 /**
- * Runs a handler command the way the guest agent does (a separate process, the agent's environment, the extension
- * folder as working directory), and waits for the status file to reach a final state.
+ * The guest agent's side of a lifecycle test on Linux: run one handler command as a separate process with the
+ * agent's environment, and wait for a sequence number's status to become final.
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -41,4 +41,3 @@ export async function finalStatus(layout: AgentLayout, seq: number): Promise<{ s
   }
   throw new Error(`status ${seq} never became final; last: ${last}`);
 }
-
