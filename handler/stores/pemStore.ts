@@ -1,6 +1,7 @@
 import { lstat, readdir, readFile, readlink, rmdir, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { KvvmError } from '../errors.js';
+import { fileSystemError } from '../fsErrors.js';
 import type { CertificateMaterial, CertificateVersionId } from '../certs/material.js';
 import { CONTENT_TYPE_PEM, materialToPem, notAfterOf, parseCertificateSecret } from '../certs/parse.js';
 import { DEFAULT_LINUX_STORE, type FileAcl, type ObservedCertificate } from '../settings/config.js';
@@ -392,10 +393,12 @@ async function guard<T>(action: string, fn: () => Promise<T>): Promise<T> {
     return await fn();
   } catch (err) {
     if (err instanceof KvvmError) throw err;
-    const code = errnoOf(err);
-    throw new KvvmError('store-io', `Cannot ${action}: ${code ?? (err instanceof Error ? err.message : String(err))}.`, {
-      fix: 'Check that the store directory is on a writable local file system with free space.',
-      cause: err,
-    });
+    const path = (err as NodeJS.ErrnoException | undefined)?.path;
+    if (path === undefined) {
+      throw new KvvmError('store-io', `Cannot ${action}: ${errnoOf(err) ?? (err instanceof Error ? err.message : String(err))}.`, {
+        fix: 'Check that the store directory is on a writable local file system with free space.', cause: err,
+      });
+    }
+    throw fileSystemError(action, path, err, 'store-io');
   }
 }
