@@ -11,7 +11,7 @@ import { decodeSettings } from './decode.js';
 import { normalizeSettings, type NormalizeOptions } from './normalize.js';
 import { oversizedArrays } from './bounds.js';
 import { problem, problemsFromAjv, type SettingsProblem } from './problems.js';
-import { detectGeneration, loadSettingsSchemas } from './schema.js';
+import { detectGeneration, loadSettingsSchemas, shapeErrors } from './schema.js';
 
 export type SettingsResult = { ok: true; config: KvvmConfig } | { ok: false; problems: SettingsProblem[] };
 
@@ -43,8 +43,7 @@ export function parseSettings(raw: unknown, options: ParseSettingsOptions): Sett
   // that an oversized list costs no more than counting it).
   const oversized = oversizedArrays(data);
   if (oversized.length > 0) return { ok: false, problems: oversized };
-  const shapeOk = schemas.unionFirstError(data) || schemas.union(data);
-  const schemaProblems = shapeOk ? [] : problemsFromAjv(schemas.union.errors, data);
+  const schemaProblems = problemsFromAjv(shapeErrors(schemas, data), data);
 
   const { parts, problems: logical } = normalizeSettings(data, options);
   const problems = mergeProblems(schemaProblems, logical);
