@@ -87,6 +87,14 @@ export async function syncCertificate(cert: ObservedCertificate, deps: Certifica
       Object.assign(result, activeFields(active));
     }
     if (warning !== undefined) result.message = warning;
+    // The chain check (which refuses expired server-auth certificates) does not cover other certificates, and a
+    // secret without an expiry attribute passes the version filter: what is in place may still be expired.
+    if (active && active.notAfter.getTime() <= now.getTime()) {
+      const expired = `Warning: the installed certificate ${active.thumbprint} expired on ${active.notAfter.toISOString()}; ` +
+        'anything using it will fail. Fix: renew the certificate in Key Vault; kvvm installs the new version at the next poll.';
+      deps.log.warn(`${label}: ${expired}`);
+      result.message = result.message === undefined ? expired : `${result.message} ${expired}`;
+    }
     return result;
   } catch (err) {
     const message = describeError(err);
