@@ -9,6 +9,7 @@
 export const REASONS = {
   // Command line
   'usage': { code: 2, meaning: 'A kvvm command line (deploy, status, validate, doctor) is missing or misusing an argument.' },
+  'invalid-override': { code: 2, meaning: 'A KVVM_* environment variable (overrides.ts) does not parse.' },
 
   // Guest-agent protocol
   'handler-environment': { code: -1, meaning: 'HandlerEnvironment.json is missing or unusable, so kvvm cannot find its folders.' },
@@ -16,6 +17,8 @@ export const REASONS = {
   'settings-corrupt': { code: -1, meaning: 'The <seq>.settings file the agent wrote is not the JSON the protocol defines.' },
   'mrseq-invalid': { code: -1, meaning: 'kvvm was asked to record a sequence number that is not a non-negative integer (a kvvm bug).' },
   'status-invalid': { code: -1, meaning: 'kvvm refused to write a status document the agent would reject (a kvvm bug).' },
+  'status-write': { code: 1, meaning: 'The status file could not be written (the errno is explained in the message).' },
+  'file-system': { code: 1, meaning: 'A file kvvm needs could not be read or written (the errno is explained in the message).' },
   'event-invalid': { code: -1, meaning: 'kvvm refused to write a telemetry event the agent would drop (a kvvm bug).' },
   'protected-settings-key-missing': { code: -1, meaning: 'The certificate (or key) the protected settings are encrypted to is not on the machine.' },
   'protected-settings-decrypt': { code: -1, meaning: 'The protected settings could not be decrypted with the transport certificate.' },
@@ -43,6 +46,7 @@ export const REASONS = {
   'vault-request-rejected': { code: 1, meaning: 'The vault rejected the request (a 4xx other than 401/403/404/429).' },
   'vault-unreachable': { code: 1, meaning: 'The vault could not be reached (DNS, connection, truncated response).' },
   'tls-failure': { code: 1, meaning: 'The TLS certificate of the vault host could not be verified.' },
+  'vault-foreign-link': { code: 1, meaning: 'The vault answered with a next page or redirect to another origin; kvvm sent nothing there.' },
   'vault-error': { code: -1, meaning: 'Any other vault failure (an unexpected answer or SDK error).' },
 
   // Certificate material
@@ -57,6 +61,8 @@ export const REASONS = {
   'encrypted-private-key': { code: 1, meaning: 'The PEM private key is password-encrypted.' },
   'no-certificate': { code: 1, meaning: 'The secret holds no certificate.' },
   'no-private-key': { code: 1, meaning: 'The secret holds no private key.' },
+  'parse-budget': { code: 1, meaning: 'Reading the certificate secret used more CPU time than kvvm allows (a PFX with a huge iteration count).' },
+  'parser-failed': { code: -1, meaning: 'The certificate parser worker stopped unexpectedly.' },
   'key-mismatch': { code: 1, meaning: 'The private key matches none of the certificates in the secret.' },
   'chain-incomplete': { code: 1, meaning: 'The server-auth chain does not reach a trusted root.' },
   'chain-signature': { code: 1, meaning: 'A signature in the server-auth chain does not verify.' },
@@ -71,6 +77,12 @@ export const REASONS = {
   'store-invalid-location': { code: 1, meaning: 'certificateStoreLocation is not a location the store accepts.' },
   'store-link-occupied': { code: 1, meaning: 'The PEM link path exists and is not a symbolic link; kvvm does not overwrite it.' },
   'store-io': { code: 1, meaning: 'A file operation of the PEM store failed (permissions, space, read-only file system).' },
+  'store-link-foreign': { code: 1, meaning: 'The link name is a symbolic link kvvm did not make; kvvm does not replace it.' },
+  'store-dir-foreign': { code: 1, meaning: 'The store directory was not created by kvvm, which does not change its permissions, and "acls" needs that.' },
+  'store-dir-not-directory': { code: 1, meaning: 'A path of certificateStoreLocation is a file, not a directory.' },
+  'store-dir-unsafe': { code: 1, meaning: 'The store directory or a parent is writable by others or owned by another user.' },
+  'store-dir-shared': { code: 1, meaning: 'certificateStoreLocation is a directory the whole system shares (e.g. /tmp).' },
+  'store-tampered': { code: 1, meaning: 'A file kvvm was writing in the store was replaced by another process.' },
   'store-bad-material': { code: -1, meaning: 'Parsed material could not be written in the store\'s format.' },
   'store-version-missing': { code: -1, meaning: 'kvvm activated a version that is not installed (a kvvm bug).' },
   'store-remove-active': { code: -1, meaning: 'kvvm refused to remove the active version (a kvvm bug).' },
@@ -86,6 +98,7 @@ export const REASONS = {
 
   // Service
   'service-start': { code: -1, meaning: 'The service could not be started (or stopped right after starting).' },
+  'service-stopping': { code: -1, meaning: 'The service is stopping; work in flight was abandoned.' },
   'service-stop': { code: -1, meaning: 'The service could not be stopped.' },
   'unexpected': { code: -1, meaning: 'An error that is not a KvvmError (a kvvm bug or a library failure kvvm does not map yet).' },
 } as const satisfies Record<string, { code: number; meaning: string }>;

@@ -4,7 +4,7 @@
  */
 import type { X509Certificate } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import { parseCertificateSecret } from '../certs/parse.js';
+import { createParserPool } from '../certs/parserPool.js';
 import { hasServerAuthEku, loadTrustedRoots, validateChain } from '../certs/chain.js';
 import type { CertificateMaterial } from '../certs/material.js';
 import type { CertificateSyncDeps, SyncLogger } from '../engine/certificateSync.js';
@@ -22,7 +22,7 @@ import type { StoreLocation } from '../platform/win32/certStore.js';
 import type { CertificateStore } from '../stores/store.js';
 import { createVaultReader } from '../vault/secretsClient.js';
 import { paasCredentialFor } from '../vault/paasWindows.js';
-import type { Env } from './context.js';
+import { overrideLogLines, readOverrides, type Overrides } from '../overrides.js';
 import type { KvvmConfig, ObservedCertificate } from '../settings/config.js';
 import { loadConfig, loadHandlerContext, reportStatus, type CommandHost } from './context.js';
 
@@ -52,30 +52,36 @@ function createStoreForPlatform(platform: NodeJS.Platform, options: { linkOnRene
 }
 
 /**
- * KVVM_DEV_POLL_INTERVAL_S lets the demo and tests poll every few seconds; the settings clamp (300-3600 s) is
- * what operators get. Logged loudly so it is never mistaken for a setting.
+ * A development poll interval (overrides.ts) lets the demo and tests poll every few seconds; the settings clamp
+ * (300-3600 s) is what operators get. Logged loudly so it is never mistaken for a setting.
  */
-function applyDevOverrides(config: KvvmConfig, env: Env, log: SyncLogger): KvvmConfig {
-  const dev = Number(env['KVVM_DEV_POLL_INTERVAL_S']);
-  if (!Number.isFinite(dev) || dev <= 0) return config;
+function applyDevOverrides(config: KvvmConfig, overrides: Overrides, log: SyncLogger): KvvmConfig {
+  const dev = overrides.devPollIntervalS;
+  if (dev === undefined) return config;
   log.warn(`development override: polling every ${dev} s instead of ${config.pollingIntervalS} s (KVVM_DEV_POLL_INTERVAL_S)`);
   return { ...config, pollingIntervalS: dev };
 }
 
-/** Tuning knobs for tests and benchmarks; production uses the defaults. */
-function retryPolicyFromEnv(env: Env): RetryPolicy {
-  const base = Number(env['KVVM_RETRY_BASE_MS']);
-  return Number.isFinite(base) && base > 0 ? { ...DEFAULT_RETRY_POLICY, baseDelayMs: base, maxDelayMs: Math.max(base, Math.min(DEFAULT_RETRY_POLICY.maxDelayMs, base * 150)) } : DEFAULT_RETRY_POLICY;
+/** Tuning knob for tests and benchmarks (overrides.ts); production uses the defaults. */
+function retryPolicyFor(overrides: Overrides): RetryPolicy {
+  const base = overrides.retryBaseMs;
+  return base !== undefined ? { ...DEFAULT_RETRY_POLICY, baseDelayMs: base, maxDelayMs: Math.max(base, Math.min(DEFAULT_RETRY_POLICY.maxDelayMs, base * 150)) } : DEFAULT_RETRY_POLICY;
 }
 
 export async function serviceCommand(host: CommandHost): Promise<number> {
   const ctx = await loadHandlerContext(host, { needSequence: true });
-  const log = createLogger({ logFolder: ctx.handlerEnv.logFolder, name: 'service', console: host.env['KVVM_LOG_CONSOLE'] === '1' });
+  const reading = readOverrides(host.env);
+  const overrides = reading.overrides;
+  const log = createLogger({ logFolder: ctx.handlerEnv.logFolder, name: 'service', console: overrides.logConsole, redact: ctx.protectedValues.apply });
+  for (const line of overrideLogLines(reading)) log[line.level](line.message);
   const controller = new AbortController();
   const stop = (signal: string): void => {
     if (!controller.signal.aborted) log.info(`received ${signal}; stopping after the current step`);
     controller.abort();
   };
+  // Secrets are parsed in worker threads; stopping ends them at once, so a long parse never delays `disable`.
+  const parser = createParserPool();
+  controller.signal.addEventListener('abort', () => void parser.close(), { once: true });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   // Windows: started by the service host (windowsServiceHost.ts) with an IPC channel; "kvvm:stop" is the SCM's stop
@@ -94,14 +100,14 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
       log.error(loaded.message);
       return 1;
     }
-    const config = applyDevOverrides(loaded.config, host.env, log);
+    const config = applyDevOverrides(loaded.config, overrides, log);
     log.info(`service started for sequence ${ctx.seq}`, {
       certificates: config.observedCertificates.length,
       pollingIntervalS: config.pollingIntervalS,
       initialSync: config.initialSync,
     });
     for (const w of config.warnings) log.warn(`settings: ${w.path}: ${w.message}`);
-    const syncDeps = buildSyncDeps(host, config, log);
+    const syncDeps = buildSyncDeps(host, config, log, parser.parse);
     const outcome = await runPollLoop(
       config,
       {
@@ -110,9 +116,9 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
         isSuperseded: async () => ((await readMrseq(ctx.handlerEnv.extensionFolder)) ?? ctx.seq) > ctx.seq,
         sleep: (ms, signal) => delay(ms, undefined, { signal }).catch(() => undefined),
         random: Math.random,
-        retry: retryPolicyFromEnv(host.env),
+        retry: retryPolicyFor(overrides),
         concurrency: SERVICE_CONCURRENCY,
-        jitter: host.env['KVVM_NO_JITTER'] !== '1',
+        jitter: !overrides.noJitter,
         initialJitterMs: 5000,
       },
       controller.signal,
@@ -128,6 +134,7 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
     }
     return 1;
   } finally {
+    await parser.close();
     await log.close();
   }
 }
@@ -138,11 +145,11 @@ function vaultReaderFor(host: CommandHost, config: KvvmConfig): ReturnType<typeo
   return createVaultReader({ authentication: config.authentication, env: host.env, ...(credential ? { credential } : {}) });
 }
 
-function buildSyncDeps(host: CommandHost, config: KvvmConfig, log: SyncLogger): CertificateSyncDeps {
+function buildSyncDeps(host: CommandHost, config: KvvmConfig, log: SyncLogger, parse: CertificateSyncDeps['parse']): CertificateSyncDeps {
   return {
     vault: vaultReaderFor(host, config),
     store: createStoreForPlatform(host.platform, { linkOnRenewal: config.linkOnRenewal, log }),
-    parse: parseCertificateSecret,
+    parse,
     // Windows validates with its own chain engine and the machine's trust stores (4.x behaviour); Linux with
     // the system CA bundle plus NODE_EXTRA_CA_CERTS.
     checkChain: host.platform === 'win32' ? windowsChainCheck : makeChainCheck(loadTrustedRoots(host.env)),

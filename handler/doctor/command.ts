@@ -10,6 +10,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KvvmError } from '../errors.js';
+import { describeJsonError } from '../jsonError.js';
 import { findHandlerEnvironment } from '../protocol/handlerEnvironment.js';
 import { resolveSequenceNumber } from '../protocol/sequence.js';
 import { readHandlerSettings } from '../protocol/settingsFile.js';
@@ -92,10 +93,16 @@ export async function runDoctorCommand(argv: string[], io: DoctorIo, deps: Docto
   let source: string;
   if (settingsFile !== undefined) {
     let doc: unknown;
+    let text: string;
     try {
-      doc = JSON.parse((await readFile(settingsFile, 'utf8')).replace(/^\uFEFF/, ''));
+      text = (await readFile(settingsFile, 'utf8')).replace(/^\uFEFF/, '');
     } catch (err) {
-      throw new KvvmError('usage', `Cannot read ${settingsFile} as JSON: ${(err as Error).message}.`, { fix: 'Point --settings at the extension settings JSON.' });
+      throw new KvvmError('usage', `Cannot read ${settingsFile}: ${(err as Error).message}.`, { fix: 'Point --settings at the extension settings JSON.' });
+    }
+    try {
+      doc = JSON.parse(text);
+    } catch {
+      throw new KvvmError('usage', `${settingsFile} is not valid JSON ${describeJsonError(text)}.`, { fix: 'Point --settings at the extension settings JSON.' });
     }
     settings = extractSettings(doc).settings;
     source = settingsFile;
