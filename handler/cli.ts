@@ -10,11 +10,11 @@ import { main } from './main.js';
 import('./commands/context.js')
   .then(({ processHost }) => main(process.argv.slice(2), processHost()))
   .then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`kvvm: ${describeError(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`kvvm: ${describeError(err)}\n`);
+      process.exitCode = 1;
+    },
+  );

@@ -41,8 +41,8 @@ export const REASONS = {
   'secret-not-found': { code: 1, meaning: 'The vault has no such secret (or version).' },
   'secret-disabled': { code: 1, meaning: 'The requested secret version is disabled.' },
   'no-enabled-version': { code: 1, meaning: 'The certificate has no enabled version kvvm may install (or the pinned one is gone).' },
-  'throttled': { code: 1, meaning: 'The vault kept answering 429 after kvvm\'s retries.' },
-  'vault-server-error': { code: 1, meaning: 'The vault kept answering 5xx after kvvm\'s retries.' },
+  'throttled': { code: 1, meaning: "The vault kept answering 429 after kvvm's retries." },
+  'vault-server-error': { code: 1, meaning: "The vault kept answering 5xx after kvvm's retries." },
   'vault-request-rejected': { code: 1, meaning: 'The vault rejected the request (a 4xx other than 401/403/404/429).' },
   'vault-unreachable': { code: 1, meaning: 'The vault could not be reached (DNS, connection, truncated response).' },
   'tls-failure': { code: 1, meaning: 'The TLS certificate of the vault host could not be verified.' },
@@ -52,7 +52,7 @@ export const REASONS = {
   // Certificate material
   'not-a-certificate': { code: 1, meaning: 'The secret is not certificate-backed (content type); it is skipped, not failed.' },
   'empty-secret': { code: 1, meaning: 'The certificate secret is empty.' },
-  'secret-too-large': { code: 1, meaning: 'The certificate secret is above kvvm\'s size bound.' },
+  'secret-too-large': { code: 1, meaning: "The certificate secret is above kvvm's size bound." },
   'malformed-certificate': { code: 1, meaning: 'The certificate secret could not be read at all.' },
   'malformed-pkcs12': { code: 1, meaning: 'The secret is not a readable PKCS#12 (PFX).' },
   'malformed-pem': { code: 1, meaning: 'The secret is not readable PEM (no block, unexpected block, unreadable certificate or key).' },
@@ -70,7 +70,7 @@ export const REASONS = {
   'chain-expired': { code: 1, meaning: 'A certificate in the server-auth chain has expired.' },
   'chain-not-yet-valid': { code: 1, meaning: 'A certificate in the server-auth chain is not valid yet.' },
   'chain-untrusted-root': { code: 1, meaning: 'The server-auth chain ends at a self-signed root this machine does not trust.' },
-  'chain-untrusted': { code: 1, meaning: 'Windows\' chain engine does not trust the certificate for server authentication.' },
+  'chain-untrusted': { code: 1, meaning: "Windows' chain engine does not trust the certificate for server authentication." },
 
   // Certificate stores
   'store-invalid-name': { code: 1, meaning: 'A store name, file name or link name from the settings is not allowed.' },
@@ -83,7 +83,7 @@ export const REASONS = {
   'store-dir-unsafe': { code: 1, meaning: 'The store directory or a parent is writable by others or owned by another user.' },
   'store-dir-shared': { code: 1, meaning: 'certificateStoreLocation is a directory the whole system shares (e.g. /tmp).' },
   'store-tampered': { code: 1, meaning: 'A file kvvm was writing in the store was replaced by another process.' },
-  'store-bad-material': { code: -1, meaning: 'Parsed material could not be written in the store\'s format.' },
+  'store-bad-material': { code: -1, meaning: "Parsed material could not be written in the store's format." },
   'store-version-missing': { code: -1, meaning: 'kvvm activated a version that is not installed (a kvvm bug).' },
   'store-remove-active': { code: -1, meaning: 'kvvm refused to remove the active version (a kvvm bug).' },
   'acl-unknown-user': { code: 1, meaning: 'A user named in "acls" does not exist on the machine.' },

@@ -174,7 +174,10 @@ describe('dev vault wire shapes match the recorded Key Vault responses', () => {
     const get = specBody('GetSecret-example.json');
     assert.deepEqual(keys(body), keys(get));
     // recoverableDays is what real vaults return today (see the recorded bundles); the 2017 example predates it.
-    assert.deepEqual(keys(body['attributes']).filter((k) => k !== 'recoverableDays'), keys(get['attributes']));
+    assert.deepEqual(
+      keys(body['attributes']).filter((k) => k !== 'recoverableDays'),
+      keys(get['attributes']),
+    );
     assert.deepEqual(keys(specBody('SetSecret-example.json')), keys(get));
   });
 

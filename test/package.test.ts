@@ -187,7 +187,10 @@ test('the linux-x64 package, unpacked like the agent does, syncs from the vault 
   const agent = async (verb: 'install' | 'enable' | 'disable' | 'uninstall', seq: number): Promise<{ code: number; stdout: string; stderr: string }> => {
     const command = commands[`${verb}Command`]!;
     try {
-      const { stdout, stderr } = await run('/bin/sh', ['-c', command], { cwd: extensionFolder, env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...layout!.env(seq), ...env } });
+      const { stdout, stderr } = await run('/bin/sh', ['-c', command], {
+        cwd: extensionFolder,
+        env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...layout!.env(seq), ...env },
+      });
       return { code: 0, stdout, stderr };
     } catch (err) {
       const e = err as { code?: number; stdout?: string; stderr?: string };

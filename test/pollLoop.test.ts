@@ -134,7 +134,10 @@ test('requireInitialSync true keeps retrying past 25 attempts and never reports 
     const config = h.config(true, ['missing']);
     const run = h.deps({ stopAfter: (reports) => reports.length >= 40 });
     await runPollLoop(config, run.deps, run.signal);
-    assert.ok(run.reports.every((r) => r.status === 'transitioning'), run.reports.map((r) => r.status).join(','));
+    assert.ok(
+      run.reports.every((r) => r.status === 'transitioning'),
+      run.reports.map((r) => r.status).join(','),
+    );
     assert.match(run.reports.at(-1)!.message, /attempt 39\b/);
   } finally {
     await h.close();
@@ -148,7 +151,10 @@ test('requireInitialSync false reports success as soon as polling starts, with t
     const config = h.config(false, ['present', 'missing']);
     const run = h.deps({ stopAfter: (reports) => reports.length >= 2 });
     await runPollLoop(config, run.deps, run.signal);
-    assert.deepEqual(run.reports.map((r) => r.status), ['success', 'success']);
+    assert.deepEqual(
+      run.reports.map((r) => r.status),
+      ['success', 'success'],
+    );
     const sub = run.reports[1]!.substatus ?? [];
     assert.equal(sub.find((s) => s.name.endsWith('/present'))?.status, 'success');
     assert.equal(sub.find((s) => s.name.endsWith('/missing'))?.status, 'error');

@@ -13,7 +13,12 @@ describe('the reason catalogue', () => {
   });
 
   it('a KvvmError takes its status code from the catalogue unless the throw site overrides it', () => {
-    const cases: Array<[Reason, number]> = [['forbidden', 1], ['service-start', -1], ['usage', 2], ['status-invalid', -1]];
+    const cases: Array<[Reason, number]> = [
+      ['forbidden', 1],
+      ['service-start', -1],
+      ['usage', 2],
+      ['status-invalid', -1],
+    ];
     for (const [reason, code] of cases) {
       assert.equal(new KvvmError(reason, 'm').code, code, reason);
       assert.equal(codeOf(reason), code, reason);

@@ -22,7 +22,11 @@ const { isRunning } = posixSupervisor;
 
 const CLIENT_ID = '6f1d3c55-8f5c-4a57-9a3e-0c4b2d7e9a11';
 
-const exists = (path: string): Promise<boolean> => access(path).then(() => true, () => false);
+const exists = (path: string): Promise<boolean> =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
 
 test('an expensive secret delays neither another certificate nor disable', { timeout: 120_000 }, async () => {
   const root = await mkdtemp(join(tmpdir(), 'kvvm-slow-secret-'));

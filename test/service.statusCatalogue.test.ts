@@ -113,8 +113,22 @@ const CASES: Array<{ name: string; secret: string; auth?: Record<string, string>
   { name: 'a secret that is not a certificate', secret: 'connection-string', status: 'warning', reason: 'not-a-certificate', mention: /content type/i },
   { name: 'a secret whose only version is disabled', secret: 'withdrawn', status: 'error', reason: 'no-enabled-version', mention: /enabled/i },
   { name: 'a secret that does not exist', secret: 'no-such-secret', status: 'error', reason: 'secret-not-found', mention: /no-such-secret/ },
-  { name: 'an msiClientId that is not an identity of this VM', secret: 'good', auth: { msiClientId: '00000000-1111-2222-3333-444444444444' }, status: 'error', reason: 'identity-not-found', mention: /msiClientId/ },
-  { name: 'an identity without access to the vault (RBAC)', secret: 'good', auth: { msiClientId: DENIED_ID }, status: 'error', reason: 'forbidden', mention: /Key Vault Secrets User/ },
+  {
+    name: 'an msiClientId that is not an identity of this VM',
+    secret: 'good',
+    auth: { msiClientId: '00000000-1111-2222-3333-444444444444' },
+    status: 'error',
+    reason: 'identity-not-found',
+    mention: /msiClientId/,
+  },
+  {
+    name: 'an identity without access to the vault (RBAC)',
+    secret: 'good',
+    auth: { msiClientId: DENIED_ID },
+    status: 'error',
+    reason: 'forbidden',
+    mention: /Key Vault Secrets User/,
+  },
 ];
 
 for (const c of CASES) {

@@ -9,7 +9,6 @@ import { parseSettings } from '../handler/settings/parse.js';
 import { BAD_SETTINGS as CASES } from './fixtures/settings/badCases.js';
 import { cert, sms } from './fixtures/settings/helpers.js';
 
-
 describe('bad settings are rejected with a reason, a path, a message naming the culprit, and a fix', () => {
   it('the catalogue holds at least 40 distinct cases', () => {
     assert.ok(CASES.length >= 40, `only ${CASES.length} cases`);
@@ -49,7 +48,10 @@ describe('problem details that operators rely on', () => {
     assert.match(r.problems[0]?.fix ?? '', /"LocalMachine"/);
   });
   it('schema and logical problems are reported together in one pass', () => {
-    const r = parseSettings(sms(['http://a.vault.azure.net/secrets/x', 'https://b.vault.azure.net/certificates/y'], { pollingIntervalInS: 'soon', linkOnRenewal: 'maybe' }), { platform: 'linux', env: {} });
+    const r = parseSettings(sms(['http://a.vault.azure.net/secrets/x', 'https://b.vault.azure.net/certificates/y'], { pollingIntervalInS: 'soon', linkOnRenewal: 'maybe' }), {
+      platform: 'linux',
+      env: {},
+    });
     assert.equal(r.ok, false);
     if (r.ok) return;
     assert.deepEqual(r.problems.map((p) => p.reason).sort(), ['invalid-boolean', 'invalid-number', 'url-certificates-path', 'url-not-https']);

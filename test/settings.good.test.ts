@@ -23,8 +23,13 @@ describe('documented examples normalize (placeholders filled in)', () => {
     const c = win(fixture('win-3.0-powershell.json'));
     assert.equal(c.generation, '3.0'); // keyExportable and linkOnRenewal are 3.0-only keys
     assert.equal(c.observedCertificates.length, 2);
-    assert.deepEqual(c.observedCertificates.map((x) => [x.secretName, x.certificateStoreLocation, x.keyExportable]),
-      [['certificate1', 'LocalMachine', false], ['certificate2', 'LocalMachine', true]]);
+    assert.deepEqual(
+      c.observedCertificates.map((x) => [x.secretName, x.certificateStoreLocation, x.keyExportable]),
+      [
+        ['certificate1', 'LocalMachine', false],
+        ['certificate2', 'LocalMachine', true],
+      ],
+    );
     assert.deepEqual(c.observedCertificates[1]?.accounts, ['Network Service', 'Local Service']);
     assert.deepEqual(c.authentication, { msiEndpoint: 'http://169.254.169.254/metadata/identity/oauth2/token', msiClientId: GUID1 });
     assert.deepEqual(c.warnings, []);
@@ -46,12 +51,18 @@ describe('documented examples normalize (placeholders filled in)', () => {
   it('Windows 1.0 ARM resource: global store settings apply to every URL', () => {
     const c = win(settingsOf(fixture('arm-win-1.0.json')));
     assert.equal(c.generation, '1.0');
-    assert.deepEqual(c.observedCertificates.map((x) => `${x.certificateStoreLocation}\\${x.certificateStoreName}`), ['LocalMachine\\MY', 'LocalMachine\\MY']);
+    assert.deepEqual(
+      c.observedCertificates.map((x) => `${x.certificateStoreLocation}\\${x.certificateStoreName}`),
+      ['LocalMachine\\MY', 'LocalMachine\\MY'],
+    );
   });
   it('Windows 4.0 ARM resource with a TrustedPeople store', () => {
     const c = win(settingsOf(fixture('arm-win-4.0.json')));
     assert.equal(c.generation, '4.0');
-    assert.deepEqual(c.observedCertificates.map((x) => x.certificateStoreName), ['MY', 'MY', 'TrustedPeople']);
+    assert.deepEqual(
+      c.observedCertificates.map((x) => x.certificateStoreName),
+      ['MY', 'MY', 'TrustedPeople'],
+    );
   });
   it('Cloud Services (PaaS) settings with clientId and clientCertificateSubjectName', () => {
     const c = win(fixture('paas-1.0.json'));
@@ -69,35 +80,65 @@ describe('documented examples normalize (placeholders filled in)', () => {
   it('Linux 3.0 settings with acls, customSymbolicLinkName and loggingSettings', () => {
     const c = linux(fixture('linux-3.0.json'));
     assert.equal(c.generation, '3.0');
-    assert.deepEqual(c.observedCertificates.map((x) => x.linkName), ['myvault.mycertificate1', 'mycert2']);
+    assert.deepEqual(
+      c.observedCertificates.map((x) => x.linkName),
+      ['myvault.mycertificate1', 'mycert2'],
+    );
     assert.deepEqual(c.observedCertificates[0]?.acls, [{ user: 'app1', group: 'appgroup1' }, { user: 'service1' }]);
     assert.deepEqual(c.observedCertificates[1]?.acls, [{ user: 'app2', group: 'appgroup2' }, { group: 'appgroup3' }]);
-    assert.deepEqual(c.logging, { logger: 'fluentd', format: 'forward', endpoint: 'unix:///var/run/mdsd/default_fluent.socket',
-      target: { kind: 'unix', path: '/var/run/mdsd/default_fluent.socket' }, serviceName: 'akvvm_service' });
+    assert.deepEqual(c.logging, {
+      logger: 'fluentd',
+      format: 'forward',
+      endpoint: 'unix:///var/run/mdsd/default_fluent.socket',
+      target: { kind: 'unix', path: '/var/run/mdsd/default_fluent.socket' },
+      serviceName: 'akvvm_service',
+    });
     assert.ok(!c.warnings.some((w) => w.path.startsWith('/loggingSettings')));
   });
   it('loggingSettings: the documented tcp endpoint, defaults for the rest, ignored with a warning on Windows', () => {
     const settings = { ...sms([{ url: URL1 }]), loggingSettings: { logger: 'fluentd', endpoint: 'tcp://localhost:24224' } };
-    assert.deepEqual(linux(settings).logging, { logger: 'fluentd', format: 'forward', endpoint: 'tcp://localhost:24224',
-      target: { kind: 'tcp', host: 'localhost', port: 24224 }, serviceName: 'akvvm_service' });
+    assert.deepEqual(linux(settings).logging, {
+      logger: 'fluentd',
+      format: 'forward',
+      endpoint: 'tcp://localhost:24224',
+      target: { kind: 'tcp', host: 'localhost', port: 24224 },
+      serviceName: 'akvvm_service',
+    });
     const w = win(settings);
     assert.equal(w.logging, undefined);
     assert.ok(warned(w, '/loggingSettings', /ignored on Windows/));
   });
   it('the Windows 1.0 PowerShell -SettingString example (a JSON string) is decoded with a warning', () => {
     // Built exactly as the documented PowerShell concatenation does, placeholders filled in.
-    const s = '{"secretsManagementSettings": \n{ "pollingIntervalInS": "' + '3600' + '", "certificateStoreName": "' + 'MY' +
-      '", "certificateStoreLocation": "' + 'LocalMachine' + '", "observedCertificates": ["' + URL1 + '","' + URL2 + '"] }, \n"authenticationSettings":\n{ "msiEndpoint": "' +
-      'http://169.254.169.254/metadata/identity/oauth2/token' + '", "msiClientId" :"' + GUID1 + '"}}';
+    const s =
+      '{"secretsManagementSettings": \n{ "pollingIntervalInS": "' +
+      '3600' +
+      '", "certificateStoreName": "' +
+      'MY' +
+      '", "certificateStoreLocation": "' +
+      'LocalMachine' +
+      '", "observedCertificates": ["' +
+      URL1 +
+      '","' +
+      URL2 +
+      '"] }, \n"authenticationSettings":\n{ "msiEndpoint": "' +
+      'http://169.254.169.254/metadata/identity/oauth2/token' +
+      '", "msiClientId" :"' +
+      GUID1 +
+      '"}}';
     const c = win(s);
     assert.equal(c.observedCertificates.length, 2);
     assert.ok(warned(c, '', /hashtable/));
   });
   it('the Windows 1.0 CLI example (escaped quotes, " <cert> " with spaces) is accepted with warnings', () => {
-    const s = '{\\"secretsManagementSettings\\": { \\"pollingIntervalInS\\": \\"3600\\", \\"certificateStoreName\\": \\"MY\\",    \\"certificateStoreLocation\\": \\"LocalMachine\\", ' +
+    const s =
+      '{\\"secretsManagementSettings\\": { \\"pollingIntervalInS\\": \\"3600\\", \\"certificateStoreName\\": \\"MY\\",    \\"certificateStoreLocation\\": \\"LocalMachine\\", ' +
       `\\"observedCertificates\\": [\\" ${URL1} \\", \\" ${URL2} \\"] }, \\"authenticationSettings\\": { \\"msiEndpoint\\": \\"http://169.254.169.254/metadata/identity/oauth2/token\\", \\"msiClientId\\": \\"${GUID1}\\"}}`;
     const c = win(s);
-    assert.deepEqual(c.observedCertificates.map((x) => x.secretName), ['cert1', 'cert2']);
+    assert.deepEqual(
+      c.observedCertificates.map((x) => x.secretName),
+      ['cert1', 'cert2'],
+    );
     assert.ok(warned(c, '', /backslash-escaped quotes/));
     assert.ok(warned(c, '/secretsManagementSettings/observedCertificates/0', /whitespace/));
   });
@@ -138,9 +179,17 @@ describe('defaults per platform', () => {
   it('Linux: default store directory, link <vault>.<secret>, no acls, MY store name kept for reporting', () => {
     const c = linux(sms([URL1]));
     assert.deepEqual(c.observedCertificates[0], {
-      sourceUrl: URL1, vaultUrl: 'https://myvault.vault.azure.net', vaultHost: 'myvault.vault.azure.net', vaultName: 'myvault',
-      secretName: 'cert1', certificateStoreName: 'MY', certificateStoreLocation: DEFAULT_LINUX_STORE, keyExportable: false,
-      accounts: [], linkName: 'myvault.cert1', acls: [],
+      sourceUrl: URL1,
+      vaultUrl: 'https://myvault.vault.azure.net',
+      vaultHost: 'myvault.vault.azure.net',
+      vaultName: 'myvault',
+      secretName: 'cert1',
+      certificateStoreName: 'MY',
+      certificateStoreLocation: DEFAULT_LINUX_STORE,
+      keyExportable: false,
+      accounts: [],
+      linkName: 'myvault.cert1',
+      acls: [],
     });
     assert.equal(c.linkOnRenewal, true);
     assert.deepEqual(c.authentication, {});
@@ -208,7 +257,10 @@ describe('URLs and identities that are tolerated', () => {
     assert.ok(warned(c, '/authenticationSettings/msiClientId', /empty/));
   });
   it('the Arc msiEndpoint is accepted', () => {
-    assert.equal(linux(sms([URL1], {}, { authenticationSettings: { msiEndpoint: 'http://localhost:40342/metadata/identity' } })).authentication.msiEndpoint, 'http://localhost:40342/metadata/identity');
+    assert.equal(
+      linux(sms([URL1], {}, { authenticationSettings: { msiEndpoint: 'http://localhost:40342/metadata/identity' } })).authentication.msiEndpoint,
+      'http://localhost:40342/metadata/identity',
+    );
   });
   it('clientCertificateSubjectName with CN= is stripped with a warning', () => {
     const c = win(sms([URL1], {}, { authenticationSettings: { clientId: GUID1, clientCertificateSubjectName: 'CN=boot.contoso.com' } }));
@@ -233,7 +285,10 @@ describe('double-encoded settings (PowerShell)', () => {
 
 describe('formatProblems', () => {
   const many: SettingsProblem[] = Array.from({ length: 60 }, (_, i) => ({
-    path: `/secretsManagementSettings/observedCertificates/${i}`, reason: 'url-not-https', message: `The URL number ${i} uses http.`, fix: 'Use https.',
+    path: `/secretsManagementSettings/observedCertificates/${i}`,
+    reason: 'url-not-https',
+    message: `The URL number ${i} uses http.`,
+    fix: 'Use https.',
   }));
   it('fits a status message (under 1024 characters) and says how many were left out', () => {
     const text = formatProblems(many);

@@ -11,8 +11,12 @@ function capture(files: Record<string, string> = {}, platform = 'linux'): { io: 
   let out = '';
   let err = '';
   const io: ValidateIo = {
-    stdout: (s) => { out += s; },
-    stderr: (s) => { err += s; },
+    stdout: (s) => {
+      out += s;
+    },
+    stderr: (s) => {
+      err += s;
+    },
     env: {},
     platform,
     readFile: async (p) => {
@@ -44,7 +48,10 @@ describe('kvvm validate', () => {
     assert.equal(await runValidateCommand(['--json', 's.json'], c.io), 1);
     const doc = JSON.parse(c.out()) as { ok: boolean; problems: Array<{ reason: string; path: string }> };
     assert.equal(doc.ok, false);
-    assert.deepEqual(doc.problems.map((p) => [p.reason, p.path]), [['nothing-to-observe', '/secretsManagementSettings/observedCertificates']]);
+    assert.deepEqual(
+      doc.problems.map((p) => [p.reason, p.path]),
+      [['nothing-to-observe', '/secretsManagementSettings/observedCertificates']],
+    );
   });
   it('--platform win32 applies the Windows rules', async () => {
     const settings = JSON.stringify(sms([{ url: URL1, certificateStoreLocation: 'localMachine' }]));

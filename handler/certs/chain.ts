@@ -75,8 +75,11 @@ export function validateChain(material: CertificateMaterial, options: ValidateCh
     if (!issuer.ca) return notCa(issuer);
     current = issuer;
   }
-  return fail('chain-incomplete', `The chain of "${name(material.leaf)}" is longer than ${MAX_CHAIN_DEPTH} certificates.`,
-    'Import the certificate into Key Vault with its real chain.');
+  return fail(
+    'chain-incomplete',
+    `The chain of "${name(material.leaf)}" is longer than ${MAX_CHAIN_DEPTH} certificates.`,
+    'Import the certificate into Key Vault with its real chain.',
+  );
 }
 
 function checkTime(cert: X509Certificate, now: Date): ChainResult | undefined {
@@ -86,24 +89,36 @@ function checkTime(cert: X509Certificate, now: Date): ChainResult | undefined {
     return fail('chain-expired', `The validity dates of "${name(cert)}" cannot be read.`, 'Re-issue the certificate.');
   }
   if (now.getTime() > notAfter.getTime()) {
-    return fail('chain-expired', `"${name(cert)}" (${thumbprintOf(cert)}) expired on ${notAfter.toISOString()}.`,
-      'Renew the certificate in Key Vault (or the expired issuer) and let kvvm pick up the new version.');
+    return fail(
+      'chain-expired',
+      `"${name(cert)}" (${thumbprintOf(cert)}) expired on ${notAfter.toISOString()}.`,
+      'Renew the certificate in Key Vault (or the expired issuer) and let kvvm pick up the new version.',
+    );
   }
   if (now.getTime() < notBefore.getTime()) {
-    return fail('chain-not-yet-valid', `"${name(cert)}" (${thumbprintOf(cert)}) is not valid before ${notBefore.toISOString()}.`,
-      'Check the VM clock, or wait until the certificate becomes valid.');
+    return fail(
+      'chain-not-yet-valid',
+      `"${name(cert)}" (${thumbprintOf(cert)}) is not valid before ${notBefore.toISOString()}.`,
+      'Check the VM clock, or wait until the certificate becomes valid.',
+    );
   }
   return undefined;
 }
 
 function signatureFailure(cert: X509Certificate, issuer: X509Certificate): ChainResult {
-  return fail('chain-signature', `The signature of "${name(cert)}" does not verify with the key of "${name(issuer)}".`,
-    'Import the certificate into Key Vault with the chain that really issued it.');
+  return fail(
+    'chain-signature',
+    `The signature of "${name(cert)}" does not verify with the key of "${name(issuer)}".`,
+    'Import the certificate into Key Vault with the chain that really issued it.',
+  );
 }
 
 function notCa(issuer: X509Certificate): ChainResult {
-  return fail('chain-not-ca', `"${name(issuer)}" issued a certificate of the chain but is not a CA (basicConstraints CA:FALSE or absent).`,
-    'Issue the certificate from a real CA certificate.');
+  return fail(
+    'chain-not-ca',
+    `"${name(issuer)}" issued a certificate of the chain but is not a CA (basicConstraints CA:FALSE or absent).`,
+    'Issue the certificate from a real CA certificate.',
+  );
 }
 
 function fail(reason: ChainReason, message: string, fix: string): ChainResult {

@@ -93,9 +93,13 @@ function fromPem(value: string): CertificateMaterial {
     });
   }
   if (blocks.length > MAX_CERTIFICATES + MAX_PRIVATE_KEYS + 1) {
-    throw new KvvmError('malformed-pem', `The certificate secret holds ${blocks.length} PEM blocks, more than a certificate with its chain can (limit ${MAX_CERTIFICATES + MAX_PRIVATE_KEYS + 1}).`, {
-      fix: 'Upload the certificate again with its private key and only the certificates of its chain.',
-    });
+    throw new KvvmError(
+      'malformed-pem',
+      `The certificate secret holds ${blocks.length} PEM blocks, more than a certificate with its chain can (limit ${MAX_CERTIFICATES + MAX_PRIVATE_KEYS + 1}).`,
+      {
+        fix: 'Upload the certificate again with its private key and only the certificates of its chain.',
+      },
+    );
   }
   const keys: KeyObject[] = [];
   const certs: X509Certificate[] = [];
@@ -164,9 +168,13 @@ function assemble(keys: KeyObject[], certs: X509Certificate[], sourceFormat: 'pk
   }
   if (certs.length > MAX_CERTIFICATES || keys.length > MAX_PRIVATE_KEYS) {
     const reason = sourceFormat === 'pkcs12' ? 'malformed-pkcs12' : 'malformed-pem';
-    throw new KvvmError(reason, `The certificate secret holds ${certs.length} certificates and ${keys.length} private keys; kvvm reads at most ${MAX_CERTIFICATES} and ${MAX_PRIVATE_KEYS}.`, {
-      fix: 'Import the certificate into Key Vault again with its own private key and only the certificates of its chain.',
-    });
+    throw new KvvmError(
+      reason,
+      `The certificate secret holds ${certs.length} certificates and ${keys.length} private keys; kvvm reads at most ${MAX_CERTIFICATES} and ${MAX_PRIVATE_KEYS}.`,
+      {
+        fix: 'Import the certificate into Key Vault again with its own private key and only the certificates of its chain.',
+      },
+    );
   }
   const certSpkis = certs.map((c) => spkiOf(c.publicKey));
   for (const key of keys) {

@@ -87,9 +87,12 @@ export function createParserPool(options: ParserPoolOptions = {}): ParserPool {
     slot.check = setInterval(() => {
       if (slot.job && slot.ready && elapsed(slot) - slot.startedAt > budgetMs) {
         const limit = `${(budgetMs / 1000).toFixed(budgetMs < 1000 ? 2 : 0)} s`;
-        retire(slot, new KvvmError('parse-budget', `Reading the certificate secret used more than ${limit} of CPU time, so kvvm stopped it.`, {
-          fix: 'Re-import the certificate into Key Vault (Key Vault writes PFX that read in milliseconds); a PFX exported with a very high iteration count (openssl pkcs12 -iter) is the usual cause.',
-        }));
+        retire(
+          slot,
+          new KvvmError('parse-budget', `Reading the certificate secret used more than ${limit} of CPU time, so kvvm stopped it.`, {
+            fix: 'Re-import the certificate into Key Vault (Key Vault writes PFX that read in milliseconds); a PFX exported with a very high iteration count (openssl pkcs12 -iter) is the usual cause.',
+          }),
+        );
       }
     }, CHECK_EVERY_MS);
     const { resolve: _r, reject: _j, ...request } = job;

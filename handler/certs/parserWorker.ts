@@ -38,7 +38,8 @@ if (port) {
       reply = { kind: 'done', id: request.id, material: parseCertificateSecret(request.value, request.contentType) };
     } catch (err) {
       // parseCertificateSecret throws only KvvmError; its cause stays here (it may quote parser internals).
-      const e = err instanceof KvvmError ? err : new KvvmError('malformed-certificate', 'The certificate secret could not be read.', { fix: 'Re-import the certificate into Key Vault.' });
+      const e =
+        err instanceof KvvmError ? err : new KvvmError('malformed-certificate', 'The certificate secret could not be read.', { fix: 'Re-import the certificate into Key Vault.' });
       reply = { kind: 'failed', id: request.id, reason: e.reason, message: e.message, fix: e.fix, code: e.code };
     }
     port.postMessage(reply);

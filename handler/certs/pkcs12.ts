@@ -2,15 +2,7 @@ import { createHmac, createPrivateKey, timingSafeEqual, X509Certificate, type Ke
 import { KvvmError } from '../errors.js';
 import { DerError, childrenOf, explicit, octetString, octets, oid, readOne, sequenceOf, smallInteger, TAG, expectUniversal, type Tlv } from './der.js';
 import { isPkcs12KdfHash, pkcs12Kdf, pkcs12KdfCost, pkcs12Password } from './pkcs12Kdf.js';
-import {
-  DecryptionFailedError,
-  IterationLimitError,
-  MAX_KDF_ITERATIONS,
-  UnsupportedAlgorithmError,
-  checkIterations,
-  planDecryption,
-  type PlannedDecryption,
-} from './pkcs12Pbe.js';
+import { DecryptionFailedError, IterationLimitError, MAX_KDF_ITERATIONS, UnsupportedAlgorithmError, checkIterations, planDecryption, type PlannedDecryption } from './pkcs12Pbe.js';
 
 /**
  * PKCS#12 (RFC 7292) reading on node:crypto: MAC check, bag decryption, keys through createPrivateKey and
@@ -86,8 +78,7 @@ class WorkBudget {
   charge(cost: number): void {
     if (this.spent + cost > MAX_PFX_WORK) {
       throw malformed(
-        `it asks for ${this.spent + cost} hash computations of key derivation, above kvvm's limit of ${MAX_PFX_WORK} ` +
-          `(Key Vault's own PFX need about ${KEY_VAULT_PFX_WORK})`,
+        `it asks for ${this.spent + cost} hash computations of key derivation, above kvvm's limit of ${MAX_PFX_WORK} ` + `(Key Vault's own PFX need about ${KEY_VAULT_PFX_WORK})`,
       );
     }
     this.spent += cost;
@@ -192,15 +183,7 @@ function planContentInfo(info: Tlv): PlannedSafe {
   return { ciphertext: octets(encrypted, 'the encrypted content'), decryption: planDecryption(algorithm) };
 }
 
-function readSafeContents(
-  bytes: Buffer,
-  password: string | null,
-  budget: WorkBudget,
-  out: Pkcs12Contents,
-  counter: { bags: number },
-  authentic: boolean,
-  nesting: number,
-): void {
+function readSafeContents(bytes: Buffer, password: string | null, budget: WorkBudget, out: Pkcs12Contents, counter: { bags: number }, authentic: boolean, nesting: number): void {
   // Decrypted bytes that do not parse are what a wrong password gives when no MAC vouched for the file.
   const bags = decrypted(authentic, () => sequenceOf(readOne(bytes), 'a SafeContents'));
   counter.bags += bags.length;
@@ -228,10 +211,7 @@ function readSafeContents(
   }
 }
 
-type PlannedBag =
-  | { kind: 'cert' | 'key' | 'nested'; der: Buffer }
-  | { kind: 'shrouded'; decryption: PlannedDecryption; ciphertext: Buffer }
-  | { kind: 'other' };
+type PlannedBag = { kind: 'cert' | 'key' | 'nested'; der: Buffer } | { kind: 'shrouded'; decryption: PlannedDecryption; ciphertext: Buffer } | { kind: 'other' };
 
 function planBag(bag: Tlv): PlannedBag {
   const [idTlv, valueTlv, attributes] = sequenceOf(bag, 'a SafeBag');

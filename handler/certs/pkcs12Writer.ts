@@ -50,10 +50,6 @@ export function wrapPfx(authSafeDer: string, password: string | null): Buffer {
     octets(salt),
     asn1.create(U, asn1.Type.INTEGER, false, asn1.integerToDer(PKCS12_ITERATIONS).getBytes()),
   ]);
-  const pfx = seq([
-    asn1.create(U, asn1.Type.INTEGER, false, asn1.integerToDer(3).getBytes()),
-    seq([oid(pki.oids['data'] as string), explicit0([octets(authSafeDer)])]),
-    macData,
-  ]);
+  const pfx = seq([asn1.create(U, asn1.Type.INTEGER, false, asn1.integerToDer(3).getBytes()), seq([oid(pki.oids['data'] as string), explicit0([octets(authSafeDer)])]), macData]);
   return Buffer.from(asn1.toDer(pfx).getBytes(), 'binary');
 }

@@ -104,7 +104,12 @@ const windowsDecryptor: SettingsDecryptor = (base64, thumbprint) => decryptProte
  * <THUMB>.crt/.prv in /var/lib/waagent (the extension folder's parent); Windows: the transport certificate in
  * LocalMachine\My. `windowsDecrypt` replaces the Windows decryption only where it cannot run (tests on Linux).
  */
-export function settingsReadOptions(o: { platform: NodeJS.Platform; env: Env; extensionFolder: string; windowsDecrypt?: SettingsDecryptor | undefined }): ReadHandlerSettingsOptions {
+export function settingsReadOptions(o: {
+  platform: NodeJS.Platform;
+  env: Env;
+  extensionFolder: string;
+  windowsDecrypt?: SettingsDecryptor | undefined;
+}): ReadHandlerSettingsOptions {
   return {
     protectedSettingsKeyDir: overridesFrom(o.env).waagentDir ?? dirname(o.extensionFolder),
     decrypt: o.platform === 'win32' ? (o.windowsDecrypt ?? windowsDecryptor) : undefined,
@@ -116,7 +121,11 @@ export type ConfigResult = { ok: true; config: KvvmConfig } | { ok: false; messa
 export async function loadConfig(ctx: HandlerContext, seq = ctx.seq): Promise<ConfigResult> {
   let raw: unknown;
   try {
-    const read = await readHandlerSettings(ctx.handlerEnv.configFolder, seq, settingsReadOptions({ platform: ctx.host.platform, env: ctx.host.env, extensionFolder: ctx.handlerEnv.extensionFolder }));
+    const read = await readHandlerSettings(
+      ctx.handlerEnv.configFolder,
+      seq,
+      settingsReadOptions({ platform: ctx.host.platform, env: ctx.host.env, extensionFolder: ctx.handlerEnv.extensionFolder }),
+    );
     ctx.protectedValues.add(read.protectedSettings);
     raw = read.settings;
   } catch (err) {

@@ -90,7 +90,9 @@ export async function runDemoCommand(argv: string[], host: CommandHost): Promise
     const before = (await view.rows()).find((r) => r.certificate.endsWith('/web'))?.version;
 
     const rotated: IssuedCertificate = issueCertificate({ issuer: intermediate, subjectCn: 'web.contoso.test', dnsNames: ['web.contoso.test'], serverAuth: true, days: 90 });
-    const newVersion = await vault.setSecret('web', toPkcs12Base64(rotated.keyPem, [rotated.certPem, intermediate.certPem, root_.certPem]), { contentType: 'application/x-pkcs12' });
+    const newVersion = await vault.setSecret('web', toPkcs12Base64(rotated.keyPem, [rotated.certPem, intermediate.certPem, root_.certPem]), {
+      contentType: 'application/x-pkcs12',
+    });
     say(`rotated 'web' in the vault: new version ${newVersion} (was ${before ?? '?'}); waiting for the service's next poll`);
     const picked = await view.waitFor(async () => (await view.rows()).some((r) => r.certificate.endsWith('/web') && r.version === newVersion), 'rotation');
     if (!picked) return fail(host, agent.logFolder);
@@ -134,10 +136,7 @@ export async function runDemoCommand(argv: string[], host: CommandHost): Promise
         return { status: 'missing', message: 'no status file yet' };
       }
     };
-    const waitFor = async (
-      done: ((s: { status: string; message: string }) => boolean) | (() => Promise<boolean>),
-      what: string,
-    ): Promise<boolean> => {
+    const waitFor = async (done: ((s: { status: string; message: string }) => boolean) | (() => Promise<boolean>), what: string): Promise<boolean> => {
       while (Date.now() - started < DEADLINE_MS) {
         const status = await readStatus();
         const table = renderTable(await rows()) + `status: ${status.status} — ${status.message}\n`;

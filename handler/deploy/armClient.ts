@@ -87,10 +87,13 @@ export function describeArmError(err: unknown): string {
   const msg = (e.message ?? String(err)).trim();
   if (typeof e.statusCode === 'number') {
     const fix =
-      e.statusCode === 401 ? ' Fix: sign in (az login) or set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET.'
-      : e.statusCode === 403 ? " Fix: your identity needs 'Virtual Machine Contributor' (or Contributor) on the VM or scale set."
-      : e.statusCode === 404 ? ' Fix: check --subscription, --resource-group and --name.'
-      : '';
+      e.statusCode === 401
+        ? ' Fix: sign in (az login) or set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET.'
+        : e.statusCode === 403
+          ? " Fix: your identity needs 'Virtual Machine Contributor' (or Contributor) on the VM or scale set."
+          : e.statusCode === 404
+            ? ' Fix: check --subscription, --resource-group and --name.'
+            : '';
     return `Azure Resource Manager answered ${e.statusCode}${e.code ? ` ${e.code}` : ''}: ${msg}${fix}`;
   }
   return msg;

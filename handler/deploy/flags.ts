@@ -59,5 +59,8 @@ export function requireValue(flags: ParsedFlags, name: string, usage: string): s
 export function listValue(flags: ParsedFlags, name: string): string[] {
   const v = flags.values.get(name);
   if (v === undefined) return [];
-  return v.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  return v
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
 }

@@ -92,7 +92,8 @@ export async function syncCertificate(cert: ObservedCertificate, deps: Certifica
     // The chain check (which refuses expired server-auth certificates) does not cover other certificates, and a
     // secret without an expiry attribute passes the version filter: what is in place may still be expired.
     if (active && active.notAfter.getTime() <= now.getTime()) {
-      const expired = `Warning: the installed certificate ${active.thumbprint} expired on ${active.notAfter.toISOString()}; ` +
+      const expired =
+        `Warning: the installed certificate ${active.thumbprint} expired on ${active.notAfter.toISOString()}; ` +
         'anything using it will fail. Fix: renew the certificate in Key Vault; kvvm installs the new version at the next poll.';
       deps.log.warn(`${label}: ${expired}`);
       result.message = result.message === undefined ? expired : `${result.message} ${expired}`;
@@ -195,12 +196,9 @@ async function applyAction(
 async function materialFromSecret(secret: FetchedSecret, deps: CertificateSyncDeps): Promise<CertificateMaterial> {
   const type = secret.contentType?.toLowerCase();
   if (type !== undefined && !CERT_CONTENT_TYPES.has(type)) {
-    throw new KvvmError(
-      'not-a-certificate',
-      `Secret '${secret.name}' has content type '${secret.contentType}', so it is not a certificate; it is skipped.`,
-      { fix: 'Observe only certificate-backed secrets (content type application/x-pkcs12 or application/x-pem-file).' },
-    );
+    throw new KvvmError('not-a-certificate', `Secret '${secret.name}' has content type '${secret.contentType}', so it is not a certificate; it is skipped.`, {
+      fix: 'Observe only certificate-backed secrets (content type application/x-pkcs12 or application/x-pem-file).',
+    });
   }
   return await deps.parse(secret.value, secret.contentType);
 }
-

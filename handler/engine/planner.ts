@@ -8,10 +8,7 @@ import type { SecretVersionInfo } from '../vault/types.js';
 /** How many versions of each certificate stay installed (4.x keeps the two newest). */
 export const VERSIONS_KEPT = 2;
 
-export type PlannedAction =
-  | { kind: 'install'; version: string }
-  | { kind: 'activate'; version: string }
-  | { kind: 'remove'; version: string };
+export type PlannedAction = { kind: 'install'; version: string } | { kind: 'activate'; version: string } | { kind: 'remove'; version: string };
 
 /**
  * The versions that should be installed, newest first: the enabled versions ordered by creation time, at most
@@ -19,10 +16,7 @@ export type PlannedAction =
  * disables a version to withdraw it), and versions not yet valid are skipped so a pre-staged certificate does
  * not replace one that works today.
  */
-export function selectWantedVersions(
-  versions: readonly SecretVersionInfo[],
-  options: { keep: number; now: Date; pinnedVersion?: string | undefined },
-): SecretVersionInfo[] {
+export function selectWantedVersions(versions: readonly SecretVersionInfo[], options: { keep: number; now: Date; pinnedVersion?: string | undefined }): SecretVersionInfo[] {
   if (options.pinnedVersion !== undefined) {
     const pinned = versions.find((v) => v.version.toLowerCase() === options.pinnedVersion?.toLowerCase());
     return pinned && pinned.enabled ? [pinned] : [];

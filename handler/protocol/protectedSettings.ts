@@ -27,12 +27,7 @@ export interface DecryptOptions {
  *
  * Nothing decrypted ever appears in an error message.
  */
-export async function decryptProtectedSettings(
-  base64: string,
-  thumbprint: string,
-  keyDir: string,
-  options: DecryptOptions = {},
-): Promise<Record<string, unknown>> {
+export async function decryptProtectedSettings(base64: string, thumbprint: string, keyDir: string, options: DecryptOptions = {}): Promise<Record<string, unknown>> {
   const { crtPath, prvPath, certPem, keyPem } = await readKeyPair(thumbprint, keyDir);
 
   const compact = base64.replace(/\s+/g, '');
@@ -167,7 +162,7 @@ export function parsePlaintext(plaintext: Buffer, thumbprint: string): Record<st
 
 export function decryptError(thumbprint: string, problem: string): KvvmError {
   return new KvvmError('protected-settings-decrypt', `Cannot decrypt the protected settings (certificate ${thumbprint.toUpperCase()}): ${problem}.`, {
-    fix: 'Reapply the extension settings so the platform re-encrypts them to the VM\'s current certificate.',
+    fix: "Reapply the extension settings so the platform re-encrypts them to the VM's current certificate.",
   });
 }
 
@@ -178,5 +173,10 @@ function corruptError(thumbprint: string, what: string): KvvmError {
 }
 
 function firstLine(text: string): string {
-  return text.split('\n').map((l) => l.trim()).find((l) => l !== '') ?? '';
+  return (
+    text
+      .split('\n')
+      .map((l) => l.trim())
+      .find((l) => l !== '') ?? ''
+  );
 }

@@ -57,10 +57,9 @@ export async function decryptProtectedSettingsWindows(base64: string, thumbprint
     const where = `${args.location}\\${args.storeName}`;
     const cert = store === undefined ? undefined : findBySha1(n, store, thumbprint);
     if (store === undefined || cert === undefined) {
-      throw new KvvmError('protected-settings-key-missing',
-        `The protected settings are encrypted to certificate ${thumbprint.toUpperCase()}, which is not in ${where}.`, {
-          fix: 'Let the guest agent fetch the goal-state certificates (restart the RdAgent/WindowsAzureGuestAgent services), then reapply the extension settings.',
-        });
+      throw new KvvmError('protected-settings-key-missing', `The protected settings are encrypted to certificate ${thumbprint.toUpperCase()}, which is not in ${where}.`, {
+        fix: 'Let the guest agent fetch the goal-state certificates (restart the RdAgent/WindowsAzureGuestAgent services), then reapply the extension settings.',
+      });
     }
     freeContext(n, cert);
     const { koffi, types } = n;

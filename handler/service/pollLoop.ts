@@ -42,9 +42,7 @@ export async function runPollLoop(config: KvvmConfig, deps: PollLoopDeps, signal
   let results: CertificateSyncResult[] = [];
   const report = async (phase: ServicePhase): Promise<boolean> => {
     if (await deps.isSuperseded()) return false;
-    await deps.writeStatus(
-      buildStatusReport({ mode: config.initialSync, phase, expected, results, warnings: config.warnings }),
-    );
+    await deps.writeStatus(buildStatusReport({ mode: config.initialSync, phase, expected, results, warnings: config.warnings }));
     return true;
   };
 

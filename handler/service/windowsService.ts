@@ -14,17 +14,34 @@ import { KvvmError } from '../errors.js';
 import { writeFileAtomic } from '../protocol/atomicFile.js';
 import { win32Error } from '../platform/win32/errors.js';
 import {
-  DELETE, ERROR_SERVICE_ALREADY_RUNNING, ERROR_SERVICE_CANNOT_ACCEPT_CTRL, ERROR_SERVICE_DOES_NOT_EXIST, ERROR_SERVICE_EXISTS,
-  ERROR_SERVICE_MARKED_FOR_DELETE, ERROR_SERVICE_NOT_ACTIVE, SC_MANAGER_CONNECT, SC_MANAGER_CREATE_SERVICE, SC_STATUS_PROCESS_INFO,
-  SERVICE_CHANGE_CONFIG, SERVICE_CONFIG_DESCRIPTION, SERVICE_CONFIG_FAILURE_ACTIONS, SERVICE_CONFIG_FAILURE_ACTIONS_FLAG,
-  SERVICE_CONTROL_STOP, SERVICE_QUERY_CONFIG, SERVICE_QUERY_STATUS, SERVICE_START, SERVICE_STOP, SERVICE_STOPPED,
-  ERROR_INVALID_LEVEL, loadNative, type Handle, type Native,
+  DELETE,
+  ERROR_SERVICE_ALREADY_RUNNING,
+  ERROR_SERVICE_CANNOT_ACCEPT_CTRL,
+  ERROR_SERVICE_DOES_NOT_EXIST,
+  ERROR_SERVICE_EXISTS,
+  ERROR_SERVICE_MARKED_FOR_DELETE,
+  ERROR_SERVICE_NOT_ACTIVE,
+  SC_MANAGER_CONNECT,
+  SC_MANAGER_CREATE_SERVICE,
+  SC_STATUS_PROCESS_INFO,
+  SERVICE_CHANGE_CONFIG,
+  SERVICE_CONFIG_DESCRIPTION,
+  SERVICE_CONFIG_FAILURE_ACTIONS,
+  SERVICE_CONFIG_FAILURE_ACTIONS_FLAG,
+  SERVICE_CONTROL_STOP,
+  SERVICE_QUERY_CONFIG,
+  SERVICE_QUERY_STATUS,
+  SERVICE_START,
+  SERVICE_STOP,
+  SERVICE_STOPPED,
+  ERROR_INVALID_LEVEL,
+  loadNative,
+  type Handle,
+  type Native,
 } from '../platform/win32/native.js';
 import { removePidFile, writePidFile } from './pidfile.js';
 import type { StartDetachedOptions, StopOptions, StopResult, Supervisor } from './supervisor.js';
-import {
-  KVVM_SERVICE_NAME, LAUNCH_FILE, ownsService, serviceEnvironment, serviceRegistration, type LaunchSpec, type ServiceRegistration,
-} from './windowsServiceConfig.js';
+import { KVVM_SERVICE_NAME, LAUNCH_FILE, ownsService, serviceEnvironment, serviceRegistration, type LaunchSpec, type ServiceRegistration } from './windowsServiceConfig.js';
 
 const ALL_WE_USE = (SERVICE_QUERY_CONFIG | SERVICE_CHANGE_CONFIG | SERVICE_QUERY_STATUS | SERVICE_START | SERVICE_STOP | DELETE) >>> 0;
 const START_WAIT_MS = 60_000;
@@ -90,8 +107,10 @@ function statusOf(n: Native, svc: Handle): { state: number; pid: number; win32Ex
     throw win32Error('QueryServiceStatusEx', n.GetLastError(), 'query the service state');
   }
   return {
-    state: status['dwCurrentState'] ?? 0, pid: status['dwProcessId'] ?? 0,
-    win32ExitCode: status['dwWin32ExitCode'] ?? 0, serviceExitCode: status['dwServiceSpecificExitCode'] ?? 0,
+    state: status['dwCurrentState'] ?? 0,
+    pid: status['dwProcessId'] ?? 0,
+    win32ExitCode: status['dwWin32ExitCode'] ?? 0,
+    serviceExitCode: status['dwServiceSpecificExitCode'] ?? 0,
   };
 }
 
@@ -109,8 +128,21 @@ export function registerService(reg: ServiceRegistration): 'created' | 'updated'
   const n = loadNative();
   return withScm(n, (SC_MANAGER_CONNECT | SC_MANAGER_CREATE_SERVICE) >>> 0, (scm) => {
     let outcome: 'created' | 'updated' = 'created';
-    let svc = n.CreateServiceW(scm, reg.serviceName, reg.displayName, ALL_WE_USE, reg.serviceType, reg.startType, reg.errorControl,
-      reg.binaryPathName, null, null, null, reg.account, null) as Handle | null;
+    let svc = n.CreateServiceW(
+      scm,
+      reg.serviceName,
+      reg.displayName,
+      ALL_WE_USE,
+      reg.serviceType,
+      reg.startType,
+      reg.errorControl,
+      reg.binaryPathName,
+      null,
+      null,
+      null,
+      reg.account,
+      null,
+    ) as Handle | null;
     if (!svc) {
       const err = n.GetLastError();
       if (err === ERROR_SERVICE_MARKED_FOR_DELETE) {
@@ -154,13 +186,25 @@ function configureRecovery(n: Native, svc: Handle, reg: ServiceRegistration): vo
     }
   };
   call(SERVICE_CONFIG_DESCRIPTION, types.SERVICE_DESCRIPTIONW, { lpDescription: reg.description }, 'set the service description');
-  call(SERVICE_CONFIG_FAILURE_ACTIONS, types.SERVICE_FAILURE_ACTIONSW, {
-    dwResetPeriod: reg.failureActions.resetPeriodS, lpRebootMsg: null, lpCommand: null,
-    cActions: reg.failureActions.actions.length,
-    lpsaActions: reg.failureActions.actions.map((a) => ({ Type: a.type, Delay: a.delayMs })),
-  }, 'set the service recovery actions (restart on failure)');
-  call(SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, types.SERVICE_FAILURE_ACTIONS_FLAG,
-    { fFailureActionsOnNonCrashFailures: reg.failureActionsOnNonCrashFailures ? 1 : 0 }, 'enable recovery actions for non-crash failures', true);
+  call(
+    SERVICE_CONFIG_FAILURE_ACTIONS,
+    types.SERVICE_FAILURE_ACTIONSW,
+    {
+      dwResetPeriod: reg.failureActions.resetPeriodS,
+      lpRebootMsg: null,
+      lpCommand: null,
+      cActions: reg.failureActions.actions.length,
+      lpsaActions: reg.failureActions.actions.map((a) => ({ Type: a.type, Delay: a.delayMs })),
+    },
+    'set the service recovery actions (restart on failure)',
+  );
+  call(
+    SERVICE_CONFIG_FAILURE_ACTIONS_FLAG,
+    types.SERVICE_FAILURE_ACTIONS_FLAG,
+    { fFailureActionsOnNonCrashFailures: reg.failureActionsOnNonCrashFailures ? 1 : 0 },
+    'enable recovery actions for non-crash failures',
+    true,
+  );
 }
 
 /** StartServiceW, then waits until the SCM reports it running (or stopped again: a failed start). */
@@ -179,12 +223,12 @@ export async function startService(name = KVVM_SERVICE_NAME, timeoutMs = START_W
     if (s && s.state === 4 /* SERVICE_RUNNING */) return s.pid;
     if (!s || s.state === SERVICE_STOPPED) {
       throw new KvvmError('service-start', `The Windows service ${name} stopped right after starting (exit code ${s?.win32ExitCode ?? '?'}/${s?.serviceExitCode ?? '?'}).`, {
-        fix: 'Read kvvm-windows-service.log and kvvm-service.out in the extension\'s log folder.',
+        fix: "Read kvvm-windows-service.log and kvvm-service.out in the extension's log folder.",
       });
     }
     if (performance.now() >= deadline) {
       throw new KvvmError('service-start', `The Windows service ${name} did not reach the running state within ${timeoutMs / 1000} s.`, {
-        fix: 'Read kvvm-windows-service.log in the extension\'s log folder; check the System event log (Service Control Manager).',
+        fix: "Read kvvm-windows-service.log in the extension's log folder; check the System event log (Service Control Manager).",
       });
     }
     await delay(200);
@@ -265,8 +309,14 @@ export const windowsSupervisor: Supervisor = {
     const launchFile = launchFileFor(options.pidFile);
     const logFile = options.logFile ?? join(options.cwd, 'kvvm-service.out');
     const spec: LaunchSpec = {
-      version: 1, serviceName: KVVM_SERVICE_NAME, command: options.command, args: options.args,
-      env: serviceEnvironment(options.env), cwd: options.cwd, outputFile: logFile, logFolder: dirname(logFile),
+      version: 1,
+      serviceName: KVVM_SERVICE_NAME,
+      command: options.command,
+      args: options.args,
+      env: serviceEnvironment(options.env),
+      cwd: options.cwd,
+      outputFile: logFile,
+      logFolder: dirname(logFile),
     };
     await writeFileAtomic(launchFile, `${JSON.stringify(spec, null, 2)}\n`);
     // args is [<cli.js>, 'service'] (node.exe, and the single executable whose launcher sets argv[1] to cli.js too).
@@ -274,7 +324,11 @@ export const windowsSupervisor: Supervisor = {
     registerService(serviceRegistration({ execPath: options.command, cliScript, launchFile }));
     const pid = await startService();
     await writePidFile(options.pidFile, {
-      pid, markerKind: 'none', startMarker: undefined, command: `service ${KVVM_SERVICE_NAME}`, startedAt: (options.now?.() ?? new Date()).toISOString(),
+      pid,
+      markerKind: 'none',
+      startMarker: undefined,
+      command: `service ${KVVM_SERVICE_NAME}`,
+      startedAt: (options.now?.() ?? new Date()).toISOString(),
     });
     return { pid };
   },

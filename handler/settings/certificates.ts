@@ -37,13 +37,23 @@ function storeLocation(value: string, path: string, d: CertificateDefaults, sink
     if ((WINDOWS_LOCATIONS as readonly string[]).includes(value)) return value;
     const right = WINDOWS_LOCATIONS.find((w) => w.toLowerCase() === value.trim().toLowerCase());
     if (right) {
-      sink.problems.push(problem(path, 'store-location-case',
-        `certificateStoreLocation ${show(value)} is not valid: it is case-sensitive; expected "LocalMachine" or "CurrentUser".`,
-        `Write "${right}" exactly.`));
+      sink.problems.push(
+        problem(
+          path,
+          'store-location-case',
+          `certificateStoreLocation ${show(value)} is not valid: it is case-sensitive; expected "LocalMachine" or "CurrentUser".`,
+          `Write "${right}" exactly.`,
+        ),
+      );
     } else {
-      sink.problems.push(problem(path, 'invalid-store-location',
-        `certificateStoreLocation ${show(value)} is not a Windows store location; expected "LocalMachine" or "CurrentUser" (case-sensitive).`,
-        'Set certificateStoreLocation to "LocalMachine" (the default) or "CurrentUser".'));
+      sink.problems.push(
+        problem(
+          path,
+          'invalid-store-location',
+          `certificateStoreLocation ${show(value)} is not a Windows store location; expected "LocalMachine" or "CurrentUser" (case-sensitive).`,
+          'Set certificateStoreLocation to "LocalMachine" (the default) or "CurrentUser".',
+        ),
+      );
     }
     return undefined;
   }
@@ -52,27 +62,44 @@ function storeLocation(value: string, path: string, d: CertificateDefaults, sink
     return DEFAULT_LINUX_STORE;
   }
   if (!value.startsWith('/') || value.includes('\0')) {
-    sink.problems.push(problem(path, 'store-location-not-absolute',
-      `certificateStoreLocation ${show(value)} is not an absolute Linux directory path.`,
-      `Use an absolute directory such as "${DEFAULT_LINUX_STORE}", or remove the key for that default.`));
+    sink.problems.push(
+      problem(
+        path,
+        'store-location-not-absolute',
+        `certificateStoreLocation ${show(value)} is not an absolute Linux directory path.`,
+        `Use an absolute directory such as "${DEFAULT_LINUX_STORE}", or remove the key for that default.`,
+      ),
+    );
     return undefined;
   }
   if (value.split('/').some((s) => s === '..' || s === '.')) {
-    sink.problems.push(problem(path, 'store-location-not-absolute',
-      `certificateStoreLocation ${show(value)} contains "." or ".." segments.`, 'Write the directory without "." and ".." segments.'));
+    sink.problems.push(
+      problem(path, 'store-location-not-absolute', `certificateStoreLocation ${show(value)} contains "." or ".." segments.`, 'Write the directory without "." and ".." segments.'),
+    );
     return undefined;
   }
   const normalized = posix.normalize(value).replace(/\/+$/, '');
   if (normalized !== '' && isSharedDirectory(normalized)) {
-    sink.problems.push(problem(path, 'store-location-shared',
-      `certificateStoreLocation ${show(value)} is a directory the whole system shares: kvvm keeps its store private (mode 700) and would lock other software out of it, or mix private keys into a public place.`,
-      `Use a dedicated directory such as "${DEFAULT_LINUX_STORE}" (the default) or a new subdirectory, e.g. "${normalized === '/' ? '' : normalized}/kvvm".`));
+    sink.problems.push(
+      problem(
+        path,
+        'store-location-shared',
+        `certificateStoreLocation ${show(value)} is a directory the whole system shares: kvvm keeps its store private (mode 700) and would lock other software out of it, or mix private keys into a public place.`,
+        `Use a dedicated directory such as "${DEFAULT_LINUX_STORE}" (the default) or a new subdirectory, e.g. "${normalized === '/' ? '' : normalized}/kvvm".`,
+      ),
+    );
     return undefined;
   }
   if (normalized === '') {
     // kvvm makes the store directory mode 700: on "/" that would lock everyone out of the machine.
-    sink.problems.push(problem(path, 'store-location-root', 'certificateStoreLocation is "/": the store directory is made private (mode 700), which must never be the root directory.',
-      `Use a dedicated directory such as "${DEFAULT_LINUX_STORE}".`));
+    sink.problems.push(
+      problem(
+        path,
+        'store-location-root',
+        'certificateStoreLocation is "/": the store directory is made private (mode 700), which must never be the root directory.',
+        `Use a dedicated directory such as "${DEFAULT_LINUX_STORE}".`,
+      ),
+    );
     return undefined;
   }
   return normalized;
@@ -90,8 +117,14 @@ function linkName(entry: Record<string, unknown>, at: string, vaultName: string,
   const name = custom.trim();
   const why = linkNameProblem(custom, name);
   if (why !== undefined) {
-    sink.problems.push(problem(path, 'invalid-link-name', `customSymbolicLinkName ${show(custom)} is not usable: ${why}.`,
-      `Use a plain file name such as "${fallback}"; the link is always created inside certificateStoreLocation.`));
+    sink.problems.push(
+      problem(
+        path,
+        'invalid-link-name',
+        `customSymbolicLinkName ${show(custom)} is not usable: ${why}.`,
+        `Use a plain file name such as "${fallback}"; the link is always created inside certificateStoreLocation.`,
+      ),
+    );
   }
   return name;
 }
@@ -130,9 +163,14 @@ function acls(entry: Record<string, unknown>, at: string, d: CertificateDefaults
       if (v === undefined) continue;
       const why = accountNameProblem(v);
       if (why !== undefined) {
-        sink.problems.push(problem(`${at}/acls/${j}/${k}`, 'invalid-acl-name',
-          `acls ${k} ${show(v)} is not a valid Linux ${k} name: ${why}.`,
-          `Write the ${k} name exactly as "getent ${k === 'user' ? 'passwd' : 'group'}" shows it, or a numeric ${k === 'user' ? 'uid' : 'gid'}.`));
+        sink.problems.push(
+          problem(
+            `${at}/acls/${j}/${k}`,
+            'invalid-acl-name',
+            `acls ${k} ${show(v)} is not a valid Linux ${k} name: ${why}.`,
+            `Write the ${k} name exactly as "getent ${k === 'user' ? 'passwd' : 'group'}" shows it, or a numeric ${k === 'user' ? 'uid' : 'gid'}.`,
+          ),
+        );
         continue;
       }
       acl[k] = v;
@@ -206,9 +244,14 @@ export function normalizeCertificates(list: unknown[], d: CertificateDefaults, s
   const firstKind = typeof list[0] === 'string' ? 'string' : 'object';
   const mixedAt = list.findIndex((e) => (typeof e === 'string' ? 'string' : 'object') !== firstKind);
   if (mixedAt >= 0) {
-    sink.problems.push(problem(`${LIST}/${mixedAt}`, 'mixed-observed-certificates',
-      `observedCertificates mixes URL strings (1.0 form) and objects (3.0/4.0 form); entry ${mixedAt} is ${show(list[mixedAt])} while entry 0 is ${show(list[0])}.`,
-      'Use one form for every entry, preferably objects: {"url": "https://<vault>.vault.azure.net/secrets/<certificate>"}.'));
+    sink.problems.push(
+      problem(
+        `${LIST}/${mixedAt}`,
+        'mixed-observed-certificates',
+        `observedCertificates mixes URL strings (1.0 form) and objects (3.0/4.0 form); entry ${mixedAt} is ${show(list[mixedAt])} while entry 0 is ${show(list[0])}.`,
+        'Use one form for every entry, preferably objects: {"url": "https://<vault>.vault.azure.net/secrets/<certificate>"}.',
+      ),
+    );
     return [];
   }
   const out: ObservedCertificate[] = [];
@@ -224,12 +267,18 @@ export function normalizeCertificates(list: unknown[], d: CertificateDefaults, s
       return;
     }
     if (earlier) {
-      const what = d.platform === 'win32'
-        ? `installs the same certificate into the same store (${cert.certificateStoreLocation}\\${cert.certificateStoreName}) as entry ${earlier.index} with different settings`
-        : `uses the same symlink ${cert.certificateStoreLocation}/${cert.linkName} as entry ${earlier.index}`;
-      sink.problems.push(problem(at, d.platform === 'win32' ? 'duplicate-certificate' : 'duplicate-link-name',
-        `observedCertificates entry ${i} ${what}.`,
-        d.platform === 'win32' ? 'Merge the two entries into one.' : 'Give one of them a different customSymbolicLinkName or certificateStoreLocation, or remove the duplicate.'));
+      const what =
+        d.platform === 'win32'
+          ? `installs the same certificate into the same store (${cert.certificateStoreLocation}\\${cert.certificateStoreName}) as entry ${earlier.index} with different settings`
+          : `uses the same symlink ${cert.certificateStoreLocation}/${cert.linkName} as entry ${earlier.index}`;
+      sink.problems.push(
+        problem(
+          at,
+          d.platform === 'win32' ? 'duplicate-certificate' : 'duplicate-link-name',
+          `observedCertificates entry ${i} ${what}.`,
+          d.platform === 'win32' ? 'Merge the two entries into one.' : 'Give one of them a different customSymbolicLinkName or certificateStoreLocation, or remove the duplicate.',
+        ),
+      );
       return;
     }
     byTarget.set(key, { cert, index: i });

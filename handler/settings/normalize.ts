@@ -9,10 +9,7 @@
  * The detected generation is reported (status, logs) but does not change these defaults, so moving a template
  * from 3.0 to 4.0 keys never changes behaviour silently.
  */
-import {
-  DEFAULT_POLLING_INTERVAL_S, MAX_POLLING_INTERVAL_S, MIN_POLLING_INTERVAL_S,
-  type InitialSyncMode, type KvvmConfig, type SettingsWarning,
-} from './config.js';
+import { DEFAULT_POLLING_INTERVAL_S, MAX_POLLING_INTERVAL_S, MIN_POLLING_INTERVAL_S, type InitialSyncMode, type KvvmConfig, type SettingsWarning } from './config.js';
 import { normalizeAuthentication } from './auth.js';
 import { normalizeCertificates, type CertificateDefaults } from './certificates.js';
 import { normalizeLogging } from './logging.js';
@@ -36,18 +33,33 @@ function pollingInterval(raw: unknown, sink: { problems: SettingsProblem[]; warn
   else if (typeof raw === 'string' && /^\s*-?[0-9]+\s*$/.test(raw)) n = Number(raw.trim());
   else return DEFAULT_POLLING_INTERVAL_S; // wrong type or format: the schema reported it
   if (!Number.isSafeInteger(n)) {
-    sink.problems.push(problem(path, 'polling-interval-too-large', `pollingIntervalInS ${show(raw)} is too large to be a number of seconds.`,
-      'Use a number of seconds between 300 and 3600, e.g. "3600".'));
+    sink.problems.push(
+      problem(
+        path,
+        'polling-interval-too-large',
+        `pollingIntervalInS ${show(raw)} is too large to be a number of seconds.`,
+        'Use a number of seconds between 300 and 3600, e.g. "3600".',
+      ),
+    );
     return DEFAULT_POLLING_INTERVAL_S;
   }
   if (n <= 0) {
-    sink.problems.push(problem(path, 'polling-interval-not-positive', `pollingIntervalInS is ${show(raw)}; expected a positive number of seconds.`,
-      'Use a number of seconds between 300 and 3600, e.g. "3600".'));
+    sink.problems.push(
+      problem(
+        path,
+        'polling-interval-not-positive',
+        `pollingIntervalInS is ${show(raw)}; expected a positive number of seconds.`,
+        'Use a number of seconds between 300 and 3600, e.g. "3600".',
+      ),
+    );
     return DEFAULT_POLLING_INTERVAL_S;
   }
   const clamped = Math.min(MAX_POLLING_INTERVAL_S, Math.max(MIN_POLLING_INTERVAL_S, n));
   if (clamped !== n) {
-    sink.warnings.push({ path, message: `pollingIntervalInS ${show(raw)} is outside ${MIN_POLLING_INTERVAL_S}-${MAX_POLLING_INTERVAL_S} s; kvvm polls every ${clamped} s instead of ${n} s.` });
+    sink.warnings.push({
+      path,
+      message: `pollingIntervalInS ${show(raw)} is outside ${MIN_POLLING_INTERVAL_S}-${MAX_POLLING_INTERVAL_S} s; kvvm polls every ${clamped} s instead of ${n} s.`,
+    });
   }
   return clamped;
 }

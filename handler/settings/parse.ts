@@ -52,8 +52,17 @@ export function parseSettings(raw: unknown, options: ParseSettingsOptions): Sett
   const generation = detectGeneration(schemas, data);
   if (generation === undefined) {
     // The union schema is meant to be exactly the union of the generation schemas; this is a kvvm bug.
-    return { ok: false, problems: [problem('', 'schema-mismatch', 'The settings passed the combined schema but none of the 1.0/3.0/4.0 schemas (a kvvm defect).',
-      'Report this to the kvvm maintainers with the settings file (secrets redacted).')] };
+    return {
+      ok: false,
+      problems: [
+        problem(
+          '',
+          'schema-mismatch',
+          'The settings passed the combined schema but none of the 1.0/3.0/4.0 schemas (a kvvm defect).',
+          'Report this to the kvvm maintainers with the settings file (secrets redacted).',
+        ),
+      ],
+    };
   }
   const warnings: SettingsWarning[] = [...decoded.warnings, ...parts.warnings];
   return { ok: true, config: { generation, ...parts, warnings } };

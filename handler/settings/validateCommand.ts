@@ -70,12 +70,15 @@ function summary(config: KvvmConfig, platform: string): string[] {
       `polling every ${config.pollingIntervalS} s, initial sync: ${config.initialSync}, link on renewal: ${config.linkOnRenewal}`,
   ];
   const a = config.authentication;
-  lines.push(`identity: ${a.msiClientId ? `user-assigned ${a.msiClientId}` : a.clientId ? `application ${a.clientId} (certificate ${a.clientCertificateSubjectName ?? '?'})` : 'system-assigned'}` +
-    (a.msiEndpoint ? ` via ${a.msiEndpoint}` : ''));
+  lines.push(
+    `identity: ${a.msiClientId ? `user-assigned ${a.msiClientId}` : a.clientId ? `application ${a.clientId} (certificate ${a.clientCertificateSubjectName ?? '?'})` : 'system-assigned'}` +
+      (a.msiEndpoint ? ` via ${a.msiEndpoint}` : ''),
+  );
   for (const c of config.observedCertificates) {
-    const target = platform === 'win32'
-      ? `${c.certificateStoreLocation}\\${c.certificateStoreName}${c.keyExportable ? ' (exportable)' : ''}${c.accounts.length ? ` accounts: ${c.accounts.join(', ')}` : ''}`
-      : `${c.certificateStoreLocation}/${c.linkName}${c.acls.length ? ` acls: ${c.acls.map((x) => `${x.user ?? ''}${x.group !== undefined ? ':' + x.group : ''}`).join(', ')}` : ''}`;
+    const target =
+      platform === 'win32'
+        ? `${c.certificateStoreLocation}\\${c.certificateStoreName}${c.keyExportable ? ' (exportable)' : ''}${c.accounts.length ? ` accounts: ${c.accounts.join(', ')}` : ''}`
+        : `${c.certificateStoreLocation}/${c.linkName}${c.acls.length ? ` acls: ${c.acls.map((x) => `${x.user ?? ''}${x.group !== undefined ? ':' + x.group : ''}`).join(', ')}` : ''}`;
     lines.push(`  ${c.vaultUrl}/secrets/${c.secretName}${c.pinnedVersion ? `/${c.pinnedVersion}` : ''} -> ${target}`);
   }
   return lines;
@@ -135,7 +138,14 @@ export async function runValidateCommand(argv: string[], io: ValidateIo): Promis
       // Maybe the escaped-quote form: parseSettings knows how to decode a string holding JSON.
       doc = text;
       if (!text.includes('\\"')) {
-        const problemsOut: SettingsProblem[] = [{ path: '', reason: 'file-not-json', message: `${file} is not valid JSON ${describeJsonError(text)}.`, fix: 'Fix the JSON syntax (an editor with the kvvm schema shows where).' }];
+        const problemsOut: SettingsProblem[] = [
+          {
+            path: '',
+            reason: 'file-not-json',
+            message: `${file} is not valid JSON ${describeJsonError(text)}.`,
+            fix: 'Fix the JSON syntax (an editor with the kvvm schema shows where).',
+          },
+        ];
         return report(io, json, file, 'file', platform, { ok: false, problems: problemsOut }, []);
       }
     }
@@ -145,13 +155,14 @@ export async function runValidateCommand(argv: string[], io: ValidateIo): Promis
   const notes = [...source.notes];
   const thv = source.notes.find((n) => n.startsWith('typeHandlerVersion '))?.slice('typeHandlerVersion '.length);
   if (result.ok && thv !== undefined && thv.startsWith('4') && result.config.generation !== '4.0') {
-    notes.push('typeHandlerVersion is 4.x but the settings use 3.0-only keys (linkOnRenewal, requireInitialSync, keyExportable): the Microsoft 4.x extension ignores them; kvvm honours them.');
+    notes.push(
+      'typeHandlerVersion is 4.x but the settings use 3.0-only keys (linkOnRenewal, requireInitialSync, keyExportable): the Microsoft 4.x extension ignores them; kvvm honours them.',
+    );
   }
   return report(io, json, file, source.kind, platform, result, notes);
 }
 
-function report(io: ValidateIo, json: boolean, file: string, kind: string, platform: string,
-  result: ReturnType<typeof parseSettings>, notes: string[]): number {
+function report(io: ValidateIo, json: boolean, file: string, kind: string, platform: string, result: ReturnType<typeof parseSettings>, notes: string[]): number {
   if (json) {
     io.stdout(JSON.stringify({ file, source: kind, platform, notes, ...result }, null, 2) + '\n');
     return result.ok ? 0 : 1;

@@ -281,11 +281,7 @@ export function parseTokenResponse(text: string, now: () => number, endpoint: st
 }
 
 /** The credential for an extension's authenticationSettings. */
-export function createIdentityCredential(
-  auth: AuthenticationConfig,
-  env: Readonly<Record<string, string | undefined>>,
-  deps: EndpointCredentialDeps,
-): TokenCredential {
+export function createIdentityCredential(auth: AuthenticationConfig, env: Readonly<Record<string, string | undefined>>, deps: EndpointCredentialDeps): TokenCredential {
   const source = resolveIdentitySource(auth.msiEndpoint);
   const clientId = auth.msiClientId?.trim() || undefined;
   if (source.kind === 'library') return new LibraryManagedIdentity(clientId, env);

@@ -26,8 +26,19 @@ export interface ClientAssertionInput {
   jti: string;
 }
 
-export interface ClientAssertionHeader { alg: 'RS256'; typ: 'JWT'; x5t: string }
-export interface ClientAssertionClaims { aud: string; iss: string; sub: string; jti: string; nbf: number; exp: number }
+export interface ClientAssertionHeader {
+  alg: 'RS256';
+  typ: 'JWT';
+  x5t: string;
+}
+export interface ClientAssertionClaims {
+  aud: string;
+  iss: string;
+  sub: string;
+  jti: string;
+  nbf: number;
+  exp: number;
+}
 
 export interface UnsignedAssertion {
   header: ClientAssertionHeader;

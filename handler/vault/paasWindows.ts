@@ -7,9 +7,7 @@ import type { AuthenticationConfig } from '../settings/config.js';
 import { findBootstrapCertificate } from '../platform/win32/bootstrapKey.js';
 import { PaasCredential } from './paasCredential.js';
 
-export function paasCredentialFor(
-  authentication: AuthenticationConfig, platform: NodeJS.Platform, env: Readonly<Record<string, string | undefined>>,
-): PaasCredential | undefined {
+export function paasCredentialFor(authentication: AuthenticationConfig, platform: NodeJS.Platform, env: Readonly<Record<string, string | undefined>>): PaasCredential | undefined {
   const { clientId, clientCertificateSubjectName: subject } = authentication;
   if (platform !== 'win32' || !clientId || !subject) return undefined;
   return new PaasCredential({ clientId, env, signer: () => findBootstrapCertificate(subject) });

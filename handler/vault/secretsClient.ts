@@ -166,7 +166,13 @@ export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultR
     const ctx: VaultCallContext = { vaultUrl, secretName: name, identity: identityLabel, knownTokens: recentTokens };
     const client = clientFor(vaultUrl);
     try {
-      return await withRetry(() => attempt(client, op), (err) => classifyVaultError(err, now), retry, deps, stats.vault);
+      return await withRetry(
+        () => attempt(client, op),
+        (err) => classifyVaultError(err, now),
+        retry,
+        deps,
+        stats.vault,
+      );
     } catch (err) {
       throw mapVaultError(err, ctx);
     }

@@ -104,7 +104,10 @@ export function mapVaultError(err: unknown, ctx: VaultCallContext): KvvmError {
   if (status === 403) {
     const inner = innerCode(e);
     if (inner === 'SecretDisabled') {
-      return new KvvmError('secret-disabled', `The requested version of ${what} in vault ${host} is disabled.`, { fix: 'Enable the version in Key Vault or create a new version of the certificate.', ...cause });
+      return new KvvmError('secret-disabled', `The requested version of ${what} in vault ${host} is disabled.`, {
+        fix: 'Enable the version in Key Vault or create a new version of the certificate.',
+        ...cause,
+      });
     }
     if (inner === 'ForbiddenByFirewall') {
       return new KvvmError('forbidden', `Vault ${host} refused ${ctx.identity}: the vault firewall does not allow this VM's network (ForbiddenByFirewall).`, {
@@ -128,7 +131,7 @@ export function mapVaultError(err: unknown, ctx: VaultCallContext): KvvmError {
   }
   if (status === 404) {
     return new KvvmError('secret-not-found', `Vault ${host} has no ${what} (404 SecretNotFound).`, {
-      fix: 'Check the secret name: the observed URL must be the certificate\'s secret identifier, https://<vault>.vault.azure.net/secrets/<certificate name>.',
+      fix: "Check the secret name: the observed URL must be the certificate's secret identifier, https://<vault>.vault.azure.net/secrets/<certificate name>.",
       ...cause,
     });
   }
@@ -159,17 +162,20 @@ export function mapVaultError(err: unknown, ctx: VaultCallContext): KvvmError {
   }
   if ((code && NETWORK_CODES.has(code)) || isTruncatedResponse(e)) {
     return new KvvmError('vault-unreachable', `Could not reach vault ${host} (${code ?? 'connection closed early'}).`, {
-      fix: code === 'ENOTFOUND'
-        ? 'Check the vault name in the URL and that the VM can resolve it (private DNS zone privatelink.vaultcore.azure.net for private endpoints).'
-        : 'Check outbound HTTPS (443) to the vault from the VM, the proxy settings (HTTPS_PROXY/NO_PROXY) and network security groups.',
+      fix:
+        code === 'ENOTFOUND'
+          ? 'Check the vault name in the URL and that the VM can resolve it (private DNS zone privatelink.vaultcore.azure.net for private endpoints).'
+          : 'Check outbound HTTPS (443) to the vault from the VM, the proxy settings (HTTPS_PROXY/NO_PROXY) and network security groups.',
       ...cause,
     });
   }
   if (/challenge resource/i.test(e.message ?? '')) {
     return new KvvmError('vault-challenge-mismatch', `Vault ${host} asked for a token for a different resource: ${vaultDetail(e, ctx)}`, {
-      fix: 'The URL must use the vault\'s own DNS name (<vault>.vault.azure.net or your cloud\'s suffix), not an alias.',
+      fix: "The URL must use the vault's own DNS name (<vault>.vault.azure.net or your cloud's suffix), not an alias.",
       ...cause,
     });
   }
-  return new KvvmError('vault-error', `Reading ${what} from vault ${host} failed: ${e.message === undefined ? remoteDetail(String(err), ctx.knownTokens) : vaultDetail(e, ctx)}`, { ...cause });
+  return new KvvmError('vault-error', `Reading ${what} from vault ${host} failed: ${e.message === undefined ? remoteDetail(String(err), ctx.knownTokens) : vaultDetail(e, ctx)}`, {
+    ...cause,
+  });
 }

@@ -72,7 +72,11 @@ test('the look-alike forwards to the dev vault faithfully while it is not hostil
 
 const foreignLinks: Array<{ name: string; link: () => string; names: () => string }> = [
   { name: 'another host', link: () => `https://evil.localhost:${evil.httpsPort}/secrets/web/versions?$skiptoken=p2`, names: () => `evil.localhost:${evil.httpsPort}` },
-  { name: 'the vault host as user info before another host', link: () => `https://kvvm.localhost@evil.localhost:${evil.httpsPort}/secrets/web/versions`, names: () => `kvvm.localhost@evil.localhost:${evil.httpsPort}` },
+  {
+    name: 'the vault host as user info before another host',
+    link: () => `https://kvvm.localhost@evil.localhost:${evil.httpsPort}/secrets/web/versions`,
+    names: () => `kvvm.localhost@evil.localhost:${evil.httpsPort}`,
+  },
   { name: 'the vault host on another port', link: () => `https://kvvm.localhost:${evil.httpsPort}/secrets/web/versions`, names: () => `kvvm.localhost:${evil.httpsPort}` },
   { name: 'the vault host over plain http', link: () => `http://kvvm.localhost:${evil.httpPort}/secrets/web/versions`, names: () => `http://kvvm.localhost:${evil.httpPort}` },
 ];
@@ -80,10 +84,12 @@ const foreignLinks: Array<{ name: string; link: () => string; names: () => strin
 for (const c of foreignLinks) {
   test(`a versions listing whose nextLink points at ${c.name} is refused, naming the host, and nothing is sent there`, async () => {
     hostile.setMode({ kind: 'next-link', nextLink: c.link() });
-    const err = await reader().listVersions(hostile.vaultUrl, 'web').then(
-      () => assert.fail('the listing must fail'),
-      (e: unknown) => e,
-    );
+    const err = await reader()
+      .listVersions(hostile.vaultUrl, 'web')
+      .then(
+        () => assert.fail('the listing must fail'),
+        (e: unknown) => e,
+      );
     assert.ok(err instanceof KvvmError, String(err));
     assert.equal(err.reason, 'vault-foreign-link');
     assert.ok(err.message.includes(c.names()), err.message);
@@ -104,7 +110,9 @@ test('the service keeps the installed certificate and its substatus names the fo
   const layout = makeAgentLayout(join(work, 'agent'));
   const store = join(work, 'store');
   const env = { KVVM_EXTRA_VAULT_SUFFIXES: 'localhost', NODE_EXTRA_CA_CERTS: tls.caFile, KVVM_NO_JITTER: '1' };
-  const settings = { secretsManagementSettings: { pollingIntervalInS: '3600', observedCertificates: [{ url: `${hostile.vaultUrl}/secrets/web`, certificateStoreLocation: store }] } };
+  const settings = {
+    secretsManagementSettings: { pollingIntervalInS: '3600', observedCertificates: [{ url: `${hostile.vaultUrl}/secrets/web`, certificateStoreLocation: store }] },
+  };
   const protectedSettings = { authenticationSettings: { msiEndpoint: dev.imdsEndpoint } };
   try {
     layout.writeSettings(0, settings, protectedSettings);

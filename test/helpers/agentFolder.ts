@@ -74,7 +74,16 @@ export function makeAgentLayout(root: string, options: { name?: string; version?
 
   let own: TestCertificate | undefined;
   const layout: AgentLayout = {
-    root, name, version, waagentDir, extensionFolder, configFolder, statusFolder, logFolder, eventsFolder, heartbeatFile,
+    root,
+    name,
+    version,
+    waagentDir,
+    extensionFolder,
+    configFolder,
+    statusFolder,
+    logFolder,
+    eventsFolder,
+    heartbeatFile,
     certificate() {
       own ??= makeCertificate(waagentDir, 'agent-transport');
       return own;
@@ -93,9 +102,7 @@ export function makeAgentLayout(root: string, options: { name?: string; version?
         thumbprint = opts.thumbprint ?? cert.thumbprint;
       }
       const doc = {
-        runtimeSettings: [
-          { handlerSettings: { publicSettings: publicSettings ?? null, protectedSettings: protectedBlob, protectedSettingsCertThumbprint: thumbprint } },
-        ],
+        runtimeSettings: [{ handlerSettings: { publicSettings: publicSettings ?? null, protectedSettings: protectedBlob, protectedSettingsCertThumbprint: thumbprint } }],
       };
       writeFileSync(file, pythonJsonDumps(doc));
       return file;

@@ -6,10 +6,23 @@
 import { X509Certificate } from 'node:crypto';
 import { win32Error } from './errors.js';
 import {
-  CERT_FIND_SHA1_HASH, CERT_KEY_PROV_INFO_PROP_ID, CERT_SHA1_HASH_PROP_ID, CERT_STORE_CTRL_COMMIT, CERT_STORE_CTRL_COMMIT_FORCE_FLAG,
-  CERT_STORE_OPEN_EXISTING_FLAG, CERT_STORE_PROV_SYSTEM_W, CERT_STORE_READONLY_FLAG, CERT_SYSTEM_STORE_CURRENT_USER,
-  CERT_SYSTEM_STORE_LOCAL_MACHINE, CRYPT_E_NOT_FOUND, ERROR_FILE_NOT_FOUND, X509_ASN_ENCODING, PKCS_7_ASN_ENCODING,
-  hresultOf, type Handle, type Native,
+  CERT_FIND_SHA1_HASH,
+  CERT_KEY_PROV_INFO_PROP_ID,
+  CERT_SHA1_HASH_PROP_ID,
+  CERT_STORE_CTRL_COMMIT,
+  CERT_STORE_CTRL_COMMIT_FORCE_FLAG,
+  CERT_STORE_OPEN_EXISTING_FLAG,
+  CERT_STORE_PROV_SYSTEM_W,
+  CERT_STORE_READONLY_FLAG,
+  CERT_SYSTEM_STORE_CURRENT_USER,
+  CERT_SYSTEM_STORE_LOCAL_MACHINE,
+  CRYPT_E_NOT_FOUND,
+  ERROR_FILE_NOT_FOUND,
+  X509_ASN_ENCODING,
+  PKCS_7_ASN_ENCODING,
+  hresultOf,
+  type Handle,
+  type Native,
 } from './native.js';
 
 /** A system store location, spelled as the settings spell it (certificateStoreLocation on Windows). */
@@ -80,9 +93,10 @@ export function getProperty(n: Native, ctx: Handle, propId: number): Buffer | un
 
 /** Sets a blob property; undefined deletes it. */
 export function setProperty(n: Native, ctx: Handle, propId: number, value: Buffer | undefined): void {
-  const ok = value === undefined
-    ? n.CertDeleteCertificateContextProperty(ctx, propId, 0, null)
-    : n.CertSetCertificateContextProperty(ctx, propId, 0, { cbData: value.length, pbData: value });
+  const ok =
+    value === undefined
+      ? n.CertDeleteCertificateContextProperty(ctx, propId, 0, null)
+      : n.CertSetCertificateContextProperty(ctx, propId, 0, { cbData: value.length, pbData: value });
   if (!ok) throw win32Error('CertSetCertificateContextProperty', n.GetLastError(), `set certificate property ${propId}`);
 }
 
@@ -157,5 +171,9 @@ export function keyOf(n: Native, ctx: Handle): { container: string; provider: st
 }
 
 interface KeyProvInfo {
-  pwszContainerName: bigint | null; pwszProvName: bigint | null; dwProvType: number; dwFlags: number; dwKeySpec: number;
+  pwszContainerName: bigint | null;
+  pwszProvName: bigint | null;
+  dwProvType: number;
+  dwFlags: number;
+  dwKeySpec: number;
 }

@@ -8,7 +8,12 @@
  * the legacy provider. See docs/windows.md.
  */
 import {
-  CRYPT_EXPORTABLE, CRYPT_MACHINE_KEYSET, CRYPT_USER_KEYSET, PKCS12_NO_PERSIST_KEY, PKCS12_PREFER_CNG_KSP, PKCS12_VIRTUAL_ISOLATION_KEY,
+  CRYPT_EXPORTABLE,
+  CRYPT_MACHINE_KEYSET,
+  CRYPT_USER_KEYSET,
+  PKCS12_NO_PERSIST_KEY,
+  PKCS12_PREFER_CNG_KSP,
+  PKCS12_VIRTUAL_ISOLATION_KEY,
 } from '../../platform/win32/native.js';
 import type { StoreLocation } from '../../platform/win32/certStore.js';
 

@@ -5,9 +5,17 @@
 import { buildKeySddl, keyAclCall, resolveAccountSids } from './acl.js';
 import { win32Error } from '../../platform/win32/errors.js';
 import {
-  CERT_NCRYPT_KEY_SPEC, CRYPT_ACQUIRE_ALLOW_NCRYPT_KEY_FLAG, CRYPT_ACQUIRE_SILENT_FLAG,
-  CRYPT_DELETEKEYSET, CRYPT_MACHINE_KEYSET, NCRYPT_MACHINE_KEY_FLAG, NCRYPT_SILENT_FLAG, SDDL_REVISION_1,
-  hresultOf, type Handle, type Native,
+  CERT_NCRYPT_KEY_SPEC,
+  CRYPT_ACQUIRE_ALLOW_NCRYPT_KEY_FLAG,
+  CRYPT_ACQUIRE_SILENT_FLAG,
+  CRYPT_DELETEKEYSET,
+  CRYPT_MACHINE_KEYSET,
+  NCRYPT_MACHINE_KEY_FLAG,
+  NCRYPT_SILENT_FLAG,
+  SDDL_REVISION_1,
+  hresultOf,
+  type Handle,
+  type Native,
 } from '../../platform/win32/native.js';
 import { keyOf } from '../../platform/win32/certStore.js';
 

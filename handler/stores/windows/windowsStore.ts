@@ -17,8 +17,20 @@ import { KvvmError } from '../../errors.js';
 import type { ObservedCertificate } from '../../settings/config.js';
 import type { CertificateStore, InstalledCertificate } from '../store.js';
 import {
-  certificateOf, deleteCertificate, ENCODING, findBySha1, forEachCertificate, freeContext, getStringProperty,
-  keyOf, setProperty, storeLocationOf, thumbprintOfContext, utf16z, withSystemStore, type StoreLocation,
+  certificateOf,
+  deleteCertificate,
+  ENCODING,
+  findBySha1,
+  forEachCertificate,
+  freeContext,
+  getStringProperty,
+  keyOf,
+  setProperty,
+  storeLocationOf,
+  thumbprintOfContext,
+  utf16z,
+  withSystemStore,
+  type StoreLocation,
 } from '../../platform/win32/certStore.js';
 import { win32Error } from '../../platform/win32/errors.js';
 import { cngProbeFlags, pfxImportFlags } from './flags.js';
@@ -26,13 +38,17 @@ import { applyKeyAcl, deletePersistedKey, keySddlFor } from './keys.js';
 import { keyGuardProbeFlags, locationLabel, probeImport, useKeyGuard } from './keyGuard.js';
 import { lifecycleLogLine, raiseRenewalEvent, type LifecycleHost, type SwitchCertificateInput } from './lifecycleEvent.js';
 import {
-  CERT_DESCRIPTION_PROP_ID, CERT_FRIENDLY_NAME_PROP_ID, CERT_RENEWAL_PROP_ID, CERT_STORE_ADD_REPLACE_EXISTING_INHERIT_PROPERTIES,
-  CERT_STORE_ADD_USE_EXISTING, loadNative, type Handle, type Native,
+  CERT_DESCRIPTION_PROP_ID,
+  CERT_FRIENDLY_NAME_PROP_ID,
+  CERT_RENEWAL_PROP_ID,
+  CERT_STORE_ADD_REPLACE_EXISTING_INHERIT_PROPERTIES,
+  CERT_STORE_ADD_USE_EXISTING,
+  loadNative,
+  type Handle,
+  type Native,
 } from '../../platform/win32/native.js';
 import { buildImportPfx, type ImportPfx } from './pfx.js';
-import {
-  decodeState, encodeState, friendlyNameOf, nextCounter, sameSecret, versionsOf, type EntryState, type OwnedVersion, type StoreEntry,
-} from './state.js';
+import { decodeState, encodeState, friendlyNameOf, nextCounter, sameSecret, versionsOf, type EntryState, type OwnedVersion, type StoreEntry } from './state.js';
 
 export interface WindowsStoreOptions {
   /** Set CERT_RENEWAL_PROP_ID on the previous version when a new one is activated (settings linkOnRenewal). */
@@ -140,8 +156,7 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
   }
 
   async function list(cert: ObservedCertificate): Promise<InstalledCertificate[]> {
-    return withTarget(cert, 'read', (n, store, t) =>
-      store === undefined ? [] : versionsOf(readEntries(n, store), cert.vaultName, cert.secretName).map((v) => installedOf(v, t)));
+    return withTarget(cert, 'read', (n, store, t) => (store === undefined ? [] : versionsOf(readEntries(n, store), cert.vaultName, cert.secretName).map((v) => installedOf(v, t))));
   }
 
   async function install(cert: ObservedCertificate, id: CertificateVersionId, material: CertificateMaterial): Promise<InstalledCertificate> {
@@ -151,7 +166,8 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
       pfx = buildImportPfx(material.leaf, material.privateKey);
     } catch (cause) {
       throw new KvvmError('store-bad-material', `The certificate ${describeId(id)} cannot be packaged for the Windows certificate store.`, {
-        fix: 'Re-import the certificate into Key Vault.', cause,
+        fix: 'Re-import the certificate into Key Vault.',
+        cause,
       });
     }
     const sddl = keySddlFor(native(), cert.accounts);
@@ -164,9 +180,13 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
 
       const found = findBySha1(n, store, material.thumbprint);
       const hadKey = found !== undefined && keyOf(n, found) !== undefined;
-      const before = found === undefined ? undefined : {
-        description: getStringProperty(n, found, CERT_DESCRIPTION_PROP_ID), friendlyName: getStringProperty(n, found, CERT_FRIENDLY_NAME_PROP_ID),
-      };
+      const before =
+        found === undefined
+          ? undefined
+          : {
+              description: getStringProperty(n, found, CERT_DESCRIPTION_PROP_ID),
+              friendlyName: getStringProperty(n, found, CERT_FRIENDLY_NAME_PROP_ID),
+            };
       let ctx: Handle | undefined = found;
       const previous = decodeState(before?.description);
       let keyGuard = previous?.keyGuard === true;
@@ -196,7 +216,11 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
         freeContext(n, ctx);
       }
       // The same version held by another certificate before (re-issued by hand): that one is no longer it.
-      if (existing) updateEntry(n, store, existing.entry.thumbprint, t, (s) => ({ ...s, owners: s.owners.filter((o) => o !== existing.owner && !(sameSecret(o, id.vaultName, id.secretName) && o.version === id.version)) }));
+      if (existing)
+        updateEntry(n, store, existing.entry.thumbprint, t, (s) => ({
+          ...s,
+          owners: s.owners.filter((o) => o !== existing.owner && !(sameSecret(o, id.vaultName, id.secretName) && o.version === id.version)),
+        }));
       const entry = versionsOf(readEntries(n, store), id.vaultName, id.secretName).find((v) => v.owner.version === id.version);
       if (!entry) throw new KvvmError('windows-install-lost', `${describeId(id)} is not in ${t.where} after installing it.`);
       return installedOf(entry, t);
@@ -216,7 +240,8 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
       if (!target.active) {
         const activated = nextCounter(entries, id.vaultName, id.secretName, 'activated');
         updateEntry(n, store, target.entry.thumbprint, t, (s) => ({
-          ...s, owners: s.owners.map((o) => (sameSecret(o, id.vaultName, id.secretName) && o.version === id.version ? { ...o, activated } : o)),
+          ...s,
+          owners: s.owners.map((o) => (sameSecret(o, id.vaultName, id.secretName) && o.version === id.version ? { ...o, activated } : o)),
         }));
       }
       if (linkOnRenewal && previous && previous.thumbprint !== target.entry.thumbprint) {
@@ -227,7 +252,13 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
           } finally {
             freeContext(n, old);
           }
-          return { location: t.location, storeName: t.storeName, oldThumbprint: previous.thumbprint, newThumbprint: target.entry.thumbprint, ...(systemRoot ? { systemRoot } : {}) };
+          return {
+            location: t.location,
+            storeName: t.storeName,
+            oldThumbprint: previous.thumbprint,
+            newThumbprint: target.entry.thumbprint,
+            ...(systemRoot ? { systemRoot } : {}),
+          };
         }
       }
       return undefined;
@@ -246,11 +277,18 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
       const version = versionsOf(readEntries(n, store), cert.vaultName, cert.secretName).find((v) => v.owner.version === installed.version);
       if (!version) return; // "not found" is not an error
       if (version.active) {
-        throw new KvvmError('store-remove-active', `Refusing to remove ${installed.vaultName}/${installed.secretName}/${installed.version} from ${t.where}: it is the active version.`, {
-          fix: 'This is a kvvm bug (the planner removed the active version); nothing was changed.',
-        });
+        throw new KvvmError(
+          'store-remove-active',
+          `Refusing to remove ${installed.vaultName}/${installed.secretName}/${installed.version} from ${t.where}: it is the active version.`,
+          {
+            fix: 'This is a kvvm bug (the planner removed the active version); nothing was changed.',
+          },
+        );
       }
-      updateEntry(n, store, version.entry.thumbprint, t, (s) => ({ ...s, owners: s.owners.filter((o) => !(sameSecret(o, cert.vaultName, cert.secretName) && o.version === installed.version)) }));
+      updateEntry(n, store, version.entry.thumbprint, t, (s) => ({
+        ...s,
+        owners: s.owners.filter((o) => !(sameSecret(o, cert.vaultName, cert.secretName) && o.version === installed.version)),
+      }));
     });
   }
 
@@ -277,7 +315,14 @@ function writeLabels(n: Native, ctx: Handle, state: EntryState): void {
 }
 
 /** Undo a failed install: delete what was added, or put the labels of an existing entry back. Frees ctx. */
-function rollback(n: Native, store: Handle, ctx: Handle, existed: boolean, before: { description: string | undefined; friendlyName: string | undefined } | undefined, t: Target): void {
+function rollback(
+  n: Native,
+  store: Handle,
+  ctx: Handle,
+  existed: boolean,
+  before: { description: string | undefined; friendlyName: string | undefined } | undefined,
+  t: Target,
+): void {
   try {
     if (!existed) {
       const thumbprint = thumbprintOfContext(n, ctx);
@@ -314,8 +359,13 @@ function readEntries(n: Native, store: Handle): StoreEntry[] {
 
 function installedOf(v: OwnedVersion, t: Target): InstalledCertificate {
   return {
-    vaultName: v.owner.vault, secretName: v.owner.secret, version: v.owner.version,
-    thumbprint: v.entry.thumbprint, notAfter: v.entry.notAfter, active: v.active, location: locationLabel(t.where, v.entry.state.keyGuard === true),
+    vaultName: v.owner.vault,
+    secretName: v.owner.secret,
+    version: v.owner.version,
+    thumbprint: v.entry.thumbprint,
+    notAfter: v.entry.notAfter,
+    active: v.active,
+    location: locationLabel(t.where, v.entry.state.keyGuard === true),
   };
 }
 

@@ -55,18 +55,31 @@ describe('private key ACL', () => {
   });
   it('well-known accounts resolve by SID whatever the spelling or language prefix', () => {
     for (const [name, sid] of [
-      ['Network Service', 'S-1-5-20'], ['NT AUTHORITY\\NETWORK SERVICE', 'S-1-5-20'], ['NetworkService', 'S-1-5-20'],
-      ['Local Service', 'S-1-5-19'], ['SYSTEM', 'S-1-5-18'], ['LocalSystem', 'S-1-5-18'],
-      ['Administrators', 'S-1-5-32-544'], ['BUILTIN\\Administrators', 'S-1-5-32-544'], ['s-1-5-21-9-9-9-500', 'S-1-5-21-9-9-9-500'],
-    ] as const) assert.equal(wellKnownSid(name), sid, name);
+      ['Network Service', 'S-1-5-20'],
+      ['NT AUTHORITY\\NETWORK SERVICE', 'S-1-5-20'],
+      ['NetworkService', 'S-1-5-20'],
+      ['Local Service', 'S-1-5-19'],
+      ['SYSTEM', 'S-1-5-18'],
+      ['LocalSystem', 'S-1-5-18'],
+      ['Administrators', 'S-1-5-32-544'],
+      ['BUILTIN\\Administrators', 'S-1-5-32-544'],
+      ['s-1-5-21-9-9-9-500', 'S-1-5-21-9-9-9-500'],
+    ] as const)
+      assert.equal(wellKnownSid(name), sid, name);
     assert.equal(wellKnownSid('CONTOSO\\webapp'), undefined);
   });
   it('other names go to LookupAccountNameW; an unknown account is an operator error', () => {
     const asked: string[] = [];
-    const sids = resolveAccountSids(['Network Service', 'CONTOSO\\webapp'], (name) => { asked.push(name); return 'S-1-5-21-1-2-3-1105'; });
+    const sids = resolveAccountSids(['Network Service', 'CONTOSO\\webapp'], (name) => {
+      asked.push(name);
+      return 'S-1-5-21-1-2-3-1105';
+    });
     assert.deepEqual(sids, ['S-1-5-20', 'S-1-5-21-1-2-3-1105']);
     assert.deepEqual(asked, ['CONTOSO\\webapp']);
-    assert.throws(() => resolveAccountSids(['nobody'], () => undefined), (e: unknown) => e instanceof KvvmError && e.reason === 'windows-account-unknown' && e.code > 0);
+    assert.throws(
+      () => resolveAccountSids(['nobody'], () => undefined),
+      (e: unknown) => e instanceof KvvmError && e.reason === 'windows-account-unknown' && e.code > 0,
+    );
   });
   it('CNG keys get the descriptor through NCryptSetProperty("Security Descr"), CAPI keys through PP_KEYSET_SEC_DESCR', () => {
     assert.deepEqual(keyAclCall('cng'), { api: 'NCryptSetProperty', property: 'Security Descr', flags: 4 });
