@@ -101,6 +101,11 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
       return EXIT_SETTINGS_INVALID;
     }
     const config = applyDevOverrides(loaded.config, host.env, log);
+    if (config.logging && host.platform !== 'win32') {
+      const { createFluentTransport } = await import('../service/fluentTransport.js');
+      log.addTransport(createFluentTransport(config.logging, { onStateChange: (m) => log.warn(m) }));
+      log.info(`log records also go to fluentd at ${config.logging.endpoint} (tag ${config.logging.serviceName})`);
+    }
     log.info(`service started for sequence ${ctx.seq}`, {
       certificates: config.observedCertificates.length,
       pollingIntervalS: config.pollingIntervalS,
