@@ -98,7 +98,10 @@ export async function uninstallCommand(host: CommandHost): Promise<number> {
 
 async function uninstallLocked(ctx: HandlerContext): Promise<number> {
   const host = ctx.host;
-  const outcome = await serviceControlFor(ctx).stop();
+  const service = serviceControlFor(ctx);
+  const outcome = await service.stop();
+  const unregistered = await service.unregister();
+  if (unregistered) host.stdout(`kvvm uninstall: ${unregistered}.\n`);
   // Windows: the service registration goes too (when it is this version's: an upgrade may have handed it on).
   if (host.platform === 'win32') {
     const removed = await removeWindowsService(ctx.paths.pidFile);

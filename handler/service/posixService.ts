@@ -48,19 +48,28 @@ export async function startSupervisedService(options: StartServiceOptions): Prom
     pidFile: options.files.supervisorPidFile,
     logFile: options.files.outputFile,
   });
-  const deadline = performance.now() + (options.workerWaitMs ?? 15_000);
+  const worker = await awaitWorker(options.files, async () => (await isRunning(options.files.supervisorPidFile)).running, options.workerWaitMs ?? 15_000);
+  return { pid: worker ?? supervisorPid, supervisorPid };
+}
+
+/**
+ * Waits until kvvm-service.pid names a live worker; undefined when it is slow (it is supervised either way).
+ * Throws when the supervisor died first: the lock was held elsewhere, or /bin/sh or flock is missing.
+ */
+export async function awaitWorker(files: PosixServiceFiles, supervisorAlive: () => Promise<boolean>, waitMs: number): Promise<number | undefined> {
+  const deadline = performance.now() + waitMs;
   while (performance.now() < deadline) {
-    const worker = await isRunning(options.files.workerPidFile);
-    if (worker.running && worker.pid !== undefined) return { pid: worker.pid, supervisorPid };
-    if (!(await isRunning(options.files.supervisorPidFile)).running) {
-      throw new KvvmError('service-start', `The service supervisor (pid ${supervisorPid}) exited before its worker started.`, {
-        fix: `Read ${options.files.outputFile}: another service may hold ${options.files.serviceLock}, or /bin/sh or flock is missing.`,
+    const worker = await isRunning(files.workerPidFile);
+    if (worker.running && worker.pid !== undefined) return worker.pid;
+    if (!(await supervisorAlive())) {
+      throw new KvvmError('service-start', 'The service supervisor exited before its worker started.', {
+        fix: `Read ${files.outputFile}: another service may hold ${files.serviceLock}, or /bin/sh or flock is missing.`,
         code: -1,
       });
     }
     await delay(50);
   }
-  return { pid: supervisorPid, supervisorPid };
+  return undefined;
 }
 
 /** Running = the supervisor is alive (between a crash and the restart the worker may briefly be gone). */
