@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { removeSystemdUnit, startSystemdService, systemdBooted, type SystemctlRunner } from '../handler/service/systemdService.js';
+import { removeSystemdUnit, startSystemdService, stopSystemdService, systemdBooted, type SystemctlRunner } from '../handler/service/systemdService.js';
 import { quoteUnitArg, renderUnit, supervisorScriptFile, SYSTEMD_UNIT_NAME, unitEnvironment, unitOwner } from '../handler/service/systemdUnit.js';
 import { DEFAULT_RESTART_POLICY } from '../handler/service/restartLoop.js';
 
@@ -118,5 +118,19 @@ describe('systemctl steps (recorded, not run under systemd)', () => {
     assert.deepEqual(rec.calls, [['disable', '--now', SYSTEMD_UNIT_NAME], ['daemon-reload']]);
     assert.equal(existsSync(join(unitDir, SYSTEMD_UNIT_NAME)), false);
     assert.equal(await removeSystemdUnit(mine, rec.run, unitDir), 'absent');
+  });
+});
+
+describe('stopping through systemd (recorded)', () => {
+  test('an active unit is stopped with systemctl stop; an absent one is not asked to stop', async () => {
+    const ext = join(root, 'ext-stop');
+    mkdirSync(ext, { recursive: true });
+    const files = { supervisorPidFile: join(ext, 'kvvm-supervisor.pid'), workerPidFile: join(ext, 'kvvm-service.pid'), serviceLock: join(ext, 'kvvm-service.lock'), outputFile: join(ext, 'out') };
+    const active = recorder();
+    assert.equal(await stopSystemdService(files, active.run, 1000), 'stopped');
+    assert.deepEqual(active.calls, [['is-active', '--quiet', SYSTEMD_UNIT_NAME], ['stop', SYSTEMD_UNIT_NAME]]);
+    const absent = recorder({ [`is-active --quiet ${SYSTEMD_UNIT_NAME}`]: 4 });
+    assert.equal(await stopSystemdService(files, absent.run, 1000), 'not-running');
+    assert.deepEqual(absent.calls, [['is-active', '--quiet', SYSTEMD_UNIT_NAME]]);
   });
 });

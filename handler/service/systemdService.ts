@@ -67,7 +67,8 @@ export async function isSystemdServiceRunning(run: SystemctlRunner): Promise<{ r
 
 export async function stopSystemdService(files: PosixServiceFiles, run: SystemctlRunner, timeoutMs: number): Promise<StopResult> {
   const wasActive = (await run(systemctlSteps.isActive())) === 0;
-  for (const args of systemctlSteps.stop()) await step(run, args);
+  // `systemctl stop` of a unit that was never written fails ("not loaded"): only stop what runs.
+  if (wasActive) for (const args of systemctlSteps.stop()) await step(run, args);
   const leftover = await stopService(files, { timeoutMs });
   return wasActive ? (leftover === 'killed' ? 'killed' : 'stopped') : leftover;
 }
