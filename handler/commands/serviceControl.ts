@@ -4,7 +4,8 @@
  */
 import { describeError } from '../errors.js';
 import { isServiceRunning, startSupervisedService, stopService, type PosixServiceFiles } from '../service/posixService.js';
-import { restartPolicyFromEnv } from '../service/restartLoop.js';
+import { overridesFrom } from '../overrides.js';
+import { restartPolicyFor } from '../service/restartLoop.js';
 import { isRunning, startDetached, stopProcess, type StopResult } from '../service/supervisor.js';
 import { isSystemdServiceRunning, removeSystemdUnit, runSystemctl, startSystemdService, stopSystemdService, systemdBooted } from '../service/systemdService.js';
 import { unitEnvironment } from '../service/systemdUnit.js';
@@ -32,7 +33,8 @@ export function posixServiceFiles(ctx: HandlerContext): PosixServiceFiles {
  */
 export function serviceControlFor(ctx: HandlerContext): ServiceControl {
   const windows = ctx.host.platform === 'win32';
-  const systemd = !windows && ctx.host.platform === 'linux' && ctx.host.env['KVVM_INIT'] !== 'none' && systemdBooted();
+  const overrides = overridesFrom(ctx.host.env);
+  const systemd = !windows && ctx.host.platform === 'linux' && !overrides.initNone && systemdBooted();
   const files = posixServiceFiles(ctx);
   return {
     isRunning: () => (windows ? isRunning(ctx.paths.pidFile) : systemd ? isSystemdServiceRunning(runSystemctl) : isServiceRunning(files)),
@@ -54,7 +56,7 @@ export function serviceControlFor(ctx: HandlerContext): ServiceControl {
         if (windows) {
           return await startDetached({ command: ctx.host.execPath, args: [...kvvm.slice(1), 'service'], env, cwd, pidFile: ctx.paths.pidFile, logFile: ctx.paths.serviceOutput });
         }
-        const policy = restartPolicyFromEnv(ctx.host.env);
+        const policy = restartPolicyFor(overrides.restartBaseMs);
         if (systemd) {
           const version = ctx.host.env['AZURE_GUEST_AGENT_EXTENSION_VERSION'] ?? '';
           return await startSystemdService({ files, run: runSystemctl, unit: { extensionFolder: cwd, version, kvvmCommand: kvvm, env: unitEnvironment(env), policy } });

@@ -78,9 +78,8 @@ export function restartLoopArgs(lockFile: string, kvvmCommand: readonly string[]
   return ['-c', RESTART_LOOP_SCRIPT, 'kvvm-supervisor', lockFile, ...numbers.map(String), ...kvvmCommand];
 }
 
-/** Test and benchmark knob (KVVM_RESTART_BASE_MS): faster restarts; operators get the defaults. */
-export function restartPolicyFromEnv(env: Record<string, string | undefined>): RestartPolicy {
-  const base = Number(env['KVVM_RESTART_BASE_MS']);
-  if (!Number.isSafeInteger(base) || base <= 0) return DEFAULT_RESTART_POLICY;
+/** Test knob (KVVM_RESTART_BASE_MS, read in overrides.ts): faster restarts; operators get the defaults. */
+export function restartPolicyFor(base: number | undefined): RestartPolicy {
+  if (base === undefined) return DEFAULT_RESTART_POLICY;
   return { ...DEFAULT_RESTART_POLICY, baseDelayMs: base, maxDelayMs: Math.max(base, base * 8), slowDelayMs: Math.max(base, base * 20) };
 }
