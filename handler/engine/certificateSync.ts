@@ -36,7 +36,8 @@ export interface SyncLogger {
 export interface CertificateSyncDeps {
   vault: VaultReader;
   store: CertificateStore;
-  parse: (value: string, contentType: string | undefined) => CertificateMaterial;
+  /** The service parses in worker threads (certs/parserPool.ts), so this may be asynchronous. */
+  parse: (value: string, contentType: string | undefined) => CertificateMaterial | Promise<CertificateMaterial>;
   /** Chain check for server-auth leaves; undefined result = accepted. */
   checkChain: (material: CertificateMaterial, now: Date, cert: ObservedCertificate) => KvvmError | undefined;
   now: () => Date;
@@ -161,7 +162,7 @@ async function applyAction(
   switch (action.kind) {
     case 'install': {
       const secret = prefetched.get(action.version) ?? (await deps.vault.getSecret(cert.vaultUrl, cert.secretName, action.version));
-      const material = materialFromSecret(secret, deps);
+      const material = await materialFromSecret(secret, deps);
       const checked = deps.checkChain(material, deps.now(), cert);
       if (checked) throw checked;
       const entry = await deps.store.install(cert, id, material);
@@ -189,7 +190,7 @@ async function applyAction(
   }
 }
 
-function materialFromSecret(secret: FetchedSecret, deps: CertificateSyncDeps): CertificateMaterial {
+async function materialFromSecret(secret: FetchedSecret, deps: CertificateSyncDeps): Promise<CertificateMaterial> {
   const type = secret.contentType?.toLowerCase();
   if (type !== undefined && !CERT_CONTENT_TYPES.has(type)) {
     throw new KvvmError(
@@ -198,6 +199,6 @@ function materialFromSecret(secret: FetchedSecret, deps: CertificateSyncDeps): C
       { fix: 'Observe only certificate-backed secrets (content type application/x-pkcs12 or application/x-pem-file).' },
     );
   }
-  return deps.parse(secret.value, secret.contentType);
+  return await deps.parse(secret.value, secret.contentType);
 }
 
