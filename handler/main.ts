@@ -27,30 +27,15 @@ const AGENT_HELP =
   'ConfigSequenceNumber or the newest <n>.settings file.';
 
 const COMMANDS: Record<string, CommandSpec> = {
-  install: {
-    summary: 'prepare the extension folder (agent)',
-    usage: 'kvvm install',
-    agent: true,
-    run: async (_a, h) => (await import('./commands/lifecycle.js')).installCommand(h),
-  },
+  install: { summary: 'prepare the extension folder (agent)', usage: 'kvvm install', agent: true, run: async (_a, h) => (await import('./commands/lifecycle.js')).installCommand(h) },
   enable: {
     summary: 'validate settings, record the sequence number, start or reconfigure the service (agent)',
     usage: 'kvvm enable',
     agent: true,
     run: async (_a, h) => (await import('./commands/lifecycle.js')).enableCommand(h),
   },
-  disable: {
-    summary: 'stop the service; certificates stay installed (agent)',
-    usage: 'kvvm disable',
-    agent: true,
-    run: async (_a, h) => (await import('./commands/lifecycle.js')).disableCommand(h),
-  },
-  update: {
-    summary: "carry state over from the previous version's folder (agent)",
-    usage: 'kvvm update',
-    agent: true,
-    run: async (_a, h) => (await import('./commands/lifecycle.js')).updateCommand(h),
-  },
+  disable: { summary: 'stop the service; certificates stay installed (agent)', usage: 'kvvm disable', agent: true, run: async (_a, h) => (await import('./commands/lifecycle.js')).disableCommand(h) },
+  update: { summary: "carry state over from the previous version's folder (agent)", usage: 'kvvm update', agent: true, run: async (_a, h) => (await import('./commands/lifecycle.js')).updateCommand(h) },
   uninstall: {
     summary: "stop the service and remove kvvm's state; certificates stay (agent)",
     usage: 'kvvm uninstall',
@@ -62,6 +47,13 @@ const COMMANDS: Record<string, CommandSpec> = {
     usage: 'kvvm service',
     agent: true,
     run: async (_a, h) => (await import('./commands/service.js')).serviceCommand(h),
+  },
+  'service-crashed': {
+    summary: 'report a crash loop of the certificate service in the status (run by the service supervisor)',
+    usage: 'kvvm service-crashed <count> <reason> <retry ms>',
+    agent: true,
+    hidden: true,
+    run: async (a, h) => (await import('./commands/serviceCrashed.js')).serviceCrashedCommand(a, h),
   },
   'windows-service-host': {
     summary: 'the kvvm Windows service process, started by the Service Control Manager (registered by enable)',
@@ -80,13 +72,7 @@ const COMMANDS: Record<string, CommandSpec> = {
     summary: 'check a settings file and print the verdict',
     usage: 'kvvm validate <settings.json> [--platform linux|win32] [--json]',
     agent: false,
-    run: async (a, h) =>
-      (await import('./settings/validateCommand.js')).runValidateCommand(a, {
-        stdout: h.stdout,
-        stderr: h.stderr,
-        env: h.env,
-        platform: h.platform === 'win32' ? 'win32' : 'linux',
-      }),
+    run: async (a, h) => (await import('./settings/validateCommand.js')).runValidateCommand(a, { stdout: h.stdout, stderr: h.stderr, env: h.env, platform: h.platform === 'win32' ? 'win32' : 'linux' }),
   },
   'dev-vault': {
     summary: 'run a local Key Vault + managed-identity endpoint for development and tests',
@@ -155,8 +141,7 @@ export async function main(argv: string[], host: CommandHost): Promise<number> {
   }
   // Every KVVM_* variable is read in overrides.ts: refuse one that does not parse, and say which are in effect
   // (stderr: stdout may be parsed). Not from the service, which writes the same lines to its own log, nor from
-  // the Windows service host: started by the SCM it has no usable stderr, and a write there kept it from ever
-  // answering the SCM (StartServiceW: ERROR_SERVICE_REQUEST_TIMEOUT under Wine).
+  // the Windows service host, which the SCM starts without a console (its child, the service, logs them).
   const overrides = readOverrides(host.env);
   const invalid = invalidOverridesError(overrides);
   if (invalid) {

@@ -14,6 +14,9 @@ import { createLogger } from '../service/logger.js';
 import { STOP_MESSAGE } from '../service/windowsServiceConfig.js';
 import { DEFAULT_RETRY_POLICY, runPollLoop } from '../service/pollLoop.js';
 import type { RetryPolicy } from '../vault/backoff.js';
+import { EXIT_SETTINGS_INVALID } from '../service/restartLoop.js';
+import { createResilientStatusWriter, STATUS_RETRY_MS } from '../service/statusWriter.js';
+import { recordWorkerPid, releaseWorkerPid } from '../service/workerPid.js';
 import { SERVICE_CONCURRENCY } from '../engine/syncCycle.js';
 import { createPemStore } from '../stores/pemStore.js';
 import { createWindowsStore } from '../stores/windows/windowsStore.js';
@@ -40,7 +43,7 @@ const windowsChainCheck = (material: CertificateMaterial, _now: Date, cert: Obse
   hasServerAuthEku(material.leaf) ? windowsChainError(material, cert.certificateStoreLocation as StoreLocation) : undefined;
 
 /** The certificate store of this platform; `linkOnRenewal` (settings) only matters to the Windows store. */
-function createStoreForPlatform(platform: NodeJS.Platform, options: { linkOnRenewal?: boolean; log?: SyncLogger } = {}): CertificateStore {
+export function createStoreForPlatform(platform: NodeJS.Platform, options: { linkOnRenewal?: boolean; log?: SyncLogger } = {}): CertificateStore {
   if (platform === 'win32') {
     return createWindowsStore({
       ...(options.linkOnRenewal === undefined ? {} : { linkOnRenewal: options.linkOnRenewal }),
@@ -55,7 +58,7 @@ function createStoreForPlatform(platform: NodeJS.Platform, options: { linkOnRene
  * A development poll interval (overrides.ts) lets the demo and tests poll every few seconds; the settings clamp
  * (300-3600 s) is what operators get. Logged loudly so it is never mistaken for a setting.
  */
-function applyDevOverrides(config: KvvmConfig, overrides: Overrides, log: SyncLogger): KvvmConfig {
+export function applyDevOverrides(config: KvvmConfig, overrides: Overrides, log: SyncLogger): KvvmConfig {
   const dev = overrides.devPollIntervalS;
   if (dev === undefined) return config;
   log.warn(`development override: polling every ${dev} s instead of ${config.pollingIntervalS} s (KVVM_DEV_POLL_INTERVAL_S)`);
@@ -63,11 +66,9 @@ function applyDevOverrides(config: KvvmConfig, overrides: Overrides, log: SyncLo
 }
 
 /** Tuning knob for tests and benchmarks (overrides.ts); production uses the defaults. */
-function retryPolicyFor(overrides: Overrides): RetryPolicy {
+export function retryPolicyFor(overrides: Overrides): RetryPolicy {
   const base = overrides.retryBaseMs;
-  return base !== undefined
-    ? { ...DEFAULT_RETRY_POLICY, baseDelayMs: base, maxDelayMs: Math.max(base, Math.min(DEFAULT_RETRY_POLICY.maxDelayMs, base * 150)) }
-    : DEFAULT_RETRY_POLICY;
+  return base !== undefined ? { ...DEFAULT_RETRY_POLICY, baseDelayMs: base, maxDelayMs: Math.max(base, Math.min(DEFAULT_RETRY_POLICY.maxDelayMs, base * 150)) } : DEFAULT_RETRY_POLICY;
 }
 
 export async function serviceCommand(host: CommandHost): Promise<number> {
@@ -95,14 +96,23 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
     process.once('disconnect', () => stop('the Windows service host closing'));
     process.channel?.unref();
   }
+  // kvvm-service.pid names the process that syncs: this one (on Windows the service host records itself).
+  const ownPid = host.platform === 'win32' ? undefined : await recordWorkerPid(ctx.paths.pidFile, host.now());
+  const status = createResilientStatusWriter({ write: (report) => reportStatus(ctx, report), log, now: host.now, retryMs: STATUS_RETRY_MS });
   try {
     const loaded = await loadConfig(ctx);
     if (!loaded.ok) {
-      await reportStatus(ctx, { operation: 'Enable', status: 'error', code: 1, message: loaded.message });
+      await status.write({ operation: 'Enable', status: 'error', code: 1, message: loaded.message });
       log.error(loaded.message);
-      return 1;
+      // Not a crash: the supervisor does not restart a service whose settings are wrong (the status says why).
+      return EXIT_SETTINGS_INVALID;
     }
     const config = applyDevOverrides(loaded.config, overrides, log);
+    if (config.logging && host.platform !== 'win32') {
+      const { createFluentTransport } = await import('../service/fluentTransport.js');
+      log.addTransport(createFluentTransport(config.logging, { onStateChange: (m) => log.warn(m) }));
+      log.info(`log records also go to fluentd at ${config.logging.endpoint} (tag ${config.logging.serviceName})`);
+    }
     log.info(`service started for sequence ${ctx.seq}`, {
       certificates: config.observedCertificates.length,
       pollingIntervalS: config.pollingIntervalS,
@@ -114,7 +124,7 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
       config,
       {
         sync: syncDeps,
-        writeStatus: (report) => reportStatus(ctx, report),
+        writeStatus: (report) => status.write(report),
         isSuperseded: async () => ((await readMrseq(ctx.handlerEnv.extensionFolder)) ?? ctx.seq) > ctx.seq,
         sleep: (ms, signal) => delay(ms, undefined, { signal }).catch(() => undefined),
         random: Math.random,
@@ -136,7 +146,9 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
     }
     return 1;
   } finally {
+    status.close();
     await parser.close();
+    if (ownPid) await releaseWorkerPid(ctx.paths.pidFile, ownPid);
     await log.close();
   }
 }
@@ -147,7 +159,7 @@ function vaultReaderFor(host: CommandHost, config: KvvmConfig): ReturnType<typeo
   return createVaultReader({ authentication: config.authentication, env: host.env, ...(credential ? { credential } : {}) });
 }
 
-function buildSyncDeps(host: CommandHost, config: KvvmConfig, log: SyncLogger, parse: CertificateSyncDeps['parse']): CertificateSyncDeps {
+export function buildSyncDeps(host: CommandHost, config: KvvmConfig, log: SyncLogger, parse: CertificateSyncDeps['parse']): CertificateSyncDeps {
   return {
     vault: vaultReaderFor(host, config),
     store: createStoreForPlatform(host.platform, { linkOnRenewal: config.linkOnRenewal, log }),

@@ -1,13 +1,17 @@
 import { lstat, readdir, readFile, readlink, rmdir, stat, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, join } from 'node:path';
 import { KvvmError } from '../errors.js';
 import { fileSystemError } from '../fsErrors.js';
 import type { CertificateMaterial, CertificateVersionId } from '../certs/material.js';
 import { CONTENT_TYPE_PEM, materialToPem, notAfterOf, parseCertificateSecret } from '../certs/parse.js';
 import { DEFAULT_LINUX_STORE, type FileAcl, type ObservedCertificate } from '../settings/config.js';
 import type { CertificateStore, InstalledCertificate } from './store.js';
-import { createAclApplier, defaultCommandRunner, resolveGroupDefault, resolveUserDefault, type AclStrategy, type CommandRunner } from './pemAcl.js';
-import { cleanTempFiles, errnoOf, finalNameOfTemp, TEMP_PREFIX } from './pemFiles.js';
+import {
+  createAclApplier, defaultCommandRunner, resolveGroupDefault, resolveUserDefault,
+  type AclStrategy, type CommandRunner,
+} from './pemAcl.js';
+import { cleanTempFiles, errnoOf, finalNameOfTemp } from './pemFiles.js';
+import { layoutOf, type Layout } from './pemLayout.js';
 import { fsyncDir, openDirectory, replaceSymlink, writePrivateFile } from './safeWrite.js';
 import { checkStoreDirectory, ensureStoreDirectory, STORE_MARKER, type StoreDirectoryPolicy } from './storeDirectory.js';
 
@@ -47,8 +51,6 @@ export interface PemStoreOptions {
   defaultStore?: string;
 }
 
-/** Key Vault object names (alphanumerics and hyphens) and versions (32 hex); anything else could escape the dir. */
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,126}$/;
 
 export function createPemStore(options: PemStoreOptions = {}): CertificateStore {
   const now = options.now ?? (() => new Date());
@@ -97,10 +99,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     return guard(`list certificates in ${layout.dir}`, async () => {
       const names = await entriesOf(layout.dir);
       const removed = new Set(await cleanTempFiles(layout.dir, layout.owns, now(), names));
-      return readInstalled(
-        layout,
-        names.filter((n) => !removed.has(n)),
-      );
+      return readInstalled(layout, names.filter((n) => !removed.has(n)));
     });
   }
 
@@ -112,8 +111,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
       content = materialToPem(material);
     } catch (cause) {
       throw new KvvmError('store-bad-material', `The certificate ${describeId(id)} cannot be written as PEM.`, {
-        fix: 'Re-import the certificate into Key Vault.',
-        cause,
+        fix: 'Re-import the certificate into Key Vault.', code: -1, cause,
       });
     }
     return guard(`install ${describeId(id)} into ${layout.dir}`, async () => {
@@ -129,9 +127,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
         mode: 0o600,
         mtime: new Date(Math.max(current, Math.floor(newest) + 1)),
         ...owner,
-        onHandle: async (target) => {
-          await acl.applyToFile(target, cert.acls);
-        },
+        onHandle: async (target) => { await acl.applyToFile(target, cert.acls); },
       });
       const entry = (await readInstalled(layout)).find((e) => e.version === id.version);
       if (!entry) throw new Error(`${fileName} is not readable after writing it`);
@@ -145,7 +141,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     const target = await lstat(join(layout.dir, fileName)).catch(() => undefined);
     if (!target?.isFile()) {
       throw new KvvmError('store-version-missing', `Cannot activate ${describeId(id)}: ${join(layout.dir, fileName)} is not installed.`, {
-        fix: 'This is a kvvm bug (activate before install); restart the service to resynchronise.',
+        fix: 'This is a kvvm bug (activate before install); restart the service to resynchronise.', code: -1,
       });
     }
     await guard(`point ${layout.linkPath} at ${fileName}`, async () => {
@@ -159,13 +155,9 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
       if (link) {
         const current = await readlink(layout.linkPath);
         if (layout.linkTargetVersion(current) === undefined) {
-          throw new KvvmError(
-            'store-link-foreign',
-            `${layout.linkPath} is a symbolic link to ${JSON.stringify(current)}, which is not one of this certificate's files; kvvm does not replace a link it did not make.`,
-            {
-              fix: `Remove ${layout.linkPath} if nothing needs it (rm ${layout.linkPath}), or choose another customSymbolicLinkName.`,
-            },
-          );
+          throw new KvvmError('store-link-foreign', `${layout.linkPath} is a symbolic link to ${JSON.stringify(current)}, which is not one of this certificate's files; kvvm does not replace a link it did not make.`, {
+            fix: `Remove ${layout.linkPath} if nothing needs it (rm ${layout.linkPath}), or choose another customSymbolicLinkName.`,
+          });
         }
         if (basename(current) === fileName) return;
       }
@@ -178,7 +170,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     const fileName = layout.fileName(installed.version);
     if ((await activeFileName(layout)) === fileName) {
       throw new KvvmError('store-remove-active', `Refusing to remove ${join(layout.dir, fileName)}: it is the active version.`, {
-        fix: 'This is a kvvm bug (the planner removed the active version); nothing was changed.',
+        fix: 'This is a kvvm bug (the planner removed the active version); nothing was changed.', code: -1,
       });
     }
     await guard(`remove ${fileName} from ${layout.dir}`, async () => {
@@ -205,9 +197,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
       for (const name of await readdir(layout.dir)) {
         const tempFor = finalNameOfTemp(name);
         if (layout.versionOf(name) !== undefined || (tempFor !== undefined && layout.owns(tempFor))) {
-          await unlink(join(layout.dir, name)).catch((err: unknown) => {
-            if (errnoOf(err) !== 'ENOENT') throw err;
-          });
+          await unlink(join(layout.dir, name)).catch((err: unknown) => { if (errnoOf(err) !== 'ENOENT') throw err; });
         }
       }
       await fsyncDir(layout.dir);
@@ -225,13 +215,9 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     if (!checked.managed) {
       // Not ours: used as it is. Readers named in "acls" need to traverse it, which kvvm may not grant here.
       if (acls.length > 0 && (checked.stats.mode & 0o001) === 0) {
-        throw new KvvmError(
-          'store-dir-foreign',
-          `The store directory ${dir} was not created by kvvm, which therefore does not change its permissions, and the users in "acls" cannot enter it (mode ${(checked.stats.mode & 0o777).toString(8)}).`,
-          {
-            fix: `Hand the directory to kvvm with "touch ${join(dir, STORE_MARKER)}" (kvvm then keeps it 0710 with ACLs for those users), or remove it so kvvm creates it, or "chmod o+x ${dir}".`,
-          },
-        );
+        throw new KvvmError('store-dir-foreign', `The store directory ${dir} was not created by kvvm, which therefore does not change its permissions, and the users in "acls" cannot enter it (mode ${(checked.stats.mode & 0o777).toString(8)}).`, {
+          fix: `Hand the directory to kvvm with "touch ${join(dir, STORE_MARKER)}" (kvvm then keeps it 0710 with ACLs for those users), or remove it so kvvm creates it, or "chmod o+x ${dir}".`,
+        });
       }
       return;
     }
@@ -256,68 +242,6 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
   }
 
   return { kind: 'pem', list: async (cert) => (await list(cert)).map(plain), install: async (...a) => plain(await install(...a)), activate, remove, removeAll };
-}
-
-interface Layout {
-  dir: string;
-  linkPath: string;
-  fileName(version: string): string;
-  /** The version a directory entry holds, if it is one of this certificate's version files. */
-  versionOf(name: string): string | undefined;
-  /** Whether a (temp file's) final name belongs to this certificate. */
-  owns(finalName: string): boolean;
-  /**
-   * The version a link target names when kvvm (relative name) or KeyVaultForLinux (absolute path in the same
-   * directory) made the link; undefined for any other target, which kvvm then leaves alone.
-   */
-  linkTargetVersion(target: string): string | undefined;
-  cert: ObservedCertificate;
-}
-
-function layoutOf(cert: ObservedCertificate): Layout {
-  for (const [what, value] of [
-    ['vault name', cert.vaultName],
-    ['secret name', cert.secretName],
-  ] as const) {
-    if (!NAME.test(value)) throw invalidName(what, value);
-  }
-  const link = cert.linkName;
-  if (
-    link === '' ||
-    link === '.' ||
-    link === '..' ||
-    link.includes('/') ||
-    /[\u0000-\u001f\u007f]/.test(link) ||
-    Buffer.byteLength(link) > 255 ||
-    link.startsWith(TEMP_PREFIX) ||
-    link.startsWith('-') ||
-    link === STORE_MARKER
-  ) {
-    throw invalidName('symbolic link name', link);
-  }
-  if (!cert.certificateStoreLocation.startsWith('/')) throw invalidName('store directory (must be absolute)', cert.certificateStoreLocation);
-  const prefix = `${cert.vaultName}.${cert.secretName}.`;
-  return {
-    dir: cert.certificateStoreLocation,
-    linkPath: join(cert.certificateStoreLocation, link),
-    cert,
-    fileName(version) {
-      if (!NAME.test(version)) throw invalidName('secret version', version);
-      return `${prefix}${version}.PEM`;
-    },
-    versionOf(name) {
-      if (!name.startsWith(prefix) || !name.endsWith('.PEM')) return undefined;
-      const version = name.slice(prefix.length, -'.PEM'.length);
-      return NAME.test(version) ? version : undefined;
-    },
-    owns: (finalName) => finalName.startsWith(prefix) || finalName === link,
-    linkTargetVersion(target) {
-      const inDir = !target.includes('/') || (target.startsWith('/') && dirname(target) === cert.certificateStoreLocation);
-      if (!inDir) return undefined;
-      const name = basename(target);
-      return name.startsWith(prefix) && name.endsWith('.PEM') ? name.slice(prefix.length, -'.PEM'.length) : undefined;
-    },
-  };
 }
 
 type Listed = InstalledCertificate & { mtimeMs: number; mtimeNs: bigint };
@@ -375,15 +299,8 @@ async function readInstalled(layout: Layout, names?: readonly string[]): Promise
       continue; // damaged by hand: not listed, so the engine installs that version again (which replaces it)
     }
     entries.push({
-      vaultName: layout.cert.vaultName,
-      secretName: layout.cert.secretName,
-      version,
-      thumbprint,
-      notAfter,
-      active: name === active,
-      location: path,
-      mtimeMs: Number(info.mtimeMs),
-      mtimeNs: info.mtimeNs,
+      vaultName: layout.cert.vaultName, secretName: layout.cert.secretName, version, thumbprint, notAfter,
+      active: name === active, location: path, mtimeMs: Number(info.mtimeMs), mtimeNs: info.mtimeNs,
     });
   }
   entries.sort((a, b) => (a.mtimeNs === b.mtimeNs ? (a.location < b.location ? 1 : -1) : a.mtimeNs < b.mtimeNs ? 1 : -1));
@@ -409,12 +326,6 @@ async function isDirectory(dir: string): Promise<boolean> {
   return (await stat(dir).catch(() => undefined))?.isDirectory() ?? false;
 }
 
-function invalidName(what: string, value: string): KvvmError {
-  return new KvvmError('store-invalid-name', `Invalid ${what} for the PEM store: "${value}".`, {
-    fix: 'Correct the certificate URL or customSymbolicLinkName in the settings.',
-  });
-}
-
 function describeId(id: CertificateVersionId): string {
   return `${id.vaultName}/${id.secretName}/${id.version}`;
 }
@@ -428,8 +339,7 @@ async function guard<T>(action: string, fn: () => Promise<T>): Promise<T> {
     const path = (err as NodeJS.ErrnoException | undefined)?.path;
     if (path === undefined) {
       throw new KvvmError('store-io', `Cannot ${action}: ${errnoOf(err) ?? (err instanceof Error ? err.message : String(err))}.`, {
-        fix: 'Check that the store directory is on a writable local file system with free space.',
-        cause: err,
+        fix: 'Check that the store directory is on a writable local file system with free space.', cause: err,
       });
     }
     throw fileSystemError(action, path, err, 'store-io');
