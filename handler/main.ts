@@ -27,15 +27,30 @@ const AGENT_HELP =
   'ConfigSequenceNumber or the newest <n>.settings file.';
 
 const COMMANDS: Record<string, CommandSpec> = {
-  install: { summary: 'prepare the extension folder (agent)', usage: 'kvvm install', agent: true, run: async (_a, h) => (await import('./commands/lifecycle.js')).installCommand(h) },
+  install: {
+    summary: 'prepare the extension folder (agent)',
+    usage: 'kvvm install',
+    agent: true,
+    run: async (_a, h) => (await import('./commands/lifecycle.js')).installCommand(h),
+  },
   enable: {
     summary: 'validate settings, record the sequence number, start or reconfigure the service (agent)',
     usage: 'kvvm enable',
     agent: true,
     run: async (_a, h) => (await import('./commands/lifecycle.js')).enableCommand(h),
   },
-  disable: { summary: 'stop the service; certificates stay installed (agent)', usage: 'kvvm disable', agent: true, run: async (_a, h) => (await import('./commands/lifecycle.js')).disableCommand(h) },
-  update: { summary: "carry state over from the previous version's folder (agent)", usage: 'kvvm update', agent: true, run: async (_a, h) => (await import('./commands/lifecycle.js')).updateCommand(h) },
+  disable: {
+    summary: 'stop the service; certificates stay installed (agent)',
+    usage: 'kvvm disable',
+    agent: true,
+    run: async (_a, h) => (await import('./commands/lifecycle.js')).disableCommand(h),
+  },
+  update: {
+    summary: "carry state over from the previous version's folder (agent)",
+    usage: 'kvvm update',
+    agent: true,
+    run: async (_a, h) => (await import('./commands/lifecycle.js')).updateCommand(h),
+  },
   uninstall: {
     summary: "stop the service and remove kvvm's state; certificates stay (agent)",
     usage: 'kvvm uninstall',
@@ -72,7 +87,13 @@ const COMMANDS: Record<string, CommandSpec> = {
     summary: 'check a settings file and print the verdict',
     usage: 'kvvm validate <settings.json> [--platform linux|win32] [--json]',
     agent: false,
-    run: async (a, h) => (await import('./settings/validateCommand.js')).runValidateCommand(a, { stdout: h.stdout, stderr: h.stderr, env: h.env, platform: h.platform === 'win32' ? 'win32' : 'linux' }),
+    run: async (a, h) =>
+      (await import('./settings/validateCommand.js')).runValidateCommand(a, {
+        stdout: h.stdout,
+        stderr: h.stderr,
+        env: h.env,
+        platform: h.platform === 'win32' ? 'win32' : 'linux',
+      }),
   },
   'dev-vault': {
     summary: 'run a local Key Vault + managed-identity endpoint for development and tests',

@@ -99,8 +99,8 @@ export const REASONS = {
   // Service
   'service-start': { code: -1, meaning: 'The service could not be started (or stopped right after starting).' },
   'service-stopping': { code: -1, meaning: 'The service is stopping; work in flight was abandoned.' },
-  'lock-busy': { code: -1, meaning: 'Another kvvm command held the extension\'s command lock too long.' },
-  'lock-failed': { code: -1, meaning: 'flock could not lock the extension\'s lock file.' },
+  'lock-busy': { code: -1, meaning: "Another kvvm command held the extension's command lock too long." },
+  'lock-failed': { code: -1, meaning: "flock could not lock the extension's lock file." },
   'lock-unavailable': { code: -1, meaning: 'flock could not be run.' },
   'systemctl-failed': { code: -1, meaning: 'A systemctl step for the kvvm unit failed.' },
   'service-stop': { code: -1, meaning: 'The service could not be stopped.' },

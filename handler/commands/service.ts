@@ -68,7 +68,9 @@ export function applyDevOverrides(config: KvvmConfig, overrides: Overrides, log:
 /** Tuning knob for tests and benchmarks (overrides.ts); production uses the defaults. */
 export function retryPolicyFor(overrides: Overrides): RetryPolicy {
   const base = overrides.retryBaseMs;
-  return base !== undefined ? { ...DEFAULT_RETRY_POLICY, baseDelayMs: base, maxDelayMs: Math.max(base, Math.min(DEFAULT_RETRY_POLICY.maxDelayMs, base * 150)) } : DEFAULT_RETRY_POLICY;
+  return base !== undefined
+    ? { ...DEFAULT_RETRY_POLICY, baseDelayMs: base, maxDelayMs: Math.max(base, Math.min(DEFAULT_RETRY_POLICY.maxDelayMs, base * 150)) }
+    : DEFAULT_RETRY_POLICY;
 }
 
 export async function serviceCommand(host: CommandHost): Promise<number> {

@@ -46,7 +46,8 @@ export function serviceControlFor(ctx: HandlerContext): ServiceControl {
           ? stopSystemdService(files, runSystemctl, SERVICE_STOP_TIMEOUT_MS)
           : stopService(files, { timeoutMs: SERVICE_STOP_TIMEOUT_MS }),
     // Windows: the service registration goes (when it is this version's: an upgrade may have handed it on).
-    unregister: async () => (windows ? windowsSupervisor.remove(ctx.paths.pidFile) : systemd ? `systemd unit ${await removeSystemdUnit(ctx.handlerEnv.extensionFolder, runSystemctl)}` : undefined),
+    unregister: async () =>
+      windows ? windowsSupervisor.remove(ctx.paths.pidFile) : systemd ? `systemd unit ${await removeSystemdUnit(ctx.handlerEnv.extensionFolder, runSystemctl)}` : undefined,
     async start(seq) {
       const kvvm = ctx.host.scriptPath ? [ctx.host.execPath, ctx.host.scriptPath] : [ctx.host.execPath];
       const env: Record<string, string> = {};
@@ -56,7 +57,14 @@ export function serviceControlFor(ctx: HandlerContext): ServiceControl {
       const cwd = ctx.handlerEnv.extensionFolder;
       try {
         if (windows) {
-          return await windowsSupervisor.startDetached({ command: ctx.host.execPath, args: [...kvvm.slice(1), 'service'], env, cwd, pidFile: ctx.paths.pidFile, logFile: ctx.paths.serviceOutput });
+          return await windowsSupervisor.startDetached({
+            command: ctx.host.execPath,
+            args: [...kvvm.slice(1), 'service'],
+            env,
+            cwd,
+            pidFile: ctx.paths.pidFile,
+            logFile: ctx.paths.serviceOutput,
+          });
         }
         const policy = restartPolicyFor(overrides.restartBaseMs);
         if (systemd) {

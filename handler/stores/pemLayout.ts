@@ -30,12 +30,24 @@ export interface Layout {
 }
 
 export function layoutOf(cert: ObservedCertificate): Layout {
-  for (const [what, value] of [['vault name', cert.vaultName], ['secret name', cert.secretName]] as const) {
+  for (const [what, value] of [
+    ['vault name', cert.vaultName],
+    ['secret name', cert.secretName],
+  ] as const) {
     if (!NAME.test(value)) throw invalidName(what, value);
   }
   const link = cert.linkName;
-  if (link === '' || link === '.' || link === '..' || link.includes('/') || /[\u0000-\u001f\u007f]/.test(link) || Buffer.byteLength(link) > 255
-    || link.startsWith(TEMP_PREFIX) || link.startsWith('-') || link === STORE_MARKER) {
+  if (
+    link === '' ||
+    link === '.' ||
+    link === '..' ||
+    link.includes('/') ||
+    /[\u0000-\u001f\u007f]/.test(link) ||
+    Buffer.byteLength(link) > 255 ||
+    link.startsWith(TEMP_PREFIX) ||
+    link.startsWith('-') ||
+    link === STORE_MARKER
+  ) {
     throw invalidName('symbolic link name', link);
   }
   if (!cert.certificateStoreLocation.startsWith('/')) throw invalidName('store directory (must be absolute)', cert.certificateStoreLocation);
@@ -68,4 +80,3 @@ function invalidName(what: string, value: string): KvvmError {
     fix: 'Correct the certificate URL or customSymbolicLinkName in the settings.',
   });
 }
-

@@ -6,10 +6,7 @@ import type { CertificateMaterial, CertificateVersionId } from '../certs/materia
 import { CONTENT_TYPE_PEM, materialToPem, notAfterOf, parseCertificateSecret } from '../certs/parse.js';
 import { DEFAULT_LINUX_STORE, type FileAcl, type ObservedCertificate } from '../settings/config.js';
 import type { CertificateStore, InstalledCertificate } from './store.js';
-import {
-  createAclApplier, defaultCommandRunner, resolveGroupDefault, resolveUserDefault,
-  type AclStrategy, type CommandRunner,
-} from './pemAcl.js';
+import { createAclApplier, defaultCommandRunner, resolveGroupDefault, resolveUserDefault, type AclStrategy, type CommandRunner } from './pemAcl.js';
 import { cleanTempFiles, errnoOf, finalNameOfTemp } from './pemFiles.js';
 import { layoutOf, type Layout } from './pemLayout.js';
 import { fsyncDir, openDirectory, replaceSymlink, writePrivateFile } from './safeWrite.js';
@@ -50,7 +47,6 @@ export interface PemStoreOptions {
   /** The documented default store, which kvvm manages even when it did not create it (tests point it elsewhere). */
   defaultStore?: string;
 }
-
 
 export function createPemStore(options: PemStoreOptions = {}): CertificateStore {
   const now = options.now ?? (() => new Date());
@@ -99,7 +95,10 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     return guard(`list certificates in ${layout.dir}`, async () => {
       const names = await entriesOf(layout.dir);
       const removed = new Set(await cleanTempFiles(layout.dir, layout.owns, now(), names));
-      return readInstalled(layout, names.filter((n) => !removed.has(n)));
+      return readInstalled(
+        layout,
+        names.filter((n) => !removed.has(n)),
+      );
     });
   }
 
@@ -111,7 +110,9 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
       content = materialToPem(material);
     } catch (cause) {
       throw new KvvmError('store-bad-material', `The certificate ${describeId(id)} cannot be written as PEM.`, {
-        fix: 'Re-import the certificate into Key Vault.', code: -1, cause,
+        fix: 'Re-import the certificate into Key Vault.',
+        code: -1,
+        cause,
       });
     }
     return guard(`install ${describeId(id)} into ${layout.dir}`, async () => {
@@ -127,7 +128,9 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
         mode: 0o600,
         mtime: new Date(Math.max(current, Math.floor(newest) + 1)),
         ...owner,
-        onHandle: async (target) => { await acl.applyToFile(target, cert.acls); },
+        onHandle: async (target) => {
+          await acl.applyToFile(target, cert.acls);
+        },
       });
       const entry = (await readInstalled(layout)).find((e) => e.version === id.version);
       if (!entry) throw new Error(`${fileName} is not readable after writing it`);
@@ -141,7 +144,8 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     const target = await lstat(join(layout.dir, fileName)).catch(() => undefined);
     if (!target?.isFile()) {
       throw new KvvmError('store-version-missing', `Cannot activate ${describeId(id)}: ${join(layout.dir, fileName)} is not installed.`, {
-        fix: 'This is a kvvm bug (activate before install); restart the service to resynchronise.', code: -1,
+        fix: 'This is a kvvm bug (activate before install); restart the service to resynchronise.',
+        code: -1,
       });
     }
     await guard(`point ${layout.linkPath} at ${fileName}`, async () => {
@@ -155,9 +159,13 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
       if (link) {
         const current = await readlink(layout.linkPath);
         if (layout.linkTargetVersion(current) === undefined) {
-          throw new KvvmError('store-link-foreign', `${layout.linkPath} is a symbolic link to ${JSON.stringify(current)}, which is not one of this certificate's files; kvvm does not replace a link it did not make.`, {
-            fix: `Remove ${layout.linkPath} if nothing needs it (rm ${layout.linkPath}), or choose another customSymbolicLinkName.`,
-          });
+          throw new KvvmError(
+            'store-link-foreign',
+            `${layout.linkPath} is a symbolic link to ${JSON.stringify(current)}, which is not one of this certificate's files; kvvm does not replace a link it did not make.`,
+            {
+              fix: `Remove ${layout.linkPath} if nothing needs it (rm ${layout.linkPath}), or choose another customSymbolicLinkName.`,
+            },
+          );
         }
         if (basename(current) === fileName) return;
       }
@@ -170,7 +178,8 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     const fileName = layout.fileName(installed.version);
     if ((await activeFileName(layout)) === fileName) {
       throw new KvvmError('store-remove-active', `Refusing to remove ${join(layout.dir, fileName)}: it is the active version.`, {
-        fix: 'This is a kvvm bug (the planner removed the active version); nothing was changed.', code: -1,
+        fix: 'This is a kvvm bug (the planner removed the active version); nothing was changed.',
+        code: -1,
       });
     }
     await guard(`remove ${fileName} from ${layout.dir}`, async () => {
@@ -197,7 +206,9 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
       for (const name of await readdir(layout.dir)) {
         const tempFor = finalNameOfTemp(name);
         if (layout.versionOf(name) !== undefined || (tempFor !== undefined && layout.owns(tempFor))) {
-          await unlink(join(layout.dir, name)).catch((err: unknown) => { if (errnoOf(err) !== 'ENOENT') throw err; });
+          await unlink(join(layout.dir, name)).catch((err: unknown) => {
+            if (errnoOf(err) !== 'ENOENT') throw err;
+          });
         }
       }
       await fsyncDir(layout.dir);
@@ -215,9 +226,13 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     if (!checked.managed) {
       // Not ours: used as it is. Readers named in "acls" need to traverse it, which kvvm may not grant here.
       if (acls.length > 0 && (checked.stats.mode & 0o001) === 0) {
-        throw new KvvmError('store-dir-foreign', `The store directory ${dir} was not created by kvvm, which therefore does not change its permissions, and the users in "acls" cannot enter it (mode ${(checked.stats.mode & 0o777).toString(8)}).`, {
-          fix: `Hand the directory to kvvm with "touch ${join(dir, STORE_MARKER)}" (kvvm then keeps it 0710 with ACLs for those users), or remove it so kvvm creates it, or "chmod o+x ${dir}".`,
-        });
+        throw new KvvmError(
+          'store-dir-foreign',
+          `The store directory ${dir} was not created by kvvm, which therefore does not change its permissions, and the users in "acls" cannot enter it (mode ${(checked.stats.mode & 0o777).toString(8)}).`,
+          {
+            fix: `Hand the directory to kvvm with "touch ${join(dir, STORE_MARKER)}" (kvvm then keeps it 0710 with ACLs for those users), or remove it so kvvm creates it, or "chmod o+x ${dir}".`,
+          },
+        );
       }
       return;
     }
@@ -299,8 +314,15 @@ async function readInstalled(layout: Layout, names?: readonly string[]): Promise
       continue; // damaged by hand: not listed, so the engine installs that version again (which replaces it)
     }
     entries.push({
-      vaultName: layout.cert.vaultName, secretName: layout.cert.secretName, version, thumbprint, notAfter,
-      active: name === active, location: path, mtimeMs: Number(info.mtimeMs), mtimeNs: info.mtimeNs,
+      vaultName: layout.cert.vaultName,
+      secretName: layout.cert.secretName,
+      version,
+      thumbprint,
+      notAfter,
+      active: name === active,
+      location: path,
+      mtimeMs: Number(info.mtimeMs),
+      mtimeNs: info.mtimeNs,
     });
   }
   entries.sort((a, b) => (a.mtimeNs === b.mtimeNs ? (a.location < b.location ? 1 : -1) : a.mtimeNs < b.mtimeNs ? 1 : -1));
@@ -339,7 +361,8 @@ async function guard<T>(action: string, fn: () => Promise<T>): Promise<T> {
     const path = (err as NodeJS.ErrnoException | undefined)?.path;
     if (path === undefined) {
       throw new KvvmError('store-io', `Cannot ${action}: ${errnoOf(err) ?? (err instanceof Error ? err.message : String(err))}.`, {
-        fix: 'Check that the store directory is on a writable local file system with free space.', cause: err,
+        fix: 'Check that the store directory is on a writable local file system with free space.',
+        cause: err,
       });
     }
     throw fileSystemError(action, path, err, 'store-io');
