@@ -13,7 +13,26 @@ export const MAX_KDF_ITERATIONS = 1_000_000;
 
 export interface Pkcs12Contents {
   keys: KeyObject[];
+  /** Per key (same index): the "Microsoft CSP Name" bag attribute, when the PFX names a provider. */
+  keyProviders: Array<string | undefined>;
   certs: X509Certificate[];
+}
+
+/**
+ * szOID_LOCAL_MACHINE_KEYSET's neighbour: the CSP name Windows writes into a key bag ("Microsoft Enhanced RSA
+ * and AES Cryptographic Provider" in Key Vault's PFX). forge drops attributes whose OID it does not know, so the
+ * OID is registered once; PFXImportCertStore without PKCS12_PREFER_CNG_KSP imports into that CAPI1 provider.
+ */
+export const MS_CSP_NAME_OID = '1.3.6.1.4.1.311.17.1';
+const oids = forge.pki.oids as Record<string, string>;
+oids[MS_CSP_NAME_OID] = 'msCSPName';
+oids['msCSPName'] = MS_CSP_NAME_OID;
+
+/** A BMPString value as forge hands it over (UTF-16BE bytes in a binary string). */
+function bmpText(value: unknown): string | undefined {
+  if (typeof value !== 'string' || value.length % 2 !== 0 || value.length === 0) return undefined;
+  const text = Buffer.from(value, 'binary').swap16().toString('utf16le').replace(/\0+$/, '');
+  return text === '' ? undefined : text;
 }
 
 const PASSWORD_FIX =
@@ -51,6 +70,7 @@ export function readPkcs12(der: Buffer): Pkcs12Contents {
 
 function extract(p12: forge.pkcs12.Pkcs12Pfx): Pkcs12Contents {
   const keys: KeyObject[] = [];
+  const keyProviders: Array<string | undefined> = [];
   const certs: X509Certificate[] = [];
   for (const safe of p12.safeContents) {
     for (const bag of safe.safeBags) {
@@ -58,11 +78,12 @@ function extract(p12: forge.pkcs12.Pkcs12Pfx): Pkcs12Contents {
         certs.push(certFromBag(bag));
       } else if (bag.type === forge.pki.oids.keyBag || bag.type === forge.pki.oids.pkcs8ShroudedKeyBag) {
         keys.push(keyFromBag(bag));
+        keyProviders.push(bmpText((bag.attributes as Record<string, unknown[] | undefined>)['msCSPName']?.[0]));
       }
       // Other bag types (CRL, secret bags) carry nothing a store installs.
     }
   }
-  return { keys, certs };
+  return { keys, keyProviders, certs };
 }
 
 function certFromBag(bag: forge.pkcs12.Bag): X509Certificate {
