@@ -186,7 +186,30 @@ describe('generation detection', () => {
   });
 });
 
+describe('unknown keys: near misses are errors, anything else is ignored with a warning', () => {
+  it('an unrelated key at any level is ignored with a warning naming it, and the rest is used', () => {
+    const c = linux({ ...sms([{ url: URL1, futureOption: 1 }], { newerSetting: true }), protectedSettingsCertThumbprint: 'F6AB' });
+    assert.equal(c.observedCertificates.length, 1);
+    assert.ok(warned(c, '/protectedSettingsCertThumbprint', /ignored/));
+    assert.ok(warned(c, '/secretsManagementSettings/newerSetting', /ignored/));
+    assert.ok(warned(c, '/secretsManagementSettings/observedCertificates/0/futureOption', /ignored/));
+    assert.equal(c.generation, '4.0');
+  });
+  it('a near miss next to an ignored key is still an error with the suggestion', () => {
+    const r = parseSettings(sms([URL1], { pollingIntervalInSec: '3600', somethingElse: 1 }), { platform: 'linux', env: {} });
+    assert.equal(r.ok, false);
+    if (r.ok) return;
+    assert.deepEqual(r.problems.map((p) => [p.path, p.reason]), [['/secretsManagementSettings/pollingIntervalInSec', 'unknown-key']]);
+    assert.match(r.problems[0]?.message ?? '', /did you mean "pollingIntervalInS"/);
+  });
+});
+
 describe('URLs and identities that are tolerated', () => {
+  it('a /certificates/ URL is read through the /secrets/ URL of the same name and version, with a warning', () => {
+    const c = linux3(sms([{ url: 'https://myvault.vault.azure.net/certificates/web/0123456789abcdef0123456789abcdef' }, { url: 'https://myvault.vault.azure.net/certificates/api' }]));
+    assert.deepEqual(c.observedCertificates.map((o) => [o.secretName, o.pinnedVersion]), [['web', '0123456789abcdef0123456789abcdef'], ['api', undefined]]);
+    assert.ok(warned(c, '/secretsManagementSettings/observedCertificates/1/url', /https:\/\/myvault\.vault\.azure\.net\/secrets\/api/));
+  });
   it('a version-pinned URL is accepted as a pin, with a warning that renewals are not followed', () => {
     const c = linux3(sms(['https://myvault.vault.azure.net/secrets/cert1/0123456789ABCDEF0123456789abcdef']));
     assert.equal(c.observedCertificates[0]?.pinnedVersion, '0123456789abcdef0123456789abcdef');

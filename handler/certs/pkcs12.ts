@@ -28,11 +28,11 @@ const oids = forge.pki.oids as Record<string, string>;
 oids[MS_CSP_NAME_OID] = 'msCSPName';
 oids['msCSPName'] = MS_CSP_NAME_OID;
 
-/** A BMPString value as forge hands it over (UTF-16BE bytes in a binary string). */
+/** A BMPString value as forge hands it over (already decoded to text); Windows may end it with a NUL. */
 function bmpText(value: unknown): string | undefined {
-  if (typeof value !== 'string' || value.length % 2 !== 0 || value.length === 0) return undefined;
-  const text = Buffer.from(value, 'binary').swap16().toString('utf16le').replace(/\0+$/, '');
-  return text === '' ? undefined : text;
+  if (typeof value !== 'string') return undefined;
+  const text = value.replace(/\0+$/, '');
+  return text === '' || text.length > 256 ? undefined : text;
 }
 
 const PASSWORD_FIX =

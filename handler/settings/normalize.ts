@@ -99,7 +99,7 @@ function linkOnRenewal(raw: unknown, profile: BehaviourProfile, sink: Sink): boo
 export function normalizeSettings(data: Record<string, unknown>, options: NormalizeOptions): { parts: NormalizedParts; problems: SettingsProblem[] } {
   const sink: Sink = { problems: [], warnings: [] };
   const sms = asObject(data['secretsManagementSettings']) ?? {};
-  const profile = options.profile ?? profileFor('4.0', options.platform, 'option');
+  const profile = options.profile ?? profileFor('4.0', options.platform, 'default');
 
   const defaults: CertificateDefaults = { platform: options.platform, env: options.env, profile };
   const globalName = asString(sms['certificateStoreName']);

@@ -11,7 +11,7 @@ import type { InitialSyncMode } from './config.js';
 export type ProfileLine = '3.x' | '4.x';
 export type ProfilePlatform = 'linux' | 'win32';
 /** Where the handler version came from, for messages ("version 3.1.2 from the extension folder name"). */
-export type HandlerVersionSource = 'environment' | 'folder' | 'package' | 'option';
+export type HandlerVersionSource = 'environment' | 'folder' | 'package' | 'option' | 'document' | 'default';
 
 export interface BehaviourProfile {
   line: ProfileLine;
@@ -70,6 +70,7 @@ export function describeProfile(p: BehaviourProfile): string {
   const rules = p.line === '4.x'
     ? (p.platform === 'win32' ? 'KeyVaultForWindows 4.0 rules' : 'KeyVaultForWindows 4.0 rules on a PEM store')
     : (p.platform === 'win32' ? 'KeyVaultForWindows 3.x rules' : 'KeyVaultForLinux 3.x rules');
-  const from = { environment: 'AZURE_GUEST_AGENT_EXTENSION_VERSION', folder: 'the extension folder name', package: 'the packaged version', option: '--handler-version' }[p.source];
+  if (p.source === 'default') return `${p.line} profile (${rules}; no handler version given)`;
+  const from = { environment: 'AZURE_GUEST_AGENT_EXTENSION_VERSION', folder: 'the extension folder name', package: 'the packaged version', option: '--handler-version', document: 'typeHandlerVersion' }[p.source];
   return `${p.line} profile (${rules}; handler version ${p.handlerVersion} from ${from})`;
 }

@@ -30,8 +30,8 @@ export function buildImportPfx(leaf: X509Certificate, privateKey: KeyObject, pas
   // PFXImportCertStore puts the key into that CAPI1 provider, exactly as it would with Key Vault's own file.
   const keyAttributes = [localKeyId];
   if (options.cspName !== undefined) {
-    const utf16be = Buffer.from(options.cspName, 'utf16le').swap16().toString('binary');
-    keyAttributes.push(seq([oid(MS_CSP_NAME_OID), set([asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BMPSTRING, false, utf16be)])]));
+    // forge writes a BMPString value as UTF-16BE code units itself.
+    keyAttributes.push(seq([oid(MS_CSP_NAME_OID), set([asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BMPSTRING, false, options.cspName)])]));
   }
   const keyBag = seq([oid(pki.oids['pkcs8ShroudedKeyBag'] as string), explicit0([shrouded]), set(keyAttributes)]);
   const certBag = seq([
