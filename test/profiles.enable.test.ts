@@ -84,7 +84,11 @@ const ROWS: Row[] = [
     pollingIntervalInS: '30',
     settled: (s) => s.status === 'success' && sub(s, 'web')?.status === 'success',
     expect: async (s, store, seen) => {
-      assert.ok(!seen.has('transitioning'), `3.x without requireInitialSync never waits; statuses seen: ${[...seen].join(', ')}`);
+      // Never waits for the missing certificate: success while it still fails (and no initial-sync retries).
+      assert.equal(s.status, 'success');
+      assert.equal(sub(s, 'missing')?.status, 'error');
+      assert.doesNotMatch(s.message, /Initial sync/);
+      assert.ok(!seen.has('error'), `statuses seen: ${[...seen].join(', ')}`);
       assert.match(sub(s, 'web')?.formattedMessage.message ?? '', /chain does not validate/);
       assert.match(s.message, /pollingIntervalInS "30" is below 60 s/);
       assert.deepEqual(await pemLabels(join(store, 'kvvm.web')), [`CERT ${WEB_CN}`, 'CERT profile intermediate', 'CERT profile root', 'PRIVATE KEY']);
