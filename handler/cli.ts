@@ -134,14 +134,16 @@ export async function main(argv: string[], host: CommandHost): Promise<number> {
     return 0;
   }
   // Every KVVM_* variable is read in overrides.ts: refuse one that does not parse, and say which are in effect
-  // (stderr: stdout may be parsed; the service writes the same lines to its own log).
+  // (stderr: stdout may be parsed). Not from the service, which writes the same lines to its own log, nor from
+  // the Windows service host: started by the SCM it has no usable stderr, and a write there kept it from ever
+  // answering the SCM (StartServiceW: ERROR_SERVICE_REQUEST_TIMEOUT under Wine).
   const overrides = readOverrides(host.env);
   const invalid = invalidOverridesError(overrides);
   if (invalid) {
     host.stderr(`kvvm ${name}: ${invalid.describe()}\n`);
     return 2;
   }
-  if (name !== 'service') for (const line of overrideLogLines(overrides)) host.stderr(`kvvm ${name}: ${line.message}\n`);
+  if (name !== 'service' && name !== 'windows-service-host') for (const line of overrideLogLines(overrides)) host.stderr(`kvvm ${name}: ${line.message}\n`);
   try {
     return await spec.run(rest, host);
   } catch (err) {

@@ -4,7 +4,7 @@
  */
 import type { X509Certificate } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import { parseCertificateSecret } from '../certs/parse.js';
+import { createParserPool } from '../certs/parserPool.js';
 import { hasServerAuthEku, loadTrustedRoots, validateChain } from '../certs/chain.js';
 import type { CertificateMaterial } from '../certs/material.js';
 import type { CertificateSyncDeps, SyncLogger } from '../engine/certificateSync.js';
@@ -73,13 +73,16 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
   const ctx = await loadHandlerContext(host, { needSequence: true });
   const reading = readOverrides(host.env);
   const overrides = reading.overrides;
-  const log = createLogger({ logFolder: ctx.handlerEnv.logFolder, name: 'service', console: overrides.logConsole });
+  const log = createLogger({ logFolder: ctx.handlerEnv.logFolder, name: 'service', console: overrides.logConsole, redact: ctx.protectedValues.apply });
   for (const line of overrideLogLines(reading)) log[line.level](line.message);
   const controller = new AbortController();
   const stop = (signal: string): void => {
     if (!controller.signal.aborted) log.info(`received ${signal}; stopping after the current step`);
     controller.abort();
   };
+  // Secrets are parsed in worker threads; stopping ends them at once, so a long parse never delays `disable`.
+  const parser = createParserPool();
+  controller.signal.addEventListener('abort', () => void parser.close(), { once: true });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   // Windows: started by the service host (windowsServiceHost.ts) with an IPC channel; "kvvm:stop" is the SCM's stop
@@ -106,7 +109,7 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
       profile: describeProfile(config.profile),
     });
     for (const w of config.warnings) log.warn(`settings: ${w.path}: ${w.message}`);
-    const syncDeps = buildSyncDeps(host, config, log);
+    const syncDeps = buildSyncDeps(host, config, log, parser.parse);
     const outcome = await runPollLoop(
       config,
       {
@@ -133,6 +136,7 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
     }
     return 1;
   } finally {
+    await parser.close();
     await log.close();
   }
 }
@@ -143,11 +147,11 @@ function vaultReaderFor(host: CommandHost, config: KvvmConfig): ReturnType<typeo
   return createVaultReader({ authentication: config.authentication, env: host.env, ...(credential ? { credential } : {}) });
 }
 
-export function buildSyncDeps(host: CommandHost, config: KvvmConfig, log: SyncLogger): CertificateSyncDeps {
+export function buildSyncDeps(host: CommandHost, config: KvvmConfig, log: SyncLogger, parse: CertificateSyncDeps['parse']): CertificateSyncDeps {
   return {
     vault: vaultReaderFor(host, config),
     store: createStoreForPlatform(host.platform, { linkOnRenewal: config.linkOnRenewal, log, profile: config.profile }),
-    parse: parseCertificateSecret,
+    parse,
     // Windows validates with its own chain engine and the machine's trust stores (4.x behaviour); Linux with
     // the system CA bundle plus NODE_EXTRA_CA_CERTS.
     checkChain: host.platform === 'win32' ? windowsChainCheck : makeChainCheck(loadTrustedRoots(host.env)),

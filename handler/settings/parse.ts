@@ -9,8 +9,9 @@
 import type { KvvmConfig, SettingsWarning } from './config.js';
 import { decodeSettings } from './decode.js';
 import { normalizeSettings, type NormalizeOptions } from './normalize.js';
+import { oversizedArrays } from './bounds.js';
 import { problem, problemsFromAjv, UNKNOWN_KEY_IGNORED, type SettingsProblem } from './problems.js';
-import { detectGeneration, loadSettingsSchemas } from './schema.js';
+import { detectGeneration, loadSettingsSchemas, shapeErrors } from './schema.js';
 
 export type SettingsResult = { ok: true; config: KvvmConfig } | { ok: false; problems: SettingsProblem[] };
 
@@ -21,7 +22,14 @@ export interface ParseSettingsOptions extends NormalizeOptions {
 
 /** A logical problem under a path the schema already complained about adds nothing (and may be nonsense). */
 function mergeProblems(schema: SettingsProblem[], logical: SettingsProblem[]): SettingsProblem[] {
-  const covered = (path: string): boolean => schema.some((s) => path === s.path || path.startsWith(s.path + '/'));
+  // A set of paths and a walk up each logical path: linear, where comparing every pair was quadratic.
+  const schemaPaths = new Set(schema.map((s) => s.path));
+  const covered = (path: string): boolean => {
+    for (let p = path; ; p = p.slice(0, p.lastIndexOf('/'))) {
+      if (schemaPaths.has(p)) return true;
+      if (p === '') return false;
+    }
+  };
   return [...schema, ...logical.filter((l) => !covered(l.path))];
 }
 
@@ -44,13 +52,17 @@ export function parseSettings(raw: unknown, options: ParseSettingsOptions): Sett
   let data = decoded.value;
 
   const schemas = options.schemasDir === undefined ? loadSettingsSchemas() : loadSettingsSchemas(options.schemasDir);
-  let schemaProblems = schemas.union(data) ? [] : problemsFromAjv(schemas.union.errors, data);
+  // Arrays over their bound are refused before anything walks them (the schema's maxItems, checked first so
+  // that an oversized list costs no more than counting it).
+  const oversized = oversizedArrays(data);
+  if (oversized.length > 0) return { ok: false, problems: oversized };
+  let schemaProblems = problemsFromAjv(shapeErrors(schemas, data), data);
   // Unknown keys that resemble no known key are ignored, as the Microsoft handler does; near misses stay errors.
   const ignored = schemaProblems.filter((p) => p.reason === UNKNOWN_KEY_IGNORED);
   const ignoredWarnings: SettingsWarning[] = ignored.map((p) => ({ path: p.path, message: `${p.message} ${p.fix}` }));
   if (ignored.length > 0) {
     data = withoutKeys(data, ignored.map((p) => p.path));
-    schemaProblems = schemas.union(data) ? [] : problemsFromAjv(schemas.union.errors, data);
+    schemaProblems = problemsFromAjv(shapeErrors(schemas, data), data);
   }
 
   const { parts, problems: logical } = normalizeSettings(data, options);

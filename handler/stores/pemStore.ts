@@ -1,15 +1,18 @@
-import { chmod, chown, lstat, mkdir, readdir, readFile, readlink, rmdir, stat, unlink } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { lstat, readdir, readFile, readlink, rmdir, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { KvvmError } from '../errors.js';
+import { fileSystemError } from '../fsErrors.js';
 import type { CertificateMaterial, CertificateVersionId } from '../certs/material.js';
 import { CONTENT_TYPE_PEM, materialToPem, notAfterOf, parseCertificateSecret } from '../certs/parse.js';
-import type { FileAcl, ObservedCertificate } from '../settings/config.js';
+import { DEFAULT_LINUX_STORE, type FileAcl, type ObservedCertificate } from '../settings/config.js';
 import type { CertificateStore, InstalledCertificate } from './store.js';
 import {
   createAclApplier, defaultCommandRunner, resolveGroupDefault, resolveUserDefault,
   type AclStrategy, type CommandRunner,
 } from './pemAcl.js';
-import { cleanTempFiles, errnoOf, finalNameOfTemp, fsyncDir, replaceSymlink, TEMP_PREFIX, writeFileAtomic } from './pemFiles.js';
+import { cleanTempFiles, errnoOf, finalNameOfTemp, TEMP_PREFIX } from './pemFiles.js';
+import { fsyncDir, openDirectory, replaceSymlink, writePrivateFile } from './safeWrite.js';
+import { checkStoreDirectory, ensureStoreDirectory, STORE_MARKER, type StoreDirectoryPolicy } from './storeDirectory.js';
 
 /**
  * The Linux store, laid out like KeyVaultForLinux 3.x:
@@ -22,6 +25,10 @@ import { cleanTempFiles, errnoOf, finalNameOfTemp, fsyncDir, replaceSymlink, TEM
  * undocumented) with an absolute link target. Applications only use the link, so kvvm uses the secret version,
  * which makes files self-describing, and a relative target, which keeps working when the directory is
  * bind-mounted into a container at another path.
+ *
+ * The directory is checked before every change and before a listing is trusted (storeDirectory.ts: no other
+ * user can write on the path to it), and every file is written by safeWrite.ts (private from the first byte,
+ * ACLs on the open file before it has its final name, no symlink followed).
  *
  * Install order (list() is newest first) is kept in each file's mtime, set from the injected clock and forced
  * strictly increasing per certificate. There is no index file, so nothing can be half-written by a crash: the
@@ -41,6 +48,8 @@ export interface PemStoreOptions {
   now?: () => Date;
   /** Where the private key goes in each file (profile.ts pemKeyPosition): 'last' for KeyVaultForLinux 3.x. Default 'first'. */
   keyPosition?: 'first' | 'last';
+  /** The documented default store, which kvvm manages even when it did not create it (tests point it elsewhere). */
+  defaultStore?: string;
 }
 
 /** Key Vault object names (alphanumerics and hyphens) and versions (32 hex); anything else could escape the dir. */
@@ -58,6 +67,11 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     ownGid,
   });
 
+  const policy: StoreDirectoryPolicy = {
+    trustedUids: new Set([process.geteuid?.() ?? 0, ...(options.uid === undefined ? [] : [options.uid])]),
+    defaultStore: options.defaultStore ?? DEFAULT_LINUX_STORE,
+  };
+
   const listings = new Map<string, DirListing>();
 
   /**
@@ -72,6 +86,9 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     if (cached && cached.mtimeNs === st.mtimeNs && cached.ctimeNs === st.ctimeNs && cached.takenAtNs - st.mtimeNs > RACY_WINDOW_NS) {
       return cached.names;
     }
+    // A listing is only trusted from a directory nobody else can write to; checked whenever it is re-read
+    // (every change re-checks anyway, before it writes).
+    await checkStoreDirectory(dir, policy);
     const takenAtNs = BigInt(Date.now()) * 1_000_000n;
     const names = await readdir(dir);
     if (listings.size >= 64) listings.clear();
@@ -109,11 +126,11 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
       if (existing && existing.thumbprint === material.thumbprint) return existing;
       const newest = Math.max(0, ...installed.map((e) => e.mtimeMs));
       const current = now().getTime();
-      await writeFileAtomic(layout.dir, fileName, content, {
+      await writePrivateFile(layout.dir, fileName, content, {
         mode: 0o600,
         mtime: new Date(Math.max(current, Math.floor(newest) + 1)),
         ...owner,
-        beforeRename: async (tempPath) => { await acl.applyToFile(tempPath, cert.acls); },
+        onHandle: async (target) => { await acl.applyToFile(target, cert.acls); },
       });
       const entry = (await readInstalled(layout)).find((e) => e.version === id.version);
       if (!entry) throw new Error(`${fileName} is not readable after writing it`);
@@ -131,13 +148,22 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
       });
     }
     await guard(`point ${layout.linkPath} at ${fileName}`, async () => {
+      await ensureDirectory(layout.dir, cert.acls);
       const link = await lstat(layout.linkPath).catch(() => undefined);
       if (link && !link.isSymbolicLink()) {
         throw new KvvmError('store-link-occupied', `${layout.linkPath} exists and is not a symbolic link; kvvm does not overwrite it.`, {
           fix: 'Move that file away or choose another customSymbolicLinkName.',
         });
       }
-      if (link && basename(await readlink(layout.linkPath)) === fileName) return;
+      if (link) {
+        const current = await readlink(layout.linkPath);
+        if (layout.linkTargetVersion(current) === undefined) {
+          throw new KvvmError('store-link-foreign', `${layout.linkPath} is a symbolic link to ${JSON.stringify(current)}, which is not one of this certificate's files; kvvm does not replace a link it did not make.`, {
+            fix: `Remove ${layout.linkPath} if nothing needs it (rm ${layout.linkPath}), or choose another customSymbolicLinkName.`,
+          });
+        }
+        if (basename(current) === fileName) return;
+      }
       await replaceSymlink(layout.dir, cert.linkName, fileName, owner);
     });
   }
@@ -151,6 +177,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
       });
     }
     await guard(`remove ${fileName} from ${layout.dir}`, async () => {
+      if (!(await checkStoreDirectory(layout.dir, policy))) return;
       try {
         await unlink(join(layout.dir, fileName));
       } catch (err) {
@@ -165,9 +192,11 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     const layout = layoutOf(cert);
     if (!(await isDirectory(layout.dir))) return;
     await guard(`remove ${cert.vaultName}/${cert.secretName} from ${layout.dir}`, async () => {
-      // The link first: applications then fail to open rather than read a file being deleted.
+      const checked = await checkStoreDirectory(layout.dir, policy);
+      if (!checked) return;
+      // The link first: applications then fail to open rather than read a file being deleted. Only our link.
       const link = await lstat(layout.linkPath).catch(() => undefined);
-      if (link?.isSymbolicLink()) await unlink(layout.linkPath);
+      if (link?.isSymbolicLink() && layout.linkTargetVersion(await readlink(layout.linkPath)) !== undefined) await unlink(layout.linkPath);
       for (const name of await readdir(layout.dir)) {
         const tempFor = finalNameOfTemp(name);
         if (layout.versionOf(name) !== undefined || (tempFor !== undefined && layout.owns(tempFor))) {
@@ -175,28 +204,44 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
         }
       }
       await fsyncDir(layout.dir);
-      // Other certificates may share the directory: only an empty one goes.
-      await rmdir(layout.dir).catch(() => undefined);
+      // Other certificates may share the directory: only an empty one goes, and only one kvvm created.
+      if (checked.managed && (await readdir(layout.dir)).every((n) => n === STORE_MARKER)) {
+        await unlink(join(layout.dir, STORE_MARKER)).catch(() => undefined);
+        await rmdir(layout.dir).catch(() => undefined);
+      }
     });
   }
 
   async function ensureDirectory(dir: string, acls: FileAcl[]): Promise<void> {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const info = await stat(dir);
-    if (!info.isDirectory()) throw new Error(`${dir} is not a directory`);
-    // 0700, or 0710 when "acls" need group traverse (this certificate's, or another's sharing the directory, seen
-    // as a directory group changed by the fallback). A 0710 directory is left alone: with POSIX ACLs its group
-    // bits are the ACL mask, and chmod would rewrite it and cut off other certificates' readers.
-    const mode = info.mode & 0o777;
-    if ((mode & 0o067) !== 0 || (mode & 0o700) !== 0o700) {
-      const keepTraverse = acls.length > 0 || info.gid !== ownGid;
-      await chmod(dir, 0o700 | (keepTraverse ? mode & 0o010 : 0));
+    acl.check(acls); // an unusable "acls" fails before anything is created
+    const checked = await ensureStoreDirectory(dir, policy, owner);
+    if (!checked.managed) {
+      // Not ours: used as it is. Readers named in "acls" need to traverse it, which kvvm may not grant here.
+      if (acls.length > 0 && (checked.stats.mode & 0o001) === 0) {
+        throw new KvvmError('store-dir-foreign', `The store directory ${dir} was not created by kvvm, which therefore does not change its permissions, and the users in "acls" cannot enter it (mode ${(checked.stats.mode & 0o777).toString(8)}).`, {
+          fix: `Hand the directory to kvvm with "touch ${join(dir, STORE_MARKER)}" (kvvm then keeps it 0710 with ACLs for those users), or remove it so kvvm creates it, or "chmod o+x ${dir}".`,
+        });
+      }
+      return;
     }
-    if (owner.uid !== undefined) {
+    // Acted on through an open handle, so the checked directory is the one changed.
+    const handle = await openDirectory(dir);
+    try {
+      const info = await handle.stat();
+      // 0700, or 0710 when "acls" need group traverse (this certificate's, or another's sharing the directory,
+      // seen as a directory group changed by the fallback). A 0710 directory is left alone: with POSIX ACLs its
+      // group bits are the ACL mask, and chmod would rewrite it and cut off other certificates' readers.
+      const mode = info.mode & 0o777;
+      if ((mode & 0o067) !== 0 || (mode & 0o700) !== 0o700) {
+        const keepTraverse = acls.length > 0 || info.gid !== ownGid;
+        await handle.chmod(0o700 | (keepTraverse ? mode & 0o010 : 0));
+      }
       // The owner of the files must be able to enter the directory; its group is left to the acls fallback.
-      if (owner.uid !== undefined && info.uid !== owner.uid) await chown(dir, owner.uid, -1);
+      if (owner.uid !== undefined && info.uid !== owner.uid) await handle.chown(owner.uid, -1);
+      await acl.applyToDir({ handle, path: dir }, acls);
+    } finally {
+      await handle.close();
     }
-    await acl.applyToDir(dir, acls);
   }
 
   return { kind: 'pem', list: async (cert) => (await list(cert)).map(plain), install: async (...a) => plain(await install(...a)), activate, remove, removeAll };
@@ -210,6 +255,11 @@ interface Layout {
   versionOf(name: string): string | undefined;
   /** Whether a (temp file's) final name belongs to this certificate. */
   owns(finalName: string): boolean;
+  /**
+   * The version a link target names when kvvm (relative name) or KeyVaultForLinux (absolute path in the same
+   * directory) made the link; undefined for any other target, which kvvm then leaves alone.
+   */
+  linkTargetVersion(target: string): string | undefined;
   cert: ObservedCertificate;
 }
 
@@ -218,7 +268,8 @@ function layoutOf(cert: ObservedCertificate): Layout {
     if (!NAME.test(value)) throw invalidName(what, value);
   }
   const link = cert.linkName;
-  if (link === '' || link === '.' || link === '..' || link.includes('/') || link.includes('\0') || link.length > 255 || link.startsWith(TEMP_PREFIX)) {
+  if (link === '' || link === '.' || link === '..' || link.includes('/') || /[\u0000-\u001f\u007f]/.test(link) || Buffer.byteLength(link) > 255
+    || link.startsWith(TEMP_PREFIX) || link.startsWith('-') || link === STORE_MARKER) {
     throw invalidName('symbolic link name', link);
   }
   if (!cert.certificateStoreLocation.startsWith('/')) throw invalidName('store directory (must be absolute)', cert.certificateStoreLocation);
@@ -237,6 +288,12 @@ function layoutOf(cert: ObservedCertificate): Layout {
       return NAME.test(version) ? version : undefined;
     },
     owns: (finalName) => finalName.startsWith(prefix) || finalName === link,
+    linkTargetVersion(target) {
+      const inDir = !target.includes('/') || (target.startsWith('/') && dirname(target) === cert.certificateStoreLocation);
+      if (!inDir) return undefined;
+      const name = basename(target);
+      return name.startsWith(prefix) && name.endsWith('.PEM') ? name.slice(prefix.length, -'.PEM'.length) : undefined;
+    },
   };
 }
 
@@ -311,7 +368,8 @@ function plain(entry: Listed): InstalledCertificate {
 
 async function activeFileName(layout: Layout): Promise<string | undefined> {
   try {
-    return basename(await readlink(layout.linkPath));
+    const target = await readlink(layout.linkPath);
+    return layout.linkTargetVersion(target) === undefined ? undefined : basename(target);
   } catch {
     return undefined;
   }
@@ -337,10 +395,12 @@ async function guard<T>(action: string, fn: () => Promise<T>): Promise<T> {
     return await fn();
   } catch (err) {
     if (err instanceof KvvmError) throw err;
-    const code = errnoOf(err);
-    throw new KvvmError('store-io', `Cannot ${action}: ${code ?? (err instanceof Error ? err.message : String(err))}.`, {
-      fix: 'Check that the store directory is on a writable local file system with free space.',
-      cause: err,
-    });
+    const path = (err as NodeJS.ErrnoException | undefined)?.path;
+    if (path === undefined) {
+      throw new KvvmError('store-io', `Cannot ${action}: ${errnoOf(err) ?? (err instanceof Error ? err.message : String(err))}.`, {
+        fix: 'Check that the store directory is on a writable local file system with free space.', cause: err,
+      });
+    }
+    throw fileSystemError(action, path, err, 'store-io');
   }
 }

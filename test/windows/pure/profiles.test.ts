@@ -6,8 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseCertificateSecret } from '../../../handler/certs/parse.js';
-import forge from 'node-forge';
-import { MS_CSP_NAME_OID } from '../../../handler/certs/pkcs12.js';
+import { readPkcs12 } from '../../../handler/certs/pkcs12.js';
 import { parseSettings } from '../../../handler/settings/parse.js';
 import { profileFor } from '../../../handler/settings/profile.js';
 import { pfxImportFlags } from '../../../handler/stores/windows/flags.js';
@@ -53,18 +52,9 @@ describe('the PFX provider attribute (3.0 FAQ: PFXImportCertStore default)', () 
   });
 });
 
-/**
- * The key bags' CSP names of an import PFX. readPkcs12 only opens password-less files and the import PFX has a
- * one-time password, so forge reads it here; MS_CSP_NAME_OID (registered by pkcs12.ts) makes forge keep the attribute.
- */
-function readPkcs12WithPassword(der: Buffer): Array<string | undefined> {
-  assert.equal(MS_CSP_NAME_OID, '1.3.6.1.4.1.311.17.1');
-  const p12 = forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(der.toString('binary')), false, 'pw');
-  const type = forge.pki.oids['pkcs8ShroudedKeyBag'] as string;
-  return (p12.getBags({ bagType: type })[type] ?? []).map((b) => {
-    const v = (b.attributes as Record<string, unknown[] | undefined>)['msCSPName']?.[0];
-    return typeof v === 'string' ? v : undefined;
-  });
+/** The key bags' CSP names of an import PFX (one-time password 'pw'), read by kvvm's own PKCS#12 reader. */
+function readPkcs12WithPassword(der: Buffer): Array<string | undefined> | undefined {
+  return readPkcs12(der, 'pw').keyProviders;
 }
 
 describe('settings verdicts on Windows per profile', () => {

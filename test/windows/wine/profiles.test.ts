@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import forge from 'node-forge';
+import { readPkcs12 } from '../../../handler/certs/pkcs12.js';
 import { parseCertificateSecret } from '../../../handler/certs/parse.js';
 import { profileFor } from '../../../handler/settings/profile.js';
 import { loadNative, type Native } from '../../../handler/stores/windows/native.js';
@@ -21,10 +21,7 @@ function recordingNative(calls: ImportCall[]): () => Native {
     const n = loadNative();
     const real = n.PFXImportCertStore.bind(n);
     const wrapped = (blob: { pbData: Buffer }, password: string, flags: number): unknown => {
-      const p12 = forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(blob.pbData.toString('binary')), false, password);
-      const type = forge.pki.oids['pkcs8ShroudedKeyBag'] as string;
-      const csp = (p12.getBags({ bagType: type })[type]?.[0]?.attributes as Record<string, unknown[] | undefined> | undefined)?.['msCSPName']?.[0];
-      calls.push({ flags: flags >>> 0, csp: typeof csp === 'string' ? csp : undefined });
+      calls.push({ flags: flags >>> 0, csp: readPkcs12(blob.pbData, password).keyProviders?.[0] });
       return real(blob as never, password as never, flags as never);
     };
     return { ...n, PFXImportCertStore: wrapped as unknown as Native['PFXImportCertStore'] };
