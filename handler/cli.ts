@@ -49,6 +49,13 @@ const COMMANDS: Record<string, CommandSpec> = {
     agent: true,
     run: async (_a, h) => (await import('./commands/service.js')).serviceCommand(h),
   },
+  'service-crashed': {
+    summary: 'report a crash loop of the certificate service in the status (run by the service supervisor)',
+    usage: 'kvvm service-crashed <count> <reason> <retry ms>',
+    agent: true,
+    hidden: true,
+    run: async (a, h) => (await import('./commands/serviceCrashed.js')).serviceCrashedCommand(a, h),
+  },
   'windows-service-host': {
     summary: 'the kvvm Windows service process, started by the Service Control Manager (registered by enable)',
     usage: 'kvvm windows-service-host <launch file>',

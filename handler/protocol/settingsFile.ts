@@ -21,6 +21,8 @@ export interface HandlerSettings {
   /** Public settings as the agent wrote them (a STRING when PowerShell double-encoded them); undefined if null. */
   publicSettings: unknown;
   hadProtectedSettings: boolean;
+  /** The decrypted protected settings alone (to scrub their values from status, events and logs). Secret. */
+  protectedSettings?: Record<string, unknown>;
 }
 
 /**
@@ -70,7 +72,7 @@ export async function readHandlerSettings(configFolder: string, seq: number, opt
   const secret = options.decrypt
     ? await options.decrypt(protectedBlob, thumbprint)
     : await decryptProtectedSettings(protectedBlob, thumbprint, options.protectedSettingsKeyDir, options);
-  return { settings: mergeSettings(publicSettings, secret), publicSettings, hadProtectedSettings: true };
+  return { settings: mergeSettings(publicSettings, secret), publicSettings, hadProtectedSettings: true, protectedSettings: secret };
 }
 
 /**
