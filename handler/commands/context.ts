@@ -65,6 +65,12 @@ export interface ServicePaths {
   serviceOutput: string;
   /** Folder holding the extension's own state (carried over by update, removed by uninstall). */
   stateDir: string;
+  /** flock'd by enable, disable and uninstall for their whole run: one agent command at a time. */
+  commandLock: string;
+  /** flock'd by the running service's supervisor for its whole life: one service per extension. */
+  serviceLock: string;
+  /** The supervisor's own pid record (kvvm-service.pid names the process that syncs). */
+  supervisorPidFile: string;
 }
 
 export function servicePaths(handlerEnv: HandlerEnvironment): ServicePaths {
@@ -72,6 +78,9 @@ export function servicePaths(handlerEnv: HandlerEnvironment): ServicePaths {
     pidFile: join(handlerEnv.extensionFolder, 'kvvm-service.pid'),
     serviceOutput: join(handlerEnv.logFolder, 'kvvm-service.out'),
     stateDir: join(handlerEnv.extensionFolder, 'state'),
+    commandLock: join(handlerEnv.extensionFolder, 'kvvm-command.lock'),
+    serviceLock: join(handlerEnv.extensionFolder, 'kvvm-service.lock'),
+    supervisorPidFile: join(handlerEnv.extensionFolder, 'kvvm-supervisor.pid'),
   };
 }
 

@@ -13,6 +13,9 @@ import { readMrseq } from '../protocol/sequence.js';
 import { createLogger } from '../service/logger.js';
 import { STOP_MESSAGE } from '../service/windowsServiceConfig.js';
 import { DEFAULT_RETRY_POLICY, runPollLoop, type RetryPolicy } from '../service/pollLoop.js';
+import { EXIT_SETTINGS_INVALID } from '../service/restartLoop.js';
+import { createResilientStatusWriter, STATUS_RETRY_MS } from '../service/statusWriter.js';
+import { recordWorkerPid, releaseWorkerPid } from '../service/workerPid.js';
 import { SERVICE_CONCURRENCY } from '../engine/syncCycle.js';
 import { createPemStore } from '../stores/pemStore.js';
 import { createWindowsStore } from '../stores/windows/windowsStore.js';
@@ -94,14 +97,23 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
     process.once('disconnect', () => stop('the Windows service host closing'));
     process.channel?.unref();
   }
+  // kvvm-service.pid names the process that syncs: this one (on Windows the service host records itself).
+  const ownPid = host.platform === 'win32' ? undefined : await recordWorkerPid(ctx.paths.pidFile, host.now());
+  const status = createResilientStatusWriter({ write: (report) => reportStatus(ctx, report), log, now: host.now, retryMs: STATUS_RETRY_MS });
   try {
     const loaded = await loadConfig(ctx);
     if (!loaded.ok) {
-      await reportStatus(ctx, { operation: 'Enable', status: 'error', code: 1, message: loaded.message });
+      await status.write({ operation: 'Enable', status: 'error', code: 1, message: loaded.message });
       log.error(loaded.message);
-      return 1;
+      // Not a crash: the supervisor does not restart a service whose settings are wrong (the status says why).
+      return EXIT_SETTINGS_INVALID;
     }
     const config = applyDevOverrides(loaded.config, overrides, log);
+    if (config.logging && host.platform !== 'win32') {
+      const { createFluentTransport } = await import('../service/fluentTransport.js');
+      log.addTransport(createFluentTransport(config.logging, { onStateChange: (m) => log.warn(m) }));
+      log.info(`log records also go to fluentd at ${config.logging.endpoint} (tag ${config.logging.serviceName})`);
+    }
     log.info(`service started for sequence ${ctx.seq}`, {
       certificates: config.observedCertificates.length,
       pollingIntervalS: config.pollingIntervalS,
@@ -114,7 +126,7 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
       config,
       {
         sync: syncDeps,
-        writeStatus: (report) => reportStatus(ctx, report),
+        writeStatus: (report) => status.write(report),
         isSuperseded: async () => ((await readMrseq(ctx.handlerEnv.extensionFolder)) ?? ctx.seq) > ctx.seq,
         sleep: (ms, signal) => delay(ms, undefined, { signal }).catch(() => undefined),
         random: Math.random,
@@ -136,7 +148,9 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
     }
     return 1;
   } finally {
+    status.close();
     await parser.close();
+    if (ownPid) await releaseWorkerPid(ctx.paths.pidFile, ownPid);
     await log.close();
   }
 }

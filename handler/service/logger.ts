@@ -10,6 +10,8 @@ import type { SyncLogger } from '../engine/certificateSync.js';
 import { redactSecrets } from '../redaction.js';
 
 export interface KvvmLogger extends SyncLogger {
+  /** Another destination for every record (after redaction), e.g. the fluentd forwarder. */
+  addTransport(transport: winston.transport): void;
   close(): Promise<void>;
 }
 
@@ -72,7 +74,14 @@ export function createLogger(options: CreateLoggerOptions): KvvmLogger {
     defaultMeta: { pid: process.pid, component: options.name },
     transports,
   });
+  // A transport that fails (a full disk, a closed socket) must not take the process down with it: winston
+  // re-emits transport errors on the logger, and an 'error' event nobody listens to is fatal.
+  logger.on('error', () => undefined);
   return {
+    addTransport: (transport) => {
+      transport.on('error', () => undefined);
+      logger.add(transport);
+    },
     info: (m, meta) => void logger.info(m, meta),
     warn: (m, meta) => void logger.warn(m, meta),
     error: (m, meta) => void logger.error(m, meta),
