@@ -302,6 +302,8 @@ test(
       const publicSettings = {
         secretsManagementSettings: {
           pollingIntervalInS: '3600',
+          // success only once both are in, under either profile the package version selects (docs/versions.md)
+          requireInitialSync: true,
           observedCertificates: [
             { url: `${vault.vaultUrl}/secrets/web`, certificateStoreName: 'My', certificateStoreLocation: 'LocalMachine', keyExportable: true },
             { url: `${vault.vaultUrl}/secrets/api`, certificateStoreName: 'TrustedPeople', certificateStoreLocation: 'LocalMachine', keyExportable: true },
