@@ -58,6 +58,10 @@ describe('settings the review found accepted or badly explained', () => {
     });
   }
 
+  it('a directory account written user@domain is told to use its numeric id', () => {
+    assert.match(problemsOf(entry({ acls: [{ user: 'user@x.com' }] }))[0]?.message ?? '', /numeric id/);
+  });
+
   it('accepts the names useradd accepts: a Samba machine account "nobody$", numeric ids up to 4294967294', () => {
     assert.deepEqual(problemsOf(entry({ acls: [{ user: 'nobody$' }, { group: '4294967294' }, { user: 'a'.repeat(32) }] })), []);
   });
