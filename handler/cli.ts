@@ -142,8 +142,7 @@ export async function main(argv: string[], host: CommandHost): Promise<number> {
   }
   // Every KVVM_* variable is read in overrides.ts: refuse one that does not parse, and say which are in effect
   // (stderr: stdout may be parsed). Not from the service, which writes the same lines to its own log, nor from
-  // the Windows service host: started by the SCM it has no usable stderr, and a write there kept it from ever
-  // answering the SCM (StartServiceW: ERROR_SERVICE_REQUEST_TIMEOUT under Wine).
+  // the Windows service host, which the SCM starts without a console (its child, the service, logs them).
   const overrides = readOverrides(host.env);
   const invalid = invalidOverridesError(overrides);
   if (invalid) {
