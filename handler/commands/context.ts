@@ -13,6 +13,7 @@ import type { KvvmConfig } from '../settings/config.js';
 import { KvvmError } from '../errors.js';
 import { writeEvent } from '../protocol/events.js';
 import { createLogger } from '../service/logger.js';
+import { executableExists } from '../consumers/executable.js';
 
 export type Env = Record<string, string | undefined>;
 
@@ -110,7 +111,7 @@ export async function loadConfig(ctx: HandlerContext, seq = ctx.seq): Promise<Co
     if (err instanceof KvvmError) return { ok: false, message: err.describe(), reason: err.reason };
     throw err;
   }
-  const parsed = parseSettings(raw, { platform: ctx.host.platform === 'win32' ? 'win32' : 'linux', env: ctx.host.env });
+  const parsed = parseSettings(raw, { platform: ctx.host.platform === 'win32' ? 'win32' : 'linux', env: ctx.host.env, executableExists });
   if (parsed.ok) return { ok: true, config: parsed.config };
   return {
     ok: false,

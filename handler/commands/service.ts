@@ -15,6 +15,8 @@ import { STOP_MESSAGE } from '../service/windowsServiceConfig.js';
 import { DEFAULT_RETRY_POLICY, runPollLoop, type RetryPolicy } from '../service/pollLoop.js';
 import { SERVICE_CONCURRENCY } from '../engine/syncCycle.js';
 import { createPemStore } from '../stores/pemStore.js';
+import { createChangeCommandRunner } from '../consumers/changeCommands.js';
+import { runCommand } from '../consumers/runCommand.js';
 import { createWindowsStore } from '../stores/windows/windowsStore.js';
 import { windowsChainError } from '../stores/windows/chain.js';
 import type { StoreLocation } from '../stores/windows/flags.js';
@@ -113,6 +115,9 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
         concurrency: SERVICE_CONCURRENCY,
         jitter: host.env['KVVM_NO_JITTER'] !== '1',
         initialJitterMs: 5000,
+        afterCycle: createChangeCommandRunner({
+          platform: host.platform === 'win32' ? 'win32' : 'linux', serviceEnv: host.env, run: runCommand, log,
+        }),
       },
       controller.signal,
     );

@@ -25,6 +25,15 @@ export interface CertificateSyncResult {
   /** Operator-facing text for error/skipped, or a warning for an otherwise successful sync. */
   message?: string;
   reason?: string;
+  /** Set when this cycle made another version the active one: what was active before (nothing on a first install). */
+  activated?: { previousVersion?: string; previousThumbprint?: string };
+  /** What consumers did after the change (onChange command, moved bindings), one sentence each, for the substatus. */
+  followUps?: FollowUp[];
+}
+
+export interface FollowUp {
+  ok: boolean;
+  text: string;
 }
 
 export interface SyncLogger {
@@ -47,6 +56,7 @@ const CERT_CONTENT_TYPES = new Set(['application/x-pkcs12', 'application/x-pem-f
 
 export async function syncCertificate(cert: ObservedCertificate, deps: CertificateSyncDeps): Promise<CertificateSyncResult> {
   const label = `${cert.vaultName}/${cert.secretName}`;
+  const activation: Activation = {};
   try {
     const now = deps.now();
     const versions = await listWantedCandidates(cert, deps);
@@ -70,7 +80,7 @@ export async function syncCertificate(cert: ObservedCertificate, deps: Certifica
     let warning: string | undefined;
     for (const action of actions) {
       try {
-        changed = (await applyAction(cert, action, installed, versions.prefetched, deps)) || changed;
+        changed = (await applyAction(cert, action, installed, versions.prefetched, deps, activation)) || changed;
       } catch (err) {
         // The newest version and its activation are the point of the sync; an older version is best effort.
         if (action.version === newest || action.kind === 'activate') throw err;
@@ -86,6 +96,7 @@ export async function syncCertificate(cert: ObservedCertificate, deps: Certifica
       Object.assign(result, activeFields(active));
     }
     if (warning !== undefined) result.message = warning;
+    if (activation.done) result.activated = activation.done;
     return result;
   } catch (err) {
     const message = describeError(err);
@@ -93,6 +104,8 @@ export async function syncCertificate(cert: ObservedCertificate, deps: Certifica
     const skipped = reason === 'not-a-certificate';
     (skipped ? deps.log.warn : deps.log.error).call(deps.log, `${label}: ${message}`, { reason });
     const result: CertificateSyncResult = { cert, state: skipped ? 'skipped' : 'error', changed: false, message, reason };
+    // A step after the activation failed: the new version is in use all the same, and its consumers must hear of it.
+    if (activation.done) result.activated = activation.done;
     // Report what is still installed so the status shows the machine is not left without a certificate.
     try {
       const active = (await deps.store.list(cert)).find((i) => i.active);
@@ -108,6 +121,10 @@ export async function syncCertificate(cert: ObservedCertificate, deps: Certifica
 
 function activeFields(active: InstalledCertificate): Pick<CertificateSyncResult, 'activeVersion' | 'thumbprint' | 'notAfter' | 'location'> {
   return { activeVersion: active.version, thumbprint: active.thumbprint, notAfter: active.notAfter, location: active.location };
+}
+
+interface Activation {
+  done?: NonNullable<CertificateSyncResult['activated']>;
 }
 
 interface Candidates {
@@ -147,6 +164,7 @@ async function applyAction(
   installedBefore: readonly InstalledCertificate[],
   prefetched: Map<string, FetchedSecret>,
   deps: CertificateSyncDeps,
+  activation: Activation,
 ): Promise<boolean> {
   const label = `${cert.vaultName}/${cert.secretName}`;
   const id: CertificateVersionId = { vaultName: cert.vaultName, secretName: cert.secretName, version: action.version };
@@ -167,6 +185,7 @@ async function applyAction(
     case 'activate': {
       const previous = (await deps.store.list(cert)).find((i) => i.active) ?? installedBefore.find((i) => i.active);
       await deps.store.activate(cert, id, previous);
+      activation.done = previous ? { previousVersion: previous.version, previousThumbprint: previous.thumbprint } : {};
       deps.log.info(`${label}: version ${action.version} is now active`, { previous: previous?.version ?? null });
       return true;
     }

@@ -4,12 +4,13 @@
  * failing, because one template is often shared by Windows and Linux scale sets.
  */
 import { posix } from 'node:path';
-import { DEFAULT_LINUX_STORE, type FileAcl, type ObservedCertificate, type SettingsWarning } from './config.js';
+import { DEFAULT_LINUX_STORE, type ChangeCommand, type FileAcl, type ObservedCertificate, type SettingsWarning } from './config.js';
 import { pointer, problem, show, type SettingsProblem } from './problems.js';
 import { parseObservedUrl } from './url.js';
 import { asBoolean, asObject, asString } from './values.js';
+import { changeCommand, consumerSettings, POSIX_ACCOUNT, type ConsumerDefaults } from './consumers.js';
 
-export interface CertificateDefaults {
+export interface CertificateDefaults extends ConsumerDefaults {
   platform: 'linux' | 'win32';
   env: Readonly<Record<string, string | undefined>>;
   /** 1.0 global values (or 3.0/4.0 defaults), with the path they came from. */
@@ -17,11 +18,11 @@ export interface CertificateDefaults {
   storeLocation?: { value: string; path: string };
   /** Linux aclEnabled: explicit false turns acls off. */
   aclEnabled?: boolean;
+  /** secretsManagementSettings.onChange, already checked: the default for entries without their own. */
+  onChange?: ChangeCommand;
 }
 
 const WINDOWS_LOCATIONS = ['LocalMachine', 'CurrentUser'] as const;
-/** Names passed to chown/setfacl: no leading dash (option injection), no shell metacharacters. */
-const POSIX_ACCOUNT = /^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,255}\$?$/;
 const LIST = '/secretsManagementSettings/observedCertificates';
 
 interface Sink {
@@ -147,6 +148,8 @@ function one(entry: unknown, i: number, d: CertificateDefaults, sink: Sink): Obs
   }
   const link = linkName(own, at, parsed.vaultName, parsed.secretName, d, sink);
   const fileAcls = acls(own, at, d, sink);
+  const consumers = consumerSettings(own, at, d, sink);
+  const onChange = own['onChange'] !== undefined ? changeCommand(own['onChange'], `${at}/onChange`, d, sink) : d.onChange;
   if (location === undefined) return undefined;
 
   const cert: ObservedCertificate = {
@@ -161,7 +164,9 @@ function one(entry: unknown, i: number, d: CertificateDefaults, sink: Sink): Obs
     accounts: d.platform === 'win32' ? accounts : [],
     linkName: link,
     acls: fileAcls,
+    ...consumers,
   };
+  if (onChange !== undefined) cert.onChange = onChange;
   if (parsed.pinnedVersion !== undefined) cert.pinnedVersion = parsed.pinnedVersion;
   return cert;
 }

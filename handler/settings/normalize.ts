@@ -15,12 +15,15 @@ import {
 } from './config.js';
 import { normalizeAuthentication } from './auth.js';
 import { normalizeCertificates, type CertificateDefaults } from './certificates.js';
+import { changeCommand } from './consumers.js';
 import { problem, show, type SettingsProblem } from './problems.js';
 import { asBoolean, asObject, asString } from './values.js';
 
 export interface NormalizeOptions {
   platform: 'linux' | 'win32';
   env: Readonly<Record<string, string | undefined>>;
+  /** Given where the service runs (enable, service): onChange executables must exist. Not given when deploying. */
+  executableExists?: (path: string) => boolean;
 }
 
 const SMS = '/secretsManagementSettings';
@@ -62,6 +65,9 @@ export function normalizeSettings(data: Record<string, unknown>, options: Normal
   const sms = asObject(data['secretsManagementSettings']) ?? {};
 
   const defaults: CertificateDefaults = { platform: options.platform, env: options.env };
+  if (options.executableExists) defaults.executableExists = options.executableExists;
+  const onChange = sms['onChange'] !== undefined ? changeCommand(sms['onChange'], `${SMS}/onChange`, defaults, sink) : undefined;
+  if (onChange) defaults.onChange = onChange;
   const globalName = asString(sms['certificateStoreName']);
   if (globalName !== undefined) defaults.storeName = { value: globalName, path: `${SMS}/certificateStoreName` };
   const globalLocation = asString(sms['certificateStoreLocation']);
