@@ -72,7 +72,17 @@ describe('documented examples normalize (placeholders filled in)', () => {
     assert.deepEqual(c.observedCertificates.map((x) => x.linkName), ['myvault.mycertificate1', 'mycert2']);
     assert.deepEqual(c.observedCertificates[0]?.acls, [{ user: 'app1', group: 'appgroup1' }, { user: 'service1' }]);
     assert.deepEqual(c.observedCertificates[1]?.acls, [{ user: 'app2', group: 'appgroup2' }, { group: 'appgroup3' }]);
-    assert.ok(warned(c, '/loggingSettings', /ignored/));
+    assert.deepEqual(c.logging, { logger: 'fluentd', format: 'forward', endpoint: 'unix:///var/run/mdsd/default_fluent.socket',
+      target: { kind: 'unix', path: '/var/run/mdsd/default_fluent.socket' }, serviceName: 'akvvm_service' });
+    assert.ok(!c.warnings.some((w) => w.path.startsWith('/loggingSettings')));
+  });
+  it('loggingSettings: the documented tcp endpoint, defaults for the rest, ignored with a warning on Windows', () => {
+    const settings = { ...sms([{ url: URL1 }]), loggingSettings: { logger: 'fluentd', endpoint: 'tcp://localhost:24224' } };
+    assert.deepEqual(linux(settings).logging, { logger: 'fluentd', format: 'forward', endpoint: 'tcp://localhost:24224',
+      target: { kind: 'tcp', host: 'localhost', port: 24224 }, serviceName: 'akvvm_service' });
+    const w = win(settings);
+    assert.equal(w.logging, undefined);
+    assert.ok(warned(w, '/loggingSettings', /ignored on Windows/));
   });
   it('the Windows 1.0 PowerShell -SettingString example (a JSON string) is decoded with a warning', () => {
     // Built exactly as the documented PowerShell concatenation does, placeholders filled in.

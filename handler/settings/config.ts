@@ -84,6 +84,19 @@ export interface AuthenticationConfig {
   clientCertificateSubjectName?: string;
 }
 
+export type LoggingTarget = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
+
+/** loggingSettings (Linux): the service's log records also go to a fluentd forward endpoint. */
+export interface LoggingConfig {
+  logger: 'fluentd';
+  format: 'forward';
+  /** As written (trimmed), e.g. tcp://localhost:24224. */
+  endpoint: string;
+  target: LoggingTarget;
+  /** fluentd tag of every record (loggingSettings.servicename, default akvvm_service). */
+  serviceName: string;
+}
+
 export interface KvvmConfig {
   /** Settings generation detected: "1.0" (string array + global store), "3.0"/"4.0" (objects). */
   generation: '1.0' | '3.0' | '4.0';
@@ -92,6 +105,8 @@ export interface KvvmConfig {
   initialSync: InitialSyncMode;
   observedCertificates: ObservedCertificate[];
   authentication: AuthenticationConfig;
+  /** Present when loggingSettings asks for fluentd forwarding (Linux). */
+  logging?: LoggingConfig;
   warnings: SettingsWarning[];
 }
 

@@ -16,6 +16,7 @@ import {
 import { normalizeAuthentication } from './auth.js';
 import { normalizeCertificates, type CertificateDefaults } from './certificates.js';
 import { changeCommand } from './consumers.js';
+import { normalizeLogging } from './logging.js';
 import { problem, show, type SettingsProblem } from './problems.js';
 import { asBoolean, asObject, asString } from './values.js';
 
@@ -77,9 +78,7 @@ export function normalizeSettings(data: Record<string, unknown>, options: Normal
 
   const list = sms['observedCertificates'];
   const observedCertificates = Array.isArray(list) && list.length > 0 ? normalizeCertificates(list, defaults, sink) : [];
-  if (data['loggingSettings'] !== undefined) {
-    sink.warnings.push({ path: '/loggingSettings', message: 'loggingSettings (fluentd) is not supported by kvvm and is ignored; kvvm logs to the extension log folder.' });
-  }
+  const logging = normalizeLogging(data['loggingSettings'], options.platform, sink);
 
   const requireInitialSync = asBoolean(sms['requireInitialSync']);
   const parts: NormalizedParts = {
@@ -90,6 +89,7 @@ export function normalizeSettings(data: Record<string, unknown>, options: Normal
     authentication: normalizeAuthentication(data['authenticationSettings'], requireInitialSync, sink),
     warnings: dedupeWarnings(sink.warnings),
   };
+  if (logging !== undefined) parts.logging = logging;
   return { parts, problems: sink.problems };
 }
 
