@@ -17,7 +17,7 @@ import { parseCertificateSecret } from '../handler/certs/parse.js';
 import { makeChainCheck } from '../handler/commands/service.js';
 import { DEFAULT_RETRY_POLICY, runPollLoop } from '../handler/service/pollLoop.js';
 import type { HandlerStatusReport } from '../handler/protocol/status.js';
-import { createChangeCommandRunner } from '../handler/consumers/changeCommands.js';
+import { createConsumerHooks } from '../handler/consumers/hooks.js';
 import { runCommand } from '../handler/consumers/runCommand.js';
 import { executableExists } from '../handler/consumers/executable.js';
 import { startTestVault, type TestVault } from './helpers/devVault.js';
@@ -87,7 +87,7 @@ async function poll(tv: TestVault, settings: Record<string, unknown>, cycles: nu
     concurrency: 4,
     jitter: false,
     initialJitterMs: 0,
-    afterCycle: createChangeCommandRunner({ platform: 'linux', serviceEnv: { PATH: '/usr/bin:/bin', SECRET_THING: 'x' }, run: runCommand, log }),
+    afterCycle: createConsumerHooks({ platform: 'linux', serviceEnv: { PATH: '/usr/bin:/bin', SECRET_THING: 'x' }, run: runCommand, log }),
   }, controller.signal);
   return reports;
 }

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { CertificateSyncResult, FollowUp, SyncLogger } from '../engine/certificateSync.js';
 import type { ChangeCommand, ObservedCertificate } from '../settings/config.js';
 import type { CommandOutcome, RunCommandOptions } from './runCommand.js';
+import type { FollowUpMemory } from './followUps.js';
 
 export interface ChangeCommandDeps {
   platform: 'linux' | 'win32';
@@ -97,36 +98,22 @@ export function describeOutcome(outcome: CommandOutcome, timeoutS: number): Foll
 }
 
 /**
- * Runs the commands this cycle calls for (one at a time: reloads of the same server must not overlap) and adds
- * the outcome to each triggering certificate's result. The outcome stays in the substatus of later, unchanged polls
- * while the same version is active, so a failed reload does not vanish from the status an hour later.
+ * Runs the commands this cycle calls for, one at a time (reloads of the same server must not overlap), and
+ * records each outcome for every certificate that triggered it.
  */
-export function createChangeCommandRunner(deps: ChangeCommandDeps): (results: CertificateSyncResult[]) => Promise<void> {
-  const last = new Map<string, { version: string; followUp: FollowUp }>();
-  const keyOf = (cert: ObservedCertificate): string => `${cert.certificateStoreLocation}|${cert.linkName}|${cert.vaultHost}|${cert.secretName}`;
-  return async (results) => {
-    for (const planned of planChangeCommands(results)) {
-      const { command } = planned;
-      const env = commandEnvironment(planned, deps);
-      const names = env['KVVM_CHANGED_CERTIFICATES'];
-      deps.log.info(`running onChange command for ${names}`, { command: command.argv, timeoutS: command.timeoutS });
-      const outcome = await deps.run(command.argv, { env, timeoutMs: command.timeoutS * 1000, platform: deps.platform });
-      const followUp = describeOutcome(outcome, command.timeoutS);
-      const meta = {
-        command: command.argv, exitCode: outcome.exitCode, signal: outcome.signal, timedOut: outcome.timedOut,
-        stdout: outcome.stdout, stderr: outcome.stderr, droppedBytes: outcome.droppedBytes,
-      };
-      (followUp.ok ? deps.log.info : deps.log.warn).call(deps.log, `${names}: ${followUp.text}`, meta);
-      for (const r of planned.changed) last.set(keyOf(r.cert), { version: r.activeVersion ?? '', followUp });
-    }
-    for (const r of results) {
-      const remembered = last.get(keyOf(r.cert));
-      if (!remembered) continue;
-      if (remembered.version !== r.activeVersion) {
-        last.delete(keyOf(r.cert));
-        continue;
-      }
-      (r.followUps ??= []).push(remembered.followUp);
-    }
-  };
+export async function runChangeCommands(results: readonly CertificateSyncResult[], deps: ChangeCommandDeps, memory: FollowUpMemory): Promise<void> {
+  for (const planned of planChangeCommands(results)) {
+    const { command } = planned;
+    const env = commandEnvironment(planned, deps);
+    const names = env['KVVM_CHANGED_CERTIFICATES'];
+    deps.log.info(`running onChange command for ${names}`, { command: command.argv, timeoutS: command.timeoutS });
+    const outcome = await deps.run(command.argv, { env, timeoutMs: command.timeoutS * 1000, platform: deps.platform });
+    const followUp = describeOutcome(outcome, command.timeoutS);
+    const meta = {
+      command: command.argv, exitCode: outcome.exitCode, signal: outcome.signal, timedOut: outcome.timedOut,
+      stdout: outcome.stdout, stderr: outcome.stderr, droppedBytes: outcome.droppedBytes,
+    };
+    (followUp.ok ? deps.log.info : deps.log.warn).call(deps.log, `${names}: ${followUp.text}`, meta);
+    for (const r of planned.changed) memory.record(r, followUp);
+  }
 }

@@ -37,7 +37,7 @@ export interface AtomicWriteOptions {
   beforeRename?: (tempPath: string) => Promise<void>;
 }
 
-export async function writeFileAtomic(dir: string, finalName: string, content: string, options: AtomicWriteOptions): Promise<void> {
+export async function writeFileAtomic(dir: string, finalName: string, content: string | Buffer, options: AtomicWriteOptions): Promise<void> {
   const tempPath = join(dir, tempNameFor(finalName));
   // 'wx' = O_CREAT|O_EXCL: never follows or reuses an existing path, and the mode applies from the first byte.
   const handle = await open(tempPath, 'wx', options.mode);
@@ -46,7 +46,7 @@ export async function writeFileAtomic(dir: string, finalName: string, content: s
       if (options.uid !== undefined || options.gid !== undefined) {
         await handle.chown(options.uid ?? -1, options.gid ?? -1);
       }
-      await handle.writeFile(content, 'utf8');
+      await handle.writeFile(content);
       await handle.utimes(options.mtime, options.mtime);
       await handle.sync();
     } finally {

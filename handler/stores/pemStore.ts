@@ -10,6 +10,7 @@ import {
   type AclStrategy, type CommandRunner,
 } from './pemAcl.js';
 import { cleanTempFiles, errnoOf, finalNameOfTemp, fsyncDir, replaceSymlink, TEMP_PREFIX, writeFileAtomic } from './pemFiles.js';
+import { EXTRA_FORMATS, extraFormatsOf, renderExtra, type ExtraFormat } from './pemFormats.js';
 
 /**
  * The Linux store, laid out like KeyVaultForLinux 3.x:
@@ -17,6 +18,8 @@ import { cleanTempFiles, errnoOf, finalNameOfTemp, fsyncDir, replaceSymlink, TEM
  *   <certificateStoreLocation>/            mode 0700 (0710 when "acls" need traverse)
  *     <vault>.<secret>.<version>.PEM       mode 0600: PKCS#8 key + leaf + chain, one file per version
  *     <linkName>  ->  <vault>.<secret>.<version>.PEM   (default linkName "<vault>.<secret>")
+ *     <vault>.<secret>.<version>.key|crt|pfx   with "formats": the key, the chain, a PKCS#12 (pemFormats.ts)
+ *     <linkName>.key|crt|pfx  ->  the active version's file of that format
  *
  * KeyVaultForLinux itself names version files "<vault>.<cert>.<id>.<n>.<n>.PEM" (seen in user reports, fields
  * undocumented) with an absolute link target. Applications only use the link, so kvvm uses the secret version,
@@ -58,6 +61,31 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
 
   const listings = new Map<string, DirListing>();
 
+  /** Owner of this certificate's files: its own owner/group settings, else the store's. */
+  function ownerOf(cert: ObservedCertificate): { uid?: number; gid?: number } {
+    const out = { ...owner };
+    for (const [name, kind] of [[cert.fileOwner, 'user'], [cert.fileGroup, 'group']] as const) {
+      if (name === undefined) continue;
+      const id = /^\d+$/.test(name) ? Number(name) : (kind === 'user' ? (options.resolveUser ?? resolveUserDefault) : (options.resolveGroup ?? resolveGroupDefault))(name);
+      if (id === undefined) {
+        throw new KvvmError('file-owner-unknown', `The ${kind} "${name}" (${kind === 'user' ? 'owner' : 'group'} of ${cert.vaultName}/${cert.secretName}'s files) does not exist on this machine.`, {
+          fix: `Create the ${kind} first (e.g. install the package that owns it), or correct "${kind === 'user' ? 'owner' : 'group'}" in the settings.`,
+        });
+      }
+      if (kind === 'user') out.uid = id;
+      else out.gid = id;
+    }
+    return out;
+  }
+
+  /** Who needs to traverse the store directory: the acls, plus this certificate's own file owner/group. */
+  function dirAclsOf(cert: ObservedCertificate): FileAcl[] {
+    const own: FileAcl = {};
+    if (cert.fileOwner !== undefined) own.user = cert.fileOwner;
+    if (cert.fileGroup !== undefined) own.group = cert.fileGroup;
+    return own.user === undefined && own.group === undefined ? cert.acls : [...cert.acls, own];
+  }
+
   /**
    * The store directory's entries. Many certificates share one directory, and a steady-state poll lists each of
    * them, so a listing is reused while the directory is unchanged. It is trusted only when it was taken more than
@@ -98,21 +126,43 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
         fix: 'Re-import the certificate into Key Vault.', code: -1, cause,
       });
     }
+    const fileOwner = ownerOf(cert);
     return guard(`install ${describeId(id)} into ${layout.dir}`, async () => {
-      await ensureDirectory(layout.dir, cert.acls);
+      await ensureDirectory(layout.dir, dirAclsOf(cert));
       await cleanTempFiles(layout.dir, layout.owns, now());
-      const installed = await readInstalled(layout);
+      const names = await readdir(layout.dir);
+      const installed = await readInstalled(layout, names, { complete: false });
       const existing = installed.find((e) => e.version === id.version);
       // Versions are immutable in Key Vault: same name + same thumbprint is the same content.
-      if (existing && existing.thumbprint === material.thumbprint) return existing;
+      const samePem = existing !== undefined && existing.thumbprint === material.thumbprint;
       const newest = Math.max(0, ...installed.map((e) => e.mtimeMs));
-      const current = now().getTime();
-      await writeFileAtomic(layout.dir, fileName, content, {
+      const mtime = new Date(Math.max(now().getTime(), Math.floor(newest) + 1));
+      const write = (name: string, data: string | Buffer): Promise<void> => writeFileAtomic(layout.dir, name, data, {
         mode: 0o600,
-        mtime: new Date(Math.max(current, Math.floor(newest) + 1)),
-        ...owner,
+        mtime,
+        ...fileOwner,
         beforeRename: async (tempPath) => { await acl.applyToFile(tempPath, cert.acls); },
       });
+      // Every file is rendered before the first is written (a missing pfx password file must leave nothing behind);
+      // the other formats are written first and the PEM last: the PEM is what makes the version listed (installed).
+      const extras: Array<{ name: string; data: string | Buffer }> = [];
+      for (const format of layout.extras) {
+        const name = layout.extraName(id.version, format);
+        if (samePem && names.includes(name)) continue; // added by an earlier install of this very version
+        extras.push({ name, data: await renderExtra(material, format, cert) });
+      }
+      const written: string[] = [];
+      try {
+        for (const { name, data } of extras) {
+          await write(name, data);
+          written.push(name);
+        }
+        if (!samePem) await write(fileName, content);
+      } catch (err) {
+        // No half-installed version stays visible: what this call wrote of it goes again.
+        for (const name of written) await unlink(join(layout.dir, name)).catch(() => undefined);
+        throw err;
+      }
       const entry = (await readInstalled(layout)).find((e) => e.version === id.version);
       if (!entry) throw new Error(`${fileName} is not readable after writing it`);
       return entry;
@@ -128,16 +178,23 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
         fix: 'This is a kvvm bug (activate before install); restart the service to resynchronise.', code: -1,
       });
     }
-    await guard(`point ${layout.linkPath} at ${fileName}`, async () => {
-      const link = await lstat(layout.linkPath).catch(() => undefined);
-      if (link && !link.isSymbolicLink()) {
-        throw new KvvmError('store-link-occupied', `${layout.linkPath} exists and is not a symbolic link; kvvm does not overwrite it.`, {
-          fix: 'Move that file away or choose another customSymbolicLinkName.',
-        });
-      }
-      if (link && basename(await readlink(layout.linkPath)) === fileName) return;
-      await replaceSymlink(layout.dir, cert.linkName, fileName, owner);
-    });
+    const linkOwner = ownerOf(cert);
+    // The other formats' links first, the PEM's last: the PEM link says which version is active, so a crash in
+    // between is repaired by the next poll's activate.
+    const links = [...layout.extras.map((f) => ({ name: layout.extraLinkName(f), target: layout.extraName(id.version, f) })), { name: cert.linkName, target: fileName }];
+    for (const { name, target } of links) {
+      const linkPath = join(layout.dir, name);
+      await guard(`point ${linkPath} at ${target}`, async () => {
+        const link = await lstat(linkPath).catch(() => undefined);
+        if (link && !link.isSymbolicLink()) {
+          throw new KvvmError('store-link-occupied', `${linkPath} exists and is not a symbolic link; kvvm does not overwrite it.`, {
+            fix: 'Move that file away or choose another customSymbolicLinkName.',
+          });
+        }
+        if (link && basename(await readlink(linkPath)) === target) return;
+        await replaceSymlink(layout.dir, name, target, linkOwner);
+      });
+    }
   }
 
   async function remove(cert: ObservedCertificate, installed: InstalledCertificate): Promise<void> {
@@ -149,11 +206,14 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
       });
     }
     await guard(`remove ${fileName} from ${layout.dir}`, async () => {
-      try {
-        await unlink(join(layout.dir, fileName));
-      } catch (err) {
-        if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return; // "not found" is not an error
-        throw err;
+      // Every format's file goes with its version, whatever "formats" says today.
+      for (const name of [fileName, ...EXTRA_FORMATS.map((f) => layout.extraName(installed.version, f))]) {
+        try {
+          await unlink(join(layout.dir, name));
+        } catch (err) {
+          if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') continue; // "not found" is not an error
+          throw err;
+        }
       }
       await fsyncDir(layout.dir);
     });
@@ -164,11 +224,14 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     if (!(await isDirectory(layout.dir))) return;
     await guard(`remove ${cert.vaultName}/${cert.secretName} from ${layout.dir}`, async () => {
       // The link first: applications then fail to open rather than read a file being deleted.
-      const link = await lstat(layout.linkPath).catch(() => undefined);
-      if (link?.isSymbolicLink()) await unlink(layout.linkPath);
+      for (const name of [cert.linkName, ...EXTRA_FORMATS.map((f) => layout.extraLinkName(f))]) {
+        const linkPath = join(layout.dir, name);
+        const link = await lstat(linkPath).catch(() => undefined);
+        if (link?.isSymbolicLink()) await unlink(linkPath);
+      }
       for (const name of await readdir(layout.dir)) {
         const tempFor = finalNameOfTemp(name);
-        if (layout.versionOf(name) !== undefined || (tempFor !== undefined && layout.owns(tempFor))) {
+        if (layout.versionOf(name) !== undefined || layout.isExtraFile(name) || (tempFor !== undefined && layout.owns(tempFor))) {
           await unlink(join(layout.dir, name)).catch((err: unknown) => { if (errnoOf(err) !== 'ENOENT') throw err; });
         }
       }
@@ -209,6 +272,12 @@ interface Layout {
   /** Whether a (temp file's) final name belongs to this certificate. */
   owns(finalName: string): boolean;
   cert: ObservedCertificate;
+  /** The formats written besides the PEM (settings "formats"). */
+  extras: ExtraFormat[];
+  extraName(version: string, format: ExtraFormat): string;
+  extraLinkName(format: ExtraFormat): string;
+  /** Whether a directory entry is one of this certificate's key/crt/pfx version files. */
+  isExtraFile(name: string): boolean;
 }
 
 function layoutOf(cert: ObservedCertificate): Layout {
@@ -234,7 +303,18 @@ function layoutOf(cert: ObservedCertificate): Layout {
       const version = name.slice(prefix.length, -'.PEM'.length);
       return NAME.test(version) ? version : undefined;
     },
-    owns: (finalName) => finalName.startsWith(prefix) || finalName === link,
+    owns: (finalName) => finalName.startsWith(prefix) || finalName === link || EXTRA_FORMATS.some((f) => finalName === `${link}.${f}`),
+    extras: extraFormatsOf(cert),
+    extraName(version, format) {
+      if (!NAME.test(version)) throw invalidName('secret version', version);
+      return `${prefix}${version}.${format}`;
+    },
+    extraLinkName: (format) => `${link}.${format}`,
+    isExtraFile(name) {
+      const match = /^(.*)\.(key|crt|pfx)$/.exec(name);
+      if (!match || !match[1]!.startsWith(prefix)) return false;
+      return NAME.test(match[1]!.slice(prefix.length));
+    },
   };
 }
 
@@ -275,13 +355,20 @@ async function readVersionFile(path: string, info: { ino: bigint; size: bigint; 
   return parsed;
 }
 
-/** Reads every version file back (thumbprint and expiry come from the file itself, so they cannot drift). */
-async function readInstalled(layout: Layout, names?: readonly string[]): Promise<Listed[]> {
+/**
+ * Reads every version file back (thumbprint and expiry come from the file itself, so they cannot drift). By default
+ * a version counts only when every configured format's file is there too: a version missing one (formats added
+ * later, or an install cut short) is installed again, which writes what is missing.
+ */
+async function readInstalled(layout: Layout, names?: readonly string[], options: { complete: boolean } = { complete: true }): Promise<Listed[]> {
   const active = await activeFileName(layout);
   const entries: Listed[] = [];
-  for (const name of names ?? (await readdir(layout.dir))) {
+  const all = names ?? (await readdir(layout.dir));
+  const present = new Set(all);
+  for (const name of all) {
     const version = layout.versionOf(name);
     if (version === undefined) continue;
+    if (options.complete && layout.extras.some((f) => !present.has(layout.extraName(version, f)))) continue;
     const path = join(layout.dir, name);
     const info = await lstat(path, { bigint: true }).catch(() => undefined);
     if (!info?.isFile()) continue;

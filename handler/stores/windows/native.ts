@@ -149,6 +149,7 @@ interface Koffi {
   encode(ptr: unknown, type: unknown, value: unknown): void;
   decode(ptr: unknown, type: unknown, len?: number): unknown;
   view(ptr: unknown, len: number): ArrayBuffer;
+  address(ptr: unknown): bigint;
   sizeof(type: unknown): number;
   proto(signature: string): unknown;
   register(fn: (...args: never[]) => unknown, type: unknown): unknown;
@@ -167,7 +168,7 @@ export interface Native {
     CERT_CHAIN_POLICY_STATUS: unknown; CRYPT_DECRYPT_MESSAGE_PARA: unknown; BCRYPT_PKCS1_PADDING_INFO: unknown;
     SERVICE_STATUS: unknown; SERVICE_STATUS_PROCESS: unknown; SC_ACTION: unknown; SERVICE_FAILURE_ACTIONSW: unknown;
     SERVICE_FAILURE_ACTIONS_FLAG: unknown; SERVICE_DESCRIPTIONW: unknown; QUERY_SERVICE_CONFIGW: unknown;
-    SERVICE_TABLE_ENTRYW: unknown; LPSERVICE_MAIN_FUNCTIONW: unknown; LPHANDLER_FUNCTION_EX: unknown;
+    SERVICE_TABLE_ENTRYW: unknown; LPSERVICE_MAIN_FUNCTIONW: unknown; LPHANDLER_FUNCTION_EX: unknown; HTTPAPI_VERSION: unknown;
   };
   GetLastError: () => number;
   PFXImportCertStore: Fn; CertOpenStore: Fn; CertCloseStore: Fn; CertControlStore: Fn;
@@ -185,6 +186,7 @@ export interface Native {
   OpenSCManagerW: Fn; CreateServiceW: Fn; OpenServiceW: Fn; ChangeServiceConfigW: Fn; ChangeServiceConfig2W: Fn;
   QueryServiceConfigW: Fn; StartServiceW: Fn; ControlService: Fn; QueryServiceStatusEx: Fn; DeleteService: Fn;
   CloseServiceHandle: Fn; StartServiceCtrlDispatcherW: AsyncFn; RegisterServiceCtrlHandlerExW: Fn; SetServiceStatus: Fn;
+  HttpInitialize: Fn; HttpTerminate: Fn; HttpQueryServiceConfiguration: Fn; HttpSetServiceConfiguration: Fn; HttpDeleteServiceConfiguration: Fn;
 }
 
 let loaded: Native | undefined;
@@ -198,6 +200,7 @@ export function loadNative(): Native {
   const advapi32 = koffi.load('advapi32.dll');
   const kernel32 = koffi.load('kernel32.dll');
   const ncrypt = koffi.load('ncrypt.dll');
+  const httpapi = koffi.load('httpapi.dll');
 
   const CRYPT_DATA_BLOB = koffi.struct('CRYPT_DATA_BLOB', { cbData: 'uint32_t', pbData: 'void *' });
   const types = {
@@ -249,6 +252,7 @@ export function loadNative(): Native {
     LPSERVICE_MAIN_FUNCTIONW: koffi.pointer(koffi.proto('void __stdcall SERVICE_MAIN_FUNCTIONW(uint32_t dwNumServicesArgs, void *lpServiceArgVectors)')),
     LPHANDLER_FUNCTION_EX: koffi.pointer(koffi.proto('uint32_t __stdcall HANDLER_FUNCTION_EX(uint32_t dwControl, uint32_t dwEventType, void *lpEventData, void *lpContext)')),
     SERVICE_TABLE_ENTRYW: koffi.struct('SERVICE_TABLE_ENTRYW', { lpServiceName: 'const char16_t *', lpServiceProc: 'SERVICE_MAIN_FUNCTIONW *' }),
+    HTTPAPI_VERSION: koffi.struct('HTTPAPI_VERSION', { HttpApiMajorVersion: 'uint16_t', HttpApiMinorVersion: 'uint16_t' }),
   };
 
   const c = (p: string): Fn => crypt32.func(p);
@@ -310,6 +314,12 @@ export function loadNative(): Native {
     StartServiceCtrlDispatcherW: a('int __stdcall StartServiceCtrlDispatcherW(SERVICE_TABLE_ENTRYW *lpServiceStartTable)') as AsyncFn,
     RegisterServiceCtrlHandlerExW: a('void * __stdcall RegisterServiceCtrlHandlerExW(const char16_t *lpServiceName, HANDLER_FUNCTION_EX *lpHandlerProc, void *lpContext)'),
     SetServiceStatus: a('int __stdcall SetServiceStatus(void *hServiceStatus, SERVICE_STATUS *lpServiceStatus)'),
+    // http.sys configuration (httpSslBindings.ts); records are byte arenas from koffi.alloc (httpSslRecords.ts).
+    HttpInitialize: httpapi.func('uint32_t __stdcall HttpInitialize(HTTPAPI_VERSION Version, uint32_t Flags, void *pReserved)'),
+    HttpTerminate: httpapi.func('uint32_t __stdcall HttpTerminate(uint32_t Flags, void *pReserved)'),
+    HttpQueryServiceConfiguration: httpapi.func('uint32_t __stdcall HttpQueryServiceConfiguration(void *ServiceHandle, int ConfigId, void *pInput, uint32_t InputLength, void *pOutput, uint32_t OutputLength, _Out_ uint32_t *pReturnLength, void *pOverlapped)'),
+    HttpSetServiceConfiguration: httpapi.func('uint32_t __stdcall HttpSetServiceConfiguration(void *ServiceHandle, int ConfigId, void *pConfigInformation, uint32_t ConfigInformationLength, void *pOverlapped)'),
+    HttpDeleteServiceConfiguration: httpapi.func('uint32_t __stdcall HttpDeleteServiceConfiguration(void *ServiceHandle, int ConfigId, void *pConfigInformation, uint32_t ConfigInformationLength, void *pOverlapped)'),
   };
   return loaded;
 }

@@ -10,9 +10,9 @@
  */
 import { randomBytes, type KeyObject, type X509Certificate } from 'node:crypto';
 import forge from 'node-forge';
-import { dataContentInfo, explicit0, oid, octets, PKCS12_ITERATIONS, seq, set, wrapPfx } from '../../certs/pkcs12Writer.js';
+import { certBag, dataContentInfo, seq, shroudedKeyBag, wrapPfx } from '../../certs/pkcs12Writer.js';
 
-const { asn1, pki } = forge;
+const { asn1 } = forge;
 
 export interface ImportPfx {
   der: Buffer;
@@ -21,15 +21,7 @@ export interface ImportPfx {
 
 /** Throws (a plain Error) when the key cannot be exported as PKCS#8, e.g. a public key where the private key belongs. */
 export function buildImportPfx(leaf: X509Certificate, privateKey: KeyObject, password = randomBytes(18).toString('base64url')): ImportPfx {
-  const pkcs8 = privateKey.export({ type: 'pkcs8', format: 'der' });
-  const localKeyId = seq([oid(pki.oids['localKeyId'] as string), set([octets('\x01\x00\x00\x00')])]);
-  const shrouded = pki.encryptPrivateKeyInfo(asn1.fromDer(pkcs8.toString('binary')), password, { algorithm: '3des', count: PKCS12_ITERATIONS });
-  const keyBag = seq([oid(pki.oids['pkcs8ShroudedKeyBag'] as string), explicit0([shrouded]), set([localKeyId])]);
-  const certBag = seq([
-    oid(pki.oids['certBag'] as string),
-    explicit0([seq([oid(pki.oids['x509Certificate'] as string), explicit0([octets(leaf.raw.toString('binary'))])])]),
-    set([localKeyId]),
-  ]);
-  const authSafeDer = asn1.toDer(seq([dataContentInfo(seq([keyBag])), dataContentInfo(seq([certBag]))])).getBytes();
+  const keyBag = shroudedKeyBag(privateKey.export({ type: 'pkcs8', format: 'der' }), password);
+  const authSafeDer = asn1.toDer(seq([dataContentInfo(seq([keyBag])), dataContentInfo(seq([certBag(leaf.raw, true)]))])).getBytes();
   return { der: wrapPfx(authSafeDer, password), password };
 }
