@@ -21,6 +21,8 @@
  * there is nothing of theirs to move.
  */
 
+import { isIPv6 } from 'node:net';
+
 // http.h: HTTP_SERVICE_CONFIG_ID and HTTP_SERVICE_CONFIG_QUERY_TYPE
 export const HttpServiceConfigSSLCertInfo = 1;
 export const HttpServiceConfigSslSniCertInfo = 7;
@@ -218,6 +220,7 @@ export function parseSockaddr(buf: Buffer): { ip: string; port: number } {
 }
 
 function ipv6ToBytes(ip: string): Buffer {
+  if (!isIPv6(ip) || ip.includes('.') || ip.includes('%')) throw new Error(`not an IPv6 address: ${ip}`);
   const [head = '', tail] = ip.split('::');
   const groups = (s: string): string[] => (s === '' ? [] : s.split(':'));
   const h = groups(head);
