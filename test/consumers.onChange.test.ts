@@ -21,6 +21,9 @@ import { createConsumerHooks } from '../handler/consumers/hooks.js';
 import { runCommand } from '../handler/consumers/runCommand.js';
 import { executableExists } from '../handler/consumers/executable.js';
 import { startTestVault, type TestVault } from './helpers/devVault.js';
+import { makeAgentLayout } from './helpers/agentFolder.js';
+import { enableCommand } from '../handler/commands/lifecycle.js';
+import type { CommandHost } from '../handler/commands/context.js';
 
 const logLines: Array<{ level: string; message: string; meta?: Record<string, unknown> }> = [];
 const log = {
@@ -334,5 +337,28 @@ test('relative, missing and non-executable command paths are settings errors nam
     if (!win.ok) assert.equal(win.problems[0]!.reason, 'on-change-not-absolute');
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('enable refuses an onChange executable that does not exist on the machine, naming the path and the fix, and starts nothing', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'kvvm-onchange-enable-'));
+  try {
+    const layout = makeAgentLayout(root);
+    layout.writeSettings(0, { secretsManagementSettings: { observedCertificates: [{ url: 'https://myvault.vault.azure.net/secrets/web', onChange: { command: ['/usr/sbin/kvvm-no-such-reload', 'now'] } }] } });
+    const host: CommandHost = {
+      env: { ...layout.env(0) }, execPath: process.execPath, scriptPath: undefined, cwd: layout.extensionFolder, platform: 'linux',
+      now: () => new Date(), stdout: () => undefined, stderr: () => undefined,
+    };
+    assert.notEqual(await enableCommand(host), 0);
+    const view = await layout.readStatus(0);
+    assert.equal(view.state, 'valid');
+    if (view.state !== 'valid') return;
+    assert.equal(view.agentStatus, 'error');
+    assert.match(view.message ?? '', /\/secretsManagementSettings\/observedCertificates\/0\/onChange\/command\/0/);
+    assert.match(view.message ?? '', /kvvm-no-such-reload" does not exist on this machine/);
+    assert.match(view.message ?? '', /Fix: Install the program or correct the path/);
+    await assert.rejects(readFile(join(layout.extensionFolder, 'kvvm-service.pid')), 'no service started');
+  } finally {
+    await rm(root, { recursive: true, force: true });
   }
 });

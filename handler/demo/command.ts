@@ -168,19 +168,25 @@ export async function runDemoCommand(argv: string[], host: CommandHost): Promise
       done: ((s: { status: string; message: string }) => boolean) | (() => Promise<boolean>),
       what: string,
     ): Promise<boolean> => {
-      while (Date.now() - started < DEADLINE_MS) {
-        const status = await readStatus();
+      const render = async (status: { status: string; message: string }): Promise<void> => {
         const serving = httpsServer ? `https://127.0.0.1:${httpsServer.port} serves thumbprint ${await served()} (reloads: ${httpsServer.reloads})\n` : '';
         const table = renderTable(await rows()) + serving + `status: ${status.status} — ${status.message}\n`;
         if (table !== last) {
           h.stdout(`\n${table}`);
           last = table;
         }
+      };
+      while (Date.now() - started < DEADLINE_MS) {
+        const status = await readStatus();
+        await render(status);
         if (status.status === 'error') {
           say(`the extension reported an error during ${what}`);
           return false;
         }
-        if (await done(status)) return true;
+        if (await done(status)) {
+          await render(await readStatus()); // the state that satisfied the wait, on screen
+          return true;
+        }
         await sleep(250);
       }
       say(`gave up waiting for ${what}`);

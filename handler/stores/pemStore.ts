@@ -6,7 +6,7 @@ import { CONTENT_TYPE_PEM, materialToPem, notAfterOf, parseCertificateSecret } f
 import type { FileAcl, ObservedCertificate } from '../settings/config.js';
 import type { CertificateStore, InstalledCertificate } from './store.js';
 import {
-  createAclApplier, defaultCommandRunner, resolveGroupDefault, resolveUserDefault,
+  certificateOwner, createAclApplier, defaultCommandRunner, resolveGroupDefault, resolveUserDefault, traverseAcls,
   type AclStrategy, type CommandRunner,
 } from './pemAcl.js';
 import { cleanTempFiles, errnoOf, finalNameOfTemp, fsyncDir, replaceSymlink, TEMP_PREFIX, writeFileAtomic } from './pemFiles.js';
@@ -61,30 +61,9 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
 
   const listings = new Map<string, DirListing>();
 
-  /** Owner of this certificate's files: its own owner/group settings, else the store's. */
-  function ownerOf(cert: ObservedCertificate): { uid?: number; gid?: number } {
-    const out = { ...owner };
-    for (const [name, kind] of [[cert.fileOwner, 'user'], [cert.fileGroup, 'group']] as const) {
-      if (name === undefined) continue;
-      const id = /^\d+$/.test(name) ? Number(name) : (kind === 'user' ? (options.resolveUser ?? resolveUserDefault) : (options.resolveGroup ?? resolveGroupDefault))(name);
-      if (id === undefined) {
-        throw new KvvmError('file-owner-unknown', `The ${kind} "${name}" (${kind === 'user' ? 'owner' : 'group'} of ${cert.vaultName}/${cert.secretName}'s files) does not exist on this machine.`, {
-          fix: `Create the ${kind} first (e.g. install the package that owns it), or correct "${kind === 'user' ? 'owner' : 'group'}" in the settings.`,
-        });
-      }
-      if (kind === 'user') out.uid = id;
-      else out.gid = id;
-    }
-    return out;
-  }
-
-  /** Who needs to traverse the store directory: the acls, plus this certificate's own file owner/group. */
-  function dirAclsOf(cert: ObservedCertificate): FileAcl[] {
-    const own: FileAcl = {};
-    if (cert.fileOwner !== undefined) own.user = cert.fileOwner;
-    if (cert.fileGroup !== undefined) own.group = cert.fileGroup;
-    return own.user === undefined && own.group === undefined ? cert.acls : [...cert.acls, own];
-  }
+  const ownerOf = (cert: ObservedCertificate): { uid?: number; gid?: number } => certificateOwner(cert, owner, {
+    resolveUser: options.resolveUser ?? resolveUserDefault, resolveGroup: options.resolveGroup ?? resolveGroupDefault,
+  });
 
   /**
    * The store directory's entries. Many certificates share one directory, and a steady-state poll lists each of
@@ -128,7 +107,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     }
     const fileOwner = ownerOf(cert);
     return guard(`install ${describeId(id)} into ${layout.dir}`, async () => {
-      await ensureDirectory(layout.dir, dirAclsOf(cert));
+      await ensureDirectory(layout.dir, traverseAcls(cert));
       await cleanTempFiles(layout.dir, layout.owns, now());
       const names = await readdir(layout.dir);
       const installed = await readInstalled(layout, names, { complete: false });
