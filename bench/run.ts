@@ -3,8 +3,10 @@
  *
  * Runs the benchmarks of issue 5 and prints one table of ratios against floors measured in the same run
  * (bench/README.md explains every figure). --json records the figures in bench/results.json (full entries under
- * their names, quick ones under "quick: <name>"). --quick uses small parameters and exits 1 when a ratio is more
- * than 2x its recorded quick baseline, naming it.
+ * their names, quick ones under "quick: <name>"). --quick uses small parameters and gates the figures
+ * (report.ts gateFigure): counts against their targets, targeted ratios against max(target, 3 x recorded quick
+ * ratio), informational figures never. A figure that fails is re-measured once (its scenario runs again) and
+ * fails the run (exit 1) only when it fails again.
  */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -13,10 +15,24 @@ import { benchEnable } from './enable.js';
 import { benchFleet, FLEET_FULL, FLEET_QUICK } from './fleet.js';
 import { benchIdle } from './idle.js';
 import { benchPollCycle } from './pollCycle.js';
-import { findRegressions, formatTable, mergeResults, meets, readResults, writeResults, type BenchEntry } from './report.js';
+import { describeVerdict, formatTable, HEADROOM, gateFigures, mergeResults, meets, readResults, writeResults, type BenchEntry } from './report.js';
 
 const SCENARIOS = ['poll', 'enable', 'idle', 'fleet'] as const;
 type Scenario = (typeof SCENARIOS)[number];
+type Progress = (s: string) => void;
+
+async function runScenario(s: Scenario, quick: boolean, progress: Progress): Promise<BenchEntry[]> {
+  switch (s) {
+    case 'poll':
+      return benchPollCycle(quick ? { certificates: 100, latencyMs: 20, poolSize: 4, opensslRuns: 10 } : { certificates: 1000, latencyMs: 20, poolSize: 16, opensslRuns: 40 }, progress);
+    case 'enable':
+      return benchEnable({ runs: quick ? 5 : 15 }, progress);
+    case 'idle':
+      return benchIdle({ windowS: quick ? 10 : 60, certificates: quick ? 10 : 100 }, progress);
+    case 'fleet':
+      return benchFleet(quick ? FLEET_QUICK : FLEET_FULL, progress);
+  }
+}
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -30,13 +46,15 @@ async function main(): Promise<number> {
   const started = Date.now();
   process.env['KVVM_EXTRA_VAULT_SUFFIXES'] = 'localhost';
 
-  const entries: BenchEntry[] = [];
-  if (only.has('poll')) {
-    entries.push(...(await benchPollCycle(quick ? { certificates: 100, latencyMs: 20, poolSize: 4, opensslRuns: 10 } : { certificates: 1000, latencyMs: 20, poolSize: 16, opensslRuns: 40 }, progress)));
+  const scenarioOf = new Map<string, Scenario>();
+  let entries: BenchEntry[] = [];
+  for (const s of SCENARIOS) {
+    if (!only.has(s)) continue;
+    for (const e of await runScenario(s, quick, progress)) {
+      scenarioOf.set(e.name, s);
+      entries.push(e);
+    }
   }
-  if (only.has('enable')) entries.push(...(await benchEnable({ runs: quick ? 5 : 15 }, progress)));
-  if (only.has('idle')) entries.push(...(await benchIdle({ windowS: quick ? 10 : 60, certificates: quick ? 10 : 100 }, progress)));
-  if (only.has('fleet')) entries.push(...(await benchFleet(quick ? FLEET_QUICK : FLEET_FULL, progress)));
 
   const elapsedS = (Date.now() - started) / 1000;
   process.stdout.write(`\nkvvm benchmarks (${quick ? 'quick' : 'full'} mode, ${elapsedS.toFixed(0)} s)\n\n${formatTable(entries)}\n\n`);
@@ -47,11 +65,21 @@ async function main(): Promise<number> {
   let exit = 0;
   const recorded = readResults(resultsFile);
   if (quick) {
-    const { regressions, missing } = findRegressions(recorded, entries, true);
-    if (missing.length > 0) process.stdout.write(`no recorded quick baseline for: ${missing.join('; ')}\n`);
-    for (const r of regressions) process.stdout.write(`REGRESSION: ${r.name}: ratio ${r.ratio} > 2 x recorded ${r.baseline}\n`);
-    if (regressions.length > 0) exit = 1;
-    else process.stdout.write('no regression beyond 2x the recorded quick ratios\n');
+    let failed = gateFigures(recorded, entries).filter((v) => v.failed);
+    if (failed.length > 0) {
+      for (const v of failed) process.stdout.write(`over its limit, re-measuring once: ${describeVerdict(v)}\n`);
+      const again = [...new Set(failed.map((v) => scenarioOf.get(v.name)).filter((s): s is Scenario => s !== undefined))];
+      const remeasured = new Map<string, BenchEntry>();
+      for (const s of again) for (const e of await runScenario(s, quick, progress)) remeasured.set(e.name, e);
+      // A figure fails the run only when its re-measurement fails too; the re-measured figures are what is recorded.
+      entries = entries.map((e) => (failed.some((v) => v.name === e.name) ? (remeasured.get(e.name) ?? e) : e));
+      const names = new Set(failed.map((v) => v.name));
+      failed = gateFigures(recorded, entries).filter((v) => v.failed && names.has(v.name));
+      process.stdout.write(`\nre-measured (${again.join(', ')}):\n\n${formatTable(entries.filter((e) => names.has(e.name)))}\n\n`);
+    }
+    for (const v of failed) process.stdout.write(`REGRESSION (failed twice): ${describeVerdict(v)}\n`);
+    if (failed.length > 0) exit = 1;
+    else process.stdout.write(`benchmark gate passed: every count within its target, every targeted ratio within max(target, ${HEADROOM} x recorded); informational figures are not gated\n`);
   }
   if (values.json) {
     writeResults(resultsFile, mergeResults(recorded, entries, quick));

@@ -4,6 +4,7 @@
  * extension folder; people run `kvvm validate`, `kvvm dev-vault`, `kvvm demo`.
  */
 import { describeError } from './errors.js';
+import { invalidOverridesError, overrideLogLines, readOverrides } from './overrides.js';
 import type { CommandHost } from './commands/context.js';
 
 // Command modules are imported when their command runs: the agent's enable must not pay for loading the ARM
@@ -69,8 +70,10 @@ const COMMANDS: Record<string, CommandSpec> = {
   },
   'dev-vault': {
     summary: 'run a local Key Vault + managed-identity endpoint for development and tests',
-    usage: 'kvvm dev-vault [--port N] [--state DIR] [--rate N] [--latency-ms N] [--fault-rate F]',
+    usage: 'kvvm dev-vault [--host NAME] [--seed DIR] [--port N] [--state DIR] ... | kvvm dev-vault put <name> <file> --vault-url URL',
     agent: false,
+    // The full text ends with put's usage, so it also answers `kvvm dev-vault put --help`.
+    helpText: async () => (await import('./devvault/command.js')).DEV_VAULT_USAGE,
     run: async (a, h) => (await import('./devvault/command.js')).runDevVaultCommand(a, { stdout: { write: h.stdout }, stderr: { write: h.stderr }, env: h.env }),
   },
   demo: {
@@ -130,6 +133,15 @@ export async function main(argv: string[], host: CommandHost): Promise<number> {
     host.stdout(`${usage.trimEnd()}\n\n${spec.summary}.\n${spec.agent ? `\n${AGENT_HELP}\n` : ''}`);
     return 0;
   }
+  // Every KVVM_* variable is read in overrides.ts: refuse one that does not parse, and say which are in effect
+  // (stderr: stdout may be parsed; the service writes the same lines to its own log).
+  const overrides = readOverrides(host.env);
+  const invalid = invalidOverridesError(overrides);
+  if (invalid) {
+    host.stderr(`kvvm ${name}: ${invalid.describe()}\n`);
+    return 2;
+  }
+  if (name !== 'service') for (const line of overrideLogLines(overrides)) host.stderr(`kvvm ${name}: ${line.message}\n`);
   try {
     return await spec.run(rest, host);
   } catch (err) {

@@ -372,7 +372,7 @@ describe('kvvm dev-vault command', () => {
       child.on('exit', (code) => reject(new Error(`exited early with ${String(code)}`)));
     });
     const info = JSON.parse(line) as { vaultUrl: string; imdsEndpoint: string; caCertFile: string };
-    assert.deepEqual(Object.keys(info), ['vaultUrl', 'imdsEndpoint', 'caCertFile']);
+    assert.deepEqual(Object.keys(info), ['vaultUrl', 'imdsEndpoint', 'caCertFile', 'hostsLine', 'resolvesHere']);
     // It really serves: the challenge comes back over TLS trusted through the printed CA file.
     const vaultLike = { vaultUrl: info.vaultUrl, caCertPem: readFileSync(info.caCertFile, 'utf8') } as DevVault;
     const res = await rawRequest(vaultLike, '/secrets/x?api-version=7.4');

@@ -6,52 +6,17 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { lstat, mkdtemp, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { X509Certificate } from 'node:crypto';
 import { makeAgentLayout, type AgentLayout } from './helpers/agentFolder.js';
+import { agentCommand, finalStatus } from './helpers/agentCommands.js';
 import { startDevVault, type DevVault } from '../handler/devvault/server.js';
 import { createCa, issueCertificate, toPemSecret, toPkcs12Base64 } from '../handler/devvault/certFactory.js';
 import { isRunning } from '../handler/service/supervisor.js';
-import { packageRoot } from '../handler/paths.js';
 
-const run = promisify(execFile);
-const CLI = join(packageRoot(), 'lib', 'handler', 'cli.js');
 const CLIENT_ID = '6f1d3c55-8f5c-4a57-9a3e-0c4b2d7e9a11';
-
-async function agentCommand(layout: AgentLayout, seq: number, command: string, extraEnv: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, command], {
-      cwd: layout.extensionFolder,
-      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...layout.env(seq), ...extraEnv },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
-
-/** Waits (bounded, a liveness deadline rather than a timing assertion) until the status file reaches a final state. */
-async function finalStatus(layout: AgentLayout, seq: number): Promise<{ status: string; message: string; substatus: Array<{ name: string; status: string; formattedMessage: { message: string } }> }> {
-  const deadline = Date.now() + 60_000;
-  let last = '';
-  while (Date.now() < deadline) {
-    const view = await layout.readStatus(seq);
-    if (view.state === 'valid') {
-      const doc = view.document as Array<{ status: { status: string; formattedMessage: { message: string }; substatus?: [] } }>;
-      const s = doc[0]!.status;
-      last = `${s.status}: ${s.formattedMessage.message}`;
-      if (s.status === 'success' || s.status === 'error') return { status: s.status, message: s.formattedMessage.message, substatus: s.substatus ?? [] };
-    }
-    await sleep(200);
-  }
-  throw new Error(`status ${seq} never became final; last: ${last}`);
-}
 
 test('the agent drives the extension through install, enable, rotation, disable, enable and uninstall', { timeout: 180_000 }, async () => {
   const root = await mkdtemp(join(tmpdir(), 'kvvm-lifecycle-'));
@@ -93,6 +58,10 @@ test('the agent drives the extension through install, enable, rotation, disable,
     assert.equal(status0.status, 'success', status0.message);
     assert.equal(status0.substatus.length, 2);
     assert.ok(status0.substatus.every((s) => s.status === 'success'));
+    // Every KVVM_* variable in effect is named in the service's log, test knobs as development overrides.
+    const serviceLog = await readFile(join(layout.logFolder, 'kvvm-service.log'), 'utf8');
+    assert.match(serviceLog, /development override: KVVM_NO_JITTER=1/);
+    assert.match(serviceLog, /environment: KVVM_EXTRA_VAULT_SUFFIXES=localhost/);
     // Each certificate's substatus tells the operator what is installed and where.
     const webStatus = status0.substatus.find((s) => s.name === 'kvvm/web')?.formattedMessage.message ?? '';
     assert.ok(webStatus.includes(`version ${webV1}`) && webStatus.includes(web1.cert.fingerprint.replace(/:/g, '')), webStatus);

@@ -22,9 +22,10 @@ const PASSWORD_FIX =
 
 /**
  * Reads a PFX that Key Vault produced: password-less. The MAC of Key Vault PFX verifies with a NULL (absent)
- * password, openssl-made "password-less" files with the empty string, so both are tried in that order.
+ * password, openssl-made "password-less" files with the empty string, so both are tried in that order. `password`
+ * (the dev vault's certificate import, like Key Vault's) tries that one only.
  */
-export function readPkcs12(der: Buffer): Pkcs12Contents {
+export function readPkcs12(der: Buffer, password?: string): Pkcs12Contents {
   let asn1: forge.asn1.Asn1;
   try {
     asn1 = forge.asn1.fromDer(forge.util.createBuffer(der.toString('binary')), { strict: true, maxDepth: 64 } as never);
@@ -32,10 +33,10 @@ export function readPkcs12(der: Buffer): Pkcs12Contents {
     throw malformed('it is not DER-encoded ASN.1', cause);
   }
   let firstError: unknown;
-  for (const password of [null, ''] as const) {
+  for (const candidate of password === undefined ? ([null, ''] as const) : [password]) {
     try {
       // forge's typings say string; null is how its code spells "no password" (see KEYVAULT.md).
-      const p12 = withIterationLimit(() => forge.pkcs12.pkcs12FromAsn1(asn1, false, password as unknown as string));
+      const p12 = withIterationLimit(() => forge.pkcs12.pkcs12FromAsn1(asn1, false, candidate as unknown as string));
       return extract(p12);
     } catch (err) {
       if (err instanceof KvvmError) throw err;

@@ -11,6 +11,7 @@ import { writeStatus, type HandlerStatusReport } from '../protocol/status.js';
 import { formatProblems, parseSettings } from '../settings/index.js';
 import type { KvvmConfig } from '../settings/config.js';
 import { KvvmError } from '../errors.js';
+import { overridesFrom } from '../overrides.js';
 import { writeEvent } from '../protocol/events.js';
 import { createLogger } from '../service/logger.js';
 import { executableExists } from '../consumers/executable.js';
@@ -90,7 +91,7 @@ export function handlerName(fullName: string): string {
 
 /** Protected-settings certificates: Linux keeps <THUMB>.crt/.prv in /var/lib/waagent, the extension folder's parent. */
 export function protectedSettingsKeyDir(ctx: HandlerContext): string {
-  return ctx.host.env['KVVM_WAAGENT_DIR'] ?? dirname(ctx.handlerEnv.extensionFolder);
+  return overridesFrom(ctx.host.env).waagentDir ?? dirname(ctx.handlerEnv.extensionFolder);
 }
 
 /** Windows: the agent's transport certificate and its key are in LocalMachine\My (protectedSettingsWindows.ts). */

@@ -24,7 +24,7 @@ import type { StoreLocation } from '../stores/windows/flags.js';
 import type { CertificateStore } from '../stores/store.js';
 import { createVaultReader } from '../vault/secretsClient.js';
 import { paasCredentialFor } from '../vault/paasWindows.js';
-import type { Env } from './context.js';
+import { overrideLogLines, readOverrides, type Overrides } from '../overrides.js';
 import type { KvvmConfig, ObservedCertificate } from '../settings/config.js';
 import { loadConfig, loadHandlerContext, reportStatus, type CommandHost } from './context.js';
 
@@ -64,25 +64,28 @@ export function createStoreForPlatform(platform: NodeJS.Platform, options: { lin
 }
 
 /**
- * KVVM_DEV_POLL_INTERVAL_S lets the demo and tests poll every few seconds; the settings clamp (300-3600 s) is
- * what operators get. Logged loudly so it is never mistaken for a setting.
+ * A development poll interval (overrides.ts) lets the demo and tests poll every few seconds; the settings clamp
+ * (300-3600 s) is what operators get. Logged loudly so it is never mistaken for a setting.
  */
-export function applyDevOverrides(config: KvvmConfig, env: Env, log: SyncLogger): KvvmConfig {
-  const dev = Number(env['KVVM_DEV_POLL_INTERVAL_S']);
-  if (!Number.isFinite(dev) || dev <= 0) return config;
+export function applyDevOverrides(config: KvvmConfig, overrides: Overrides, log: SyncLogger): KvvmConfig {
+  const dev = overrides.devPollIntervalS;
+  if (dev === undefined) return config;
   log.warn(`development override: polling every ${dev} s instead of ${config.pollingIntervalS} s (KVVM_DEV_POLL_INTERVAL_S)`);
   return { ...config, pollingIntervalS: dev };
 }
 
-/** Tuning knobs for tests and benchmarks; production uses the defaults. */
-export function retryPolicyFromEnv(env: Env): RetryPolicy {
-  const base = Number(env['KVVM_RETRY_BASE_MS']);
-  return Number.isFinite(base) && base > 0 ? { ...DEFAULT_RETRY_POLICY, baseDelayMs: base, maxDelayMs: Math.max(base, Math.min(DEFAULT_RETRY_POLICY.maxDelayMs, base * 150)) } : DEFAULT_RETRY_POLICY;
+/** Tuning knob for tests and benchmarks (overrides.ts); production uses the defaults. */
+export function retryPolicyFor(overrides: Overrides): RetryPolicy {
+  const base = overrides.retryBaseMs;
+  return base !== undefined ? { ...DEFAULT_RETRY_POLICY, baseDelayMs: base, maxDelayMs: Math.max(base, Math.min(DEFAULT_RETRY_POLICY.maxDelayMs, base * 150)) } : DEFAULT_RETRY_POLICY;
 }
 
 export async function serviceCommand(host: CommandHost): Promise<number> {
   const ctx = await loadHandlerContext(host, { needSequence: true });
-  const log = createLogger({ logFolder: ctx.handlerEnv.logFolder, name: 'service', console: host.env['KVVM_LOG_CONSOLE'] === '1' });
+  const reading = readOverrides(host.env);
+  const overrides = reading.overrides;
+  const log = createLogger({ logFolder: ctx.handlerEnv.logFolder, name: 'service', console: overrides.logConsole });
+  for (const line of overrideLogLines(reading)) log[line.level](line.message);
   const controller = new AbortController();
   const stop = (signal: string): void => {
     if (!controller.signal.aborted) log.info(`received ${signal}; stopping after the current step`);
@@ -106,7 +109,7 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
       log.error(loaded.message);
       return 1;
     }
-    const config = applyDevOverrides(loaded.config, host.env, log);
+    const config = applyDevOverrides(loaded.config, overrides, log);
     log.info(`service started for sequence ${ctx.seq}`, {
       certificates: config.observedCertificates.length,
       pollingIntervalS: config.pollingIntervalS,
@@ -122,9 +125,9 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
         isSuperseded: async () => ((await readMrseq(ctx.handlerEnv.extensionFolder)) ?? ctx.seq) > ctx.seq,
         sleep: (ms, signal) => delay(ms, undefined, { signal }).catch(() => undefined),
         random: Math.random,
-        retry: retryPolicyFromEnv(host.env),
+        retry: retryPolicyFor(overrides),
         concurrency: SERVICE_CONCURRENCY,
-        jitter: host.env['KVVM_NO_JITTER'] !== '1',
+        jitter: !overrides.noJitter,
         initialJitterMs: 5000,
         afterCycle: createConsumerHooks({
           platform: host.platform === 'win32' ? 'win32' : 'linux', serviceEnv: host.env, run: runCommand, log,

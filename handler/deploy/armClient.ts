@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { ComputeManagementClient } from '@azure/arm-compute';
 import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
 import { KvvmError } from '../errors.js';
+import { overridesFrom } from '../overrides.js';
 import { trustedCas } from '../vault/transport.js';
 
 export const ARM_ENDPOINT_ENV = 'KVVM_ARM_ENDPOINT';
@@ -43,7 +44,7 @@ export function resolveSubscription(flag: string | undefined, env: Record<string
 }
 
 export function resolveEndpoint(env: Record<string, string | undefined>): string {
-  const raw = env[ARM_ENDPOINT_ENV]?.trim() || DEFAULT_ARM_ENDPOINT;
+  const raw = overridesFrom(env).armEndpoint?.trim() || DEFAULT_ARM_ENDPOINT;
   let url: URL;
   try {
     url = new URL(raw);
@@ -59,7 +60,7 @@ export function resolveEndpoint(env: Record<string, string | undefined>): string
 export function connectArm(subscriptionId: string, env: Record<string, string | undefined>, deps: ArmDeps): ArmConnection {
   const endpoint = resolveEndpoint(env);
   const extra = [...(deps.tlsCa ?? [])];
-  const caFile = env[ARM_CA_FILE_ENV];
+  const caFile = overridesFrom(env).armCaFile;
   if (caFile) {
     try {
       extra.push(readFileSync(caFile, 'utf8'));

@@ -10,6 +10,8 @@ import type { FaultQueue, FaultSpec } from './faults.js';
 import type { TokenStore } from './imds.js';
 import type { FixedWindowLimiter } from './rateLimiter.js';
 import type { SecretState, StoredVersion } from './state.js';
+import { attributes, error, page, type Reply } from './replies.js';
+import { CERTIFICATE_ROUTES, certificateRouteOf, operateCertificate, type CertificateContext } from './certificates.js';
 
 export interface VaultStats {
   requests: number;
@@ -22,7 +24,7 @@ export interface VaultStats {
   faultsInjected: number;
 }
 
-export interface VaultContext {
+export interface VaultContext extends CertificateContext {
   vaultUrl: string;
   /** Token audience the vault expects and announces in its challenge. */
   resource: string;
@@ -39,37 +41,13 @@ export interface VaultContext {
   stats: VaultStats;
 }
 
+/** A 25 KB secret as base64 PFX in JSON, with room for a policy. */
 const MAX_BODY = 64 * 1024;
 const NAME_RE = /^[0-9a-zA-Z-]{1,127}$/;
 const VERSION_RE = /^[0-9a-f]{32}$/i;
 
-interface Reply {
-  status: number;
-  body?: unknown;
-  headers?: Record<string, string>;
-  /** Set by an injected 'delay' fault: the server holds the reply this long. */
-  delayMs?: number;
-}
-
-function error(status: number, code: string, message: string, innerCode?: string): Reply {
-  const err: Record<string, unknown> = { code, message };
-  if (innerCode) err['innererror'] = { code: innerCode };
-  return { status, body: { error: err } };
-}
-
 function notFound(name: string): Reply {
   return error(404, 'SecretNotFound', `A secret with (name/id) ${name} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182`);
-}
-
-function attributes(v: StoredVersion): Record<string, unknown> {
-  const a: Record<string, unknown> = { enabled: v.enabled };
-  if (v.nbf !== undefined) a['nbf'] = v.nbf;
-  if (v.exp !== undefined) a['exp'] = v.exp;
-  a['created'] = v.created;
-  a['updated'] = v.updated;
-  a['recoveryLevel'] = 'Recoverable+Purgeable';
-  a['recoverableDays'] = 90;
-  return a;
 }
 
 /** SecretBundle with the key order of the recorded vectors: value, contentType, id, managed, attributes, kid. */
@@ -95,32 +73,6 @@ function item(ctx: VaultContext, id: string, v: StoredVersion): Record<string, u
   return i;
 }
 
-/** One page of `all` starting at the $skiptoken offset, with Key Vault's nextLink (absolute URL) when more remain. */
-function page(ctx: VaultContext, url: URL, path: string, all: Record<string, unknown>[]): Reply {
-  const raw = url.searchParams.get('maxresults');
-  const max = raw === null ? 25 : Number(raw);
-  if (!Number.isInteger(max) || max < 1 || max > 25) {
-    return error(400, 'BadParameter', 'The value of maxresults must be an integer between 1 and 25.');
-  }
-  const skip = url.searchParams.get('$skiptoken');
-  let offset = 0;
-  if (skip !== null) {
-    const parsed = Number(Buffer.from(skip, 'base64url').toString('utf8'));
-    if (!Number.isInteger(parsed) || parsed < 0) return error(400, 'BadParameter', 'Invalid $skiptoken.');
-    offset = parsed;
-  }
-  const value = all.slice(offset, offset + max);
-  let nextLink: string | null = null;
-  if (offset + max < all.length) {
-    const next = new URL(`${ctx.vaultUrl}${path}`);
-    next.searchParams.set('api-version', url.searchParams.get('api-version') ?? '');
-    next.searchParams.set('$skiptoken', Buffer.from(String(offset + max)).toString('base64url'));
-    next.searchParams.set('maxresults', String(max));
-    nextLink = next.toString();
-  }
-  return { status: 200, body: { value, nextLink } };
-}
-
 function disabledReply(): Reply {
   return error(403, 'Forbidden', 'Operation get is not allowed on a disabled secret.', 'SecretDisabled');
 }
@@ -134,6 +86,7 @@ function deniedReply(ctx: VaultContext, principal: string, innerCode: string, ro
 
 /** Maps method + path segments to a route name (used for stats, faults and dispatch). */
 export function routeOf(method: string, segments: string[]): string {
+  if (segments[0] === 'certificates') return certificateRouteOf(method, segments) ?? 'unknown';
   if (segments[0] !== 'secrets') return 'unknown';
   if (segments.length === 1 && method === 'GET') return 'listSecrets';
   if (segments.length === 2) {
@@ -151,9 +104,10 @@ export function routeOf(method: string, segments: string[]): string {
 
 function operate(ctx: VaultContext, route: string, segments: string[], url: URL, body: unknown): Reply {
   const name = segments[1] ?? '';
-  if (route !== 'listSecrets' && !NAME_RE.test(name)) {
+  if (route !== 'listSecrets' && route !== 'listCertificates' && !NAME_RE.test(name)) {
     return error(400, 'BadParameter', 'The request URI contains an invalid name: ' + name.slice(0, 130));
   }
+  if (CERTIFICATE_ROUTES.has(route)) return operateCertificate(ctx, route, segments, url, body);
   const display = ctx.state.displayName(name);
   switch (route) {
     case 'listSecrets': {

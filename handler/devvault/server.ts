@@ -6,7 +6,9 @@
  * verification requires the request host to END WITH "." + the challenge resource host
  * (@azure/keyvault-common verifyChallengeResource). "localhost" can never satisfy that, "kvvm.localhost" with
  * resource "https://localhost" does, so verification stays ON. *.localhost names are loopback by RFC 6761;
- * kvvm's vault client resolves them to 127.0.0.1 itself (see handler/vault/transport.ts) because glibc does not.
+ * kvvm's vault client resolves them to 127.0.0.1 itself (see handler/vault/transport.ts) because glibc does not;
+ * other clients need a hosts line, which `kvvm dev-vault` prints when the name does not resolve (command.ts).
+ * `host` chooses another name: the resource (token audience) is always its parent domain.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
@@ -20,6 +22,7 @@ import { FaultQueue, type FaultSpec } from './faults.js';
 import { handleImdsRequest, IMDS_TOKEN_PATH, TokenStore, type DevIdentities, type ImdsStats } from './imds.js';
 import { FixedWindowLimiter, type RateLimit } from './rateLimiter.js';
 import { handleVaultRequest, type VaultContext, type VaultStats } from './routes.js';
+import { operateCertificate } from './certificates.js';
 import { SecretState, type SetSecretOptions } from './state.js';
 
 export interface DevVaultOptions {
@@ -37,6 +40,8 @@ export interface DevVaultOptions {
   tenantId?: string;
   /** First DNS label of the vault host (default "kvvm" → https://kvvm.localhost:PORT). */
   vaultName?: string;
+  /** The whole vault host name (default `<vaultName>.localhost`); at least two labels, the parent is the resource. */
+  host?: string;
   identities?: DevIdentities;
   /** Act like Azure Arc's HIMDS: challenge token requests with a key file written into this directory. */
   arcChallengeDir?: string;
@@ -58,7 +63,12 @@ export interface DevVault {
   caCertFile: string;
   caCertPem: string;
   stateDir: string;
+  /** The vault's host name and its token audience (the parent domain). */
+  host: string;
+  resource: string;
   setSecret(name: string, value: string, options?: SetSecretOptions): string;
+  /** Imports a certificate (base64 PFX or PEM text) as the certificates API does: returns the new version. */
+  importCertificate(name: string, value: string, options?: { password?: string }): string;
   setVersionEnabled(name: string, version: string, enabled: boolean): void;
   deleteSecret(name: string): boolean;
   /** Make tokens of this principal ('system' or a client id) get 403 with this innererror code. */
@@ -77,7 +87,7 @@ export interface DevVault {
 export const DEFAULT_TENANT_ID = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 const DEFAULT_RATE: RateLimit = { requests: 4000, windowMs: 10_000 };
 
-function loadOrCreateTls(dir: string): { ca: IssuedCertificate; tls: { certPem: string; keyPem: string } } {
+function loadOrCreateTls(dir: string, host: string): { ca: IssuedCertificate; tls: { certPem: string; keyPem: string } } {
   const p = (f: string): string => join(dir, f);
   let ca: IssuedCertificate;
   try {
@@ -91,13 +101,13 @@ function loadOrCreateTls(dir: string): { ca: IssuedCertificate; tls: { certPem: 
   try {
     const certPem = readFileSync(p('tls.pem'), 'utf8');
     const cert = new X509Certificate(certPem);
-    if (cert.checkIssued(ca.cert) && Date.parse(cert.validTo) > Date.now() + 86_400_000) {
+    if (cert.checkIssued(ca.cert) && Date.parse(cert.validTo) > Date.now() + 86_400_000 && cert.checkHost(host) !== undefined) {
       return { ca, tls: { certPem, keyPem: readFileSync(p('tls.key.pem'), 'utf8') } };
     }
   } catch {
     // Missing or unreadable: issue a new one below.
   }
-  const tls = issueCertificate({ issuer: ca, subjectCn: 'localhost', dnsNames: ['localhost', 'kvvm.localhost', '127.0.0.1'], days: 365 });
+  const tls = issueCertificate({ issuer: ca, subjectCn: 'localhost', dnsNames: [...new Set(['localhost', 'kvvm.localhost', host, '127.0.0.1'])], days: 365 });
   writeFileSync(p('tls.key.pem'), tls.keyPem, { mode: 0o600 });
   writeFileSync(p('tls.pem'), tls.certPem);
   return { ca, tls };
@@ -128,7 +138,11 @@ export async function startDevVault(options: DevVaultOptions = {}): Promise<DevV
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const vaultName = options.vaultName ?? 'kvvm';
   if (!/^[a-z0-9-]{1,24}$/.test(vaultName)) throw new Error(`kvvm dev-vault: invalid vault name "${vaultName}"`);
-  const { ca, tls } = loadOrCreateTls(stateDir);
+  const host = (options.host ?? `${vaultName}.localhost`).toLowerCase();
+  if (!/^[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63})+$/.test(host) || host.length > 253) {
+    throw new Error(`kvvm dev-vault: --host "${host}" must be a DNS name of at least two labels, e.g. myvault.localhost (the SDK requires the vault host below its token resource)`);
+  }
+  const { ca, tls } = loadOrCreateTls(stateDir, host);
   const latencyMs = options.latencyMs ?? 0;
   const faultRate = options.faultRate ?? 0;
   if (!(faultRate >= 0 && faultRate <= 1)) throw new Error('kvvm dev-vault: faultRate must be between 0 and 1');
@@ -152,10 +166,11 @@ export async function startDevVault(options: DevVaultOptions = {}): Promise<DevV
     await closeServer(httpsServer);
     throw err;
   }
-  const vaultUrl = `https://${vaultName}.localhost:${port}`;
+  const vaultUrl = `https://${host}:${port}`;
+  const resource = `https://${host.slice(host.indexOf('.') + 1)}`;
   const ctx: VaultContext = {
     vaultUrl,
-    resource: 'https://localhost',
+    resource,
     tenantId: options.tenantId ?? DEFAULT_TENANT_ID,
     state,
     tokens,
@@ -166,6 +181,7 @@ export async function startDevVault(options: DevVaultOptions = {}): Promise<DevV
     now,
     denied,
     stats: stats.vault,
+    operations: new Map(),
   };
   const imdsCtx = {
     arcChallengeDir: options.arcChallengeDir,
@@ -182,6 +198,12 @@ export async function startDevVault(options: DevVaultOptions = {}): Promise<DevV
   const delay = (): Promise<void> => (latencyMs > 0 ? new Promise((r) => setTimeout(r, latencyMs)) : Promise.resolve());
 
   httpsServer.on('request', (req, res) => {
+    // The token endpoint is also served on the vault's port, so `kvvm dev-vault put --vault-url U` needs one URL.
+    if (new URL(req.url ?? '/', vaultUrl).pathname === IMDS_TOKEN_PATH) {
+      req.resume();
+      void delay().then(() => handleImdsRequest(imdsCtx, req, res));
+      return;
+    }
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -230,7 +252,15 @@ export async function startDevVault(options: DevVaultOptions = {}): Promise<DevV
     caCertFile: join(stateDir, 'ca.pem'),
     caCertPem: ca.certPem,
     stateDir,
+    host,
+    resource,
     setSecret: (name, value, opts) => state.set(name, value, opts).version,
+    importCertificate: (name, value, opts) => {
+      const reply = operateCertificate(ctx, 'importCertificate', ['certificates', name, 'import'], new URL(vaultUrl), { value, pwd: opts?.password });
+      const body = reply.body as { id?: string; error?: { message?: string } };
+      if (reply.status !== 200 || body.id === undefined) throw new Error(`kvvm dev-vault: cannot import ${name}: ${body.error?.message ?? reply.status}`);
+      return body.id.slice(body.id.lastIndexOf('/') + 1);
+    },
     setVersionEnabled: (name, version, enabled) => {
       if (!state.update(name, version, { enabled })) throw new Error(`kvvm dev-vault: no version ${version} of ${name}`);
     },

@@ -10,6 +10,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { KvvmError } from '../errors.js';
+import { overridesFrom } from '../overrides.js';
 import { findHandlerEnvironment } from '../protocol/handlerEnvironment.js';
 import { resolveSequenceNumber } from '../protocol/sequence.js';
 import { readHandlerSettings } from '../protocol/settingsFile.js';
@@ -101,7 +102,7 @@ export async function runDoctorCommand(argv: string[], io: DoctorIo, deps: Docto
     if (folder === undefined) throw usageError('No settings to check: no installed Key Vault extension was found.', DOCTOR_USAGE);
     const handlerEnv = await findHandlerEnvironment({ env: { AZURE_GUEST_AGENT_EXTENSION_PATH: folder }, execPath: join(folder, 'none'), cwd: folder, retries: 0 });
     const seq = await resolveSequenceNumber(handlerEnv.configFolder, io.env);
-    const keyDir = io.env['KVVM_WAAGENT_DIR'] ?? dirname(handlerEnv.extensionFolder);
+    const keyDir = overridesFrom(io.env).waagentDir ?? dirname(handlerEnv.extensionFolder);
     settings = (await readHandlerSettings(handlerEnv.configFolder, seq, { protectedSettingsKeyDir: keyDir })).settings;
     source = join(handlerEnv.configFolder, `${seq}.settings`);
     folder = handlerEnv.extensionFolder;

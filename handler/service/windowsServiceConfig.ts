@@ -15,6 +15,8 @@ import {
   SERVICE_ERROR_NORMAL, SERVICE_RUNNING, SERVICE_START_PENDING, SERVICE_STOPPED, SERVICE_STOP_PENDING, SERVICE_WIN32_OWN_PROCESS,
 } from '../stores/windows/native.js';
 
+import { serviceOverrideVariables } from '../overrides.js';
+
 export const KVVM_SERVICE_NAME = 'kvvm';
 /** How long the service waits for `kvvm service` to finish its current step after a stop request. */
 export const SERVICE_STOP_WAIT_MS = 25_000;
@@ -39,13 +41,15 @@ export interface LaunchSpec {
 /**
  * The variables carried from enable into the service. Not the whole environment: the SCM supplies the machine's
  * own (PATH, SystemRoot, ...) and the launch file must not copy whatever else the agent's process happened to have.
+ * Of the KVVM_* variables only the known ones the service reads, when set in the environment that ran enable (the
+ * agent sets none: someone put them there on purpose), are carried (overrides.ts); the service logs each at start.
  */
-const CARRIED = /^(?:ConfigSequenceNumber|AZURE_[A-Z0-9_]+|KVVM_[A-Z0-9_]+|NODE_EXTRA_CA_CERTS|HTTPS?_PROXY|NO_PROXY|IDENTITY_ENDPOINT|IDENTITY_HEADER|IMDS_ENDPOINT|MSI_ENDPOINT|MSI_SECRET)$/i;
+const CARRIED = /^(?:ConfigSequenceNumber|AZURE_[A-Z0-9_]+|NODE_EXTRA_CA_CERTS|HTTPS?_PROXY|NO_PROXY|IDENTITY_ENDPOINT|IDENTITY_HEADER|IMDS_ENDPOINT|MSI_ENDPOINT|MSI_SECRET)$/i;
 
 export function serviceEnvironment(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(env)) if (value !== undefined && CARRIED.test(key)) out[key] = value;
-  return out;
+  return { ...out, ...serviceOverrideVariables(env) };
 }
 
 /**

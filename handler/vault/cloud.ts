@@ -2,6 +2,8 @@
  * Which hosts kvvm will send a managed-identity token to. Only Azure Key Vault DNS suffixes are allowed; an
  * operator may add suffixes (Azure Stack Hub, the local dev vault) with KVVM_EXTRA_VAULT_SUFFIXES, comma-separated.
  */
+import { overridesFrom } from '../overrides.js';
+
 export interface VaultCloud {
   name: string;
   suffix: string;
@@ -17,14 +19,9 @@ export const AZURE_VAULT_CLOUDS: readonly VaultCloud[] = [
 
 export const EXTRA_SUFFIXES_ENV = 'KVVM_EXTRA_VAULT_SUFFIXES';
 
-/** Suffixes the operator opted into, normalised to lower case. "localhost" allows exactly the host localhost. */
+/** Suffixes the operator opted into (overrides.ts), lower case. "localhost" allows exactly the host localhost. */
 export function extraVaultSuffixes(env: Readonly<Record<string, string | undefined>>): string[] {
-  const raw = env[EXTRA_SUFFIXES_ENV];
-  if (!raw) return [];
-  return raw
-    .split(',')
-    .map((s) => s.trim().toLowerCase())
-    .filter((s) => s.length > 0);
+  return overridesFrom(env).extraVaultSuffixes;
 }
 
 /** True when `host` (no port) is a vault host kvvm may talk to. */

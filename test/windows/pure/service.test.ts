@@ -62,11 +62,13 @@ describe('Windows service registration (CreateServiceW / ChangeServiceConfig2W a
 });
 
 describe('Windows service environment carried from enable', () => {
-  it('keeps the agent, kvvm, proxy and CA variables and nothing else', () => {
+  it('keeps the agent, proxy and CA variables and the known kvvm variables the service reads, and nothing else', () => {
     const env = serviceEnvironment({
       ConfigSequenceNumber: '4', AZURE_GUEST_AGENT_EXTENSION_PATH: 'C:\\ext', KVVM_EXTRA_VAULT_SUFFIXES: 'localhost',
       NODE_EXTRA_CA_CERTS: 'C:\\ca.pem', HTTPS_PROXY: 'http://proxy:3128', no_proxy: '169.254.169.254',
       PATH: 'C:\\Windows', USERPROFILE: 'C:\\Users\\agent', SOME_TOKEN: 'x', UNSET: undefined,
+      // a test harness's own variable, a typo, and a deploy-only variable: never persisted into the launch file
+      KVVM_WINE_FIXTURES: 'Z:\\tmp', KVVM_NO_JITER: '1', KVVM_ARM_ENDPOINT: 'https://arm.localhost', KVVM_RETRY_BASE_MS: undefined,
     });
     assert.deepEqual(env, {
       ConfigSequenceNumber: '4', AZURE_GUEST_AGENT_EXTENSION_PATH: 'C:\\ext', KVVM_EXTRA_VAULT_SUFFIXES: 'localhost',
