@@ -53,15 +53,15 @@ export function formatLinkPath(cert: ObservedCertificate, format: 'key' | 'crt' 
 
 /** The documented environment of an onChange command (README, "Reload your server after a rotation"). */
 export function commandEnvironment(planned: PlannedCommand, deps: Pick<ChangeCommandDeps, 'platform' | 'serviceEnv'>): Record<string, string> {
-  const env: Record<string, string> = {};
+  const vars: Record<string, string> = {};
   for (const name of PASSED_ON) {
     const value = deps.serviceEnv[name];
-    if (value !== undefined) env[name] = value;
+    if (value !== undefined) vars[name] = value;
   }
-  env['PATH'] ??= DEFAULT_PATH[deps.platform];
+  vars['PATH'] ??= DEFAULT_PATH[deps.platform];
   const first = planned.changed[0]!;
   const cert = first.cert;
-  Object.assign(env, {
+  Object.assign(vars, {
     KVVM_CERTIFICATE_NAME: cert.secretName,
     KVVM_VAULT_NAME: cert.vaultName,
     KVVM_VAULT_URL: cert.vaultUrl,
@@ -74,15 +74,15 @@ export function commandEnvironment(planned: PlannedCommand, deps: Pick<ChangeCom
     KVVM_CHANGED_CERTIFICATES: planned.changed.map((r) => `${r.cert.vaultName}/${r.cert.secretName}`).join(' '),
   });
   if (deps.platform === 'win32') {
-    env['KVVM_STORE'] = `${cert.certificateStoreLocation}\\${cert.certificateStoreName}`;
+    vars['KVVM_STORE'] = `${cert.certificateStoreLocation}\\${cert.certificateStoreName}`;
   } else {
-    env['KVVM_LINK_PATH'] = join(cert.certificateStoreLocation, cert.linkName);
-    env['KVVM_FILE_PATH'] = first.location ?? '';
+    vars['KVVM_LINK_PATH'] = join(cert.certificateStoreLocation, cert.linkName);
+    vars['KVVM_FILE_PATH'] = first.location ?? '';
     for (const format of ['key', 'crt', 'pfx'] as const) {
-      if (cert.formats?.includes(format)) env[`KVVM_${format.toUpperCase()}_PATH`] = formatLinkPath(cert, format);
+      if (cert.formats?.includes(format)) vars[`KVVM_${format.toUpperCase()}_PATH`] = formatLinkPath(cert, format);
     }
   }
-  return env;
+  return vars;
 }
 
 /** One sentence for the substatus: exit code and the first line of stderr, or the time limit. */
@@ -104,10 +104,10 @@ export function describeOutcome(outcome: CommandOutcome, timeoutS: number): Foll
 export async function runChangeCommands(results: readonly CertificateSyncResult[], deps: ChangeCommandDeps, memory: FollowUpMemory): Promise<void> {
   for (const planned of planChangeCommands(results)) {
     const { command } = planned;
-    const env = commandEnvironment(planned, deps);
-    const names = env['KVVM_CHANGED_CERTIFICATES'];
+    const vars = commandEnvironment(planned, deps);
+    const names = vars['KVVM_CHANGED_CERTIFICATES'];
     deps.log.info(`running onChange command for ${names}`, { command: command.argv, timeoutS: command.timeoutS });
-    const outcome = await deps.run(command.argv, { env, timeoutMs: command.timeoutS * 1000, platform: deps.platform });
+    const outcome = await deps.run(command.argv, { env: vars, timeoutMs: command.timeoutS * 1000, platform: deps.platform });
     const followUp = describeOutcome(outcome, command.timeoutS);
     const meta = {
       command: command.argv, exitCode: outcome.exitCode, signal: outcome.signal, timedOut: outcome.timedOut,
