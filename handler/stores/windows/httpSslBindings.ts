@@ -5,7 +5,7 @@
  * binding is moved by delete + set, and put back as it was when the set fails.
  */
 import { KvvmError } from '../../errors.js';
-import { hex32, loadNative, type Native } from './native.js';
+import { hex32, loadHttpApi, loadNative, type HttpApi, type Native } from './native.js';
 import {
   bindingAddress, configIdOf, encodeQuery, encodeSslSet, parseSslSet, type BindingKind, type SslBinding,
 } from './httpSslRecords.js';
@@ -73,9 +73,9 @@ export function allocArena(native: Native, size: number): NativeArena {
 }
 
 /** The real api (Windows only): HttpInitialize once, then the configuration calls. */
-export function createHttpSslApi(native: Native = loadNative()): HttpSslApi {
+export function createHttpSslApi(native: Native = loadNative(), http: HttpApi = loadHttpApi()): HttpSslApi {
   const { koffi } = native;
-  const init = native.HttpInitialize({ HttpApiMajorVersion: 1, HttpApiMinorVersion: 0 }, HTTP_INITIALIZE_CONFIG, null) as number;
+  const init = http.HttpInitialize({ HttpApiMajorVersion: 1, HttpApiMinorVersion: 0 }, HTTP_INITIALIZE_CONFIG, null) as number;
   if (init !== NO_ERROR) throw failure('HttpInitialize', init, 'opening the http.sys configuration');
 
   const arena = (size: number): NativeArena => allocArena(native, size);
@@ -87,7 +87,7 @@ export function createHttpSslApi(native: Native = loadNative()): HttpSslApi {
       const out = arena(size);
       try {
         const returned = [0];
-        const code = native.HttpQueryServiceConfiguration(null, configIdOf(kind), query, query.length, out.ptr, size, returned, null) as number;
+        const code = http.HttpQueryServiceConfiguration(null, configIdOf(kind), query, query.length, out.ptr, size, returned, null) as number;
         // ERROR_FILE_NOT_FOUND: no record of that kind at all (what Wine's stub always answers).
         if (code === ERROR_NO_MORE_ITEMS || code === ERROR_FILE_NOT_FOUND) return undefined;
         if (code === ERROR_INSUFFICIENT_BUFFER && (returned[0] ?? 0) > size) {
@@ -111,7 +111,7 @@ export function createHttpSslApi(native: Native = loadNative()): HttpSslApi {
       return { buf: a.buf, base: a.base };
     });
     try {
-      return native[fn](null, configIdOf(binding.kind), ptr, record.size, null) as number;
+      return http[fn](null, configIdOf(binding.kind), ptr, record.size, null) as number;
     } finally {
       koffi.free(ptr);
     }
@@ -138,7 +138,7 @@ export function createHttpSslApi(native: Native = loadNative()): HttpSslApi {
       throw failure('HttpSetServiceConfiguration', set, `moving ${address}${restored === NO_ERROR ? ' (the old binding was restored)' : `; restoring it failed with ${hex32(restored)}`}`);
     },
     close() {
-      native.HttpTerminate(HTTP_INITIALIZE_CONFIG, null);
+      http.HttpTerminate(HTTP_INITIALIZE_CONFIG, null);
     },
   };
 }

@@ -186,7 +186,6 @@ export interface Native {
   OpenSCManagerW: Fn; CreateServiceW: Fn; OpenServiceW: Fn; ChangeServiceConfigW: Fn; ChangeServiceConfig2W: Fn;
   QueryServiceConfigW: Fn; StartServiceW: Fn; ControlService: Fn; QueryServiceStatusEx: Fn; DeleteService: Fn;
   CloseServiceHandle: Fn; StartServiceCtrlDispatcherW: AsyncFn; RegisterServiceCtrlHandlerExW: Fn; SetServiceStatus: Fn;
-  HttpInitialize: Fn; HttpTerminate: Fn; HttpQueryServiceConfiguration: Fn; HttpSetServiceConfiguration: Fn; HttpDeleteServiceConfiguration: Fn;
 }
 
 let loaded: Native | undefined;
@@ -200,7 +199,6 @@ export function loadNative(): Native {
   const advapi32 = koffi.load('advapi32.dll');
   const kernel32 = koffi.load('kernel32.dll');
   const ncrypt = koffi.load('ncrypt.dll');
-  const httpapi = koffi.load('httpapi.dll');
 
   const CRYPT_DATA_BLOB = koffi.struct('CRYPT_DATA_BLOB', { cbData: 'uint32_t', pbData: 'void *' });
   const types = {
@@ -314,14 +312,33 @@ export function loadNative(): Native {
     StartServiceCtrlDispatcherW: a('int __stdcall StartServiceCtrlDispatcherW(SERVICE_TABLE_ENTRYW *lpServiceStartTable)') as AsyncFn,
     RegisterServiceCtrlHandlerExW: a('void * __stdcall RegisterServiceCtrlHandlerExW(const char16_t *lpServiceName, HANDLER_FUNCTION_EX *lpHandlerProc, void *lpContext)'),
     SetServiceStatus: a('int __stdcall SetServiceStatus(void *hServiceStatus, SERVICE_STATUS *lpServiceStatus)'),
-    // http.sys configuration (httpSslBindings.ts); records are byte arenas from koffi.alloc (httpSslRecords.ts).
-    HttpInitialize: httpapi.func('uint32_t __stdcall HttpInitialize(HTTPAPI_VERSION Version, uint32_t Flags, void *pReserved)'),
-    HttpTerminate: httpapi.func('uint32_t __stdcall HttpTerminate(uint32_t Flags, void *pReserved)'),
-    HttpQueryServiceConfiguration: httpapi.func('uint32_t __stdcall HttpQueryServiceConfiguration(void *ServiceHandle, int ConfigId, void *pInput, uint32_t InputLength, void *pOutput, uint32_t OutputLength, _Out_ uint32_t *pReturnLength, void *pOverlapped)'),
-    HttpSetServiceConfiguration: httpapi.func('uint32_t __stdcall HttpSetServiceConfiguration(void *ServiceHandle, int ConfigId, void *pConfigInformation, uint32_t ConfigInformationLength, void *pOverlapped)'),
-    HttpDeleteServiceConfiguration: httpapi.func('uint32_t __stdcall HttpDeleteServiceConfiguration(void *ServiceHandle, int ConfigId, void *pConfigInformation, uint32_t ConfigInformationLength, void *pOverlapped)'),
   };
   return loaded;
+}
+
+export interface HttpApi {
+  HttpInitialize: Fn; HttpTerminate: Fn; HttpQueryServiceConfiguration: Fn; HttpSetServiceConfiguration: Fn; HttpDeleteServiceConfiguration: Fn;
+}
+
+let loadedHttp: HttpApi | undefined;
+
+/**
+ * httpapi.dll (http.sys configuration, for updateBindings), loaded only when a binding is moved so the store and
+ * the service never load it. Records are byte arenas from koffi.alloc (httpSslRecords.ts).
+ */
+export function loadHttpApi(): HttpApi {
+  if (loadedHttp) return loadedHttp;
+  const n = loadNative();
+  const httpapi = n.koffi.load('httpapi.dll');
+  const h = (p: string): Fn => httpapi.func(p);
+  loadedHttp = {
+    HttpInitialize: h('uint32_t __stdcall HttpInitialize(HTTPAPI_VERSION Version, uint32_t Flags, void *pReserved)'),
+    HttpTerminate: h('uint32_t __stdcall HttpTerminate(uint32_t Flags, void *pReserved)'),
+    HttpQueryServiceConfiguration: h('uint32_t __stdcall HttpQueryServiceConfiguration(void *ServiceHandle, int ConfigId, void *pInput, uint32_t InputLength, void *pOutput, uint32_t OutputLength, _Out_ uint32_t *pReturnLength, void *pOverlapped)'),
+    HttpSetServiceConfiguration: h('uint32_t __stdcall HttpSetServiceConfiguration(void *ServiceHandle, int ConfigId, void *pConfigInformation, uint32_t ConfigInformationLength, void *pOverlapped)'),
+    HttpDeleteServiceConfiguration: h('uint32_t __stdcall HttpDeleteServiceConfiguration(void *ServiceHandle, int ConfigId, void *pConfigInformation, uint32_t ConfigInformationLength, void *pOverlapped)'),
+  };
+  return loadedHttp;
 }
 
 /** HRESULT_FROM_WIN32 for a GetLastError value (values that already are HRESULTs pass through). */
