@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadTrustedRoots } from '../handler/certs/chain.js';
-import { parseCertificateSecret } from '../handler/certs/parse.js';
+import { createParserPool } from '../handler/certs/parserPool.js';
 import { makeChainCheck } from '../handler/commands/service.js';
 import type { CertificateSyncDeps } from '../handler/engine/certificateSync.js';
 import { runSyncCycle } from '../handler/engine/syncCycle.js';
@@ -28,7 +28,15 @@ export interface PollCycleOptions {
 }
 
 const RATE = { requests: 4000, windowMs: 10_000 };
-const VAULT_RATE_PER_S = RATE.requests / (RATE.windowMs / 1000);
+
+/**
+ * The dev vault's limiter is a fixed window: a cycle that starts in a fresh window gets RATE.requests at once and
+ * waits for a window boundary only past that, so R requests cannot finish before floor((R-1)/requests) windows.
+ * That is the true lower bound (N/rate is not: 1,000 requests fit in one window).
+ */
+function limiterMinimumMs(requests: number): number {
+  return Math.floor(Math.max(0, requests - 1) / RATE.requests) * RATE.windowMs;
+}
 
 function readerFor(vault: VaultProcess): KvvmVaultReader {
   return createVaultReader({ authentication: { msiEndpoint: vault.imdsEndpoint }, env: { KVVM_EXTRA_VAULT_SUFFIXES: 'localhost' }, tlsCa: [vault.caCertPem] });
@@ -40,6 +48,8 @@ export async function benchPollCycle(o: PollCycleOptions, progress: (s: string) 
   const storeDir = join(root, 'store');
   const entries: BenchEntry[] = [];
   let vault: VaultProcess | undefined;
+  // The service's parser: worker threads (their CPU is this process's, as process.cpuUsage() counts every thread).
+  const parser = createParserPool();
   try {
     progress(`poll: making ${o.poolSize} certificates`);
     const pool = makeCertPool(o.poolSize);
@@ -53,7 +63,7 @@ export async function benchPollCycle(o: PollCycleOptions, progress: (s: string) 
     const deps: CertificateSyncDeps = {
       vault: reader,
       store: createPemStore({}),
-      parse: parseCertificateSecret,
+      parse: parser.parse,
       checkChain: makeChainCheck(loadTrustedRoots({ NODE_EXTRA_CA_CERTS: rootsFile })),
       now: () => new Date(),
       log,
@@ -80,10 +90,12 @@ export async function benchPollCycle(o: PollCycleOptions, progress: (s: string) 
     const s1 = await vault.stats();
     const failed1 = unchanged.filter((r) => r.state !== 'unchanged').length;
     const n = o.certificates;
-    const floor1 = Math.max((n * o.latencyMs) / concurrency, (n / VAULT_RATE_PER_S) * 1000);
+    // One request per certificate is the issue's target, so the floor is priced at N requests.
+    const floor1 = Math.max((n * o.latencyMs) / concurrency, limiterMinimumMs(n));
     entries.push(
       timing(`poll ${n} unchanged: wall`, unchangedMs, floor1, 1.2, 'ms',
-        `concurrency ${concurrency}, ${s1.vault.requests} vault requests, ${o.latencyMs} ms latency, limit ${RATE.requests}/${RATE.windowMs / 1000} s; floor max(N*latency/concurrency, N/rate); engine CPU ${unchangedCpu.toFixed(0)} ms; ${reader.stats.vault.retries - retries0} client retries`),
+        `concurrency ${concurrency}, ${s1.vault.requests} vault requests, ${o.latencyMs} ms latency, limit ${RATE.requests}/${RATE.windowMs / 1000} s (fixed window); floor max(N*latency/concurrency, the limiter's minimum for N requests); engine CPU ${unchangedCpu.toFixed(0)} ms; ${reader.stats.vault.retries - retries0} client retries`),
+      timing(`poll ${n} unchanged: requests per certificate`, (s1.vault.requests - s1.vault.unauthorized) / n, 1, 1, 'requests', `vault requests of the cycle / N, 401 challenges left out (${s1.vault.unauthorized} this cycle)`),
       count(`poll ${n} unchanged: 429s`, s1.vault.throttled, 1),
       count(`poll ${n} unchanged: failures`, failed1, 1),
     );
@@ -111,19 +123,20 @@ export async function benchPollCycle(o: PollCycleOptions, progress: (s: string) 
     const perCert = rotatedCpu / n;
     const opensslMs = opensslPerFile(root, pool, o.opensslRuns);
     const req2 = 2 * n;
-    const floor2 = Math.max((req2 * o.latencyMs) / concurrency, (req2 / VAULT_RATE_PER_S) * 1000);
+    const floor2 = Math.max((req2 * o.latencyMs) / concurrency, limiterMinimumMs(req2));
     entries.push(
       // No target: the issue asks for this comparison, not a bound; kvvm's figure also covers the chain check and a
       // fsynced atomic install that openssl does not do. Regressions are still caught by --quick.
       timing(`poll ${n} rotated: CPU per certificate`, perCert, opensslMs, null, 'ms',
         `fetch + parse (PKCS#12, 3DES) + chain check + install into the PEM store, this process's CPU / N; floor: wall time of one 'openssl pkcs12 -nodes' process on the same PFX (median of ${o.opensslRuns})`),
       timing(`poll ${n} rotated: wall`, rotatedMs, floor2, null, 'ms',
-        `concurrency ${concurrency}, ${s2.vault.requests} vault requests; floor max(2N*latency/concurrency, 2N/rate)`),
+        `concurrency ${concurrency}, ${s2.vault.requests} vault requests (${(s2.vault.requests / n).toFixed(2)} per certificate); floor max(2N*latency/concurrency, the limiter's minimum for 2N requests)`),
       count(`poll ${n} rotated: 429s`, s2.vault.throttled, 1),
       count(`poll ${n} rotated: failures`, failed2, 1, failed2 > 0 ? log.firstError : undefined),
     );
     return entries;
   } finally {
+    await parser.close();
     await vault?.close();
     rmSync(root, { recursive: true, force: true });
   }

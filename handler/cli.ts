@@ -49,6 +49,13 @@ const COMMANDS: Record<string, CommandSpec> = {
     agent: true,
     run: async (_a, h) => (await import('./commands/service.js')).serviceCommand(h),
   },
+  'service-crashed': {
+    summary: 'report a crash loop of the certificate service in the status (run by the service supervisor)',
+    usage: 'kvvm service-crashed <count> <reason> <retry ms>',
+    agent: true,
+    hidden: true,
+    run: async (a, h) => (await import('./commands/serviceCrashed.js')).serviceCrashedCommand(a, h),
+  },
   'windows-service-host': {
     summary: 'the kvvm Windows service process, started by the Service Control Manager (registered by enable)',
     usage: 'kvvm windows-service-host <launch file>',
@@ -134,14 +141,15 @@ export async function main(argv: string[], host: CommandHost): Promise<number> {
     return 0;
   }
   // Every KVVM_* variable is read in overrides.ts: refuse one that does not parse, and say which are in effect
-  // (stderr: stdout may be parsed; the service writes the same lines to its own log).
+  // (stderr: stdout may be parsed). Not from the service, which writes the same lines to its own log, nor from
+  // the Windows service host, which the SCM starts without a console (its child, the service, logs them).
   const overrides = readOverrides(host.env);
   const invalid = invalidOverridesError(overrides);
   if (invalid) {
     host.stderr(`kvvm ${name}: ${invalid.describe()}\n`);
     return 2;
   }
-  if (name !== 'service') for (const line of overrideLogLines(overrides)) host.stderr(`kvvm ${name}: ${line.message}\n`);
+  if (name !== 'service' && name !== 'windows-service-host') for (const line of overrideLogLines(overrides)) host.stderr(`kvvm ${name}: ${line.message}\n`);
   try {
     return await spec.run(rest, host);
   } catch (err) {

@@ -28,6 +28,10 @@ export interface Overrides {
   retryBaseMs: number | undefined;
   /** KVVM_LOG_CONSOLE=1: the service also logs to stderr. */
   logConsole: boolean;
+  /** KVVM_RESTART_BASE_MS: a shorter first restart delay after a crash (the restart policy scales with it). */
+  restartBaseMs: number | undefined;
+  /** KVVM_INIT=none: start the service supervisor detached even where systemd is PID 1. */
+  initNone: boolean;
 }
 
 type Kind = 'operator' | 'development';
@@ -86,13 +90,21 @@ export const OVERRIDE_VARIABLES: readonly Variable[] = [
   },
   { name: 'KVVM_NO_JITTER', kind: 'development', service: true, apply: (v, o) => { const f = flag(v); return typeof f === 'string' ? f : void (o.noJitter = f); } },
   { name: 'KVVM_LOG_CONSOLE', kind: 'development', service: true, apply: (v, o) => { const f = flag(v); return typeof f === 'string' ? f : void (o.logConsole = f); } },
+  {
+    name: 'KVVM_RESTART_BASE_MS', kind: 'development', service: false,
+    apply: (v, o) => {
+      const n = positiveNumber(v, MAX_RETRY_BASE_MS, 'milliseconds');
+      return typeof n === 'string' ? n : Number.isSafeInteger(n) ? void (o.restartBaseMs = n) : 'must be a whole number of milliseconds';
+    },
+  },
+  { name: 'KVVM_INIT', kind: 'development', service: false, apply: (v, o) => (v === 'none' ? void (o.initNone = true) : 'must be "none" (or unset)') },
 ];
 
 const BY_NAME = new Map(OVERRIDE_VARIABLES.map((v) => [v.name, v]));
 
 export const NO_OVERRIDES: Readonly<Overrides> = Object.freeze({
   extraVaultSuffixes: [], armEndpoint: undefined, armCaFile: undefined, waagentDir: undefined,
-  devPollIntervalS: undefined, noJitter: false, retryBaseMs: undefined, logConsole: false,
+  devPollIntervalS: undefined, noJitter: false, retryBaseMs: undefined, logConsole: false, restartBaseMs: undefined, initNone: false,
 });
 
 export interface OverrideReading {

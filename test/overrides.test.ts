@@ -19,7 +19,7 @@ describe('KVVM_* overrides', () => {
     const r = readOverrides({ PATH: '/usr/bin' });
     assert.deepEqual(r.overrides, {
       extraVaultSuffixes: [], armEndpoint: undefined, armCaFile: undefined, waagentDir: undefined,
-      devPollIntervalS: undefined, noJitter: false, retryBaseMs: undefined, logConsole: false,
+      devPollIntervalS: undefined, noJitter: false, retryBaseMs: undefined, logConsole: false, restartBaseMs: undefined, initNone: false,
     });
     assert.deepEqual(r.set, []);
     assert.deepEqual(overrideLogLines(r), []);
@@ -37,6 +37,11 @@ describe('KVVM_* overrides', () => {
     assert.equal(r.overrides.retryBaseMs, 150);
     assert.equal(r.overrides.waagentDir, '/tmp/w');
     assert.equal(r.overrides.logConsole, false);
+    const service = readOverrides({ KVVM_RESTART_BASE_MS: '100', KVVM_INIT: 'none' });
+    assert.deepEqual(service.invalid, []);
+    assert.equal(service.overrides.restartBaseMs, 100);
+    assert.equal(service.overrides.initNone, true);
+    assert.deepEqual(readOverrides({ KVVM_RESTART_BASE_MS: '1.5', KVVM_INIT: 'sysv' }).invalid.map((i) => i.name), ['KVVM_RESTART_BASE_MS', 'KVVM_INIT']);
     const lines = overrideLogLines(r).map((l) => `${l.level} ${l.message}`);
     assert.ok(lines.includes('warn development override: KVVM_DEV_POLL_INTERVAL_S=2'), lines.join('\n'));
     assert.ok(lines.includes('info environment: KVVM_EXTRA_VAULT_SUFFIXES= .Vault.Local.AzureStack.External , localhost'), lines.join('\n'));

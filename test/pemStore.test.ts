@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync, fstatSync, readFileSync } from 'node:fs';
 import { chmod, lstat, lutimes, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import type { FileAcl, ObservedCertificate } from '../handler/settings/config.js
 import type { CommandResult } from '../handler/stores/pemAcl.js';
 import { resolveGroupDefault } from '../handler/stores/pemAcl.js';
 import { createPemStore, type PemStoreOptions } from '../handler/stores/pemStore.js';
+import { STORE_MARKER } from '../handler/stores/storeDirectory.js';
 import { OpensslFactory, opensslRead, pemSecret } from './helpers/openssl.js';
 import { loadSecretVectors } from './helpers/vectors.js';
 import { runStoreContract } from './store-contract.js';
@@ -65,33 +67,48 @@ describe('PEM store files', () => {
     assert.equal((await stat(entry.location)).mode & 0o777, 0o600);
   });
 
-  it('tightens an existing group- or world-readable store directory to 0700', async () => {
+  it('an existing directory kvvm did not create keeps its mode and owner; the files in it are still 0600', async () => {
     await mkdir(freshDir(), { mode: 0o755 });
     await chmod(dir, 0o755);
-    await createPemStore().install(observed(dir, 'alpha'), v1.id, v1.material);
-    assert.equal((await stat(dir)).mode & 0o777, 0o700);
+    const entry = await createPemStore().install(observed(dir, 'alpha'), v1.id, v1.material);
+    assert.equal((await stat(dir)).mode & 0o7777, 0o755);
+    assert.equal((await stat(entry.location)).mode & 0o777, 0o600);
+    assert.deepEqual((await readdir(dir)).filter((f) => f.startsWith('.')), [], 'not marked as kvvm-managed');
   });
 
-  it('the key file is private and complete before it gets its final name', async () => {
-    const seen: Array<{ args: readonly string[]; mode?: number; content?: string }> = [];
+  it('the documented default store is tightened to 0700 even when it existed before kvvm', async () => {
+    await mkdir(freshDir(), { mode: 0o755 });
+    await chmod(dir, 0o755);
+    await createPemStore({ defaultStore: dir }).install(observed(dir, 'alpha'), v1.id, v1.material);
+    assert.equal((await stat(dir)).mode & 0o7777, 0o700);
+  });
+
+  it('the key file is private and complete when its ACL is set, through its descriptor, before it has its final name', async () => {
+    const seen: Array<{ args: readonly string[]; isFile: boolean; ino: number; mode: number; content?: string; finalExists?: boolean }> = [];
+    const finalPath = () => join(dir, `${VAULT}.alpha.${v1.id.version}.PEM`);
     const store = createPemStore({
       aclStrategy: 'setfacl',
       resolveUser: () => 1000, resolveGroup: () => 1000,
-      // Records what setfacl would see: it runs on the temp file, just before the rename.
-      runCommand: async (_file, args): Promise<CommandResult> => {
-        const path = args[args.length - 1] as string;
-        const info = await stat(path);
-        seen.push({ args, ...(info.isFile() ? { mode: info.mode & 0o777, content: await readFile(path, 'utf8') } : {}) });
+      // Records what setfacl would act on: the descriptor it inherits as fd 3.
+      runCommand: async (_file, args, opts): Promise<CommandResult> => {
+        const fd = opts?.fds?.[0] as number;
+        const info = fstatSync(fd);
+        const entry = { args, isFile: info.isFile(), ino: info.ino, mode: info.mode & 0o777 };
+        if (!info.isFile()) { seen.push(entry); return { exitCode: 0, stdout: '', stderr: '' }; }
+        // The descriptor is write-only; /proc/self/fd/N opens the same inode again, for reading.
+        seen.push({ ...entry, content: readFileSync(`/proc/self/fd/${fd}`, 'utf8'), finalExists: existsSync(finalPath()) });
         return { exitCode: 0, stdout: '', stderr: '' };
       },
     });
     const cert = observed(freshDir(), 'alpha', { acls: [{ user: 'alice', group: 'web' }] });
     const entry = await store.install(cert, v1.id, v1.material);
-    const dirCall = seen.find((s) => s.mode === undefined);
-    const fileCall = seen.find((s) => s.mode !== undefined);
-    assert.deepEqual(dirCall?.args, ['-m', 'u:alice:x,g:web:x', dir]);
-    assert.deepEqual(fileCall?.args.slice(0, 2), ['-m', 'u:alice:r,g:web:r']);
-    assert.match(fileCall?.args[2] ?? '', /\/\.kvvm-tmp\.[0-9a-f]{12}\.kvvmtest\.alpha\./);
+    const dirCall = seen.find((s) => !s.isFile);
+    const fileCall = seen.find((s) => s.isFile);
+    assert.deepEqual(dirCall?.args, ['-m', 'u:alice:x,g:web:x', '/dev/fd/3']);
+    assert.equal(dirCall?.ino, (await stat(dir)).ino);
+    assert.deepEqual(fileCall?.args, ['-m', 'u:alice:r,g:web:r', '/dev/fd/3']);
+    assert.equal(fileCall?.ino, (await stat(entry.location)).ino, 'the very file that got the final name');
+    assert.equal(fileCall?.finalExists, false, 'the final name did not exist yet');
     assert.equal(fileCall?.mode, 0o600);
     assert.equal(fileCall?.content, await readFile(entry.location, 'utf8'));
   });
@@ -105,7 +122,7 @@ describe('PEM store files', () => {
     await store.install(cert, v2.id, v2.material);
     await store.activate(cert, v2.id, e1);
     assert.equal(await readlink(join(dir, `${VAULT}.alpha`)), `${VAULT}.alpha.${v2.id.version}.PEM`);
-    assert.deepEqual((await readdir(dir)).filter((f) => f.startsWith('.')), [], 'no temp link left behind');
+    assert.deepEqual((await readdir(dir)).filter((f) => f.startsWith('.') && f !== STORE_MARKER), [], 'no temp link left behind');
   });
 
   it('a custom link name (customSymbolicLinkName) is used instead of <vault>.<secret>', async () => {
@@ -171,7 +188,7 @@ describe('PEM store files', () => {
     for (const name of [old, foreign]) await utimes(join(dir, name), past, past);
     await lutimes(join(dir, oldLink), past, past);
     await store.list(cert);
-    const left = (await readdir(dir)).filter((f) => f.startsWith('.')).sort();
+    const left = (await readdir(dir)).filter((f) => f.startsWith('.') && f !== STORE_MARKER).sort();
     assert.deepEqual(left, [young, foreign].sort());
   });
 
@@ -209,7 +226,7 @@ describe('PEM store files', () => {
     await store.activate(alpha, v1.id, undefined);
     await store.install(beta, { ...v1.id, secretName: 'beta' }, v1.material);
     await store.removeAll(alpha);
-    assert.deepEqual(await readdir(dir), [`${VAULT}.beta.${v1.id.version}.PEM`]);
+    assert.deepEqual((await readdir(dir)).sort(), [STORE_MARKER, `${VAULT}.beta.${v1.id.version}.PEM`].sort());
     await store.removeAll(beta);
     await assert.rejects(stat(dir), /ENOENT/);
   });
@@ -295,7 +312,7 @@ describe('PEM store acls', () => {
     const cert = observed(dir, 'alpha', { acls: [{ user: 'nobody' }] });
     await assert.rejects(store.install(cert, v1.id, v1.material),
       (e: unknown) => e instanceof KvvmError && e.reason === 'acl-unsupported' && /acl package/.test(e.fix ?? ''));
-    assert.deepEqual(await readdir(dir), []);
+    assert.equal(existsSync(dir), false, 'not even the directory was created');
   });
 
   it('an unknown group is refused before any file is written', async () => {
@@ -303,19 +320,19 @@ describe('PEM store acls', () => {
     const store = createPemStore();
     await assert.rejects(store.install(observed(dir, 'alpha', { acls: [{ group: 'no-such-group-kvvm' }] }), v1.id, v1.material),
       (e: unknown) => e instanceof KvvmError && e.reason === 'acl-unknown-group');
-    assert.deepEqual(await readdir(dir), []);
+    assert.equal(existsSync(dir), false, 'not even the directory was created');
   });
 
   it('a failing setfacl on the key file removes the temp file and installs nothing', async () => {
     const dir = join(root, `acl-${++n}`);
     const store = createPemStore({
       aclStrategy: 'setfacl', resolveGroup: () => 4242,
-      runCommand: async (_f, args) => (args[args.length - 1] === dir
+      runCommand: async (_f, _args, opts) => (fstatSync(opts?.fds?.[0] as number).isDirectory()
         ? { exitCode: 0, stdout: '', stderr: '' }
         : { exitCode: 1, stdout: '', stderr: 'setfacl: Operation not supported' }),
     });
     await assert.rejects(store.install(observed(dir, 'alpha', { acls: [{ group: 'web' }] }), v1.id, v1.material),
       (e: unknown) => e instanceof KvvmError && e.reason === 'acl-failed');
-    assert.deepEqual(await readdir(dir), []);
+    assert.deepEqual(await readdir(dir), [STORE_MARKER]);
   });
 });

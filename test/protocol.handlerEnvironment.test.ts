@@ -56,7 +56,7 @@ describe('findHandlerEnvironment', () => {
   });
 
   test('finds the file one folder above the executable (Windows layout: bin\\kvvm.exe)', async () => {
-    const ext = folderWith('ext-exe', JSON.stringify([{ name: 'P.T', version: '1', handlerEnvironment: { logFolder: 'L', configFolder: 'C', statusFolder: 'S', deploymentid: 'x' } }]));
+    const ext = folderWith('ext-exe', JSON.stringify([{ name: 'P.T', version: '1', handlerEnvironment: { logFolder: '/L', configFolder: '/C', statusFolder: '/S', deploymentid: 'x' } }]));
     const he = await findHandlerEnvironment({ env: {}, execPath: join(ext, 'bin', 'kvvm.exe'), cwd: elsewhere, sleep: noSleep });
     assert.equal(he.extensionFolder, ext);
     assert.equal(he.version, '1.0');
@@ -80,7 +80,7 @@ describe('findHandlerEnvironment', () => {
       execPath: '/usr/bin/node',
       cwd: elsewhere,
       sleep: async () => {
-        writeFileSync(join(dir, 'HandlerEnvironment.json'), JSON.stringify([{ name: 'P.T', version: 1.0, handlerEnvironment: { logFolder: 'l', configFolder: 'c', statusFolder: 's' } }]));
+        writeFileSync(join(dir, 'HandlerEnvironment.json'), JSON.stringify([{ name: 'P.T', version: 1.0, handlerEnvironment: { logFolder: '/l', configFolder: '/c', statusFolder: '/s' } }]));
       },
     });
     assert.equal(he.name, 'P.T');
@@ -88,7 +88,7 @@ describe('findHandlerEnvironment', () => {
 
   test('a corrupt file in the first folder is an error even if a later folder has a good one', async () => {
     const bad = folderWith('ext-bad', '{');
-    const good = folderWith('ext-good', JSON.stringify([{ name: 'P.T', version: 1, handlerEnvironment: { logFolder: 'l', configFolder: 'c', statusFolder: 's' } }]));
+    const good = folderWith('ext-good', JSON.stringify([{ name: 'P.T', version: 1, handlerEnvironment: { logFolder: '/l', configFolder: '/c', statusFolder: '/s' } }]));
     const err = await rejection(findHandlerEnvironment({ env: { AZURE_GUEST_AGENT_EXTENSION_PATH: bad }, execPath: '/usr/bin/node', cwd: good, retries: 1, sleep: noSleep }));
     assert.equal(err.reason, 'handler-environment');
     assert.match(err.message, /not valid JSON/);
@@ -97,7 +97,7 @@ describe('findHandlerEnvironment', () => {
 });
 
 describe('parseHandlerEnvironment: catalogue of damaged files never crashes', () => {
-  const good = { logFolder: 'l', configFolder: 'c', statusFolder: 's' };
+  const good = { logFolder: '/l', configFolder: '/c', statusFolder: '/s' };
   const cases: Array<[string, string, RegExp]> = [
     ['empty', '', /empty/],
     ['whitespace', ' \n\t', /empty/],
@@ -111,7 +111,7 @@ describe('parseHandlerEnvironment: catalogue of damaged files never crashes', ()
     ['version garbage', JSON.stringify([{ name: 'P', version: 'abc', handlerEnvironment: good }]), /version/],
     ['no handlerEnvironment', JSON.stringify([{ name: 'P', version: 1 }]), /handlerEnvironment/],
     ['handlerEnvironment a string', JSON.stringify([{ name: 'P', version: 1, handlerEnvironment: 'x' }]), /handlerEnvironment/],
-    ['no statusFolder', JSON.stringify([{ name: 'P', version: 1, handlerEnvironment: { logFolder: 'l', configFolder: 'c' } }]), /statusFolder/],
+    ['no statusFolder', JSON.stringify([{ name: 'P', version: 1, handlerEnvironment: { logFolder: '/l', configFolder: '/c' } }]), /statusFolder/],
     ['configFolder a number', JSON.stringify([{ name: 'P', version: 1, handlerEnvironment: { ...good, configFolder: 5 } }]), /configFolder/],
     ['logFolder null', JSON.stringify([{ name: 'P', version: 1, handlerEnvironment: { ...good, logFolder: null } }]), /logFolder/],
   ];

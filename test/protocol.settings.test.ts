@@ -66,9 +66,9 @@ describe('readHandlerSettings: public settings', () => {
 
   const corrupt: Array<[string, string, RegExp]> = [
     ['invalid JSON', '{"runtimeSettings": [}', /4\.settings is corrupt: not valid JSON/],
-    ['truncated JSON', '{"runtimeSettings":[{"handlerSettings":{"publicSettings":{"a"', /at character 61 \(line 1, column 62\)/],
+    ['truncated JSON', '{"runtimeSettings":[{"handlerSettings":{"publicSettings":{"a"', /at character 61: the text ends too early/],
     ['JSON error on line 3', '{\n"runtimeSettings":\n[{ "x" }]}', /line 3, column 8/],
-    ['unexpected token (V8 gives no position)', '{"runtimeSettings": [{"a": }]}', /not valid JSON \(Unexpected token '}'\)/],
+    ['unexpected token (V8 gives no position, kvvm finds it)', '{"runtimeSettings": [{"a": }]}', /not valid JSON at character 27 \(line 1, column 28\): unexpected character/],
     ['runtimeSettings empty', '{"runtimeSettings":[]}', /runtimeSettings" is missing or empty/],
     ['runtimeSettings missing', '{}', /runtimeSettings" is missing or empty/],
     ['top level array', '[1]', /runtimeSettings/],

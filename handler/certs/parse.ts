@@ -7,6 +7,13 @@ import { readPkcs12 } from './pkcs12.js';
 /** Largest secret value accepted. Key Vault caps secrets at 25 KB; 1 MiB leaves room and bounds parsing cost. */
 export const MAX_SECRET_CHARS = 1024 * 1024;
 
+/**
+ * Most certificates and private keys one secret may hold. Key Vault secrets hold one key and a chain of a few
+ * certificates; matching keys to certificates and ordering the chain are quadratic, so both counts are bounded.
+ */
+export const MAX_CERTIFICATES = 32;
+export const MAX_PRIVATE_KEYS = 4;
+
 export const CONTENT_TYPE_PKCS12 = 'application/x-pkcs12';
 export const CONTENT_TYPE_PEM = 'application/x-pem-file';
 
@@ -85,6 +92,11 @@ function fromPem(value: string): CertificateMaterial {
       fix: 'Upload the certificate again in Key Vault (PEM: an unencrypted PKCS#8 "PRIVATE KEY" block followed by the certificates).',
     });
   }
+  if (blocks.length > MAX_CERTIFICATES + MAX_PRIVATE_KEYS + 1) {
+    throw new KvvmError('malformed-pem', `The certificate secret holds ${blocks.length} PEM blocks, more than a certificate with its chain can (limit ${MAX_CERTIFICATES + MAX_PRIVATE_KEYS + 1}).`, {
+      fix: 'Upload the certificate again with its private key and only the certificates of its chain.',
+    });
+  }
   const keys: KeyObject[] = [];
   const certs: X509Certificate[] = [];
   for (const block of blocks) {
@@ -150,9 +162,16 @@ function assemble(keys: KeyObject[], certs: X509Certificate[], sourceFormat: 'pk
   if (keys.length === 0) {
     throw new KvvmError('no-private-key', 'The certificate secret holds no private key.', { fix: NO_KEY_FIX });
   }
+  if (certs.length > MAX_CERTIFICATES || keys.length > MAX_PRIVATE_KEYS) {
+    const reason = sourceFormat === 'pkcs12' ? 'malformed-pkcs12' : 'malformed-pem';
+    throw new KvvmError(reason, `The certificate secret holds ${certs.length} certificates and ${keys.length} private keys; kvvm reads at most ${MAX_CERTIFICATES} and ${MAX_PRIVATE_KEYS}.`, {
+      fix: 'Import the certificate into Key Vault again with its own private key and only the certificates of its chain.',
+    });
+  }
+  const certSpkis = certs.map((c) => spkiOf(c.publicKey));
   for (const key of keys) {
     const spki = spkiOf(key);
-    const leafIndex = certs.findIndex((c) => spkiOf(c.publicKey).equals(spki));
+    const leafIndex = certSpkis.findIndex((c) => c.equals(spki));
     if (leafIndex < 0) continue;
     const leaf = certs[leafIndex] as X509Certificate;
     const rest = certs.filter((_, i) => i !== leafIndex);

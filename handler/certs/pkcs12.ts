@@ -1,15 +1,39 @@
-import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
-import forge from 'node-forge';
+import { createHmac, createPrivateKey, timingSafeEqual, X509Certificate, type KeyObject } from 'node:crypto';
 import { KvvmError } from '../errors.js';
+import { DerError, childrenOf, explicit, octetString, octets, oid, readOne, sequenceOf, smallInteger, TAG, expectUniversal, type Tlv } from './der.js';
+import { isPkcs12KdfHash, pkcs12Kdf, pkcs12KdfCost, pkcs12Password } from './pkcs12Kdf.js';
+import {
+  DecryptionFailedError,
+  IterationLimitError,
+  MAX_KDF_ITERATIONS,
+  UnsupportedAlgorithmError,
+  checkIterations,
+  planDecryption,
+  type PlannedDecryption,
+} from './pkcs12Pbe.js';
 
 /**
- * PKCS#12 reading through node-forge, because Node's crypto has no PFX parser and OpenSSL 3 (under Node) cannot
- * read the RC2-40 certificate bags that older Key Vault PFX use. forge has its own RC2, 3DES and PBES2/AES code.
+ * PKCS#12 (RFC 7292) reading on node:crypto: MAC check, bag decryption, keys through createPrivateKey and
+ * certificates through X509Certificate. The work one file can ask for is bounded before any of it is done.
  */
 
-/** Highest PBKDF / PKCS#12-KDF iteration count accepted. Real files use 1–600,000; a mutated one could ask for
- *  2^31 and keep forge's pure-JS KDF busy for hours, so anything above this is treated as malformed. */
-export const MAX_KDF_ITERATIONS = 1_000_000;
+export { MAX_KDF_ITERATIONS };
+
+/**
+ * Most hash computations (key derivations and the MAC key, summed over every bag and password attempt) one PFX
+ * may cost. Key Vault's own PFX need 14,000 (MAC, key bag and certificate bag at 2,000 iterations each; a bag's
+ * 3DES key and IV take three SHA-1 blocks); openssl's defaults about 10,000. 2,000,000 is ~140x that: any PFX made
+ * with ordinary settings (up to about -iter 300000) passes, and the worst case is a few seconds of CPU.
+ */
+export const MAX_PFX_WORK = 2_000_000;
+/** Most SafeBags (keys, certificates, others) in one PFX. Key Vault writes one key and the chain. */
+export const MAX_SAFE_BAGS = 64;
+/** Most ContentInfos in the AuthenticatedSafe and nesting of SafeContentsBags. Key Vault writes two. */
+export const MAX_CONTENT_INFOS = 16;
+const MAX_SAFE_NESTING = 4;
+
+/** What Key Vault's own files cost (the MAX_PFX_WORK comment); tests and docs quote it. */
+export const KEY_VAULT_PFX_WORK = 14_000;
 
 export interface Pkcs12Contents {
   keys: KeyObject[];
@@ -20,27 +44,71 @@ const PASSWORD_FIX =
   'Key Vault certificates are stored without a password. Import the certificate into Key Vault as a certificate ' +
   '(az keyvault certificate import --password ...) so Key Vault removes the password, instead of setting the PFX as a plain secret.';
 
+const OID = {
+  data: '1.2.840.113549.1.7.1',
+  encryptedData: '1.2.840.113549.1.7.6',
+  keyBag: '1.2.840.113549.1.12.10.1.1',
+  shroudedKeyBag: '1.2.840.113549.1.12.10.1.2',
+  certBag: '1.2.840.113549.1.12.10.1.3',
+  safeContentsBag: '1.2.840.113549.1.12.10.1.6',
+  x509Certificate: '1.2.840.113549.1.9.22.1',
+} as const;
+
+/** MAC digest OID → node:crypto hash name (the HMAC and the PKCS#12 KDF of its key use the same hash). */
+const MAC_HASHES: Record<string, string> = {
+  '1.3.14.3.2.26': 'sha1',
+  '2.16.840.1.101.3.4.2.4': 'sha224',
+  '2.16.840.1.101.3.4.2.1': 'sha256',
+  '2.16.840.1.101.3.4.2.2': 'sha384',
+  '2.16.840.1.101.3.4.2.3': 'sha512',
+  '1.2.840.113549.2.5': 'md5',
+};
+
+interface MacData {
+  hash: string;
+  digest: Buffer;
+  salt: Buffer;
+  iterations: number;
+}
+
+interface ParsedPfx {
+  authSafe: Buffer;
+  contentInfos: Tlv[];
+  mac: MacData | undefined;
+}
+
+/** The MAC did not verify with this password. */
+class MacMismatchError extends Error {}
+
+/** Work accounting for one PFX: charged before the work is done, so a file over the limit costs nothing. */
+class WorkBudget {
+  private spent = 0;
+  charge(cost: number): void {
+    if (this.spent + cost > MAX_PFX_WORK) {
+      throw malformed(
+        `it asks for ${this.spent + cost} hash computations of key derivation, above kvvm's limit of ${MAX_PFX_WORK} ` +
+          `(Key Vault's own PFX need about ${KEY_VAULT_PFX_WORK})`,
+      );
+    }
+    this.spent += cost;
+  }
+}
+
 /**
  * Reads a PFX that Key Vault produced: password-less. The MAC of Key Vault PFX verifies with a NULL (absent)
  * password, openssl-made "password-less" files with the empty string, so both are tried in that order. `password`
  * (the dev vault's certificate import, like Key Vault's) tries that one only.
  */
 export function readPkcs12(der: Buffer, password?: string): Pkcs12Contents {
-  let asn1: forge.asn1.Asn1;
-  try {
-    asn1 = forge.asn1.fromDer(forge.util.createBuffer(der.toString('binary')), { strict: true, maxDepth: 64 } as never);
-  } catch (cause) {
-    throw malformed('it is not DER-encoded ASN.1', cause);
-  }
+  const pfx = structure(() => parsePfx(der));
+  const budget = new WorkBudget();
   let firstError: unknown;
   for (const candidate of password === undefined ? ([null, ''] as const) : [password]) {
     try {
-      // forge's typings say string; null is how its code spells "no password" (see KEYVAULT.md).
-      const p12 = withIterationLimit(() => forge.pkcs12.pkcs12FromAsn1(asn1, false, candidate as unknown as string));
-      return extract(p12);
+      return readWithPassword(pfx, candidate, budget);
     } catch (err) {
       if (err instanceof KvvmError) throw err;
-      if (!isPasswordError(err)) throw classify(err);
+      if (!(err instanceof MacMismatchError || err instanceof DecryptionFailedError)) throw classify(err);
       firstError ??= err;
     }
   }
@@ -50,66 +118,189 @@ export function readPkcs12(der: Buffer, password?: string): Pkcs12Contents {
   });
 }
 
-function extract(p12: forge.pkcs12.Pkcs12Pfx): Pkcs12Contents {
-  const keys: KeyObject[] = [];
-  const certs: X509Certificate[] = [];
-  for (const safe of p12.safeContents) {
-    for (const bag of safe.safeBags) {
-      if (bag.type === forge.pki.oids.certBag) {
-        certs.push(certFromBag(bag));
-      } else if (bag.type === forge.pki.oids.keyBag || bag.type === forge.pki.oids.pkcs8ShroudedKeyBag) {
-        keys.push(keyFromBag(bag));
-      }
-      // Other bag types (CRL, secret bags) carry nothing a store installs.
-    }
-  }
-  return { keys, certs };
+function parsePfx(der: Buffer): ParsedPfx {
+  const [versionTlv, authSafeInfo, macTlv, ...extra] = sequenceOf(readOne(der), 'the PFX');
+  if (extra.length > 0) throw new DerError('the PFX has unexpected trailing fields');
+  const version = smallInteger(versionTlv, 'the PFX version');
+  if (version !== 3) throw new DerError(`the PFX version is ${version}, not 3`);
+  const [typeTlv, contentTlv] = sequenceOf(authSafeInfo, 'the authSafe ContentInfo');
+  const type = oid(typeTlv, 'the authSafe content type');
+  if (type !== OID.data) throw new DerError('the PFX is not in password integrity mode (its authSafe is not data)');
+  const authSafe = octetString(explicit(contentTlv, 0, 'the authSafe content'), 'the authSafe content');
+  const contentInfos = sequenceOf(readOne(authSafe), 'the AuthenticatedSafe');
+  if (contentInfos.length > MAX_CONTENT_INFOS) throw new DerError(`the AuthenticatedSafe holds ${contentInfos.length} ContentInfos, above the ${MAX_CONTENT_INFOS} limit`);
+  return { authSafe, contentInfos, mac: macTlv === undefined ? undefined : parseMac(macTlv) };
 }
 
-function certFromBag(bag: forge.pkcs12.Bag): X509Certificate {
+function parseMac(tlv: Tlv): MacData {
+  const [digestInfo, saltTlv, iterTlv, ...extra] = sequenceOf(tlv, 'the MacData');
+  if (extra.length > 0) throw new DerError('the MacData has unexpected trailing fields');
+  const [algorithm, digestTlv] = sequenceOf(digestInfo, 'the MAC DigestInfo');
+  const [algOid] = sequenceOf(algorithm, 'the MAC algorithm');
+  const algId = oid(algOid, 'the MAC algorithm');
+  const hash = MAC_HASHES[algId];
+  if (hash === undefined || !isPkcs12KdfHash(hash)) throw new UnsupportedAlgorithmError(`unsupported MAC algorithm ${algId}`);
+  const iterations = iterTlv === undefined ? 1 : checkIterations(smallInteger(iterTlv, 'the MAC iteration count'), 'the MAC');
+  return { hash, digest: octetString(digestTlv, 'the MAC digest'), salt: octetString(saltTlv, 'the MAC salt'), iterations };
+}
+
+function readWithPassword(pfx: ParsedPfx, password: string | null, budget: WorkBudget): Pkcs12Contents {
+  // Plan every ContentInfo first so the MAC and every visible decryption are charged before any derivation runs.
+  const safes = pfx.contentInfos.map((info) => structure(() => planContentInfo(info)));
+  budget.charge((pfx.mac ? macCost(pfx.mac) : 0) + safes.reduce((sum, s) => sum + (s.decryption?.cost ?? 0), 0));
+  if (pfx.mac) verifyMac(pfx.mac, pfx.authSafe, password);
+  const authentic = pfx.mac !== undefined;
+  const out: Pkcs12Contents = { keys: [], certs: [] };
+  const counter = { bags: 0 };
+  for (const safe of safes) {
+    const plain = safe.decryption ? safe.decryption.run(password, safe.ciphertext) : safe.ciphertext;
+    readSafeContents(plain, password, budget, out, counter, authentic || safe.decryption === undefined, 0);
+  }
+  return out;
+}
+
+function macSize(mac: MacData): number {
+  return createHmac(mac.hash, Buffer.alloc(0)).digest().length;
+}
+
+function macCost(mac: MacData): number {
+  return pkcs12KdfCost(mac.hash, mac.iterations, macSize(mac));
+}
+
+function verifyMac(mac: MacData, authSafe: Buffer, password: string | null): void {
+  const key = pkcs12Kdf(mac.hash, pkcs12Password(password), mac.salt, 3, mac.iterations, macSize(mac));
+  const computed = createHmac(mac.hash, key).update(authSafe).digest();
+  if (computed.length !== mac.digest.length || !timingSafeEqual(computed, mac.digest)) throw new MacMismatchError('PKCS#12 MAC could not be verified');
+}
+
+interface PlannedSafe {
+  /** Plain SafeContents bytes, or the ciphertext when `decryption` is set. */
+  ciphertext: Buffer;
+  decryption: PlannedDecryption | undefined;
+}
+
+function planContentInfo(info: Tlv): PlannedSafe {
+  const [typeTlv, contentTlv] = sequenceOf(info, 'a ContentInfo');
+  const type = oid(typeTlv, 'a ContentInfo type');
+  if (type === OID.data) return { ciphertext: octetString(explicit(contentTlv, 0, 'a data ContentInfo'), 'a data ContentInfo'), decryption: undefined };
+  if (type !== OID.encryptedData) throw new UnsupportedAlgorithmError(`unsupported ContentInfo type ${type} (only password-encrypted PFX are read)`);
+  const [, encryptedContentInfo] = sequenceOf(explicit(contentTlv, 0, 'an EncryptedData'), 'an EncryptedData');
+  const [innerType, algorithm, encrypted] = sequenceOf(encryptedContentInfo, 'an EncryptedContentInfo');
+  if (oid(innerType, 'the EncryptedContentInfo type') !== OID.data) throw new DerError('the EncryptedContentInfo does not hold data');
+  // encryptedContent is [0] IMPLICIT OCTET STRING: primitive, or constructed from OCTET STRING chunks (BER).
+  if (encrypted === undefined || encrypted.cls !== 2 || encrypted.tag !== 0) throw new DerError('an EncryptedContentInfo has no encrypted content');
+  return { ciphertext: octets(encrypted, 'the encrypted content'), decryption: planDecryption(algorithm) };
+}
+
+function readSafeContents(
+  bytes: Buffer,
+  password: string | null,
+  budget: WorkBudget,
+  out: Pkcs12Contents,
+  counter: { bags: number },
+  authentic: boolean,
+  nesting: number,
+): void {
+  // Decrypted bytes that do not parse are what a wrong password gives when no MAC vouched for the file.
+  const bags = decrypted(authentic, () => sequenceOf(readOne(bytes), 'a SafeContents'));
+  counter.bags += bags.length;
+  if (counter.bags > MAX_SAFE_BAGS) throw malformed(`it holds more than ${MAX_SAFE_BAGS} bags`);
+  const planned = bags.map((bag) => decrypted(authentic, () => planBag(bag)));
+  budget.charge(planned.reduce((sum, p) => sum + (p.kind === 'shrouded' ? p.decryption.cost : 0), 0));
+  for (const p of planned) {
+    switch (p.kind) {
+      case 'cert':
+        out.certs.push(certificate(p.der));
+        break;
+      case 'key':
+        out.keys.push(privateKey(p.der));
+        break;
+      case 'shrouded':
+        out.keys.push(privateKey(p.decryption.run(password, p.ciphertext)));
+        break;
+      case 'nested':
+        if (nesting >= MAX_SAFE_NESTING) throw malformed(`its SafeContents are nested more than ${MAX_SAFE_NESTING} deep`);
+        readSafeContents(p.der, password, budget, out, counter, authentic, nesting + 1);
+        break;
+      case 'other':
+        break; // CRL, secret and non-X.509 certificate bags carry nothing a store installs
+    }
+  }
+}
+
+type PlannedBag =
+  | { kind: 'cert' | 'key' | 'nested'; der: Buffer }
+  | { kind: 'shrouded'; decryption: PlannedDecryption; ciphertext: Buffer }
+  | { kind: 'other' };
+
+function planBag(bag: Tlv): PlannedBag {
+  const [idTlv, valueTlv, attributes] = sequenceOf(bag, 'a SafeBag');
+  if (attributes !== undefined) expectUniversal(attributes, TAG.SET, 'the bag attributes');
+  const id = oid(idTlv, 'a SafeBag type');
+  const value = explicit(valueTlv, 0, 'a SafeBag value');
+  switch (id) {
+    case OID.keyBag:
+      return { kind: 'key', der: expectUniversal(value, TAG.SEQUENCE, 'a key bag').raw };
+    case OID.shroudedKeyBag: {
+      const [algorithm, encrypted] = sequenceOf(value, 'an EncryptedPrivateKeyInfo');
+      return { kind: 'shrouded', decryption: planDecryption(algorithm), ciphertext: octetString(encrypted, 'an encrypted private key') };
+    }
+    case OID.certBag: {
+      const [certType, certValue] = sequenceOf(value, 'a CertBag');
+      if (oid(certType, 'a certificate type') !== OID.x509Certificate) return { kind: 'other' };
+      return { kind: 'cert', der: octetString(explicit(certValue, 0, 'a certificate value'), 'a certificate value') };
+    }
+    case OID.safeContentsBag:
+      return { kind: 'nested', der: expectUniversal(value, TAG.SEQUENCE, 'a nested SafeContents').raw };
+    default:
+      childrenOf(value); // still well-formed ASN.1
+      return { kind: 'other' };
+  }
+}
+
+function certificate(der: Buffer): X509Certificate {
   try {
-    // forge parses RSA certificates into objects and leaves others (EC) as ASN.1; both re-serialise to the
-    // original DER because forge keeps the signed TBSCertificate as read.
-    const asn1 = bag.cert ? forge.pki.certificateToAsn1(bag.cert) : bag.asn1;
-    if (!asn1) throw new Error('certificate bag without a certificate');
-    return new X509Certificate(Buffer.from(forge.asn1.toDer(asn1).getBytes(), 'binary'));
+    return new X509Certificate(der);
   } catch (cause) {
     throw malformed('a certificate bag does not hold a readable X.509 certificate', cause);
   }
 }
 
-function keyFromBag(bag: forge.pkcs12.Bag): KeyObject {
+function privateKey(der: Buffer): KeyObject {
   try {
-    if (bag.key) {
-      // RSA: forge decoded it; re-wrap as PKCS#8 so Node gets the same structure for every key type.
-      const rsa = forge.pki.privateKeyToAsn1(bag.key);
-      const info = forge.pki.wrapRsaPrivateKey(rsa);
-      return createPrivateKey({ key: Buffer.from(forge.asn1.toDer(info).getBytes(), 'binary'), format: 'der', type: 'pkcs8' });
-    }
-    if (!bag.asn1) throw new Error('key bag without a key');
-    // EC and other types: forge hands back the decrypted PrivateKeyInfo untouched.
-    return createPrivateKey({ key: Buffer.from(forge.asn1.toDer(bag.asn1).getBytes(), 'binary'), format: 'der', type: 'pkcs8' });
+    return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
   } catch (cause) {
     throw malformed('a key bag does not hold a readable private key', cause);
   }
 }
 
-function isPasswordError(err: unknown): boolean {
-  const text = err instanceof Error ? err.message : String(err);
-  return /Invalid password|wrong password|MAC could not be verified/i.test(text);
+function decrypted<T>(authentic: boolean, read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    if (err instanceof DerError && !authentic) throw new DecryptionFailedError('decrypted content is not ASN.1', { cause: err });
+    throw err;
+  }
+}
+
+function structure<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    throw classify(err);
+  }
 }
 
 function classify(err: unknown): KvvmError {
-  if (err instanceof IterationLimitError) {
-    return malformed(`it asks for more than ${MAX_KDF_ITERATIONS} key-derivation iterations`, err);
-  }
-  const text = err instanceof Error ? err.message : String(err);
-  if (/unsupported/i.test(text)) {
-    return new KvvmError('pkcs12-unsupported', `The PKCS#12 (PFX) secret uses an algorithm kvvm cannot read (${text}).`, {
+  if (err instanceof KvvmError) return err;
+  if (err instanceof IterationLimitError) return malformed(`it asks for more than ${MAX_KDF_ITERATIONS} key-derivation iterations`, err);
+  if (err instanceof UnsupportedAlgorithmError) {
+    return new KvvmError('pkcs12-unsupported', `The PKCS#12 (PFX) secret uses an algorithm kvvm cannot read (${err.message}).`, {
       fix: 'Re-import the certificate into Key Vault from a PFX made with AES-256/SHA-256 (openssl pkcs12 -export) or 3DES/SHA-1 (-legacy).',
       cause: err,
     });
   }
+  if (err instanceof DerError) return malformed(`its structure cannot be read (${err.message})`, err);
   return malformed('its structure cannot be read', err);
 }
 
@@ -118,38 +309,4 @@ function malformed(detail: string, cause?: unknown): KvvmError {
     fix: 'Check that the secret is a certificate-backed secret (contentType application/x-pkcs12) and re-import the certificate into Key Vault.',
     cause,
   });
-}
-
-class IterationLimitError extends Error {}
-
-type Kdf = (...args: unknown[]) => unknown;
-
-/**
- * Runs `fn` with forge's two key-derivation functions wrapped by an iteration-count check. forge reads the count
- * from the file just before deriving, deep inside nested encrypted structures, so checking at the KDF is the only
- * place that sees every count. The wrap is synchronous and restored in `finally`, so nothing else observes it.
- */
-function withIterationLimit<T>(fn: () => T): T {
-  const pkcs5 = forge.pkcs5 as unknown as { pbkdf2: Kdf };
-  const pbe = (forge as unknown as { pbe: { generatePkcs12Key: Kdf } }).pbe;
-  const p12 = forge.pkcs12 as unknown as { generateKey: Kdf };
-  const saved = { pbkdf2: pkcs5.pbkdf2, pbeKey: pbe.generatePkcs12Key, p12Key: p12.generateKey };
-  const guard = (kdf: Kdf, countIndex: number): Kdf =>
-    function guarded(this: unknown, ...args: unknown[]) {
-      const count = args[countIndex];
-      if (typeof count !== 'number' || !(count <= MAX_KDF_ITERATIONS)) {
-        throw new IterationLimitError(`key-derivation iteration count ${String(count)} is above the limit`);
-      }
-      return kdf.apply(this, args);
-    };
-  pkcs5.pbkdf2 = guard(saved.pbkdf2, 2); // pbkdf2(password, salt, count, dkLen, md)
-  pbe.generatePkcs12Key = guard(saved.pbeKey, 3); // generatePkcs12Key(password, salt, id, iter, n, md)
-  p12.generateKey = guard(saved.p12Key, 3);
-  try {
-    return fn();
-  } finally {
-    pkcs5.pbkdf2 = saved.pbkdf2;
-    pbe.generatePkcs12Key = saved.pbeKey;
-    p12.generateKey = saved.p12Key;
-  }
 }

@@ -15,6 +15,7 @@ import { overridesFrom } from '../overrides.js';
 import { writeEvent } from '../protocol/events.js';
 import { createLogger } from '../service/logger.js';
 import { executableExists } from '../consumers/executable.js';
+import { mapStrings, ProtectedValues } from '../redaction.js';
 
 export type Env = Record<string, string | undefined>;
 
@@ -50,6 +51,11 @@ export interface HandlerContext {
   /** Handler name for status files: the agent's name without the publisher, e.g. KeyVaultForLinux. */
   handlerName: string;
   paths: ServicePaths;
+  /**
+   * Values of the protected settings once loadConfig has decrypted them: every status, event and log line of this
+   * process goes through `protectedValues.apply`, so they never reach those files (invalid values included).
+   */
+  protectedValues: ProtectedValues;
 }
 
 export interface ServicePaths {
@@ -58,6 +64,12 @@ export interface ServicePaths {
   serviceOutput: string;
   /** Folder holding the extension's own state (carried over by update, removed by uninstall). */
   stateDir: string;
+  /** flock'd by enable, disable and uninstall for their whole run: one agent command at a time. */
+  commandLock: string;
+  /** flock'd by the running service's supervisor for its whole life: one service per extension. */
+  serviceLock: string;
+  /** The supervisor's own pid record (kvvm-service.pid names the process that syncs). */
+  supervisorPidFile: string;
 }
 
 export function servicePaths(handlerEnv: HandlerEnvironment): ServicePaths {
@@ -65,6 +77,9 @@ export function servicePaths(handlerEnv: HandlerEnvironment): ServicePaths {
     pidFile: join(handlerEnv.extensionFolder, 'kvvm-service.pid'),
     serviceOutput: join(handlerEnv.logFolder, 'kvvm-service.out'),
     stateDir: join(handlerEnv.extensionFolder, 'state'),
+    commandLock: join(handlerEnv.extensionFolder, 'kvvm-command.lock'),
+    serviceLock: join(handlerEnv.extensionFolder, 'kvvm-service.lock'),
+    supervisorPidFile: join(handlerEnv.extensionFolder, 'kvvm-supervisor.pid'),
   };
 }
 
@@ -81,7 +96,7 @@ export async function loadHandlerContext(host: CommandHost, options: { needSeque
       seq = 0; // disable/uninstall must work even when the settings are gone
     }
   }
-  return { host, handlerEnv, seq, handlerName: handlerName(handlerEnv.name), paths: servicePaths(handlerEnv) };
+  return { host, handlerEnv, seq, handlerName: handlerName(handlerEnv.name), paths: servicePaths(handlerEnv), protectedValues: new ProtectedValues() };
 }
 
 export function handlerName(fullName: string): string {
@@ -104,10 +119,12 @@ export type ConfigResult = { ok: true; config: KvvmConfig } | { ok: false; messa
 export async function loadConfig(ctx: HandlerContext, seq = ctx.seq): Promise<ConfigResult> {
   let raw: unknown;
   try {
-    raw = (await readHandlerSettings(ctx.handlerEnv.configFolder, seq, {
+    const read = await readHandlerSettings(ctx.handlerEnv.configFolder, seq, {
       protectedSettingsKeyDir: protectedSettingsKeyDir(ctx),
       decrypt: ctx.host.platform === 'win32' ? windowsDecryptor() : undefined,
-    })).settings;
+    });
+    ctx.protectedValues.add(read.protectedSettings);
+    raw = read.settings;
   } catch (err) {
     if (err instanceof KvvmError) return { ok: false, message: err.describe(), reason: err.reason };
     throw err;
@@ -117,20 +134,22 @@ export async function loadConfig(ctx: HandlerContext, seq = ctx.seq): Promise<Co
   return {
     ok: false,
     reason: parsed.problems[0]?.reason ?? 'settings-invalid',
-    message: `The extension settings are not valid: ${formatProblems(parsed.problems)}`,
+    // Problems quote the values they reject; values from protectedSettings must not be quoted anywhere.
+    message: ctx.protectedValues.apply(`The extension settings are not valid: ${formatProblems(parsed.problems)}`),
   };
 }
 
 export async function reportStatus(ctx: HandlerContext, report: HandlerStatusReport, seq = ctx.seq): Promise<void> {
-  await writeStatus(ctx.handlerEnv.statusFolder, seq, ctx.handlerName, report, ctx.host.now());
+  await writeStatus(ctx.handlerEnv.statusFolder, seq, ctx.handlerName, mapStrings(report, ctx.protectedValues.apply), ctx.host.now());
 }
 
 /**
  * One line in the handler log and one telemetry event per command outcome, so an operator reading
  * /var/log/azure/<extension>/ sees what every agent call did. Failures to record never fail the command.
  */
-export async function recordOutcome(ctx: HandlerContext, operation: string, level: 'info' | 'error', message: string): Promise<void> {
-  const log = createLogger({ logFolder: ctx.handlerEnv.logFolder, name: 'handler' });
+export async function recordOutcome(ctx: HandlerContext, operation: string, level: 'info' | 'error', rawMessage: string): Promise<void> {
+  const message = ctx.protectedValues.apply(rawMessage);
+  const log = createLogger({ logFolder: ctx.handlerEnv.logFolder, name: 'handler', redact: ctx.protectedValues.apply });
   (level === 'error' ? log.error : log.info)(`${operation} (sequence ${ctx.seq}): ${message}`);
   await log.close();
   if (ctx.handlerEnv.eventsFolder) {

@@ -5,13 +5,24 @@
  */
 import { cp, mkdir, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { readMrseq, writeMrseq } from '../protocol/sequence.js';
-import { isRunning, startDetached, stopProcess } from '../service/supervisor.js';
-import { describeError } from '../errors.js';
+import { advanceMrseq, readMrseq } from '../protocol/sequence.js';
+import { withLock } from '../service/fileLock.js';
 import { launchFileFor, removeWindowsService } from '../service/windowsService.js';
 import { loadConfig, loadHandlerContext, recordOutcome, reportStatus, type CommandHost, type HandlerContext } from './context.js';
+import { serviceControlFor } from './serviceControl.js';
 
-const SERVICE_STOP_TIMEOUT_MS = 30_000;
+/**
+ * enable, disable and uninstall run one at a time per extension (the agent runs them in sequence; people and
+ * retries do not). The wait covers a disable stopping a service (30 s, then SIGKILL) with a wide margin, and
+ * stays inside the agent's 300 s command timeout.
+ */
+const COMMAND_LOCK_WAIT_MS = 120_000;
+
+function underCommandLock<T>(ctx: HandlerContext, fn: () => Promise<T>): Promise<T> {
+  // Windows: the SCM serialises its service, and there is no flock; the agent runs one command at a time.
+  if (ctx.host.platform === 'win32') return fn();
+  return withLock(ctx.paths.commandLock, { waitMs: COMMAND_LOCK_WAIT_MS, purpose: 'one extension command at a time' }, fn);
+}
 
 export async function installCommand(host: CommandHost): Promise<number> {
   const ctx = await loadHandlerContext(host, { needSequence: false });
@@ -31,37 +42,44 @@ export async function enableCommand(host: CommandHost): Promise<number> {
     await recordOutcome(ctx, 'Enable', 'error', loaded.message);
     return 1;
   }
-  const mrseq = await readMrseq(ctx.handlerEnv.extensionFolder);
-  const running = await isRunning(ctx.paths.pidFile);
-  if (mrseq !== undefined && ctx.seq <= mrseq) {
-    if (running.running) {
-      host.stdout(`kvvm enable: sequence ${ctx.seq} already applied (last applied ${mrseq}); service running (pid ${running.pid}).\n`);
-      await recordOutcome(ctx, 'Enable', 'info', `sequence ${ctx.seq} already applied; service running`);
+  return underCommandLock(ctx, async () => {
+    const service = serviceControlFor(ctx);
+    const mrseq = await readMrseq(ctx.handlerEnv.extensionFolder);
+    const running = await service.isRunning();
+    if (mrseq !== undefined && ctx.seq <= mrseq) {
+      const which = ctx.seq === mrseq ? 'already applied' : `older than the applied ${mrseq}; not applied`;
+      if (running.running) {
+        host.stdout(`kvvm enable: sequence ${ctx.seq} ${which}; service running (pid ${running.pid}).\n`);
+        await recordOutcome(ctx, 'Enable', 'info', `sequence ${ctx.seq} ${which}; service running`);
+        return 0;
+      }
+      // Boot or agent restart: same settings, service gone. Start it for the applied sequence number
+      // (after clearing any worker its supervisor left behind).
+      await service.stop();
+      const { pid } = await service.start(mrseq);
+      host.stdout(`kvvm enable: sequence ${ctx.seq} ${which}; service restarted for ${mrseq} (pid ${pid}).\n`);
+      await recordOutcome(ctx, 'Enable', 'info', `sequence ${ctx.seq} ${which}; service restarted for ${mrseq} (pid ${pid})`);
       return 0;
     }
-    // Boot or agent restart: same settings, service gone. Start it for the applied sequence number.
-    const { pid } = await startService(ctx, mrseq);
-    host.stdout(`kvvm enable: sequence ${mrseq} already applied; service restarted (pid ${pid}).\n`);
-    await recordOutcome(ctx, 'Enable', 'info', `sequence ${mrseq} already applied; service restarted (pid ${pid})`);
+    await advanceMrseq(ctx.handlerEnv.extensionFolder, ctx.seq);
+    await service.stop();
+    await reportStatus(ctx, {
+      operation: 'Enable',
+      status: 'transitioning',
+      code: 0,
+      message: `Starting the certificate service for ${loaded.config.observedCertificates.length} certificates.`,
+    });
+    const { pid } = await service.start(ctx.seq);
+    host.stdout(`kvvm enable: sequence ${ctx.seq} applied; service started (pid ${pid}).\n`);
+    await recordOutcome(ctx, 'Enable', 'info', `sequence ${ctx.seq} applied; service started (pid ${pid})`);
     return 0;
-  }
-  await writeMrseq(ctx.handlerEnv.extensionFolder, ctx.seq);
-  if (running.running) await stopProcess(ctx.paths.pidFile, { timeoutMs: SERVICE_STOP_TIMEOUT_MS });
-  await reportStatus(ctx, {
-    operation: 'Enable',
-    status: 'transitioning',
-    code: 0,
-    message: `Starting the certificate service for ${loaded.config.observedCertificates.length} certificates.`,
   });
-  const { pid } = await startService(ctx, ctx.seq);
-  host.stdout(`kvvm enable: sequence ${ctx.seq} applied; service started (pid ${pid}).\n`);
-  await recordOutcome(ctx, 'Enable', 'info', `sequence ${ctx.seq} applied; service started (pid ${pid})`);
-  return 0;
 }
 
 export async function disableCommand(host: CommandHost): Promise<number> {
   const ctx = await loadHandlerContext(host, { needSequence: false });
-  const outcome = await stopProcess(ctx.paths.pidFile, { timeoutMs: SERVICE_STOP_TIMEOUT_MS });
+  // stop() resolves only when no service is left, so "stopped" is never said while one runs on.
+  const outcome = await underCommandLock(ctx, () => serviceControlFor(ctx).stop());
   await reportStatus(ctx, {
     operation: 'Disable',
     status: 'success',
@@ -75,7 +93,15 @@ export async function disableCommand(host: CommandHost): Promise<number> {
 
 export async function uninstallCommand(host: CommandHost): Promise<number> {
   const ctx = await loadHandlerContext(host, { needSequence: false });
-  const outcome = await stopProcess(ctx.paths.pidFile, { timeoutMs: SERVICE_STOP_TIMEOUT_MS });
+  return underCommandLock(ctx, () => uninstallLocked(ctx));
+}
+
+async function uninstallLocked(ctx: HandlerContext): Promise<number> {
+  const host = ctx.host;
+  const service = serviceControlFor(ctx);
+  const outcome = await service.stop();
+  const unregistered = await service.unregister();
+  if (unregistered) host.stdout(`kvvm uninstall: ${unregistered}.\n`);
   // Windows: the service registration goes too (when it is this version's: an upgrade may have handed it on).
   if (host.platform === 'win32') {
     const removed = await removeWindowsService(ctx.paths.pidFile);
@@ -87,6 +113,9 @@ export async function uninstallCommand(host: CommandHost): Promise<number> {
   await rm(ctx.paths.stateDir, { recursive: true, force: true });
   await rm(join(ctx.handlerEnv.extensionFolder, 'mrseq'), { force: true });
   await rm(ctx.paths.pidFile, { force: true });
+  await rm(ctx.paths.supervisorPidFile, { force: true });
+  // The lock files stay: removing a file another command has open and locked would let a third one lock a new
+  // file of the same name. They are empty, and go with the extension folder.
   host.stdout(`kvvm uninstall: service ${outcome === 'not-running' ? 'was not running' : outcome}; state removed; installed certificates kept.\n`);
   await recordOutcome(ctx, 'Uninstall', 'info', `service ${outcome}; state removed; installed certificates kept`);
   return 0;
@@ -131,26 +160,5 @@ async function exists(path: string): Promise<boolean> {
     return true;
   } catch {
     return false;
-  }
-}
-
-async function startService(ctx: HandlerContext, seq: number): Promise<{ pid: number }> {
-  const args = ctx.host.scriptPath ? [ctx.host.scriptPath, 'service'] : ['service'];
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(ctx.host.env)) if (v !== undefined) env[k] = v;
-  env['AZURE_GUEST_AGENT_EXTENSION_PATH'] = ctx.handlerEnv.extensionFolder;
-  env['ConfigSequenceNumber'] = String(seq);
-  try {
-    return await startDetached({
-      command: ctx.host.execPath,
-      args,
-      env,
-      cwd: ctx.handlerEnv.extensionFolder,
-      pidFile: ctx.paths.pidFile,
-      logFile: ctx.paths.serviceOutput,
-    });
-  } catch (err) {
-    await reportStatus(ctx, { operation: 'Enable', status: 'error', code: -1, message: `Could not start the service: ${describeError(err)}` }, seq);
-    throw err;
   }
 }

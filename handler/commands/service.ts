@@ -4,7 +4,7 @@
  */
 import type { X509Certificate } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import { parseCertificateSecret } from '../certs/parse.js';
+import { createParserPool } from '../certs/parserPool.js';
 import { hasServerAuthEku, loadTrustedRoots, validateChain } from '../certs/chain.js';
 import type { CertificateMaterial } from '../certs/material.js';
 import type { CertificateSyncDeps, SyncLogger } from '../engine/certificateSync.js';
@@ -13,6 +13,9 @@ import { readMrseq } from '../protocol/sequence.js';
 import { createLogger } from '../service/logger.js';
 import { STOP_MESSAGE } from '../service/windowsServiceConfig.js';
 import { DEFAULT_RETRY_POLICY, runPollLoop, type RetryPolicy } from '../service/pollLoop.js';
+import { EXIT_SETTINGS_INVALID } from '../service/restartLoop.js';
+import { createResilientStatusWriter, STATUS_RETRY_MS } from '../service/statusWriter.js';
+import { recordWorkerPid, releaseWorkerPid } from '../service/workerPid.js';
 import { SERVICE_CONCURRENCY } from '../engine/syncCycle.js';
 import { createPemStore } from '../stores/pemStore.js';
 import { createConsumerHooks } from '../consumers/hooks.js';
@@ -84,13 +87,16 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
   const ctx = await loadHandlerContext(host, { needSequence: true });
   const reading = readOverrides(host.env);
   const overrides = reading.overrides;
-  const log = createLogger({ logFolder: ctx.handlerEnv.logFolder, name: 'service', console: overrides.logConsole });
+  const log = createLogger({ logFolder: ctx.handlerEnv.logFolder, name: 'service', console: overrides.logConsole, redact: ctx.protectedValues.apply });
   for (const line of overrideLogLines(reading)) log[line.level](line.message);
   const controller = new AbortController();
   const stop = (signal: string): void => {
     if (!controller.signal.aborted) log.info(`received ${signal}; stopping after the current step`);
     controller.abort();
   };
+  // Secrets are parsed in worker threads; stopping ends them at once, so a long parse never delays `disable`.
+  const parser = createParserPool();
+  controller.signal.addEventListener('abort', () => void parser.close(), { once: true });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   // Windows: started by the service host (windowsServiceHost.ts) with an IPC channel; "kvvm:stop" is the SCM's stop
@@ -102,26 +108,35 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
     process.once('disconnect', () => stop('the Windows service host closing'));
     process.channel?.unref();
   }
+  // kvvm-service.pid names the process that syncs: this one (on Windows the service host records itself).
+  const ownPid = host.platform === 'win32' ? undefined : await recordWorkerPid(ctx.paths.pidFile, host.now());
+  const status = createResilientStatusWriter({ write: (report) => reportStatus(ctx, report), log, now: host.now, retryMs: STATUS_RETRY_MS });
   try {
     const loaded = await loadConfig(ctx);
     if (!loaded.ok) {
-      await reportStatus(ctx, { operation: 'Enable', status: 'error', code: 1, message: loaded.message });
+      await status.write({ operation: 'Enable', status: 'error', code: 1, message: loaded.message });
       log.error(loaded.message);
-      return 1;
+      // Not a crash: the supervisor does not restart a service whose settings are wrong (the status says why).
+      return EXIT_SETTINGS_INVALID;
     }
     const config = applyDevOverrides(loaded.config, overrides, log);
+    if (config.logging && host.platform !== 'win32') {
+      const { createFluentTransport } = await import('../service/fluentTransport.js');
+      log.addTransport(createFluentTransport(config.logging, { onStateChange: (m) => log.warn(m) }));
+      log.info(`log records also go to fluentd at ${config.logging.endpoint} (tag ${config.logging.serviceName})`);
+    }
     log.info(`service started for sequence ${ctx.seq}`, {
       certificates: config.observedCertificates.length,
       pollingIntervalS: config.pollingIntervalS,
       initialSync: config.initialSync,
     });
     for (const w of config.warnings) log.warn(`settings: ${w.path}: ${w.message}`);
-    const syncDeps = buildSyncDeps(host, config, log);
+    const syncDeps = buildSyncDeps(host, config, log, parser.parse);
     const outcome = await runPollLoop(
       config,
       {
         sync: syncDeps,
-        writeStatus: (report) => reportStatus(ctx, report),
+        writeStatus: (report) => status.write(report),
         isSuperseded: async () => ((await readMrseq(ctx.handlerEnv.extensionFolder)) ?? ctx.seq) > ctx.seq,
         sleep: (ms, signal) => delay(ms, undefined, { signal }).catch(() => undefined),
         random: Math.random,
@@ -147,6 +162,9 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
     }
     return 1;
   } finally {
+    status.close();
+    await parser.close();
+    if (ownPid) await releaseWorkerPid(ctx.paths.pidFile, ownPid);
     await log.close();
   }
 }
@@ -157,11 +175,11 @@ function vaultReaderFor(host: CommandHost, config: KvvmConfig): ReturnType<typeo
   return createVaultReader({ authentication: config.authentication, env: host.env, ...(credential ? { credential } : {}) });
 }
 
-export function buildSyncDeps(host: CommandHost, config: KvvmConfig, log: SyncLogger): CertificateSyncDeps {
+export function buildSyncDeps(host: CommandHost, config: KvvmConfig, log: SyncLogger, parse: CertificateSyncDeps['parse']): CertificateSyncDeps {
   return {
     vault: vaultReaderFor(host, config),
     store: createStoreForPlatform(host.platform, { linkOnRenewal: config.linkOnRenewal, log }),
-    parse: parseCertificateSecret,
+    parse,
     // Windows validates with its own chain engine and the machine's trust stores (4.x behaviour); Linux with
     // the system CA bundle plus NODE_EXTRA_CA_CERTS.
     checkChain: host.platform === 'win32' ? windowsChainCheck : makeChainCheck(loadTrustedRoots(host.env)),

@@ -9,6 +9,7 @@
 import { readFile as fsReadFile } from 'node:fs/promises';
 import type { VirtualMachineExtension, VirtualMachineScaleSetExtension } from '@azure/arm-compute';
 import { KvvmError } from '../errors.js';
+import { describeJsonError } from '../jsonError.js';
 import { connectArm, describeArmError, resolveSubscription, type ArmConnection, type ArmDeps } from './armClient.js';
 import { checkDeploySettings, inferOs, planExtension, type ExtensionPlan, type OsKind, type TargetKind } from './extension.js';
 import { listValue, parseFlags, requireValue, usageError } from './flags.js';
@@ -42,8 +43,8 @@ async function readJsonObject(io: ToolIo, path: string, what: string): Promise<R
   let doc: unknown;
   try {
     doc = JSON.parse(text.replace(/^\uFEFF/, ''));
-  } catch (err) {
-    throw new KvvmError('settings-invalid', `The ${what} file ${path} is not valid JSON: ${(err as Error).message}.`, { fix: 'Fix the JSON syntax (kvvm validate shows where).' });
+  } catch {
+    throw new KvvmError('settings-invalid', `The ${what} file ${path} is not valid JSON ${describeJsonError(text.replace(/^\uFEFF/, ''))}.`, { fix: 'Fix the JSON syntax (kvvm validate shows where).' });
   }
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
     throw new KvvmError('settings-invalid', `The ${what} file ${path} must hold a JSON object.`, { fix: 'Write the settings as {"secretsManagementSettings": {...}}.' });

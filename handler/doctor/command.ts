@@ -10,6 +10,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { KvvmError } from '../errors.js';
+import { describeJsonError } from '../jsonError.js';
 import { overridesFrom } from '../overrides.js';
 import { findHandlerEnvironment } from '../protocol/handlerEnvironment.js';
 import { resolveSequenceNumber } from '../protocol/sequence.js';
@@ -90,10 +91,16 @@ export async function runDoctorCommand(argv: string[], io: DoctorIo, deps: Docto
   let source: string;
   if (settingsFile !== undefined) {
     let doc: unknown;
+    let text: string;
     try {
-      doc = JSON.parse((await readFile(settingsFile, 'utf8')).replace(/^\uFEFF/, ''));
+      text = (await readFile(settingsFile, 'utf8')).replace(/^\uFEFF/, '');
     } catch (err) {
-      throw new KvvmError('usage', `Cannot read ${settingsFile} as JSON: ${(err as Error).message}.`, { fix: 'Point --settings at the extension settings JSON.', code: 2 });
+      throw new KvvmError('usage', `Cannot read ${settingsFile}: ${(err as Error).message}.`, { fix: 'Point --settings at the extension settings JSON.', code: 2 });
+    }
+    try {
+      doc = JSON.parse(text);
+    } catch {
+      throw new KvvmError('usage', `${settingsFile} is not valid JSON ${describeJsonError(text)}.`, { fix: 'Point --settings at the extension settings JSON.', code: 2 });
     }
     settings = extractSettings(doc).settings;
     source = settingsFile;

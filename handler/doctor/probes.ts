@@ -5,9 +5,9 @@
  * the vault's clock. The managed-identity endpoint is probed with the same request the handler makes.
  */
 import { lookup } from 'node:dns/promises';
-import { request as httpRequest } from 'node:http';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import { identityGet } from '../vault/identityHttp.js';
 import { isLoopbackName } from '../vault/transport.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -204,17 +204,12 @@ export interface ImdsAnswer {
   body: string;
 }
 
-/** GET the token endpoint exactly as the handler does (Metadata: true), never through a proxy. */
-export function imdsGet(url: URL, timeoutMs: number): Promise<ImdsAnswer> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: 'GET', headers: { Metadata: 'true' }, timeout: timeoutMs, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', (err) => reject(new ProbeError('http', codeOf(err), `the identity endpoint broke off (${codeOf(err)})`)));
-    });
-    req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
-    req.on('error', (err) => reject(new ProbeError('tcp', codeOf(err), `${url.host} did not answer (${codeOf(err)})`)));
-    req.end();
-  });
+/** GET the token endpoint exactly as the handler does (the same request code: Metadata: true, no proxy, no redirects). */
+export async function imdsGet(url: URL, timeoutMs: number): Promise<ImdsAnswer> {
+  try {
+    const answer = await identityGet(url, { headers: { Metadata: 'true' }, timeoutMs });
+    return { status: answer.status, body: answer.body };
+  } catch (err) {
+    throw new ProbeError('tcp', codeOf(err), `${url.host} did not answer (${codeOf(err)})`);
+  }
 }

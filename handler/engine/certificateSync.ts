@@ -45,7 +45,8 @@ export interface SyncLogger {
 export interface CertificateSyncDeps {
   vault: VaultReader;
   store: CertificateStore;
-  parse: (value: string, contentType: string | undefined) => CertificateMaterial;
+  /** The service parses in worker threads (certs/parserPool.ts), so this may be asynchronous. */
+  parse: (value: string, contentType: string | undefined) => CertificateMaterial | Promise<CertificateMaterial>;
   /** Chain check for server-auth leaves; undefined result = accepted. */
   checkChain: (material: CertificateMaterial, now: Date, cert: ObservedCertificate) => KvvmError | undefined;
   now: () => Date;
@@ -97,6 +98,14 @@ export async function syncCertificate(cert: ObservedCertificate, deps: Certifica
     }
     if (warning !== undefined) result.message = warning;
     if (activation.done) result.activated = activation.done;
+    // The chain check (which refuses expired server-auth certificates) does not cover other certificates, and a
+    // secret without an expiry attribute passes the version filter: what is in place may still be expired.
+    if (active && active.notAfter.getTime() <= now.getTime()) {
+      const expired = `Warning: the installed certificate ${active.thumbprint} expired on ${active.notAfter.toISOString()}; ` +
+        'anything using it will fail. Fix: renew the certificate in Key Vault; kvvm installs the new version at the next poll.';
+      deps.log.warn(`${label}: ${expired}`);
+      result.message = result.message === undefined ? expired : `${result.message} ${expired}`;
+    }
     return result;
   } catch (err) {
     const message = describeError(err);
@@ -171,7 +180,7 @@ async function applyAction(
   switch (action.kind) {
     case 'install': {
       const secret = prefetched.get(action.version) ?? (await deps.vault.getSecret(cert.vaultUrl, cert.secretName, action.version));
-      const material = materialFromSecret(secret, deps);
+      const material = await materialFromSecret(secret, deps);
       const checked = deps.checkChain(material, deps.now(), cert);
       if (checked) throw checked;
       const entry = await deps.store.install(cert, id, material);
@@ -200,7 +209,7 @@ async function applyAction(
   }
 }
 
-function materialFromSecret(secret: FetchedSecret, deps: CertificateSyncDeps): CertificateMaterial {
+async function materialFromSecret(secret: FetchedSecret, deps: CertificateSyncDeps): Promise<CertificateMaterial> {
   const type = secret.contentType?.toLowerCase();
   if (type !== undefined && !CERT_CONTENT_TYPES.has(type)) {
     throw new KvvmError(
@@ -209,6 +218,6 @@ function materialFromSecret(secret: FetchedSecret, deps: CertificateSyncDeps): C
       { fix: 'Observe only certificate-backed secrets (content type application/x-pkcs12 or application/x-pem-file).' },
     );
   }
-  return deps.parse(secret.value, secret.contentType);
+  return await deps.parse(secret.value, secret.contentType);
 }
 

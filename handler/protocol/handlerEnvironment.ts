@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, posix, resolve, win32 } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KvvmError } from '../errors.js';
+import { describeJsonError } from '../jsonError.js';
 import { isNotFound } from './atomicFile.js';
 
 /** What the agent tells the handler about its folders (HandlerEnvironment.json, element [0]). */
@@ -102,8 +103,8 @@ export function parseHandlerEnvironment(text: string, extensionFolder: string): 
   let doc: unknown;
   try {
     doc = JSON.parse(trimmed);
-  } catch (err) {
-    return { problem: `not valid JSON (${(err as Error).message})` };
+  } catch {
+    return { problem: `not valid JSON ${describeJsonError(trimmed)}` };
   }
   const first: unknown = Array.isArray(doc) ? doc[0] : undefined;
   if (!Array.isArray(doc)) return { problem: 'the document is not a JSON array' };
@@ -124,6 +125,8 @@ export function parseHandlerEnvironment(text: string, extensionFolder: string): 
   for (const key of ['logFolder', 'configFolder', 'statusFolder'] as const) {
     const value = he[key];
     if (typeof value !== 'string' || value === '') return { problem: `"handlerEnvironment.${key}" is missing` };
+    // A relative folder would be resolved against whatever the working directory happens to be.
+    if (!posix.isAbsolute(value) && !win32.isAbsolute(value)) return { problem: `"handlerEnvironment.${key}" ${JSON.stringify(value)} is not an absolute path` };
     env[key] = value;
   }
   if (typeof he['heartbeatFile'] === 'string' && he['heartbeatFile'] !== '') env.heartbeatFile = he['heartbeatFile'];

@@ -77,3 +77,14 @@ export async function writeMrseq(extensionFolder: string, seq: number): Promise<
   }
   await writeFileAtomic(join(extensionFolder, MRSEQ_FILE), String(seq));
 }
+
+/**
+ * Records `seq` as applied only if it is newer than what is recorded: mrseq never moves backwards, whoever calls
+ * (enable holds the command lock around read-and-advance; this check is the last line). Returns what mrseq holds.
+ */
+export async function advanceMrseq(extensionFolder: string, seq: number): Promise<number> {
+  const current = await readMrseq(extensionFolder);
+  if (current !== undefined && current >= seq) return current;
+  await writeMrseq(extensionFolder, seq);
+  return seq;
+}

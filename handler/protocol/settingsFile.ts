@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KvvmError } from '../errors.js';
+import { describeJsonError } from '../jsonError.js';
 import { isNotFound } from './atomicFile.js';
 import { decryptProtectedSettings, type DecryptOptions } from './protectedSettings.js';
 
@@ -20,6 +21,8 @@ export interface HandlerSettings {
   /** Public settings as the agent wrote them (a STRING when PowerShell double-encoded them); undefined if null. */
   publicSettings: unknown;
   hadProtectedSettings: boolean;
+  /** The decrypted protected settings alone (to scrub their values from status, events and logs). Secret. */
+  protectedSettings?: Record<string, unknown>;
 }
 
 /**
@@ -45,7 +48,7 @@ export async function readHandlerSettings(configFolder: string, seq: number, opt
   try {
     doc = JSON.parse(body);
   } catch (err) {
-    throw corrupt(file, `not valid JSON ${describeJsonError(err as Error, body)}`);
+    throw corrupt(file, `not valid JSON ${describeJsonError(body)}`);
   }
   const runtime = isObject(doc) ? doc['runtimeSettings'] : undefined;
   if (!Array.isArray(runtime) || runtime.length === 0) throw corrupt(file, '"runtimeSettings" is missing or empty');
@@ -69,7 +72,7 @@ export async function readHandlerSettings(configFolder: string, seq: number, opt
   const secret = options.decrypt
     ? await options.decrypt(protectedBlob, thumbprint)
     : await decryptProtectedSettings(protectedBlob, thumbprint, options.protectedSettingsKeyDir, options);
-  return { settings: mergeSettings(publicSettings, secret), publicSettings, hadProtectedSettings: true };
+  return { settings: mergeSettings(publicSettings, secret), publicSettings, hadProtectedSettings: true, protectedSettings: secret };
 }
 
 /**
@@ -104,22 +107,6 @@ function corrupt(file: string, what: string): KvvmError {
     fix: 'Reapply the extension settings (for example az vm extension set) so the guest agent rewrites the file.',
     code: -1,
   });
-}
-
-/**
- * Where the parse failed, as "at character N (line L, column C)". V8's own message sometimes quotes the text; we drop
- * that quote because the settings file carries ciphertext and operator data we do not want in status messages.
- */
-export function describeJsonError(err: Error, text: string): string {
-  const position = /at position (\d+)/.exec(err.message)?.[1];
-  let offset: number | undefined = position === undefined ? undefined : Number(position);
-  if (offset === undefined && /Unexpected end of JSON input/.test(err.message)) offset = text.length;
-  const reason = err.message.replace(/,\s*(?:\.\.\.)?".*" is not valid JSON$/s, '').replace(/\s*in JSON at position \d+.*$/s, '');
-  if (offset === undefined) return `(${reason})`;
-  const before = text.slice(0, offset);
-  const line = before.split('\n').length;
-  const column = offset - before.lastIndexOf('\n');
-  return `at character ${offset} (line ${line}, column ${column}): ${reason}`;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

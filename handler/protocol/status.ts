@@ -1,6 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KvvmError } from '../errors.js';
+import { fileSystemError } from '../fsErrors.js';
 import { isNotFound, writeFileAtomic } from './atomicFile.js';
 import { truncateChars, truncateUtf8 } from './text.js';
 
@@ -50,9 +51,14 @@ export function formatTimestampUTC(now: Date): string {
 export async function writeStatus(statusFolder: string, seq: number, handlerName: string, report: HandlerStatusReport, now: Date): Promise<void> {
   if (!Number.isSafeInteger(seq) || seq < 0) throw invalid(`sequence number ${String(seq)} is not a non-negative integer`);
   const text = renderStatusDocument(handlerName, report, now);
-  // The agent creates the folder; a manual run or a half-removed extension may not have it.
-  await mkdir(statusFolder, { recursive: true });
-  await writeFileAtomic(statusFilePath(statusFolder, seq), text);
+  const file = statusFilePath(statusFolder, seq);
+  try {
+    // The agent creates the folder; a manual run or a half-removed extension may not have it.
+    await mkdir(statusFolder, { recursive: true });
+    await writeFileAtomic(file, text);
+  } catch (err) {
+    throw fileSystemError('write the status file', file, err, 'status-write');
+  }
 }
 
 /** The file's text (pure; exported for tests and for the size rules). */

@@ -7,8 +7,11 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import winston from 'winston';
 import type { SyncLogger } from '../engine/certificateSync.js';
+import { redactSecrets } from '../redaction.js';
 
 export interface KvvmLogger extends SyncLogger {
+  /** Another destination for every record (after redaction), e.g. the fluentd forwarder. */
+  addTransport(transport: winston.transport): void;
   close(): Promise<void>;
 }
 
@@ -21,36 +24,28 @@ export interface CreateLoggerOptions {
   /** Rotation: bytes per file and files kept. */
   maxSize?: number;
   maxFiles?: number;
+  /** Applied to every string of every entry after the built-in redaction (e.g. ProtectedValues.apply). */
+  redact?: (text: string) => string;
 }
 
-const PEM_BLOCK = /-----BEGIN [A-Z0-9 ]+-----[\s\S]*?(-----END [A-Z0-9 ]+-----|$)/g;
-const JWT = /\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/g;
-const BEARER = /\b(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}/gi;
-const LONG_BASE64 = /[A-Za-z0-9+/]{200,}={0,2}/g;
+/** Kept for callers of the logger module; the patterns live in ../redaction.ts. */
+export const redact = redactSecrets;
 
-/** Replaces anything that looks like key material or a token. Exported for the tests and the status writer. */
-export function redact(text: string): string {
-  return text
-    .replace(PEM_BLOCK, '[redacted PEM]')
-    .replace(BEARER, '$1[redacted token]')
-    .replace(JWT, '[redacted token]')
-    .replace(LONG_BASE64, '[redacted base64]');
-}
-
-function redactValue(value: unknown, depth = 0): unknown {
-  if (typeof value === 'string') return redact(value);
+function redactValue(value: unknown, extra: ((text: string) => string) | undefined, depth = 0): unknown {
+  if (typeof value === 'string') return extra ? extra(redactSecrets(value)) : redactSecrets(value);
   if (depth > 4 || value === null || typeof value !== 'object') return value;
-  if (Array.isArray(value)) return value.map((v) => redactValue(v, depth + 1));
+  if (Array.isArray(value)) return value.map((v) => redactValue(v, extra, depth + 1));
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
-    out[k] = /token|secret|password|private|key$/i.test(k) && typeof v === 'string' ? '[redacted]' : redactValue(v, depth + 1);
+    out[k] = /token|secret|password|private|key$/i.test(k) && typeof v === 'string' ? '[redacted]' : redactValue(v, extra, depth + 1);
   }
   return out;
 }
 
-const redactFormat = winston.format((info) => {
+const redactFormat = winston.format((info, opts: unknown) => {
+  const extra = (opts as { extra?: (text: string) => string } | undefined)?.extra;
   for (const key of Object.keys(info)) {
-    (info as Record<string, unknown>)[key] = redactValue((info as Record<string, unknown>)[key]);
+    (info as Record<string, unknown>)[key] = redactValue((info as Record<string, unknown>)[key], extra);
   }
   return info;
 });
@@ -75,11 +70,18 @@ export function createLogger(options: CreateLoggerOptions): KvvmLogger {
   }
   const logger = winston.createLogger({
     level: options.level ?? 'info',
-    format: winston.format.combine(redactFormat(), winston.format.timestamp(), winston.format.json()),
+    format: winston.format.combine(redactFormat(options.redact ? { extra: options.redact } : {}), winston.format.timestamp(), winston.format.json()),
     defaultMeta: { pid: process.pid, component: options.name },
     transports,
   });
+  // A transport that fails (a full disk, a closed socket) must not take the process down with it: winston
+  // re-emits transport errors on the logger, and an 'error' event nobody listens to is fatal.
+  logger.on('error', () => undefined);
   return {
+    addTransport: (transport) => {
+      transport.on('error', () => undefined);
+      logger.add(transport);
+    },
     info: (m, meta) => void logger.info(m, meta),
     warn: (m, meta) => void logger.warn(m, meta),
     error: (m, meta) => void logger.error(m, meta),

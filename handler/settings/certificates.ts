@@ -6,6 +6,8 @@
 import { posix } from 'node:path';
 import { DEFAULT_LINUX_STORE, type ChangeCommand, type FileAcl, type ObservedCertificate, type SettingsWarning } from './config.js';
 import { pointer, problem, show, type SettingsProblem } from './problems.js';
+import { accountNameProblem } from './accountName.js';
+import { isSharedDirectory } from './sharedDirectories.js';
 import { parseObservedUrl } from './url.js';
 import { asBoolean, asObject, asString } from './values.js';
 import { changeCommand, consumerSettings, POSIX_ACCOUNT, type ConsumerDefaults } from './consumers.js';
@@ -23,6 +25,9 @@ export interface CertificateDefaults extends ConsumerDefaults {
 }
 
 const WINDOWS_LOCATIONS = ['LocalMachine', 'CurrentUser'] as const;
+/** The PEM store's own names (pemFiles.ts TEMP_PREFIX, storeDirectory.ts STORE_MARKER): no link may take them. */
+const TEMP_FILE_PREFIX = '.kvvm-tmp.';
+const STORE_MARKER_NAME = '.kvvm-store';
 const LIST = '/secretsManagementSettings/observedCertificates';
 
 interface Sink {
@@ -61,6 +66,12 @@ function storeLocation(value: string, path: string, d: CertificateDefaults, sink
     return undefined;
   }
   const normalized = posix.normalize(value).replace(/\/+$/, '');
+  if (normalized !== '' && isSharedDirectory(normalized)) {
+    sink.problems.push(problem(path, 'store-location-shared',
+      `certificateStoreLocation ${show(value)} is a directory the whole system shares: kvvm keeps its store private (mode 700) and would lock other software out of it, or mix private keys into a public place.`,
+      `Use a dedicated directory such as "${DEFAULT_LINUX_STORE}" (the default) or a new subdirectory, e.g. "${normalized === '/' ? '' : normalized}/kvvm".`));
+    return undefined;
+  }
   if (normalized === '') {
     // kvvm makes the store directory mode 700: on "/" that would lock everyone out of the machine.
     sink.problems.push(problem(path, 'store-location-root', 'certificateStoreLocation is "/": the store directory is made private (mode 700), which must never be the root directory.',
@@ -80,12 +91,25 @@ function linkName(entry: Record<string, unknown>, at: string, vaultName: string,
     return fallback;
   }
   const name = custom.trim();
-  if (name.includes('/') || name === '.' || name === '..' || name.includes('\0') || Buffer.byteLength(name) > 255 || name === '') {
-    sink.problems.push(problem(path, 'invalid-link-name',
-      `customSymbolicLinkName ${show(custom)} is not a plain file name: it must not contain "/", be "." or "..", or exceed 255 bytes.`,
-      `Use a file name such as "${fallback}"; the link is always created inside certificateStoreLocation.`));
+  const why = linkNameProblem(custom, name);
+  if (why !== undefined) {
+    sink.problems.push(problem(path, 'invalid-link-name', `customSymbolicLinkName ${show(custom)} is not usable: ${why}.`,
+      `Use a plain file name such as "${fallback}"; the link is always created inside certificateStoreLocation.`));
   }
   return name;
+}
+
+/** Why a link name cannot be used, or undefined. Kept in step with what the PEM store accepts (pemStore.ts). */
+function linkNameProblem(raw: string, name: string): string | undefined {
+  if (name === '') return 'it is empty';
+  if (/[\u0000-\u001f\u007f]/.test(raw)) return 'it contains a control character (a newline or tab, for example), which breaks every tool that lists file names';
+  if (name.includes('/')) return 'it contains "/"; it must be a file name, not a path';
+  if (name === '.' || name === '..') return `"${name}" is a directory`;
+  if (name.startsWith('-')) return 'it starts with "-", which commands read as an option (rm -rf)';
+  if (name.startsWith(TEMP_FILE_PREFIX)) return `names starting with "${TEMP_FILE_PREFIX}" are kvvm's temporary files, which kvvm deletes`;
+  if (name === STORE_MARKER_NAME) return `"${STORE_MARKER_NAME}" is the file marking a directory kvvm manages`;
+  if (Buffer.byteLength(name) > 255) return 'it is longer than 255 bytes';
+  return undefined;
 }
 
 function acls(entry: Record<string, unknown>, at: string, d: CertificateDefaults, sink: Sink): FileAcl[] {
@@ -107,9 +131,10 @@ function acls(entry: Record<string, unknown>, at: string, d: CertificateDefaults
     for (const k of ['user', 'group'] as const) {
       const v = asString(o[k]);
       if (v === undefined) continue;
-      if (!POSIX_ACCOUNT.test(v)) {
+      const why = accountNameProblem(v);
+      if (why !== undefined) {
         sink.problems.push(problem(`${at}/acls/${j}/${k}`, 'invalid-acl-name',
-          `acls ${k} ${show(v)} is not a valid Linux ${k} name (letters, digits, "_", ".", "@", "-", not starting with "-").`,
+          `acls ${k} ${show(v)} is not a valid Linux ${k} name: ${why}.`,
           `Write the ${k} name exactly as "getent ${k === 'user' ? 'passwd' : 'group'}" shows it, or a numeric ${k === 'user' ? 'uid' : 'gid'}.`));
         continue;
       }

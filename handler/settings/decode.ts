@@ -5,6 +5,7 @@
  * kvvm decodes it, accepts it, and says how to deploy it properly.
  */
 import type { SettingsWarning } from './config.js';
+import { describeJsonError } from '../jsonError.js';
 import { problem, show, type SettingsProblem } from './problems.js';
 
 const HASHTABLE_FIX =
@@ -29,8 +30,8 @@ function kindOf(v: unknown): string {
 function parseLenient(text: string): { ok: true; value: unknown; unescaped: boolean } | { ok: false; error: string } {
   try {
     return { ok: true, value: JSON.parse(text) as unknown, unescaped: false };
-  } catch (err) {
-    const error = err instanceof Error ? err.message : String(err);
+  } catch {
+    const error = describeJsonError(text);
     if (text.includes('\\"')) {
       try {
         return { ok: true, value: JSON.parse(text.replace(/\\"/g, '"')) as unknown, unescaped: true };
@@ -57,7 +58,7 @@ export function decodeJsonString(text: string, path: string): { ok: true; value:
       return {
         ok: false,
         problem: problem(path, 'settings-not-json',
-          `${where} a string, not a JSON object, and the string is not valid JSON (${parsed.error}); it starts with ${show(trimmed.slice(0, 40))}.`,
+          `${where} a string, not a JSON object, and the string is not valid JSON ${parsed.error}.`,
           HASHTABLE_FIX),
       };
     }

@@ -9,8 +9,9 @@
 import type { KvvmConfig, SettingsWarning } from './config.js';
 import { decodeSettings } from './decode.js';
 import { normalizeSettings, type NormalizeOptions } from './normalize.js';
+import { oversizedArrays } from './bounds.js';
 import { problem, problemsFromAjv, type SettingsProblem } from './problems.js';
-import { detectGeneration, loadSettingsSchemas } from './schema.js';
+import { detectGeneration, loadSettingsSchemas, shapeErrors } from './schema.js';
 
 export type SettingsResult = { ok: true; config: KvvmConfig } | { ok: false; problems: SettingsProblem[] };
 
@@ -21,7 +22,14 @@ export interface ParseSettingsOptions extends NormalizeOptions {
 
 /** A logical problem under a path the schema already complained about adds nothing (and may be nonsense). */
 function mergeProblems(schema: SettingsProblem[], logical: SettingsProblem[]): SettingsProblem[] {
-  const covered = (path: string): boolean => schema.some((s) => path === s.path || path.startsWith(s.path + '/'));
+  // A set of paths and a walk up each logical path: linear, where comparing every pair was quadratic.
+  const schemaPaths = new Set(schema.map((s) => s.path));
+  const covered = (path: string): boolean => {
+    for (let p = path; ; p = p.slice(0, p.lastIndexOf('/'))) {
+      if (schemaPaths.has(p)) return true;
+      if (p === '') return false;
+    }
+  };
   return [...schema, ...logical.filter((l) => !covered(l.path))];
 }
 
@@ -31,8 +39,11 @@ export function parseSettings(raw: unknown, options: ParseSettingsOptions): Sett
   const data = decoded.value;
 
   const schemas = options.schemasDir === undefined ? loadSettingsSchemas() : loadSettingsSchemas(options.schemasDir);
-  const shapeOk = schemas.union(data);
-  const schemaProblems = shapeOk ? [] : problemsFromAjv(schemas.union.errors, data);
+  // Arrays over their bound are refused before anything walks them (the schema's maxItems, checked first so
+  // that an oversized list costs no more than counting it).
+  const oversized = oversizedArrays(data);
+  if (oversized.length > 0) return { ok: false, problems: oversized };
+  const schemaProblems = problemsFromAjv(shapeErrors(schemas, data), data);
 
   const { parts, problems: logical } = normalizeSettings(data, options);
   const problems = mergeProblems(schemaProblems, logical);

@@ -31,12 +31,14 @@ export function show(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return `an array (${value.length} item${value.length === 1 ? '' : 's'})`;
   if (typeof value === 'object') return 'an object';
+  // JSON.parse turns 1e400 into Infinity, which JSON.stringify would show as "null".
+  if (typeof value === 'number' && !Number.isFinite(value)) return 'a number too large to represent';
   const text = JSON.stringify(value);
   return text.length > 120 ? text.slice(0, 117) + '..."' : text;
 }
 
 /** Where a key lives when it is written in the wrong object (a common copy-paste slip). */
-const HOME_OF_KEY: Readonly<Record<string, string>> = {
+const HOME_OF_KEY: ReadonlyMap<string, string> = new Map(Object.entries({
   secretsManagementSettings: '',
   authenticationSettings: '',
   observedCertificates: '/secretsManagementSettings',
@@ -50,7 +52,7 @@ const HOME_OF_KEY: Readonly<Record<string, string>> = {
   accounts: '/secretsManagementSettings/observedCertificates/<n>',
   acls: '/secretsManagementSettings/observedCertificates/<n>',
   customSymbolicLinkName: '/secretsManagementSettings/observedCertificates/<n>',
-};
+}));
 
 function typeNames(t: unknown): string {
   const list = Array.isArray(t) ? t.map(String) : [String(t)];
@@ -97,7 +99,8 @@ function fromAjvError(err: ErrorObject, data: unknown): SettingsProblem | undefi
       const allowed = Object.keys(props).filter((k) => k !== '$schema');
       const guess = suggestKey(extra, allowed);
       const where = at === '' ? 'the settings' : at;
-      const home = HOME_OF_KEY[extra];
+      // A Map, not an object: a key named "__proto__" or "constructor" must not find Object.prototype's members.
+      const home = HOME_OF_KEY.get(extra);
       if (guess !== undefined && guess !== extra) {
         const caseOnly = guess.toLowerCase() === extra.toLowerCase();
         return problem(path, 'unknown-key',
@@ -170,6 +173,14 @@ function fromAjvError(err: ErrorObject, data: unknown): SettingsProblem | undefi
       return problem(at, 'empty-value', `${key} is empty.`, `Give "${key}" at least one entry or remove it.`);
     case 'minLength':
       return problem(at, 'empty-value', `${key} is an empty string.`, `Give "${key}" a value or remove it.`);
+    case 'maxLength': {
+      const limit = Number((err.params as { limit?: unknown }).limit);
+      return problem(at, 'too-long', `${key} is ${typeof value === 'string' ? value.length : '?'} characters long; at most ${limit} are allowed.`, `Shorten "${key}".`);
+    }
+    case 'maxItems': {
+      const limit = Number((err.params as { limit?: unknown }).limit);
+      return problem(at, 'too-many-items', `${key} has ${Array.isArray(value) ? value.length : '?'} entries; at most ${limit} are allowed.`, `Shorten "${key}".`);
+    }
     case 'minProperties':
       return problem(at, 'empty-value', `${at} is an empty object; expected at least one of its keys.`,
         at.includes('/acls/') ? 'Give each ACL entry a "user", a "group" or both, or remove the entry.' : `Fill in ${at} or remove it.`);
@@ -179,10 +190,6 @@ function fromAjvError(err: ErrorObject, data: unknown): SettingsProblem | undefi
       const range = `${s?.minimum ?? '…'} to ${s?.maximum ?? '…'}`;
       return problem(at, 'out-of-range', `${key} is ${show(value)}; expected ${range}.`, `Set "${key}" to a value from ${range}.`);
     }
-    case 'maxItems':
-    case 'maxLength':
-      return problem(at, 'too-long', `${key} is ${show(value)}, longer than the ${(err.params as { limit?: number }).limit ?? ''} ${err.keyword === 'maxItems' ? 'entries' : 'characters'} kvvm accepts.`,
-        `Shorten "${key}"; for a long command, put it in a script and run that.`);
     case 'uniqueItems':
       return problem(at, 'duplicate-value', `${key} lists the same value twice.`, `Remove the repeated value from "${key}".`);
     default:

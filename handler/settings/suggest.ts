@@ -47,7 +47,8 @@ export function editDistance(a: string, b: string): number {
  */
 export function suggestKey(unknown: string, allowed: readonly string[]): string | undefined {
   const u = unknown.toLowerCase();
-  const alias = KNOWN_ALIASES[u.replace(/[^a-z]/g, '')];
+  const letters = u.replace(/[^a-z]/g, '');
+  const alias = Object.hasOwn(KNOWN_ALIASES, letters) ? KNOWN_ALIASES[letters] : undefined;
   if (alias !== undefined && allowed.includes(alias)) return alias;
   let best: { key: string; score: number } | undefined;
   for (const key of allowed) {

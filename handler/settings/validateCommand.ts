@@ -6,6 +6,7 @@
  * Exit codes: 0 valid, 1 invalid, 2 usage error (bad arguments, unreadable file).
  */
 import { readFile as fsReadFile } from 'node:fs/promises';
+import { describeJsonError } from '../jsonError.js';
 import type { KvvmConfig } from './config.js';
 import { parseSettings } from './parse.js';
 import type { SettingsProblem } from './problems.js';
@@ -130,11 +131,11 @@ export async function runValidateCommand(argv: string[], io: ValidateIo): Promis
   if (text.trim() !== '') {
     try {
       doc = JSON.parse(text);
-    } catch (err) {
+    } catch {
       // Maybe the escaped-quote form: parseSettings knows how to decode a string holding JSON.
       doc = text;
       if (!text.includes('\\"')) {
-        const problemsOut: SettingsProblem[] = [{ path: '', reason: 'file-not-json', message: `${file} is not valid JSON: ${err instanceof Error ? err.message : String(err)}.`, fix: 'Fix the JSON syntax (an editor with the kvvm schema shows where).' }];
+        const problemsOut: SettingsProblem[] = [{ path: '', reason: 'file-not-json', message: `${file} is not valid JSON ${describeJsonError(text)}.`, fix: 'Fix the JSON syntax (an editor with the kvvm schema shows where).' }];
         return report(io, json, file, 'file', platform, { ok: false, problems: problemsOut }, []);
       }
     }

@@ -1,30 +1,42 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { chmod, chown, stat } from 'node:fs/promises';
 import { KvvmError } from '../errors.js';
+import { isAccountName } from '../settings/accountName.js';
 import type { FileAcl, ObservedCertificate } from '../settings/config.js';
+import type { OpenTarget } from './safeWrite.js';
 
 /**
  * Read access for the `acls` setting of KeyVaultForLinux 3.x ([{user, group}]).
  *
  * Preferred: POSIX ACLs with `setfacl` — "r" on each PEM file and "x" (traverse, not list) on the store
  * directory, for every user and group, leaving owner and mode alone.
+ * Everything acts on an OPEN file or directory, never on a path that could be swapped: setfacl gets the
+ * descriptor as its fd 3 and the path "/dev/fd/3" (the kernel resolves that to the open inode itself), and the
+ * fallback uses fchown/fchmod on the handle.
  * Fallback when setfacl is not installed: plain ownership can express exactly one group, so a single
  * `{group}` entry becomes file group + mode 0640 and directory group + mode 0710. Anything more (users, several
  * groups) without setfacl is refused with a fix ("install the acl package") rather than silently widened.
  */
 
 export type CommandResult = { exitCode: number; stdout: string; stderr: string } | { notFound: true };
-export type CommandRunner = (file: string, args: readonly string[]) => Promise<CommandResult>;
+/** `fds`: descriptors the child inherits as its fd 3, 4, ... */
+export type CommandRunner = (file: string, args: readonly string[], options?: { fds?: readonly number[] }) => Promise<CommandResult>;
 export type AclStrategy = 'auto' | 'setfacl' | 'group';
 
-export const defaultCommandRunner: CommandRunner = (file, args) =>
+export const defaultCommandRunner: CommandRunner = (file, args, options = {}) =>
   new Promise((resolve) => {
-    execFile(file, [...args], { encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) => {
-      if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') resolve({ notFound: true });
-      else resolve({ exitCode: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
+    // spawn, not execFile: only spawn hands extra descriptors (stdio entries 3, 4, ...) to the child.
+    const child = spawn(file, [...args], { stdio: ['ignore', 'pipe', 'pipe', ...(options.fds ?? [])], timeout: 30_000 });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => { if (stdout.length < 65_536) stdout += d; });
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => { if (stderr.length < 65_536) stderr += d; });
+    child.on('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ENOENT' ? { notFound: true } : { exitCode: 1, stdout, stderr: err.message }));
+    child.on('close', (code) => resolve({ exitCode: code ?? 1, stdout, stderr }));
   });
+
+/** The path under which a child process sees the descriptor passed as its first extra fd. */
+export const INHERITED_FD_PATH = '/dev/fd/3';
 
 export interface AclOptions {
   runCommand: CommandRunner;
@@ -35,26 +47,26 @@ export interface AclOptions {
   ownGid: number;
 }
 
-/** User/group names as useradd accepts them, or numeric ids; anything else could inject into a setfacl spec. */
-const ACCOUNT = /^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,31}\$?$/;
 
 export interface AclApplier {
-  /** Grants read on one file (a temp file before its rename). Returns how it was done, for logs. */
-  applyToFile(path: string, acls: FileAcl[]): Promise<'none' | 'setfacl' | 'group'>;
-  /** Grants traverse on the store directory. */
-  applyToDir(path: string, acls: FileAcl[]): Promise<'none' | 'setfacl' | 'group'>;
+  /** Grants read on one open file (a temp file before its rename). Returns how it was done, for logs. */
+  applyToFile(target: OpenTarget, acls: FileAcl[]): Promise<'none' | 'setfacl' | 'group'>;
+  /** Grants traverse on the open store directory. */
+  applyToDir(target: OpenTarget, acls: FileAcl[]): Promise<'none' | 'setfacl' | 'group'>;
+  /** Throws the error applyTo* would for these acls (unknown account, unsupported) without touching anything. */
+  check(acls: FileAcl[]): void;
 }
 
 export function createAclApplier(options: AclOptions): AclApplier {
-  const apply = async (path: string, acls: FileAcl[], perm: 'r' | 'x'): Promise<'none' | 'setfacl' | 'group'> => {
+  const apply = async (target: OpenTarget, acls: FileAcl[], perm: 'r' | 'x'): Promise<'none' | 'setfacl' | 'group'> => {
     const entries = validate(acls, options);
     if (entries.users.length === 0 && entries.groups.length === 0) return 'none';
     if (options.strategy !== 'group') {
       const specs = [...entries.users.map((u) => `u:${u}:${perm}`), ...entries.groups.map((g) => `g:${g}:${perm}`)];
-      const result = await options.runCommand('setfacl', ['-m', specs.join(','), path]);
+      const result = await options.runCommand('setfacl', ['-m', specs.join(','), INHERITED_FD_PATH], { fds: [target.handle.fd] });
       if (!('notFound' in result)) {
         if (result.exitCode !== 0) {
-          throw new KvvmError('acl-failed', `setfacl could not grant read access on ${path}: ${result.stderr.trim()}`, {
+          throw new KvvmError('acl-failed', `setfacl could not grant ${perm === 'r' ? 'read' : 'traverse'} access on ${target.path}: ${result.stderr.trim().replace(INHERITED_FD_PATH, target.path)}`, {
             fix: 'Check that the users and groups in "acls" exist and that the file system supports POSIX ACLs.',
           });
         }
@@ -62,16 +74,22 @@ export function createAclApplier(options: AclOptions): AclApplier {
       }
       if (options.strategy === 'setfacl') throw aclUnsupported('setfacl is not installed');
     }
-    return groupFallback(path, entries, perm, options);
+    return groupFallback(target, entries, perm, options);
   };
   return {
-    applyToFile: (path, acls) => apply(path, acls, 'r'),
-    applyToDir: (path, acls) => apply(path, acls, 'x'),
+    applyToFile: (target, acls) => apply(target, acls, 'r'),
+    applyToDir: (target, acls) => apply(target, acls, 'x'),
+    check: (acls) => {
+      const entries = validate(acls, options);
+      if (options.strategy === 'group' && (entries.users.length > 0 || entries.groups.length > 1)) {
+        throw aclUnsupported('without setfacl only a single group can be given read access');
+      }
+    },
   };
 }
 
 async function groupFallback(
-  path: string,
+  target: OpenTarget,
   entries: { users: string[]; groups: string[] },
   perm: 'r' | 'x',
   options: AclOptions,
@@ -81,14 +99,14 @@ async function groupFallback(
   }
   const group = entries.groups[0] as string;
   const gid = options.resolveGroup(group) as number; // validated above
-  const current = await stat(path);
+  const current = await target.handle.stat();
   if (perm === 'x' && current.gid !== gid && current.gid !== options.ownGid) {
-    throw new KvvmError('acl-conflict', `The store directory ${path} already belongs to another group (gid ${current.gid}); it cannot also give group "${group}" access without POSIX ACLs.`, {
+    throw new KvvmError('acl-conflict', `The store directory ${target.path} already belongs to another group (gid ${current.gid}); it cannot also give group "${group}" access without POSIX ACLs.`, {
       fix: 'Install the acl package (setfacl), or use the same group for every certificate in this directory.',
     });
   }
-  await chown(path, -1, gid);
-  await chmod(path, perm === 'r' ? 0o640 : 0o710);
+  await target.handle.chown(-1, gid);
+  await target.handle.chmod(perm === 'r' ? 0o640 : 0o710);
   return 'group';
 }
 
@@ -97,11 +115,11 @@ function validate(acls: FileAcl[], options: AclOptions): { users: string[]; grou
   const groups: string[] = [];
   for (const acl of acls) {
     if (acl.user !== undefined && acl.user !== '') {
-      if (!ACCOUNT.test(acl.user) || options.resolveUser(acl.user) === undefined) throw unknownAccount('user', acl.user);
+      if (!isAccountName(acl.user) || options.resolveUser(acl.user) === undefined) throw unknownAccount('user', acl.user);
       users.push(acl.user);
     }
     if (acl.group !== undefined && acl.group !== '') {
-      if (!ACCOUNT.test(acl.group) || options.resolveGroup(acl.group) === undefined) throw unknownAccount('group', acl.group);
+      if (!isAccountName(acl.group) || options.resolveGroup(acl.group) === undefined) throw unknownAccount('group', acl.group);
       groups.push(acl.group);
     }
   }
@@ -122,7 +140,7 @@ function aclUnsupported(detail: string): KvvmError {
 
 /** Looks a name (or numeric id) up in an /etc/passwd- or /etc/group-style file: id is the third field. */
 export function lookupIdInFile(file: string, name: string): number | undefined {
-  if (/^\d+$/.test(name)) return Number(name);
+  if (/^\d+$/.test(name)) return isAccountName(name) ? Number(name) : undefined;
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -149,7 +167,7 @@ export function resolveGroupDefault(name: string): number | undefined {
 }
 
 function lookupWithGetent(db: 'passwd' | 'group', name: string): number | undefined {
-  if (!ACCOUNT.test(name)) return undefined;
+  if (!isAccountName(name)) return undefined;
   try {
     const out = execFileSync('getent', [db, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 });
     const id = out.split('\n')[0]?.split(':')[2];

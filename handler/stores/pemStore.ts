@@ -1,16 +1,20 @@
-import { chmod, chown, lstat, mkdir, readdir, readFile, readlink, rmdir, stat, unlink } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink, rmdir, stat, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { KvvmError } from '../errors.js';
+import { fileSystemError } from '../fsErrors.js';
 import type { CertificateMaterial, CertificateVersionId } from '../certs/material.js';
 import { CONTENT_TYPE_PEM, materialToPem, notAfterOf, parseCertificateSecret } from '../certs/parse.js';
-import type { FileAcl, ObservedCertificate } from '../settings/config.js';
+import { DEFAULT_LINUX_STORE, type FileAcl, type ObservedCertificate } from '../settings/config.js';
 import type { CertificateStore, InstalledCertificate } from './store.js';
 import {
   certificateOwner, createAclApplier, defaultCommandRunner, resolveGroupDefault, resolveUserDefault, traverseAcls,
   type AclStrategy, type CommandRunner,
 } from './pemAcl.js';
-import { cleanTempFiles, errnoOf, finalNameOfTemp, fsyncDir, replaceSymlink, TEMP_PREFIX, writeFileAtomic } from './pemFiles.js';
-import { EXTRA_FORMATS, extraFormatsOf, renderExtra, type ExtraFormat } from './pemFormats.js';
+import { cleanTempFiles, errnoOf, finalNameOfTemp } from './pemFiles.js';
+import { layoutOf, type Layout } from './pemLayout.js';
+import { fsyncDir, openDirectory, replaceSymlink, writePrivateFile } from './safeWrite.js';
+import { EXTRA_FORMATS, renderExtra } from './pemFormats.js';
+import { checkStoreDirectory, ensureStoreDirectory, STORE_MARKER, type StoreDirectoryPolicy } from './storeDirectory.js';
 
 /**
  * The Linux store, laid out like KeyVaultForLinux 3.x:
@@ -18,13 +22,15 @@ import { EXTRA_FORMATS, extraFormatsOf, renderExtra, type ExtraFormat } from './
  *   <certificateStoreLocation>/            mode 0700 (0710 when "acls" need traverse)
  *     <vault>.<secret>.<version>.PEM       mode 0600: PKCS#8 key + leaf + chain, one file per version
  *     <linkName>  ->  <vault>.<secret>.<version>.PEM   (default linkName "<vault>.<secret>")
- *     <vault>.<secret>.<version>.key|crt|pfx   with "formats": the key, the chain, a PKCS#12 (pemFormats.ts)
- *     <linkName>.key|crt|pfx  ->  the active version's file of that format
  *
  * KeyVaultForLinux itself names version files "<vault>.<cert>.<id>.<n>.<n>.PEM" (seen in user reports, fields
  * undocumented) with an absolute link target. Applications only use the link, so kvvm uses the secret version,
  * which makes files self-describing, and a relative target, which keeps working when the directory is
  * bind-mounted into a container at another path.
+ *
+ * The directory is checked before every change and before a listing is trusted (storeDirectory.ts: no other
+ * user can write on the path to it), and every file is written by safeWrite.ts (private from the first byte,
+ * ACLs on the open file before it has its final name, no symlink followed).
  *
  * Install order (list() is newest first) is kept in each file's mtime, set from the injected clock and forced
  * strictly increasing per certificate. There is no index file, so nothing can be half-written by a crash: the
@@ -42,14 +48,17 @@ export interface PemStoreOptions {
   /** 'auto' (default): setfacl when installed, else the single-group fallback. */
   aclStrategy?: AclStrategy;
   now?: () => Date;
+  /** The documented default store, which kvvm manages even when it did not create it (tests point it elsewhere). */
+  defaultStore?: string;
 }
 
-/** Key Vault object names (alphanumerics and hyphens) and versions (32 hex); anything else could escape the dir. */
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,126}$/;
 
 export function createPemStore(options: PemStoreOptions = {}): CertificateStore {
   const now = options.now ?? (() => new Date());
   const owner = { ...(options.uid === undefined ? {} : { uid: options.uid }), ...(options.gid === undefined ? {} : { gid: options.gid }) };
+  const ownerOf = (cert: ObservedCertificate): { uid?: number; gid?: number } => certificateOwner(cert, owner, {
+    resolveUser: options.resolveUser ?? resolveUserDefault, resolveGroup: options.resolveGroup ?? resolveGroupDefault,
+  });
   const ownGid = options.gid ?? process.getgid?.() ?? 0;
   const acl = createAclApplier({
     runCommand: options.runCommand ?? defaultCommandRunner,
@@ -59,11 +68,12 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     ownGid,
   });
 
-  const listings = new Map<string, DirListing>();
+  const policy: StoreDirectoryPolicy = {
+    trustedUids: new Set([process.geteuid?.() ?? 0, ...(options.uid === undefined ? [] : [options.uid])]),
+    defaultStore: options.defaultStore ?? DEFAULT_LINUX_STORE,
+  };
 
-  const ownerOf = (cert: ObservedCertificate): { uid?: number; gid?: number } => certificateOwner(cert, owner, {
-    resolveUser: options.resolveUser ?? resolveUserDefault, resolveGroup: options.resolveGroup ?? resolveGroupDefault,
-  });
+  const listings = new Map<string, DirListing>();
 
   /**
    * The store directory's entries. Many certificates share one directory, and a steady-state poll lists each of
@@ -77,6 +87,9 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     if (cached && cached.mtimeNs === st.mtimeNs && cached.ctimeNs === st.ctimeNs && cached.takenAtNs - st.mtimeNs > RACY_WINDOW_NS) {
       return cached.names;
     }
+    // A listing is only trusted from a directory nobody else can write to; checked whenever it is re-read
+    // (every change re-checks anyway, before it writes).
+    await checkStoreDirectory(dir, policy);
     const takenAtNs = BigInt(Date.now()) * 1_000_000n;
     const names = await readdir(dir);
     if (listings.size >= 64) listings.clear();
@@ -116,11 +129,11 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
       const samePem = existing !== undefined && existing.thumbprint === material.thumbprint;
       const newest = Math.max(0, ...installed.map((e) => e.mtimeMs));
       const mtime = new Date(Math.max(now().getTime(), Math.floor(newest) + 1));
-      const write = (name: string, data: string | Buffer): Promise<void> => writeFileAtomic(layout.dir, name, data, {
+      const write = (name: string, data: string | Buffer): Promise<void> => writePrivateFile(layout.dir, name, data, {
         mode: 0o600,
         mtime,
         ...fileOwner,
-        beforeRename: async (tempPath) => { await acl.applyToFile(tempPath, cert.acls); },
+        onHandle: async (target) => { await acl.applyToFile(target, cert.acls); },
       });
       // Every file is rendered before the first is written (a missing pfx password file must leave nothing behind);
       // the other formats are written first and the PEM last: the PEM is what makes the version listed (installed).
@@ -160,8 +173,9 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     const linkOwner = ownerOf(cert);
     // The other formats' links first, the PEM's last: the PEM link says which version is active, so a crash in
     // between is repaired by the next poll's activate.
-    const links = [...layout.extras.map((f) => ({ name: layout.extraLinkName(f), target: layout.extraName(id.version, f) })), { name: cert.linkName, target: fileName }];
-    for (const { name, target } of links) {
+    for (const format of layout.extras) {
+      const name = layout.extraLinkName(format);
+      const target = layout.extraName(id.version, format);
       const linkPath = join(layout.dir, name);
       await guard(`point ${linkPath} at ${target}`, async () => {
         const link = await lstat(linkPath).catch(() => undefined);
@@ -170,10 +184,37 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
             fix: 'Move that file away or choose another customSymbolicLinkName.',
           });
         }
-        if (link && basename(await readlink(linkPath)) === target) return;
+        if (link) {
+          const current = await readlink(linkPath);
+          if (!layout.isExtraFile(basename(current)) || current.includes('/')) {
+            throw new KvvmError('store-link-foreign', `${linkPath} is a symbolic link to ${JSON.stringify(current)}, which is not one of this certificate's files; kvvm does not replace a link it did not make.`, {
+              fix: `Remove ${linkPath} if nothing needs it, or choose another customSymbolicLinkName.`,
+            });
+          }
+          if (current === target) return;
+        }
         await replaceSymlink(layout.dir, name, target, linkOwner);
       });
     }
+    await guard(`point ${layout.linkPath} at ${fileName}`, async () => {
+      await ensureDirectory(layout.dir, traverseAcls(cert));
+      const link = await lstat(layout.linkPath).catch(() => undefined);
+      if (link && !link.isSymbolicLink()) {
+        throw new KvvmError('store-link-occupied', `${layout.linkPath} exists and is not a symbolic link; kvvm does not overwrite it.`, {
+          fix: 'Move that file away or choose another customSymbolicLinkName.',
+        });
+      }
+      if (link) {
+        const current = await readlink(layout.linkPath);
+        if (layout.linkTargetVersion(current) === undefined) {
+          throw new KvvmError('store-link-foreign', `${layout.linkPath} is a symbolic link to ${JSON.stringify(current)}, which is not one of this certificate's files; kvvm does not replace a link it did not make.`, {
+            fix: `Remove ${layout.linkPath} if nothing needs it (rm ${layout.linkPath}), or choose another customSymbolicLinkName.`,
+          });
+        }
+        if (basename(current) === fileName) return;
+      }
+      await replaceSymlink(layout.dir, cert.linkName, fileName, linkOwner);
+    });
   }
 
   async function remove(cert: ObservedCertificate, installed: InstalledCertificate): Promise<void> {
@@ -185,6 +226,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
       });
     }
     await guard(`remove ${fileName} from ${layout.dir}`, async () => {
+      if (!(await checkStoreDirectory(layout.dir, policy))) return;
       // Every format's file goes with its version, whatever "formats" says today.
       for (const name of [fileName, ...EXTRA_FORMATS.map((f) => layout.extraName(installed.version, f))]) {
         try {
@@ -202,11 +244,15 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     const layout = layoutOf(cert);
     if (!(await isDirectory(layout.dir))) return;
     await guard(`remove ${cert.vaultName}/${cert.secretName} from ${layout.dir}`, async () => {
-      // The link first: applications then fail to open rather than read a file being deleted.
-      for (const name of [cert.linkName, ...EXTRA_FORMATS.map((f) => layout.extraLinkName(f))]) {
-        const linkPath = join(layout.dir, name);
-        const link = await lstat(linkPath).catch(() => undefined);
-        if (link?.isSymbolicLink()) await unlink(linkPath);
+      const checked = await checkStoreDirectory(layout.dir, policy);
+      if (!checked) return;
+      // The link first: applications then fail to open rather than read a file being deleted. Only our link.
+      const link = await lstat(layout.linkPath).catch(() => undefined);
+      if (link?.isSymbolicLink() && layout.linkTargetVersion(await readlink(layout.linkPath)) !== undefined) await unlink(layout.linkPath);
+      for (const format of EXTRA_FORMATS) {
+        const extraLink = join(layout.dir, layout.extraLinkName(format));
+        const info = await lstat(extraLink).catch(() => undefined);
+        if (info?.isSymbolicLink() && layout.isExtraFile(await readlink(extraLink))) await unlink(extraLink);
       }
       for (const name of await readdir(layout.dir)) {
         const tempFor = finalNameOfTemp(name);
@@ -215,86 +261,47 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
         }
       }
       await fsyncDir(layout.dir);
-      // Other certificates may share the directory: only an empty one goes.
-      await rmdir(layout.dir).catch(() => undefined);
+      // Other certificates may share the directory: only an empty one goes, and only one kvvm created.
+      if (checked.managed && (await readdir(layout.dir)).every((n) => n === STORE_MARKER)) {
+        await unlink(join(layout.dir, STORE_MARKER)).catch(() => undefined);
+        await rmdir(layout.dir).catch(() => undefined);
+      }
     });
   }
 
   async function ensureDirectory(dir: string, acls: FileAcl[]): Promise<void> {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const info = await stat(dir);
-    if (!info.isDirectory()) throw new Error(`${dir} is not a directory`);
-    // 0700, or 0710 when "acls" need group traverse (this certificate's, or another's sharing the directory, seen
-    // as a directory group changed by the fallback). A 0710 directory is left alone: with POSIX ACLs its group
-    // bits are the ACL mask, and chmod would rewrite it and cut off other certificates' readers.
-    const mode = info.mode & 0o777;
-    if ((mode & 0o067) !== 0 || (mode & 0o700) !== 0o700) {
-      const keepTraverse = acls.length > 0 || info.gid !== ownGid;
-      await chmod(dir, 0o700 | (keepTraverse ? mode & 0o010 : 0));
+    acl.check(acls); // an unusable "acls" fails before anything is created
+    const checked = await ensureStoreDirectory(dir, policy, owner);
+    if (!checked.managed) {
+      // Not ours: used as it is. Readers named in "acls" need to traverse it, which kvvm may not grant here.
+      if (acls.length > 0 && (checked.stats.mode & 0o001) === 0) {
+        throw new KvvmError('store-dir-foreign', `The store directory ${dir} was not created by kvvm, which therefore does not change its permissions, and the users in "acls" cannot enter it (mode ${(checked.stats.mode & 0o777).toString(8)}).`, {
+          fix: `Hand the directory to kvvm with "touch ${join(dir, STORE_MARKER)}" (kvvm then keeps it 0710 with ACLs for those users), or remove it so kvvm creates it, or "chmod o+x ${dir}".`,
+        });
+      }
+      return;
     }
-    if (owner.uid !== undefined) {
+    // Acted on through an open handle, so the checked directory is the one changed.
+    const handle = await openDirectory(dir);
+    try {
+      const info = await handle.stat();
+      // 0700, or 0710 when "acls" need group traverse (this certificate's, or another's sharing the directory,
+      // seen as a directory group changed by the fallback). A 0710 directory is left alone: with POSIX ACLs its
+      // group bits are the ACL mask, and chmod would rewrite it and cut off other certificates' readers.
+      const mode = info.mode & 0o777;
+      if ((mode & 0o067) !== 0 || (mode & 0o700) !== 0o700) {
+        const keepTraverse = acls.length > 0 || info.gid !== ownGid;
+        await handle.chmod(0o700 | (keepTraverse ? mode & 0o010 : 0));
+      }
       // The owner of the files must be able to enter the directory; its group is left to the acls fallback.
-      if (owner.uid !== undefined && info.uid !== owner.uid) await chown(dir, owner.uid, -1);
+      if (owner.uid !== undefined && info.uid !== owner.uid) await handle.chown(owner.uid, -1);
+      await acl.applyToDir({ handle, path: dir }, acls);
+    } finally {
+      await handle.close();
     }
-    await acl.applyToDir(dir, acls);
   }
 
   return { kind: 'pem', list: async (cert) => (await list(cert)).map(plain), install: async (...a) => plain(await install(...a)), activate, remove, removeAll };
-}
-
-interface Layout {
-  dir: string;
-  linkPath: string;
-  fileName(version: string): string;
-  /** The version a directory entry holds, if it is one of this certificate's version files. */
-  versionOf(name: string): string | undefined;
-  /** Whether a (temp file's) final name belongs to this certificate. */
-  owns(finalName: string): boolean;
-  cert: ObservedCertificate;
-  /** The formats written besides the PEM (settings "formats"). */
-  extras: ExtraFormat[];
-  extraName(version: string, format: ExtraFormat): string;
-  extraLinkName(format: ExtraFormat): string;
-  /** Whether a directory entry is one of this certificate's key/crt/pfx version files. */
-  isExtraFile(name: string): boolean;
-}
-
-function layoutOf(cert: ObservedCertificate): Layout {
-  for (const [what, value] of [['vault name', cert.vaultName], ['secret name', cert.secretName]] as const) {
-    if (!NAME.test(value)) throw invalidName(what, value);
-  }
-  const link = cert.linkName;
-  if (link === '' || link === '.' || link === '..' || link.includes('/') || link.includes('\0') || link.length > 255 || link.startsWith(TEMP_PREFIX)) {
-    throw invalidName('symbolic link name', link);
-  }
-  if (!cert.certificateStoreLocation.startsWith('/')) throw invalidName('store directory (must be absolute)', cert.certificateStoreLocation);
-  const prefix = `${cert.vaultName}.${cert.secretName}.`;
-  return {
-    dir: cert.certificateStoreLocation,
-    linkPath: join(cert.certificateStoreLocation, link),
-    cert,
-    fileName(version) {
-      if (!NAME.test(version)) throw invalidName('secret version', version);
-      return `${prefix}${version}.PEM`;
-    },
-    versionOf(name) {
-      if (!name.startsWith(prefix) || !name.endsWith('.PEM')) return undefined;
-      const version = name.slice(prefix.length, -'.PEM'.length);
-      return NAME.test(version) ? version : undefined;
-    },
-    owns: (finalName) => finalName.startsWith(prefix) || finalName === link || EXTRA_FORMATS.some((f) => finalName === `${link}.${f}`),
-    extras: extraFormatsOf(cert),
-    extraName(version, format) {
-      if (!NAME.test(version)) throw invalidName('secret version', version);
-      return `${prefix}${version}.${format}`;
-    },
-    extraLinkName: (format) => `${link}.${format}`,
-    isExtraFile(name) {
-      const match = /^(.*)\.(key|crt|pfx)$/.exec(name);
-      if (!match || !match[1]!.startsWith(prefix)) return false;
-      return NAME.test(match[1]!.slice(prefix.length));
-    },
-  };
 }
 
 type Listed = InstalledCertificate & { mtimeMs: number; mtimeNs: bigint };
@@ -334,11 +341,7 @@ async function readVersionFile(path: string, info: { ino: bigint; size: bigint; 
   return parsed;
 }
 
-/**
- * Reads every version file back (thumbprint and expiry come from the file itself, so they cannot drift). By default
- * a version counts only when every configured format's file is there too: a version missing one (formats added
- * later, or an install cut short) is installed again, which writes what is missing.
- */
+/** Reads every version file back (thumbprint and expiry come from the file itself, so they cannot drift). */
 async function readInstalled(layout: Layout, names?: readonly string[], options: { complete: boolean } = { complete: true }): Promise<Listed[]> {
   const active = await activeFileName(layout);
   const entries: Listed[] = [];
@@ -347,6 +350,8 @@ async function readInstalled(layout: Layout, names?: readonly string[], options:
   for (const name of all) {
     const version = layout.versionOf(name);
     if (version === undefined) continue;
+    // A version counts only with every configured format's file: one missing (formats added later, an install
+    // cut short) makes the engine install it again, which writes what is missing.
     if (options.complete && layout.extras.some((f) => !present.has(layout.extraName(version, f)))) continue;
     const path = join(layout.dir, name);
     const info = await lstat(path, { bigint: true }).catch(() => undefined);
@@ -375,7 +380,8 @@ function plain(entry: Listed): InstalledCertificate {
 
 async function activeFileName(layout: Layout): Promise<string | undefined> {
   try {
-    return basename(await readlink(layout.linkPath));
+    const target = await readlink(layout.linkPath);
+    return layout.linkTargetVersion(target) === undefined ? undefined : basename(target);
   } catch {
     return undefined;
   }
@@ -383,12 +389,6 @@ async function activeFileName(layout: Layout): Promise<string | undefined> {
 
 async function isDirectory(dir: string): Promise<boolean> {
   return (await stat(dir).catch(() => undefined))?.isDirectory() ?? false;
-}
-
-function invalidName(what: string, value: string): KvvmError {
-  return new KvvmError('store-invalid-name', `Invalid ${what} for the PEM store: "${value}".`, {
-    fix: 'Correct the certificate URL or customSymbolicLinkName in the settings.',
-  });
 }
 
 function describeId(id: CertificateVersionId): string {
@@ -401,10 +401,12 @@ async function guard<T>(action: string, fn: () => Promise<T>): Promise<T> {
     return await fn();
   } catch (err) {
     if (err instanceof KvvmError) throw err;
-    const code = errnoOf(err);
-    throw new KvvmError('store-io', `Cannot ${action}: ${code ?? (err instanceof Error ? err.message : String(err))}.`, {
-      fix: 'Check that the store directory is on a writable local file system with free space.',
-      cause: err,
-    });
+    const path = (err as NodeJS.ErrnoException | undefined)?.path;
+    if (path === undefined) {
+      throw new KvvmError('store-io', `Cannot ${action}: ${errnoOf(err) ?? (err instanceof Error ? err.message : String(err))}.`, {
+        fix: 'Check that the store directory is on a writable local file system with free space.', cause: err,
+      });
+    }
+    throw fileSystemError(action, path, err, 'store-io');
   }
 }

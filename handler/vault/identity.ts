@@ -19,7 +19,9 @@ import { ManagedIdentityCredential, type AccessToken, type GetTokenOptions, type
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, extname, join, resolve } from 'node:path';
 import { KvvmError } from '../errors.js';
+import { remoteDetail } from '../redaction.js';
 import type { AuthenticationConfig } from '../settings/config.js';
+import { identityGet, type IdentityAnswer } from './identityHttp.js';
 import { parseRetryAfter, withRetry, type RetryDecision, type RetryDeps, type RetryOptions, type RetryStats } from './backoff.js';
 
 export const DEFAULT_IMDS_HOST = '169.254.169.254';
@@ -81,7 +83,8 @@ export function identityError(detail: string, clientId: string | undefined, endp
       ...withCause,
     });
   }
-  return new KvvmError('identity-unavailable', `Could not get a managed-identity token for ${who} from ${endpoint}: ${detail}`, {
+  // The detail may come from the endpoint's body or the library's message: reduced, redacted and capped.
+  return new KvvmError('identity-unavailable', `Could not get a managed-identity token for ${who} from ${endpoint}: ${remoteDetail(detail)}`, {
     fix: 'Check that the VM has a managed identity and that the metadata endpoint is reachable from the VM (169.254.169.254 must not go through a proxy: add it to NO_PROXY).',
     ...withCause,
   });
@@ -187,8 +190,8 @@ export class ImdsEndpointCredential implements TokenCredential {
     } catch (err) {
       if (err instanceof KvvmError) throw err;
       if (err instanceof ImdsHttpError) throw identityError(err.message, this.clientId, endpoint, err);
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      const detail = cause?.code ? `${cause.code} ${cause.message ?? ''}`.trim() : err instanceof Error ? err.message : String(err);
+      const code = (err as { code?: unknown }).code;
+      const detail = typeof code === 'string' ? `${code} ${err instanceof Error ? err.message : ''}`.trim() : err instanceof Error ? err.message : String(err);
       throw identityError(`the endpoint is unreachable (${detail})`, this.clientId, endpoint, err);
     }
   }
@@ -197,12 +200,15 @@ export class ImdsEndpointCredential implements TokenCredential {
     let res = await this.send(url, options, undefined);
     // Azure Arc's HIMDS answers the first request with 401 + `WWW-Authenticate: Basic realm=<key file>`; the
     // caller proves it is local and privileged by reading that file and sending its content back.
-    const realm = /^Basic realm=(.+)$/i.exec(res.headers.get('www-authenticate') ?? '')?.[1];
+    const realm = /^Basic realm=(.+)$/i.exec(res.header('www-authenticate') ?? '')?.[1];
     if (res.status === 401 && realm !== undefined) {
-      await res.body?.cancel();
       res = await this.send(url, options, `Basic ${readArcKey(realm.trim(), this.deps.arcKeyDirs ?? defaultArcKeyDirs({}))}`);
     }
-    const text = await res.text();
+    const text = res.body;
+    if (res.status >= 300 && res.status < 400) {
+      // Never followed: a token request goes only where the settings say (see ./identityHttp.ts).
+      throw new ImdsHttpError(res.status, `the endpoint answered a redirect (HTTP ${res.status}), which kvvm does not follow for identity requests`, undefined);
+    }
     if (res.status !== 200) {
       let detail = `HTTP ${res.status}`;
       try {
@@ -212,17 +218,17 @@ export class ImdsEndpointCredential implements TokenCredential {
       } catch {
         // Not JSON: keep the status only (never echo arbitrary bodies, they may be large).
       }
-      throw new ImdsHttpError(res.status, detail, parseRetryAfter(res.headers.get('retry-after'), this.deps.now));
+      throw new ImdsHttpError(res.status, detail, parseRetryAfter(res.header('retry-after'), this.deps.now));
     }
     return parseTokenResponse(text, this.deps.now, `${url.origin}${url.pathname}`, this.clientId);
   }
 
-  private send(url: URL, options: GetTokenOptions | undefined, authorization: string | undefined): Promise<Response> {
-    const signals = [AbortSignal.timeout(this.deps.timeoutMs ?? 10_000)];
-    if (options?.abortSignal) signals.push(options.abortSignal as AbortSignal);
+  private send(url: URL, options: GetTokenOptions | undefined, authorization: string | undefined): Promise<IdentityAnswer> {
     const headers: Record<string, string> = { Metadata: 'true', Accept: 'application/json' };
+    // Only Arc's challenge answer (a local key file's content) ever travels as Authorization here; a vault token never does.
     if (authorization !== undefined) headers['Authorization'] = authorization;
-    return fetch(url, { headers, redirect: 'error', signal: AbortSignal.any(signals) });
+    const signal = options?.abortSignal as AbortSignal | undefined;
+    return identityGet(url, { headers, timeoutMs: this.deps.timeoutMs ?? 10_000, ...(signal ? { signal } : {}) });
   }
 }
 

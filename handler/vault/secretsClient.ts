@@ -3,7 +3,9 @@
  * credential (./identity.ts), kvvm's retry loop (./backoff.ts) and operator-facing errors (./vaultErrors.ts).
  *
  * Security properties kept on purpose:
- * - the vault host is checked against the allow-list BEFORE any request (a token is never sent elsewhere);
+ * - the configured vault host is checked against the allow-list before the client exists, and EVERY request the
+ *   SDK then sends (next pages, redirects, retries) is checked against that vault's origin by ./originPolicy.ts,
+ *   the last step before the socket: a token never leaves for another host, port or scheme;
  * - TLS verification and the SDK's challenge-resource verification stay on; extra CAs are added, not substituted;
  * - neither tokens nor secret values are logged or put into error messages.
  */
@@ -14,6 +16,7 @@ import type { AuthenticationConfig } from '../settings/config.js';
 import { allowedSuffixesForMessage, EXTRA_SUFFIXES_ENV, isAllowedVaultHost } from './cloud.js';
 import { DEFAULT_RETRY, newRetryStats, realSleep, validateRetryOptions, withRetry, type RetryOptions, type RetryStats } from './backoff.js';
 import { createIdentityCredential } from './identity.js';
+import { vaultOriginPolicy } from './originPolicy.js';
 import { transportFor, trustedCas } from './transport.js';
 import type { FetchedSecret, SecretVersionInfo, VaultReader } from './types.js';
 import { classifyVaultError, mapVaultError, type VaultCallContext } from './vaultErrors.js';
@@ -102,6 +105,18 @@ export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultR
   const identityLabel = clientId ? `the user-assigned identity with client id ${clientId}` : "the VM's system-assigned identity";
   // Created lazily so a bad msiEndpoint surfaces on the first read (with the vault context), not at construction.
   let credential: TokenCredential | undefined = options.credential;
+  // The last tokens handed to the pipeline, so an error body that echoes one cannot carry it into a status.
+  const recentTokens: string[] = [];
+  const remembering = (inner: TokenCredential): TokenCredential => ({
+    async getToken(scopes, opts) {
+      const token = await inner.getToken(scopes, opts);
+      if (token && !recentTokens.includes(token.token)) {
+        recentTokens.push(token.token);
+        if (recentTokens.length > 4) recentTokens.shift();
+      }
+      return token;
+    },
+  });
   const ca = trustedCas(options.tlsCa, env);
   const clients = new Map<string, SecretClient>();
 
@@ -118,10 +133,11 @@ export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultR
         ...(options.requestTimeoutMs !== undefined ? { timeoutMs: options.requestTimeoutMs } : {}),
         ...(options.arcKeyDirs ? { arcKeyDirs: options.arcKeyDirs } : {}),
       });
-      client = new SecretClient(url.origin, credential, {
+      client = new SecretClient(url.origin, remembering(credential), {
         // kvvm's backoff owns retries (see backoff.ts); two stacked layers would multiply attempts.
         retryOptions: { maxRetries: 0 },
         userAgentOptions: { userAgentPrefix: 'kvvm/0.1' },
+        additionalPolicies: [vaultOriginPolicy(url)],
         ...transportFor(url.hostname, ca),
       });
       clients.set(key, client);
@@ -146,7 +162,7 @@ export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultR
   }
 
   async function call<T>(vaultUrl: string, name: string, op: (client: SecretClient, requestOptions: { timeout: number }) => Promise<T>): Promise<T> {
-    const ctx: VaultCallContext = { vaultUrl, secretName: name, identity: identityLabel };
+    const ctx: VaultCallContext = { vaultUrl, secretName: name, identity: identityLabel, knownTokens: recentTokens };
     const client = clientFor(vaultUrl);
     try {
       return await withRetry(() => attempt(client, op), (err) => classifyVaultError(err, now), retry, deps, stats.vault);

@@ -4,6 +4,7 @@
  * without a network.
  */
 import { KvvmError } from '../errors.js';
+import { remoteDetail } from '../redaction.js';
 import { parseRetryAfter, type RetryDecision } from './backoff.js';
 
 interface RestErrorLike {
@@ -21,6 +22,17 @@ export interface VaultCallContext {
   secretName: string;
   /** "the VM's system-assigned identity" / "the user-assigned identity with client id …" */
   identity: string;
+  /** Tokens this reader holds: removed from any vault-supplied text (a body may echo the request's token). */
+  knownTokens?: Iterable<string>;
+}
+
+/**
+ * The vault's own words for a failure, safe for a status: its error code plus its message, redacted and capped
+ * (../redaction.ts remoteDetail). Never the raw body.
+ */
+function vaultDetail(e: RestErrorLike, ctx: VaultCallContext): string {
+  const detail = remoteDetail(e.message ?? '', ctx.knownTokens);
+  return e.code && !detail.startsWith(e.code) ? `${e.code}: ${detail}` : detail;
 }
 
 const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ECONNABORTED', 'ENETUNREACH', 'EHOSTUNREACH', 'ENOTFOUND', 'UND_ERR_SOCKET']);
@@ -129,7 +141,7 @@ export function mapVaultError(err: unknown, ctx: VaultCallContext): KvvmError {
     });
   }
   if (status !== undefined) {
-    return new KvvmError('vault-request-rejected', `Vault ${host} rejected the request for ${what} (${status}): ${e.message ?? ''}`.trim(), {
+    return new KvvmError('vault-request-rejected', `Vault ${host} rejected the request for ${what} (${status}): ${vaultDetail(e, ctx)}`.trim(), {
       fix: 'Check the observed certificate URL.',
       ...cause,
     });
@@ -150,10 +162,10 @@ export function mapVaultError(err: unknown, ctx: VaultCallContext): KvvmError {
     });
   }
   if (/challenge resource/i.test(e.message ?? '')) {
-    return new KvvmError('vault-challenge-mismatch', `Vault ${host} asked for a token for a different resource: ${e.message ?? ''}`, {
+    return new KvvmError('vault-challenge-mismatch', `Vault ${host} asked for a token for a different resource: ${vaultDetail(e, ctx)}`, {
       fix: 'The URL must use the vault\'s own DNS name (<vault>.vault.azure.net or your cloud\'s suffix), not an alias.',
       ...cause,
     });
   }
-  return new KvvmError('vault-error', `Reading ${what} from vault ${host} failed: ${e.message ?? String(err)}`, { code: -1, ...cause });
+  return new KvvmError('vault-error', `Reading ${what} from vault ${host} failed: ${e.message === undefined ? remoteDetail(String(err), ctx.knownTokens) : vaultDetail(e, ctx)}`, { code: -1, ...cause });
 }

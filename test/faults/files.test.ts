@@ -16,7 +16,9 @@ import { createCa, issueCertificate, toPemSecret } from '../../handler/devvault/
 import { startDevVault, type DevVault } from '../../handler/devvault/server.js';
 import { packageRoot } from '../../handler/paths.js';
 import { isRunning } from '../../handler/service/supervisor.js';
+import { EXIT_SETTINGS_INVALID } from '../../handler/service/restartLoop.js';
 import { makeAgentLayout, type AgentLayout } from '../helpers/agentFolder.js';
+import { serviceProcesses } from '../helpers/serviceProcesses.js';
 import { childProcessEnv } from '../helpers/devVault.js';
 import { faultWorkDir, registerSecrets } from '../helpers/faults.js';
 
@@ -124,7 +126,7 @@ for (const [label, text] of [
   ['wrong shape', '{"pid": "x", "markerKind": 7}'],
   ['pid of init', '{"pid": 1, "markerKind": "none"}'],
 ] as const) {
-  test(`a ${label} pid file means the service is not running: enable restarts it, disable succeeds`, async () => {
+  test(`a ${label} pid file means the service is not running: enable restarts it, disable still stops it`, async () => {
     const layout = await freshLayout();
     await writeFile(join(layout.extensionFolder, 'mrseq'), '0');
     const pidFile = join(layout.extensionFolder, 'kvvm-service.pid');
@@ -136,14 +138,14 @@ for (const [label, text] of [
     const running = await isRunning(pidFile);
     assert.ok(running.running, 'a new service runs and its pid file is valid');
     assert.equal((await finalStatus(layout, 0)).status, 'success');
+    // Clobbered again while the service runs: disable still finds it (its supervisor's record and the service
+    // lock), stops it, and says so; no process is left.
     await writeFile(pidFile, text);
     const d = await command(layout, 0, 'disable');
     assertNoStackTrace(d);
     assert.equal(d.code, 0);
-    assert.match(d.stdout, /not running/);
-    // The service whose pid file was clobbered is still ours to stop: restore a valid record by enabling again.
-    await writeFile(join(layout.extensionFolder, 'kvvm-service.pid'), JSON.stringify({ pid: running.pid, markerKind: 'none' }));
-    await command(layout, 0, 'disable');
+    assert.match(d.stdout, /service stopped/);
+    assert.deepEqual(serviceProcesses(layout.extensionFolder), { supervisors: [], workers: [] });
   });
 }
 
@@ -177,7 +179,7 @@ for (const [label, text] of [
     await rm(join(layout.statusFolder, '0.status'));
     const svc = await command(layout, 0, 'service');
     assertNoStackTrace(svc);
-    assert.equal(svc.code, 1);
+    assert.equal(svc.code, EXIT_SETTINGS_INVALID, 'not a crash: the supervisor does not restart it');
     const s2 = await statusOf(layout, 0);
     assert.equal(s2.status, 'error');
     assert.match(s2.message, /settings/i);

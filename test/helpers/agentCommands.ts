@@ -25,19 +25,31 @@ export async function agentCommand(layout: AgentLayout, seq: number, command: st
   }
 }
 
+export interface StatusView {
+  status: string;
+  message: string;
+  substatus: Array<{ name: string; status: string; formattedMessage: { message: string } }>;
+}
+
 /** Waits (bounded, a liveness deadline rather than a timing assertion) until the status file reaches a final state. */
-export async function finalStatus(layout: AgentLayout, seq: number): Promise<{ status: string; message: string; substatus: Array<{ name: string; status: string; formattedMessage: { message: string } }> }> {
+export function finalStatus(layout: AgentLayout, seq: number): Promise<StatusView> {
+  return waitForStatus(layout, seq, (s) => s.status === 'success' || s.status === 'error');
+}
+
+/** Waits (bounded, as above) until status `seq` satisfies `until`. */
+export async function waitForStatus(layout: AgentLayout, seq: number, until: (s: StatusView) => boolean): Promise<StatusView> {
   const deadline = Date.now() + 60_000;
   let last = '';
   while (Date.now() < deadline) {
     const view = await layout.readStatus(seq);
     if (view.state === 'valid') {
-      const doc = view.document as Array<{ status: { status: string; formattedMessage: { message: string }; substatus?: [] } }>;
+      const doc = view.document as Array<{ status: { status: string; formattedMessage: { message: string }; substatus?: StatusView['substatus'] } }>;
       const s = doc[0]!.status;
       last = `${s.status}: ${s.formattedMessage.message}`;
-      if (s.status === 'success' || s.status === 'error') return { status: s.status, message: s.formattedMessage.message, substatus: s.substatus ?? [] };
+      const current = { status: s.status, message: s.formattedMessage.message, substatus: s.substatus ?? [] };
+      if (until(current)) return current;
     }
     await sleep(200);
   }
-  throw new Error(`status ${seq} never became final; last: ${last}`);
+  throw new Error(`status ${seq} never reached the awaited state; last: ${last}`);
 }

@@ -13,6 +13,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { lstat, mkdtemp, readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import { STORE_MARKER } from '../../handler/stores/storeDirectory.js';
 
 /** KVVM_FAULT_ROOT, or one folder per user under the system temp dir. */
 export function faultRoot(): string {
@@ -127,6 +128,10 @@ export async function checkStoreIntegrity(dir: string): Promise<StoreSnapshot> {
     if (!st) continue; // removed between readdir and lstat (a live writer)
     if (TEMP_RE.test(name)) {
       snap.temps.push({ name, ageMs: now - st.mtimeMs });
+      continue;
+    }
+    if (name === STORE_MARKER) {
+      assert.ok(st.isFile(), `${name}: the marker of a kvvm-managed store is a regular file`);
       continue;
     }
     if (st.isSymbolicLink()) {

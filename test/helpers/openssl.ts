@@ -42,6 +42,8 @@ export interface Pkcs12Options {
   password?: string;
   /** Leave the private key out (what a non-exportable Key Vault certificate looks like). */
   noKey?: boolean;
+  /** More `openssl pkcs12 -export` options (-keypbe, -certpbe, -macalg, -iter, -nomac, ...). */
+  exportArgs?: string[];
 }
 
 const DAY = 86_400_000;
@@ -100,6 +102,7 @@ export class OpensslFactory {
       args.push('-certfile', chainFile);
     }
     if (options.mode === 'legacy') args.push('-legacy');
+    args.push(...(options.exportArgs ?? []));
     openssl(args);
     return readFileSync(out).toString('base64');
   }

@@ -1,0 +1,149 @@
+/**
+ * The certificate service on Linux and other POSIX systems, as enable/disable/uninstall see it: a supervisor
+ * (restartLoop.ts, recorded in kvvm-supervisor.pid) that holds the service lock and restarts the worker, which
+ * records itself in kvvm-service.pid. "No service left" is decided by the kernel, not by pid files: the service
+ * lock is free and the worker's record names no live process.
+ */
+import { readdir, readlink } from 'node:fs/promises';
+import { setTimeout as delay } from 'node:timers/promises';
+import { KvvmError } from '../errors.js';
+import { tryAcquireLock } from './fileLock.js';
+import { removePidFile, type ProcessInspector } from './pidfile.js';
+import { restartLoopArgs, type RestartPolicy } from './restartLoop.js';
+import { isRunning, startDetached, stopProcess, type StopResult } from './supervisor.js';
+
+export interface PosixServiceFiles {
+  supervisorPidFile: string;
+  /** Names the process that syncs (written by the worker). */
+  workerPidFile: string;
+  serviceLock: string;
+  /** The supervisor's and worker's stdout/stderr. */
+  outputFile: string;
+}
+
+export interface StartServiceOptions {
+  files: PosixServiceFiles;
+  /** node [script]: the loop appends `service`. */
+  kvvmCommand: string[];
+  env: Record<string, string>;
+  cwd: string;
+  policy?: RestartPolicy | undefined;
+  shell?: string | undefined;
+  /** How long to wait for the worker's pid record. */
+  workerWaitMs?: number | undefined;
+}
+
+/**
+ * Starts the supervisor and waits (briefly) for its worker to record itself, so that when enable returns
+ * kvvm-service.pid already names the process that syncs. Resolves with the worker's pid, or the supervisor's
+ * when the worker is slow to start (it is supervised either way).
+ */
+export async function startSupervisedService(options: StartServiceOptions): Promise<{ pid: number; supervisorPid: number }> {
+  await removePidFile(options.files.workerPidFile);
+  const { pid: supervisorPid } = await startDetached({
+    command: options.shell ?? '/bin/sh',
+    args: restartLoopArgs(options.files.serviceLock, options.kvvmCommand, options.policy),
+    env: options.env,
+    cwd: options.cwd,
+    pidFile: options.files.supervisorPidFile,
+    logFile: options.files.outputFile,
+  });
+  const worker = await awaitWorker(options.files, async () => (await isRunning(options.files.supervisorPidFile)).running, options.workerWaitMs ?? 15_000);
+  return { pid: worker ?? supervisorPid, supervisorPid };
+}
+
+/**
+ * Waits until kvvm-service.pid names a live worker; undefined when it is slow (it is supervised either way).
+ * Throws when the supervisor died first: the lock was held elsewhere, or /bin/sh or flock is missing.
+ */
+export async function awaitWorker(files: PosixServiceFiles, supervisorAlive: () => Promise<boolean>, waitMs: number): Promise<number | undefined> {
+  const deadline = performance.now() + waitMs;
+  while (performance.now() < deadline) {
+    const worker = await isRunning(files.workerPidFile);
+    if (worker.running && worker.pid !== undefined) return worker.pid;
+    if (!(await supervisorAlive())) {
+      throw new KvvmError('service-start', 'The service supervisor exited before its worker started.', {
+        fix: `Read ${files.outputFile}: another service may hold ${files.serviceLock}, or /bin/sh or flock is missing.`,
+        code: -1,
+      });
+    }
+    await delay(50);
+  }
+  return undefined;
+}
+
+/** Running = the supervisor is alive (between a crash and the restart the worker may briefly be gone). */
+export function isServiceRunning(files: PosixServiceFiles): Promise<{ running: boolean; pid?: number }> {
+  return isRunning(files.supervisorPidFile);
+}
+
+export interface StopServiceOptions {
+  timeoutMs: number;
+  inspector?: ProcessInspector | undefined;
+}
+
+/**
+ * Stops the supervisor (its process group holds the worker too), then a worker left without one (an older
+ * kvvm's, or one whose supervisor was SIGKILLed), then any process still holding the service lock. Resolves
+ * only when no service is left; otherwise throws naming the survivors.
+ */
+export async function stopService(files: PosixServiceFiles, options: StopServiceOptions): Promise<StopResult> {
+  const outcomes: StopResult[] = [];
+  outcomes.push(await stopProcess(files.supervisorPidFile, options));
+  outcomes.push(await stopProcess(files.workerPidFile, options));
+  const lock = await tryAcquireLock(files.serviceLock, { waitMs: 0, purpose: 'checking that no service is left' });
+  if (lock) {
+    await lock.release();
+  } else {
+    const holders = await lockHolders(files.serviceLock);
+    for (const pid of holders) signal(pid, 'SIGKILL');
+    const after = await tryAcquireLock(files.serviceLock, { waitMs: 5000, purpose: 'checking that no service is left' });
+    if (!after) {
+      throw new KvvmError('service-stop', `A service still holds ${files.serviceLock} after stopping (processes ${holders.join(', ') || 'unknown'}).`, {
+        fix: 'Stop those processes (kill -9), then run disable or enable again.',
+        code: -1,
+      });
+    }
+    await after.release();
+    outcomes.push('killed');
+  }
+  if (outcomes.includes('killed')) return 'killed';
+  return outcomes.includes('stopped') ? 'stopped' : 'not-running';
+}
+
+/** Linux: every process with an open descriptor on the lock file (/proc/<pid>/fd links). */
+export async function lockHolders(lockFile: string, procRoot = '/proc'): Promise<number[]> {
+  const pids: number[] = [];
+  let entries: string[];
+  try {
+    entries = await readdir(procRoot);
+  } catch {
+    return pids;
+  }
+  for (const name of entries) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    let fds: string[];
+    try {
+      fds = await readdir(`${procRoot}/${name}/fd`);
+    } catch {
+      continue; // exited, or not ours to read
+    }
+    for (const fd of fds) {
+      const target = await readlink(`${procRoot}/${name}/fd/${fd}`).catch(() => '');
+      if (target === lockFile) {
+        pids.push(Number(name));
+        break;
+      }
+    }
+  }
+  return pids;
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  if (pid <= 1) return;
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
+}

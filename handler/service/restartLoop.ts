@@ -1,0 +1,85 @@
+/**
+ * The POSIX service supervisor: a POSIX sh loop that holds the service lock and restarts the process that syncs
+ * (`kvvm service`) when it crashes. A shell, not a second Node: the idle memory figure counts every process of
+ * the service, and /bin/sh waiting on a child costs about 1 MB of RSS where an idle Node costs about 40 MB.
+ * It does only what must survive the worker's death: hold the lock, restart with backoff, count crashes. The
+ * status file for a crash loop is written by a short-lived `kvvm service-crashed` (the one status writer), and
+ * kvvm-service.pid is written by the worker itself, so it always names the process that syncs.
+ *
+ * Exit codes of the worker that are NOT crashes (no restart): 0 (stopped by a signal, or superseded by a newer
+ * sequence number) and EXIT_SETTINGS_INVALID (its status already says what to fix; restarting cannot help).
+ *
+ * The lock is on fd 9, opened without truncation, and closed for the children (`9>&-`): a hook a worker runs
+ * must not inherit the lock and keep "a service" alive after the service is gone.
+ */
+
+/** sysexits.h EX_CONFIG: the worker refused its settings. */
+export const EXIT_SETTINGS_INVALID = 78;
+/** sysexits.h EX_TEMPFAIL: the supervisor found the service lock held by another service. */
+export const EXIT_LOCK_HELD = 75;
+
+export interface RestartPolicy {
+  /** First restart delay; doubled per crash inside the window, up to maxDelayMs. */
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** This many crashes inside windowS make a crash loop: status `error`, then retries every slowDelayMs. */
+  crashLoopCount: number;
+  windowS: number;
+  slowDelayMs: number;
+}
+
+export const DEFAULT_RESTART_POLICY: RestartPolicy = { baseDelayMs: 1000, maxDelayMs: 60_000, crashLoopCount: 5, windowS: 600, slowDelayMs: 300_000 };
+
+/**
+ * $1 lock file, then the policy (five numbers), then the kvvm command (node [script]); the loop appends
+ * `service` to run the worker and `service-crashed <count> <reason> <retry ms>` to report a crash loop.
+ */
+export const RESTART_LOOP_SCRIPT = `
+PATH=\${PATH:-/usr/sbin:/usr/bin:/sbin:/bin}; export PATH
+lock=$1 base=$2 max=$3 loop_count=$4 window=$5 slow=$6
+shift 6
+exec 9>>"$lock" || exit ${EXIT_LOCK_HELD}
+flock -n 9 || { echo "kvvm-supervisor: another service holds $lock" >&2; exit ${EXIT_LOCK_HELD}; }
+stopping=0 child= crashes=
+trap 'stopping=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM INT HUP
+echo "kvvm-supervisor $$: supervising the certificate service"
+# wait returns early when a trapped signal arrives; keep waiting until the child is really gone.
+reap() { rc=0; while :; do wait "$1"; rc=$?; kill -0 "$1" 2>/dev/null || return 0; done; }
+pause() { secs="$(($1 / 1000)).$(printf '%03d' $(($1 % 1000)))"; sleep "$secs" 9>&- & child=$!; reap "$child"; child=; }
+while [ "$stopping" = 0 ]; do
+  "$@" service 9>&- &
+  child=$!
+  reap "$child"
+  child=
+  [ "$stopping" = 1 ] && break
+  case $rc in 0|${EXIT_SETTINGS_INVALID}) echo "kvvm-supervisor $$: service exited with $rc; not restarting"; exit 0;; esac
+  if [ "$rc" -gt 128 ]; then reason="killed by signal $(kill -l $((rc - 128)) 2>/dev/null || echo $((rc - 128)))"; else reason="exit code $rc"; fi
+  now=$(date +%s) recent= n=0
+  for t in $crashes $now; do [ $((now - t)) -lt "$window" ] && { recent="$recent $t"; n=$((n + 1)); }; done
+  crashes=$recent
+  if [ "$n" -ge "$loop_count" ]; then
+    delay=$slow
+    echo "kvvm-supervisor $$: service crashed ($reason), $n crashes in $window s: crash loop; next start in $delay ms"
+    "$@" service-crashed "$n" "$reason" "$delay" 9>&- </dev/null
+  else
+    delay=$((base << (n - 1)))
+    [ "$delay" -gt "$max" ] && delay=$max
+    echo "kvvm-supervisor $$: service crashed ($reason); restart $n in $delay ms"
+  fi
+  pause "$delay"
+done
+echo "kvvm-supervisor $$: stopped"
+`;
+
+/** The argv after /bin/sh: `-c <script> kvvm-supervisor <lock> <policy…> <kvvm command…>`. */
+export function restartLoopArgs(lockFile: string, kvvmCommand: readonly string[], policy: RestartPolicy = DEFAULT_RESTART_POLICY): string[] {
+  const numbers = [policy.baseDelayMs, policy.maxDelayMs, policy.crashLoopCount, policy.windowS, policy.slowDelayMs];
+  for (const n of numbers) if (!Number.isSafeInteger(n) || n <= 0) throw new RangeError(`restart policy values must be positive integers (got ${n})`);
+  return ['-c', RESTART_LOOP_SCRIPT, 'kvvm-supervisor', lockFile, ...numbers.map(String), ...kvvmCommand];
+}
+
+/** Test knob (KVVM_RESTART_BASE_MS, read in overrides.ts): faster restarts; operators get the defaults. */
+export function restartPolicyFor(base: number | undefined): RestartPolicy {
+  if (base === undefined) return DEFAULT_RESTART_POLICY;
+  return { ...DEFAULT_RESTART_POLICY, baseDelayMs: base, maxDelayMs: Math.max(base, base * 8), slowDelayMs: Math.max(base, base * 20) };
+}

@@ -1,0 +1,89 @@
+import { basename, dirname, join } from 'node:path';
+import { EXTRA_FORMATS, extraFormatsOf, type ExtraFormat } from './pemFormats.js';
+import { KvvmError } from '../errors.js';
+import type { ObservedCertificate } from '../settings/config.js';
+import { TEMP_PREFIX } from './pemFiles.js';
+import { STORE_MARKER } from './storeDirectory.js';
+
+/**
+ * Where one certificate's files live in the PEM store and which names are its own: version files
+ * "<vault>.<secret>.<version>.PEM" and the link. Every name is checked so that none can leave the directory or
+ * take one of kvvm's own names (temp files, the store marker).
+ */
+
+/** Key Vault object names (alphanumerics and hyphens) and versions (32 hex); anything else could escape the dir. */
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,126}$/;
+
+export interface Layout {
+  dir: string;
+  linkPath: string;
+  fileName(version: string): string;
+  /** The version a directory entry holds, if it is one of this certificate's version files. */
+  versionOf(name: string): string | undefined;
+  /** Whether a (temp file's) final name belongs to this certificate. */
+  owns(finalName: string): boolean;
+  /**
+   * The version a link target names when kvvm (relative name) or KeyVaultForLinux (absolute path in the same
+   * directory) made the link; undefined for any other target, which kvvm then leaves alone.
+   */
+  linkTargetVersion(target: string): string | undefined;
+  cert: ObservedCertificate;
+  /** The formats written besides the PEM (settings "formats"). */
+  extras: ExtraFormat[];
+  extraName(version: string, format: ExtraFormat): string;
+  extraLinkName(format: ExtraFormat): string;
+  /** Whether a directory entry is one of this certificate's key/crt/pfx version files. */
+  isExtraFile(name: string): boolean;
+}
+
+export function layoutOf(cert: ObservedCertificate): Layout {
+  for (const [what, value] of [['vault name', cert.vaultName], ['secret name', cert.secretName]] as const) {
+    if (!NAME.test(value)) throw invalidName(what, value);
+  }
+  const link = cert.linkName;
+  if (link === '' || link === '.' || link === '..' || link.includes('/') || /[\u0000-\u001f\u007f]/.test(link) || Buffer.byteLength(link) > 255
+    || link.startsWith(TEMP_PREFIX) || link.startsWith('-') || link === STORE_MARKER) {
+    throw invalidName('symbolic link name', link);
+  }
+  if (!cert.certificateStoreLocation.startsWith('/')) throw invalidName('store directory (must be absolute)', cert.certificateStoreLocation);
+  const prefix = `${cert.vaultName}.${cert.secretName}.`;
+  return {
+    dir: cert.certificateStoreLocation,
+    linkPath: join(cert.certificateStoreLocation, link),
+    cert,
+    fileName(version) {
+      if (!NAME.test(version)) throw invalidName('secret version', version);
+      return `${prefix}${version}.PEM`;
+    },
+    versionOf(name) {
+      if (!name.startsWith(prefix) || !name.endsWith('.PEM')) return undefined;
+      const version = name.slice(prefix.length, -'.PEM'.length);
+      return NAME.test(version) ? version : undefined;
+    },
+    owns: (finalName) => finalName.startsWith(prefix) || finalName === link || EXTRA_FORMATS.some((f) => finalName === `${link}.${f}`),
+    extras: extraFormatsOf(cert),
+    extraName(version, format) {
+      if (!NAME.test(version)) throw invalidName('secret version', version);
+      return `${prefix}${version}.${format}`;
+    },
+    extraLinkName: (format) => `${link}.${format}`,
+    isExtraFile(name) {
+      const match = /^(.*)\.(key|crt|pfx)$/.exec(name);
+      if (!match || !match[1]!.startsWith(prefix)) return false;
+      return NAME.test(match[1]!.slice(prefix.length));
+    },
+    linkTargetVersion(target) {
+      const inDir = !target.includes('/') || (target.startsWith('/') && dirname(target) === cert.certificateStoreLocation);
+      if (!inDir) return undefined;
+      const name = basename(target);
+      return name.startsWith(prefix) && name.endsWith('.PEM') ? name.slice(prefix.length, -'.PEM'.length) : undefined;
+    },
+  };
+}
+
+function invalidName(what: string, value: string): KvvmError {
+  return new KvvmError('store-invalid-name', `Invalid ${what} for the PEM store: "${value}".`, {
+    fix: 'Correct the certificate URL or customSymbolicLinkName in the settings.',
+  });
+}
+
