@@ -13,6 +13,7 @@ import { makeChainCheck } from '../handler/commands/service.js';
 import { allInstalled, SERVICE_CONCURRENCY } from '../handler/engine/syncCycle.js';
 import { runPollLoop, type RetryPolicy } from '../handler/service/pollLoop.js';
 import type { KvvmConfig } from '../handler/settings/config.js';
+import { profileFor } from '../handler/settings/profile.js';
 import { createPemStore } from '../handler/stores/pemStore.js';
 import { newRetryStats, type RetryOptions } from '../handler/vault/backoff.js';
 import { createVaultReader, type VaultReaderStats } from '../handler/vault/secretsClient.js';
@@ -55,6 +56,7 @@ async function runJob(job: FleetWorkerJob): Promise<FleetWorkerResult> {
     mkdirSync(storeDir, { recursive: true, mode: 0o700 });
     const config: KvvmConfig = {
       generation: '4.0',
+      profile: profileFor('4.0', 'linux', 'option'),
       pollingIntervalS: 3600,
       linkOnRenewal: false,
       initialSync: 'bounded',

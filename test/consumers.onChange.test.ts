@@ -323,13 +323,15 @@ test('relative, missing and non-executable command paths are settings errors nam
       [{ command: [] }, '/secretsManagementSettings/observedCertificates/0/onChange/command'],
       [{ command: ['/bin/true'], timeoutInS: 0 }, '/secretsManagementSettings/observedCertificates/0/onChange/timeoutInS'],
       [{ command: ['/bin/true'], timeoutInS: 86400 }, '/secretsManagementSettings/observedCertificates/0/onChange/timeoutInS'],
-      [{ command: ['/bin/true'], shell: true }, '/secretsManagementSettings/observedCertificates/0/onChange'],
       [{ command: Array.from({ length: 65 }, () => 'x') }, '/secretsManagementSettings/observedCertificates/0/onChange/command'],
     ] as const) {
       const result = parseSettings({ secretsManagementSettings: { observedCertificates: [{ url, onChange }] } }, { platform: 'linux', env: {}, executableExists });
       assert.equal(result.ok, false, JSON.stringify(onChange));
       if (!result.ok) assert.ok(result.problems.some((p) => p.path.startsWith(path)), `${JSON.stringify(onChange)}: ${JSON.stringify(result.problems)}`);
     }
+    // An unknown key (as every unknown key since the version profiles) is ignored with a warning naming it.
+    const shell = parseSettings({ secretsManagementSettings: { observedCertificates: [{ url, onChange: { command: ['/bin/true'], shell: true } }] } }, { platform: 'linux', env: {}, executableExists });
+    assert.ok(shell.ok && shell.config.warnings.some((w) => w.path === '/secretsManagementSettings/observedCertificates/0/onChange/shell'));
     // Deploying from a workstation does not check the VM's files; the absolute-path rule still holds there.
     assert.equal(parseSettings({ secretsManagementSettings: { observedCertificates: [{ url, onChange: { command: ['/usr/sbin/only-on-the-vm'] } }] } }, { platform: 'linux', env: {} }).ok, true);
     const win = parseSettings({ secretsManagementSettings: { observedCertificates: [{ url, onChange: { command: ['powershell.exe', '-File', 'x.ps1'] } }] } }, { platform: 'win32', env: {} });

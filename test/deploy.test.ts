@@ -92,13 +92,13 @@ describe('kvvm deploy vm', () => {
   it('refuses invalid settings with the problems and sends no request at all', async (t) => {
     t.after(() => arm.close());
     const bad = settingsFile('bad.json', {
-      secretsManagementSettings: { observedCertificates: ['https://myvault.vault.azure.net/certificates/web'], pollingIntervalInSeconds: 60 },
+      secretsManagementSettings: { observedCertificates: ['https://myvault.vault.azure.net/keys/web'], pollingIntervalInSeconds: 60 },
     });
     const r = await deploy(['vm', '--resource-group', RG, '--name', 'web1', '--settings', bad, '--wait']);
     assert.equal(r.code, 1);
     assert.match(r.err, /nothing was sent/);
     assert.match(r.err, /pollingIntervalInSeconds/);
-    assert.match(r.err, /\/certificates\//);
+    assert.match(r.err, /\/keys\//);
     assert.equal(arm.requests.length, 0);
   });
 

@@ -257,11 +257,11 @@ describe('kvvm doctor against the dev vault', () => {
 
   it('invalid settings stop at the settings check with the problems listed', async () => {
     const file = join(dir, 'bad.json');
-    writeFileSync(file, JSON.stringify({ secretsManagementSettings: { observedCertificates: ['https://myvault.vault.azure.net/certificates/web'] } }));
+    writeFileSync(file, JSON.stringify({ secretsManagementSettings: { observedCertificates: ['https://myvault.vault.azure.net/keys/web'] } }));
     const r = await doctor(['--settings', file], undefined);
     assert.equal(r.code, 1);
     assert.equal(r.report.checks.length, 1);
     assert.equal(check(r.report, 'settings').status, 'fail');
-    assert.match(check(r.report, 'settings').message, /\/certificates\//);
+    assert.match(check(r.report, 'settings').message, /\/keys\//);
   });
 });

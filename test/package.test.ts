@@ -211,6 +211,8 @@ test('the linux-x64 package, unpacked like the agent does, syncs from the vault 
     layout.writeSettings(0, {
       secretsManagementSettings: {
         pollingIntervalInS: '3600',
+        // success only once the certificate is in, under either profile the package version selects (docs/versions.md)
+        requireInitialSync: true,
         observedCertificates: [{ url: `${vault.vaultUrl}/secrets/pkg`, certificateStoreLocation: store, customSymbolicLinkName: 'pkg.pem' }],
       },
       authenticationSettings: { msiEndpoint: vault.imdsEndpoint },

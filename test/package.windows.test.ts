@@ -295,6 +295,8 @@ test('the win-x64 package under Wine, driven as the Windows agent drives it: ins
     const publicSettings = {
       secretsManagementSettings: {
         pollingIntervalInS: '3600',
+        // success only once both are in, under either profile the package version selects (docs/versions.md)
+        requireInitialSync: true,
         observedCertificates: [
           { url: `${vault.vaultUrl}/secrets/web`, certificateStoreName: 'My', certificateStoreLocation: 'LocalMachine', keyExportable: true },
           { url: `${vault.vaultUrl}/secrets/api`, certificateStoreName: 'TrustedPeople', certificateStoreLocation: 'LocalMachine', keyExportable: true },

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { startDevVault, type DevVault } from '../handler/devvault/server.js';
 import { createCa, issueCertificate, toPkcs12Base64 } from '../handler/devvault/certFactory.js';
 import { parseSettings } from '../handler/settings/index.js';
+import { profileFor } from '../handler/settings/profile.js';
 import type { KvvmConfig } from '../handler/settings/config.js';
 import { createVaultReader } from '../handler/vault/secretsClient.js';
 import { createPemStore } from '../handler/stores/pemStore.js';
@@ -47,7 +48,10 @@ async function harness(): Promise<Harness> {
         observedCertificates: names.map((n) => ({ url: `${vault.vaultUrl}/secrets/${n}`, certificateStoreLocation: join(dir, 'store') })),
       };
       if (requireInitialSync !== undefined) secretsManagementSettings['requireInitialSync'] = requireInitialSync;
-      const parsed = parseSettings({ secretsManagementSettings, authenticationSettings: { msiEndpoint: vault.imdsEndpoint } }, { platform: 'linux', env });
+      // The profile whose initial-sync mode each test is about (docs/versions.md): absent → 4.x 'bounded',
+      // true → 3.x Windows 'forever', false → 3.x 'none' (4.x refuses false). Only initialSync depends on it here.
+      const profile = requireInitialSync === undefined ? profileFor('4.0', 'linux', 'option') : profileFor('3.0', requireInitialSync ? 'win32' : 'linux', 'option');
+      const parsed = parseSettings({ secretsManagementSettings, authenticationSettings: { msiEndpoint: vault.imdsEndpoint } }, { platform: 'linux', env, profile });
       if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
       return parsed.config;
     },

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { startDevVault, type DevVault } from '../handler/devvault/server.js';
 import { parseSettings } from '../handler/settings/index.js';
+import { profileFor } from '../handler/settings/profile.js';
 import { createVaultReader } from '../handler/vault/secretsClient.js';
 import { createPemStore } from '../handler/stores/pemStore.js';
 import { parseCertificateSecret } from '../handler/certs/parse.js';
@@ -70,7 +71,9 @@ async function substatusFor(names: string[], authenticationSettings: Record<stri
       },
       authenticationSettings: { msiEndpoint: vault.imdsEndpoint, ...authenticationSettings },
     },
-    { platform: 'linux', env },
+    // requireInitialSync false (one report per cycle, no retries) is a 3.x setting; the chain rule under test is
+    // the engine's default ('refuse'), passed in deps below, not the profile's.
+    { platform: 'linux', env, profile: profileFor('3.0', 'linux', 'option') },
   );
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
   const reader = createVaultReader({

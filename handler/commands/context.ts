@@ -3,7 +3,9 @@
  * environment the agent wrote. Host access comes in through `CommandHost` so tests run commands in-process.
  */
 import { dirname, join } from 'node:path';
-import { findHandlerEnvironment, type HandlerEnvironment } from '../protocol/handlerEnvironment.js';
+import { detectHandlerVersion, findHandlerEnvironment, type HandlerEnvironment } from '../protocol/handlerEnvironment.js';
+import { profileFor, type BehaviourProfile } from '../settings/profile.js';
+import { packageVersion as packagedVersion } from '../version.js';
 import { resolveSequenceNumber } from '../protocol/sequence.js';
 import { readHandlerSettings } from '../protocol/settingsFile.js';
 import { decryptProtectedSettingsWindows } from '../protocol/protectedSettingsWindows.js';
@@ -114,6 +116,16 @@ function windowsDecryptor(): (base64: string, thumbprint: string) => Promise<Rec
   return (base64, thumbprint) => decryptProtectedSettingsWindows(base64, thumbprint, { location: 'LocalMachine' });
 }
 
+function platformOf(ctx: HandlerContext): 'linux' | 'win32' {
+  return ctx.host.platform === 'win32' ? 'win32' : 'linux';
+}
+
+/** The 3.x or 4.x rules, chosen by the version the agent runs this handler as (profile.ts). */
+export function behaviourProfile(ctx: HandlerContext): BehaviourProfile {
+  const hv = detectHandlerVersion({ env: ctx.host.env, extensionFolder: ctx.handlerEnv.extensionFolder, packagedVersion });
+  return profileFor(hv.version, platformOf(ctx), hv.source);
+}
+
 export type ConfigResult = { ok: true; config: KvvmConfig } | { ok: false; message: string; reason: string };
 
 export async function loadConfig(ctx: HandlerContext, seq = ctx.seq): Promise<ConfigResult> {
@@ -129,7 +141,7 @@ export async function loadConfig(ctx: HandlerContext, seq = ctx.seq): Promise<Co
     if (err instanceof KvvmError) return { ok: false, message: err.describe(), reason: err.reason };
     throw err;
   }
-  const parsed = parseSettings(raw, { platform: ctx.host.platform === 'win32' ? 'win32' : 'linux', env: ctx.host.env, executableExists });
+  const parsed = parseSettings(raw, { platform: platformOf(ctx), env: ctx.host.env, profile: behaviourProfile(ctx), executableExists });
   if (parsed.ok) return { ok: true, config: parsed.config };
   return {
     ok: false,

@@ -29,6 +29,7 @@ import { createVaultReader } from '../vault/secretsClient.js';
 import { paasCredentialFor } from '../vault/paasWindows.js';
 import { overrideLogLines, readOverrides, type Overrides } from '../overrides.js';
 import type { KvvmConfig, ObservedCertificate } from '../settings/config.js';
+import { describeProfile, type BehaviourProfile } from '../settings/profile.js';
 import { loadConfig, loadHandlerContext, reportStatus, type CommandHost } from './context.js';
 
 /** Chain check for server-auth leaves only (4.x behaviour); the roots are read once per service start. */
@@ -55,15 +56,16 @@ function moveHttpSysBindings(from: string, to: string): ReturnType<typeof moveBi
 }
 
 /** The certificate store of this platform; `linkOnRenewal` (settings) only matters to the Windows store. */
-export function createStoreForPlatform(platform: NodeJS.Platform, options: { linkOnRenewal?: boolean; log?: SyncLogger } = {}): CertificateStore {
+export function createStoreForPlatform(platform: NodeJS.Platform, options: { linkOnRenewal?: boolean; log?: SyncLogger; profile?: BehaviourProfile } = {}): CertificateStore {
   if (platform === 'win32') {
     return createWindowsStore({
       ...(options.linkOnRenewal === undefined ? {} : { linkOnRenewal: options.linkOnRenewal }),
+      ...(options.profile ? { keyStorage: options.profile.windowsKeyStorage } : {}),
       // lifecycle event 1001 outcome (IIS Automatic Rebind), one line per renewal link
       ...(options.log ? { log: { info: (m: string) => options.log?.info(m), warn: (m: string) => options.log?.warn(m) } } : {}),
     });
   }
-  return createPemStore({});
+  return createPemStore(options.profile ? { keyPosition: options.profile.pemKeyPosition } : {});
 }
 
 /**
@@ -129,6 +131,7 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
       certificates: config.observedCertificates.length,
       pollingIntervalS: config.pollingIntervalS,
       initialSync: config.initialSync,
+      profile: describeProfile(config.profile),
     });
     for (const w of config.warnings) log.warn(`settings: ${w.path}: ${w.message}`);
     const syncDeps = buildSyncDeps(host, config, log, parser.parse);
@@ -178,11 +181,12 @@ function vaultReaderFor(host: CommandHost, config: KvvmConfig): ReturnType<typeo
 export function buildSyncDeps(host: CommandHost, config: KvvmConfig, log: SyncLogger, parse: CertificateSyncDeps['parse']): CertificateSyncDeps {
   return {
     vault: vaultReaderFor(host, config),
-    store: createStoreForPlatform(host.platform, { linkOnRenewal: config.linkOnRenewal, log }),
+    store: createStoreForPlatform(host.platform, { linkOnRenewal: config.linkOnRenewal, log, profile: config.profile }),
     parse,
     // Windows validates with its own chain engine and the machine's trust stores (4.x behaviour); Linux with
     // the system CA bundle plus NODE_EXTRA_CA_CERTS.
     checkChain: host.platform === 'win32' ? windowsChainCheck : makeChainCheck(loadTrustedRoots(host.env)),
+    chainFailure: config.profile.chainFailure,
     now: host.now,
     log,
   };

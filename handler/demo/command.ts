@@ -109,6 +109,9 @@ export async function runDemoCommand(argv: string[], host: CommandHost): Promise
 
     const ready = await view.waitFor((s) => s.status === 'success', 'initial sync');
     if (!ready) return fail(host, agent.logFolder);
+    // The status may turn success before the first sync (requireInitialSync false): wait for the link itself.
+    const linked = await view.waitFor(async () => (await view.rows()).some((r) => r.certificate.endsWith('/web') && r.version !== '-'), 'the first install of web');
+    if (!linked) return fail(host, agent.logFolder);
     httpsServer = await startDemoHttpsServer(webLink);
     say(`https://127.0.0.1:${httpsServer.port} serves 'web' from ${webLink}; its onChange command is "${KILL} -HUP ${process.pid}" (this process reloads on SIGHUP)`);
     const before = (await view.rows()).find((r) => r.certificate.endsWith('/web'))?.version;

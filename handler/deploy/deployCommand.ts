@@ -11,7 +11,7 @@ import type { VirtualMachineExtension, VirtualMachineScaleSetExtension } from '@
 import { KvvmError } from '../errors.js';
 import { describeJsonError } from '../jsonError.js';
 import { connectArm, describeArmError, resolveSubscription, type ArmConnection, type ArmDeps } from './armClient.js';
-import { checkDeploySettings, inferOs, planExtension, type ExtensionPlan, type OsKind, type TargetKind } from './extension.js';
+import { checkDeploySettings, DEFAULT_TYPE_HANDLER_VERSION, inferOs, planExtension, type ExtensionPlan, type OsKind, type TargetKind } from './extension.js';
 import { listValue, parseFlags, requireValue, usageError } from './flags.js';
 import { buildStatusView, failureMessages, formatStatusView } from './instanceView.js';
 
@@ -120,7 +120,7 @@ export async function runDeployCommand(argv: string[], io: ToolIo, deps: ArmDeps
   const protectedSettings = protectedFile === undefined ? undefined : await readJsonObject(io, protectedFile, 'protected settings');
   const osFlag = parseOs(flags.values.get('os'));
   const os: OsKind = osFlag ?? inferOs(settings) ?? 'linux';
-  const check = checkDeploySettings(settings, protectedSettings, os, io.env);
+  const check = checkDeploySettings(settings, protectedSettings, os, io.env, flags.values.get('type-handler-version') || DEFAULT_TYPE_HANDLER_VERSION);
   if (!check.ok) {
     io.stderr(`kvvm deploy: ${settingsFile} is not valid for ${os === 'windows' ? 'KeyVaultForWindows' : 'KeyVaultForLinux'}; nothing was sent.\n${check.report}\n`);
     return 1;

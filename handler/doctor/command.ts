@@ -15,7 +15,7 @@ import { overridesFrom } from '../overrides.js';
 import { findHandlerEnvironment } from '../protocol/handlerEnvironment.js';
 import { resolveSequenceNumber } from '../protocol/sequence.js';
 import { readHandlerSettings } from '../protocol/settingsFile.js';
-import { extractSettings } from '../settings/validateCommand.js';
+import { extractTargets } from '../settings/pasted.js';
 import { parseFlags, usageError } from '../deploy/flags.js';
 import { runDoctor, type DoctorCheck, type DoctorReport } from './doctor.js';
 
@@ -102,7 +102,7 @@ export async function runDoctorCommand(argv: string[], io: DoctorIo, deps: Docto
     } catch {
       throw new KvvmError('usage', `${settingsFile} is not valid JSON ${describeJsonError(text)}.`, { fix: 'Point --settings at the extension settings JSON.', code: 2 });
     }
-    settings = extractSettings(doc).settings;
+    settings = extractTargets(doc)[0]?.settings ?? null;
     source = settingsFile;
   } else {
     folder ??= io.env['AZURE_GUEST_AGENT_EXTENSION_PATH'] ?? (await newestKeyVaultFolder(deps.waagentDir ?? '/var/lib/waagent'));

@@ -49,6 +49,11 @@ export interface CertificateSyncDeps {
   parse: (value: string, contentType: string | undefined) => CertificateMaterial | Promise<CertificateMaterial>;
   /** Chain check for server-auth leaves; undefined result = accepted. */
   checkChain: (material: CertificateMaterial, now: Date, cert: ObservedCertificate) => KvvmError | undefined;
+  /**
+   * What a failed chain check means (profile.ts chainFailure): 'refuse' (4.x, default) does not install the
+   * version; 'warn' (3.x, which has no chain check) installs it and says why in the certificate's substatus.
+   */
+  chainFailure?: 'refuse' | 'warn';
   now: () => Date;
   log: SyncLogger;
 }
@@ -79,9 +84,10 @@ export async function syncCertificate(cert: ObservedCertificate, deps: Certifica
     const newest = wanted[0]!.version;
     let changed = false;
     let warning: string | undefined;
+    const notes: string[] = [];
     for (const action of actions) {
       try {
-        changed = (await applyAction(cert, action, installed, versions.prefetched, deps, activation)) || changed;
+        changed = (await applyAction(cert, action, installed, versions.prefetched, deps, notes, activation)) || changed;
       } catch (err) {
         // The newest version and its activation are the point of the sync; an older version is best effort.
         if (action.version === newest || action.kind === 'activate') throw err;
@@ -96,7 +102,8 @@ export async function syncCertificate(cert: ObservedCertificate, deps: Certifica
     if (active) {
       Object.assign(result, activeFields(active));
     }
-    if (warning !== undefined) result.message = warning;
+    const message = [...notes, ...(warning === undefined ? [] : [warning])].join(' ');
+    if (message !== '') result.message = message;
     if (activation.done) result.activated = activation.done;
     // The chain check (which refuses expired server-auth certificates) does not cover other certificates, and a
     // secret without an expiry attribute passes the version filter: what is in place may still be expired.
@@ -173,6 +180,7 @@ async function applyAction(
   installedBefore: readonly InstalledCertificate[],
   prefetched: Map<string, FetchedSecret>,
   deps: CertificateSyncDeps,
+  notes: string[],
   activation: Activation,
 ): Promise<boolean> {
   const label = `${cert.vaultName}/${cert.secretName}`;
@@ -182,7 +190,12 @@ async function applyAction(
       const secret = prefetched.get(action.version) ?? (await deps.vault.getSecret(cert.vaultUrl, cert.secretName, action.version));
       const material = await materialFromSecret(secret, deps);
       const checked = deps.checkChain(material, deps.now(), cert);
-      if (checked) throw checked;
+      if (checked && deps.chainFailure !== 'warn') throw checked;
+      if (checked) {
+        const note = `Version ${action.version} installed although its chain does not validate (the 3.x profile has no chain check; 4.x would refuse it): ${checked.describe()}`;
+        notes.push(note);
+        deps.log.warn(`${label}: ${note}`, { reason: checked.reason });
+      }
       const entry = await deps.store.install(cert, id, material);
       deps.log.info(`${label}: installed version ${action.version}`, {
         thumbprint: entry.thumbprint,

@@ -47,7 +47,7 @@ function guid(key: string, value: string, sink: Sink, what: string): string | un
   return v.toLowerCase();
 }
 
-export function normalizeAuthentication(raw: unknown, requireInitialSync: boolean | undefined, sink: Sink): AuthenticationConfig {
+export function normalizeAuthentication(raw: unknown, requireInitialSync: boolean | undefined, platform: 'linux' | 'win32', sink: Sink): AuthenticationConfig {
   const auth: AuthenticationConfig = {};
   const o = asObject(raw) ?? {};
   const clientIdRaw = present(o, 'msiClientId', sink);
@@ -89,6 +89,15 @@ export function normalizeAuthentication(raw: unknown, requireInitialSync: boolea
     } else {
       auth.clientCertificateSubjectName = subject;
     }
+  }
+  if (platform === 'linux' && (paasIdRaw !== undefined || subjectRaw !== undefined)) {
+    // KeyVaultForLinux has no certificate-based (Cloud Services) sign-in; accepting the keys would fall back to
+    // the managed identity silently, or fail later with an authorization error that names the wrong identity.
+    const keys = [paasIdRaw !== undefined ? 'clientId' : '', subjectRaw !== undefined ? 'clientCertificateSubjectName' : ''].filter((k) => k !== '');
+    sink.problems.push(problem(`${BASE}/${keys[0] ?? 'clientId'}`, 'paas-auth-on-linux',
+      `authenticationSettings ${keys.join(' and ')} ${keys.length > 1 ? 'are' : 'is'} the Cloud Services (KeyVaultForPaaS) sign-in with a bootstrap certificate, which exists only on Windows.`,
+      'On Linux remove clientId and clientCertificateSubjectName and use a managed identity: msiClientId for a user-assigned identity, or nothing for the system-assigned one.'));
+    return auth;
   }
   if (clientIdRaw !== undefined && (paasIdRaw !== undefined || subjectRaw !== undefined)) {
     sink.problems.push(problem(`${BASE}/clientId`, 'auth-conflict',

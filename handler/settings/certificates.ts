@@ -6,6 +6,8 @@
 import { posix } from 'node:path';
 import { DEFAULT_LINUX_STORE, type ChangeCommand, type FileAcl, type ObservedCertificate, type SettingsWarning } from './config.js';
 import { pointer, problem, show, type SettingsProblem } from './problems.js';
+import type { BehaviourProfile } from './profile.js';
+import { removedIn4 } from './removed.js';
 import { accountNameProblem } from './accountName.js';
 import { isSharedDirectory } from './sharedDirectories.js';
 import { parseObservedUrl } from './url.js';
@@ -20,6 +22,7 @@ export interface CertificateDefaults extends ConsumerDefaults {
   storeLocation?: { value: string; path: string };
   /** Linux aclEnabled: explicit false turns acls off. */
   aclEnabled?: boolean;
+  profile: BehaviourProfile;
   /** secretsManagementSettings.onChange, already checked: the default for entries without their own. */
   onChange?: ChangeCommand;
 }
@@ -185,15 +188,37 @@ function one(entry: unknown, i: number, d: CertificateDefaults, sink: Sink): Obs
     secretName: parsed.secretName,
     certificateStoreName,
     certificateStoreLocation: location,
-    keyExportable: asBoolean(own['keyExportable']) ?? false,
+    keyExportable: keyExportable(own, at, d, sink),
     accounts: d.platform === 'win32' ? accounts : [],
     linkName: link,
     acls: fileAcls,
     ...consumers,
   };
   if (onChange !== undefined) cert.onChange = onChange;
-  if (parsed.pinnedVersion !== undefined) cert.pinnedVersion = parsed.pinnedVersion;
+  if (parsed.pinnedVersion !== undefined) {
+    if (d.profile.refuseRemovedSettings) {
+      sink.problems.push(removedIn4(urlPath, 'pinnedVersion', parsed.pinnedVersion, d.profile));
+      return undefined;
+    }
+    cert.pinnedVersion = parsed.pinnedVersion;
+  }
   return cert;
+}
+
+/** 3.x Windows honours keyExportable; 4.x refuses true (removed in 4.0) and notes that false changes nothing. */
+function keyExportable(own: Record<string, unknown>, at: string, d: CertificateDefaults, sink: Sink): boolean {
+  const b = asBoolean(own['keyExportable']);
+  if (b === undefined) return false;
+  const path = `${at}/keyExportable`;
+  if (d.profile.refuseRemovedSettings) {
+    if (b) sink.problems.push(removedIn4(path, 'keyExportable', b, d.profile));
+    else sink.warnings.push({ path, message: 'keyExportable was removed in 4.0 and is ignored: 4.x keys are never exportable.' });
+    return false;
+  }
+  if (b && d.platform === 'linux') {
+    sink.warnings.push({ path, message: 'keyExportable is a Windows setting; PEM files on Linux always hold the key.' });
+  }
+  return b;
 }
 
 /** What two entries must not share: the Windows store slot, or the Linux symlink. */

@@ -1,3 +1,5 @@
+import type { BehaviourProfile } from './profile.js';
+
 /**
  * The ONE normalized configuration every settings generation (1.0, 3.0, 4.0, Linux keys) is turned into.
  * The sync engine and the stores only ever see this shape.
@@ -100,6 +102,8 @@ export interface LoggingConfig {
 export interface KvvmConfig {
   /** Settings generation detected: "1.0" (string array + global store), "3.0"/"4.0" (objects). */
   generation: '1.0' | '3.0' | '4.0';
+  /** The behaviour line chosen by the handler version (profile.ts): every 3.x/4.x difference is read from it. */
+  profile: BehaviourProfile;
   pollingIntervalS: number;
   linkOnRenewal: boolean;
   initialSync: InitialSyncMode;
@@ -112,5 +116,8 @@ export interface KvvmConfig {
 
 export const DEFAULT_LINUX_STORE = '/var/lib/waagent/Microsoft.Azure.KeyVault.Store';
 export const MIN_POLLING_INTERVAL_S = 300;
+/** 3.x takes any positive interval; outside these it warns (a poll per minute or less than one a day is a slip). */
+export const WARN_BELOW_POLLING_INTERVAL_S = 60;
+export const WARN_ABOVE_POLLING_INTERVAL_S = 86_400;
 export const MAX_POLLING_INTERVAL_S = 3600;
 export const DEFAULT_POLLING_INTERVAL_S = 3600;

@@ -16,6 +16,9 @@ export interface SettingsProblem {
   fix: string;
 }
 
+/** Reason of an unknown key that resembles no known key: reported as a warning, never as a failure. */
+export const UNKNOWN_KEY_IGNORED = 'unknown-key-ignored';
+
 export function problem(path: string, reason: string, message: string, fix: string): SettingsProblem {
   return { path, reason, message, fix };
 }
@@ -112,9 +115,11 @@ function fromAjvError(err: ErrorObject, data: unknown): SettingsProblem | undefi
           `Key "${extra}" does not belong in ${where}; it belongs in ${home === '' ? 'the top level of the settings' : home}.`,
           `Move "${extra}" into ${home === '' ? 'the top level of the settings' : home}.`);
       }
-      return problem(path, 'unknown-key',
-        `Unknown key "${extra}" in ${where}. Allowed keys: ${allowed.join(', ')}.`,
-        `Remove "${extra}" or correct its spelling (keys are case-sensitive).`);
+      // Not a near miss of any key: the Microsoft handler ignores keys it does not know (a template written for a
+      // newer version, an extra property), so this becomes a warning in parse.ts and provisioning goes on.
+      return problem(path, UNKNOWN_KEY_IGNORED,
+        `Unknown key "${extra}" in ${where} is ignored. Known keys there: ${allowed.join(', ')}.`,
+        `Remove "${extra}" if it is not meant for this extension.`);
     }
     case 'required': {
       const missing = String((err.params as { missingProperty?: unknown }).missingProperty);

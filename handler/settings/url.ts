@@ -92,12 +92,14 @@ export function parseObservedUrl(raw: string, env: Readonly<Record<string, strin
   const segments = url.pathname.split('/').slice(1);
   if (segments.length > 1 && segments[segments.length - 1] === '') segments.pop(); // one trailing slash is fine
   const base = `https://${host}${url.port ? ':' + url.port : ''}`;
-  const kind = (segments[0] ?? '').toLowerCase();
+  let kind = (segments[0] ?? '').toLowerCase();
   if (kind === 'certificates') {
+    // The certificate's backing secret always has the certificate's name (and version ids), so the /secrets/
+    // twin is what the operator meant: the /certificates/ object itself has no private key.
     const fixed = `${base}/secrets/${segments.slice(1).join('/')}`;
-    return fail('url-certificates-path',
-      `The URL ${JSON.stringify(text)} points at /certificates/, which returns only the public certificate without its private key.`,
-      `Use the same URL with /secrets/: "${fixed}".`);
+    warnings.push(`URL ${JSON.stringify(text)} points at /certificates/, which has no private key; kvvm reads the certificate's secret "${fixed}" instead. Write that URL to silence this warning.`);
+    segments[0] = 'secrets';
+    kind = 'secrets';
   }
   if (kind === 'keys') {
     return fail('url-keys-path', `The URL ${JSON.stringify(text)} points at /keys/, which holds a bare key, not an installable certificate.`,

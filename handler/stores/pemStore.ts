@@ -20,7 +20,7 @@ import { checkStoreDirectory, ensureStoreDirectory, STORE_MARKER, type StoreDire
  * The Linux store, laid out like KeyVaultForLinux 3.x:
  *
  *   <certificateStoreLocation>/            mode 0700 (0710 when "acls" need traverse)
- *     <vault>.<secret>.<version>.PEM       mode 0600: PKCS#8 key + leaf + chain, one file per version
+ *     <vault>.<secret>.<version>.PEM       mode 0600: leaf + chain + PKCS#8 key (3.x: key last), one file per version
  *     <linkName>  ->  <vault>.<secret>.<version>.PEM   (default linkName "<vault>.<secret>")
  *
  * KeyVaultForLinux itself names version files "<vault>.<cert>.<id>.<n>.<n>.PEM" (seen in user reports, fields
@@ -48,6 +48,8 @@ export interface PemStoreOptions {
   /** 'auto' (default): setfacl when installed, else the single-group fallback. */
   aclStrategy?: AclStrategy;
   now?: () => Date;
+  /** Where the private key goes in each file (profile.ts pemKeyPosition): 'last' for KeyVaultForLinux 3.x. Default 'first'. */
+  keyPosition?: 'first' | 'last';
   /** The documented default store, which kvvm manages even when it did not create it (tests point it elsewhere). */
   defaultStore?: string;
 }
@@ -112,7 +114,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     const fileName = layout.fileName(id.version);
     let content: string;
     try {
-      content = materialToPem(material);
+      content = materialToPem(material, { keyPosition: options.keyPosition ?? 'first' });
     } catch (cause) {
       throw new KvvmError('store-bad-material', `The certificate ${describeId(id)} cannot be written as PEM.`, {
         fix: 'Re-import the certificate into Key Vault.', code: -1, cause,

@@ -87,6 +87,8 @@ export async function ensureStoreDirectory(dir: string, policy: StoreDirectoryPo
     await writeMarker(walked.path);
     return { ...checked, managed: true };
   }
+  // A concurrent caller (another certificate's first install) may have written the marker since the check.
+  if (!checked.managed && (await isManaged(walked.path))) return { ...checked, managed: true };
   return checked;
 }
 
@@ -180,7 +182,14 @@ async function adoptable(path: string, stats: Stats): Promise<boolean> {
 }
 
 async function writeMarker(dir: string): Promise<void> {
-  const handle = await open(join(dir, STORE_MARKER), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  let handle;
+  try {
+    handle = await open(join(dir, STORE_MARKER), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  } catch (err) {
+    // Concurrent first installs (one per certificate) into a new store all create it: the first marker counts.
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST' && (await isManaged(dir))) return;
+    throw err;
+  }
   try {
     await handle.writeFile('kvvm created this directory and manages its mode and ACL (Key Vault certificates).\n');
     await handle.sync();

@@ -101,7 +101,9 @@ export class LibraryManagedIdentity implements TokenCredential {
     private readonly clientId: string | undefined,
     env: Readonly<Record<string, string | undefined>>,
   ) {
-    this.inner = clientId ? new ManagedIdentityCredential({ clientId }) : new ManagedIdentityCredential();
+    // No redirect is followed for an identity request: the token request goes exactly where the platform says.
+    const noRedirects = { redirectOptions: { maxRetries: 0 } };
+    this.inner = clientId ? new ManagedIdentityCredential({ clientId, ...noRedirects }) : new ManagedIdentityCredential(noRedirects);
     this.endpointLabel = env['IDENTITY_ENDPOINT'] ?? env['AZURE_POD_IDENTITY_AUTHORITY_HOST'] ?? `http://${DEFAULT_IMDS_HOST}${IMDS_TOKEN_PATH}`;
   }
 

@@ -7,7 +7,11 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { readlink } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { createCa, issueCertificate, toPemSecret } from '../../handler/devvault/certFactory.js';
 import { startDevVault, type DevVault } from '../../handler/devvault/server.js';
@@ -129,5 +133,63 @@ test('the service keeps the installed certificate and its substatus names the fo
     assertNothingReachedEvil();
   } finally {
     await agentCommand(layout, 1, 'disable', env);
+  }
+});
+
+/**
+ * An identity endpoint look-alike that answers every token request with a SAME-origin redirect (the case a
+ * default HTTP pipeline would follow) and counts requests that arrive at the redirect target: there must be none.
+ */
+async function redirectingIdentity(): Promise<{ base: string; followed: () => number; close: () => Promise<void> }> {
+  let followed = 0;
+  const server: Server = createServer((req, res) => {
+    if (req.url?.startsWith('/redirected')) {
+      followed += 1;
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ access_token: 'not-for-you', expires_in: '3600', token_type: 'Bearer', resource: 'https://localhost' }));
+      return;
+    }
+    res.writeHead(307, { Location: `/redirected${req.url ?? '/'}` });
+    res.end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return { base: `http://127.0.0.1:${port}`, followed: () => followed, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+test('an identity endpoint answering with a redirect gets no second request: kvvm\'s IMDS client (msiEndpoint)', async () => {
+  const imds = await redirectingIdentity();
+  try {
+    const r = createVaultReader({
+      authentication: { msiEndpoint: `${imds.base}/metadata/identity/oauth2/token` },
+      env: { KVVM_EXTRA_VAULT_SUFFIXES: 'localhost' },
+      tlsCa: [dev.caCertPem],
+      retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+      identityRetry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+    });
+    await assert.rejects(r.getSecret(dev.vaultUrl, 'web'), (e: unknown) => e instanceof KvvmError && e.reason === 'identity-unavailable' && /redirect/.test(e.message));
+    assert.equal(imds.followed(), 0, 'the redirect was followed');
+  } finally {
+    await imds.close();
+  }
+});
+
+test('an identity endpoint answering with a redirect gets no second request: the library path (AZURE_POD_IDENTITY_AUTHORITY_HOST)', async () => {
+  const imds = await redirectingIdentity();
+  // @azure/identity reads its IMDS host from process.env once per process: a child process of its own.
+  const child = `
+    import { createVaultReader } from ${JSON.stringify(new URL('../../handler/vault/secretsClient.js', import.meta.url).href)};
+    const reader = createVaultReader({ authentication: {}, env: process.env, sleep: async () => {}, retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 } });
+    try { await reader.getSecret(process.env.TEST_VAULT_URL, 'web'); console.log(JSON.stringify({ ok: true })); }
+    catch (e) { console.log(JSON.stringify({ reason: e.reason })); }
+  `;
+  try {
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', child], {
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: dev.caCertFile, KVVM_EXTRA_VAULT_SUFFIXES: 'localhost', TEST_VAULT_URL: dev.vaultUrl, AZURE_POD_IDENTITY_AUTHORITY_HOST: imds.base },
+    });
+    assert.deepEqual(JSON.parse(stdout.trim()), { reason: 'identity-unavailable' });
+    assert.equal(imds.followed(), 0, 'the redirect was followed');
+  } finally {
+    await imds.close();
   }
 });

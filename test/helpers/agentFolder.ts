@@ -52,7 +52,8 @@ export interface AgentLayout {
 
 export function makeAgentLayout(root: string, options: { name?: string; version?: string } = {}): AgentLayout {
   const name = options.name ?? 'Microsoft.Azure.KeyVault.KeyVaultForLinux';
-  const version = options.version ?? '3.0.0';
+  // 4.x by default: kvvm's strict rules; tests of the 3.x profile pass the version they run as.
+  const version = options.version ?? '4.0.0';
   const waagentDir = join(root, 'var', 'lib', 'waagent');
   const extensionFolder = join(waagentDir, `${name}-${version}`);
   const configFolder = join(extensionFolder, 'config');

@@ -45,6 +45,8 @@ export interface WindowsStoreOptions {
   lifecycle?: LifecycleHost;
   /** %SystemRoot%, where powershell.exe is looked for. */
   systemRoot?: string;
+  /** profile.ts windowsKeyStorage: 'cng' (4.x, default) or 'pfx-default' (3.x: the PFX's CSP attribute decides). */
+  keyStorage?: 'cng' | 'pfx-default';
 }
 
 interface Target {
@@ -56,6 +58,7 @@ interface Target {
 export function createWindowsStore(options: WindowsStoreOptions = {}): CertificateStore {
   const native = options.native ?? loadNative;
   const linkOnRenewal = options.linkOnRenewal ?? false;
+  const keyStorage = options.keyStorage ?? 'cng';
   const systemRoot = options.systemRoot ?? process.env['SystemRoot'];
   /** Capability probe result, once per store (process): can PFXImportCertStore put keys into CNG here? */
   let cng: boolean | undefined;
@@ -65,6 +68,10 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
 
   function importLeaf(n: Native, target: Handle, cert: ObservedCertificate, t: Target, pfx: ImportPfx, thumbprint: string): { ctx: Handle; keyGuard: boolean } {
     const blob = { cbData: pfx.der.length, pbData: pfx.der };
+    if (keyStorage === 'pfx-default') {
+      const flags = pfxImportFlags({ location: t.location, keyExportable: cert.keyExportable, cng: false, keyStorage });
+      return { ctx: addImportedLeaf(n, target, t, n.PFXImportCertStore(blob, pfx.password, flags) as Handle | null, flags, thumbprint), keyGuard: false };
+    }
     const probed = cng ?? probeImport(n, pfx, cngProbeFlags());
     if (!cert.keyExportable && probed && keyGuardSupported === undefined) keyGuardSupported = probeImport(n, pfx, keyGuardProbeFlags());
     let keyGuard = useKeyGuard({ keyExportable: cert.keyExportable, cng: probed, keyGuardSupported: keyGuardSupported ?? false });
@@ -77,8 +84,14 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
       flags = pfxImportFlags({ location: t.location, keyExportable: cert.keyExportable, cng: probed });
       memory = n.PFXImportCertStore(blob, pfx.password, flags) as Handle | null;
     }
-    if (!memory) throw win32Error('PFXImportCertStore', n.GetLastError(), `import the certificate ${thumbprint} (flags 0x${flags.toString(16)})`);
+    const ctx = addImportedLeaf(n, target, t, memory, flags, thumbprint);
     cng = probed; // only trusted once an import with these flags worked
+    return { ctx, keyGuard };
+  }
+
+  /** The leaf out of PFXImportCertStore's memory store into the target store; the memory store is always closed. */
+  function addImportedLeaf(n: Native, target: Handle, t: Target, memory: Handle | null, flags: number, thumbprint: string): Handle {
+    if (!memory) throw win32Error('PFXImportCertStore', n.GetLastError(), `import the certificate ${thumbprint} (flags 0x${flags.toString(16)})`);
     let leaf: Handle | undefined;
     try {
       leaf = findBySha1(n, memory, thumbprint);
@@ -89,7 +102,7 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
         deletePersistedKey(n, leaf, () => false); // the import persisted a key nobody will point at
         throw win32Error('CertAddCertificateContextToStore', err, `add the certificate ${thumbprint} to ${t.where}`);
       }
-      return { ctx: out[0], keyGuard };
+      return out[0];
     } finally {
       freeContext(n, leaf);
       n.CertCloseStore(memory, 0);
@@ -148,7 +161,8 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
     targetOf(cert);
     let pfx: ImportPfx;
     try {
-      pfx = buildImportPfx(material.leaf, material.privateKey);
+      // 3.x: the source PFX's CSP Name goes along so PFXImportCertStore chooses CAPI1/CNG as it would for the original.
+      pfx = buildImportPfx(material.leaf, material.privateKey, undefined, keyStorage === 'pfx-default' ? { cspName: material.keyProvider } : {});
     } catch (cause) {
       throw new KvvmError('store-bad-material', `The certificate ${describeId(id)} cannot be packaged for the Windows certificate store.`, {
         fix: 'Re-import the certificate into Key Vault.', code: -1, cause,

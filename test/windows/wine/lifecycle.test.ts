@@ -154,6 +154,8 @@ describe('the Windows agent drives kvvm under Wine: a real Windows service, the 
   const settings = {
     secretsManagementSettings: {
       pollingIntervalInS: '3600',
+      // 3.0.0 is the 3.x profile: without this, success would come as soon as polling starts (docs/versions.md).
+      requireInitialSync: true,
       linkOnRenewal: true,
       observedCertificates: [
         { url: `${f.vaultUrl}/secrets/web`, certificateStoreName: storeName, certificateStoreLocation: 'LocalMachine', keyExportable: true },
