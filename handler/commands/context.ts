@@ -16,6 +16,7 @@ import { KvvmError } from '../errors.js';
 import { overridesFrom } from '../overrides.js';
 import { writeEvent } from '../protocol/events.js';
 import { createLogger } from '../service/logger.js';
+import { executableExists } from '../consumers/executable.js';
 import { mapStrings, ProtectedValues } from '../redaction.js';
 
 export type Env = Record<string, string | undefined>;
@@ -153,7 +154,7 @@ export async function loadConfig(ctx: HandlerContext, seq = ctx.seq): Promise<Co
     if (err instanceof KvvmError) return { ok: false, message: err.describe(), reason: err.reason };
     throw err;
   }
-  const parsed = parseSettings(raw, { platform: platformOf(ctx), env: ctx.host.env, profile: behaviourProfile(ctx) });
+  const parsed = parseSettings(raw, { platform: platformOf(ctx), env: ctx.host.env, profile: behaviourProfile(ctx), executableExists });
   if (parsed.ok) return { ok: true, config: parsed.config };
   return {
     ok: false,

@@ -19,6 +19,9 @@ import { createResilientStatusWriter, STATUS_RETRY_MS } from '../service/statusW
 import { recordWorkerPid, releaseWorkerPid } from '../service/workerPid.js';
 import { SERVICE_CONCURRENCY } from '../engine/syncCycle.js';
 import { createPemStore } from '../stores/pemStore.js';
+import { createConsumerHooks } from '../consumers/hooks.js';
+import { createHttpSslApi, moveBindings } from '../stores/windows/httpSslBindings.js';
+import { runCommand } from '../consumers/runCommand.js';
 import { createWindowsStore } from '../stores/windows/windowsStore.js';
 import { windowsChainError } from '../stores/windows/chain.js';
 import type { StoreLocation } from '../platform/win32/certStore.js';
@@ -42,6 +45,16 @@ export function makeChainCheck(roots: readonly X509Certificate[]): (m: Certifica
 
 const windowsChainCheck = (material: CertificateMaterial, _now: Date, cert: ObservedCertificate): KvvmError | undefined =>
   hasServerAuthEku(material.leaf) ? windowsChainError(material, cert.certificateStoreLocation as StoreLocation) : undefined;
+
+/** Opens http.sys's configuration for one move (a rotation is rare; nothing stays open between polls). */
+function moveHttpSysBindings(from: string, to: string): ReturnType<typeof moveBindings> {
+  const api = createHttpSslApi();
+  try {
+    return moveBindings(api, from, to);
+  } finally {
+    api.close();
+  }
+}
 
 /** The certificate store of this platform; `linkOnRenewal` (settings) only matters to the Windows store. */
 export function createStoreForPlatform(platform: NodeJS.Platform, options: { linkOnRenewal?: boolean; log?: SyncLogger; profile?: BehaviourProfile } = {}): CertificateStore {
@@ -137,6 +150,10 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
         concurrency: SERVICE_CONCURRENCY,
         jitter: !overrides.noJitter,
         initialJitterMs: 5000,
+        afterCycle: createConsumerHooks({
+          platform: host.platform === 'win32' ? 'win32' : 'linux', serviceEnv: host.env, run: runCommand, log,
+          ...(host.platform === 'win32' ? { moveBindings: moveHttpSysBindings } : {}),
+        }),
       },
       controller.signal,
     );

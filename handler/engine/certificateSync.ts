@@ -4,7 +4,6 @@
  * reported in its result and never touches other certificates; a fetch failure never removes anything.
  */
 import { KvvmError, describeError } from '../errors.js';
-import type { Reason } from '../reasons.js';
 import type { CertificateMaterial, CertificateVersionId } from '../certs/material.js';
 import type { ObservedCertificate } from '../settings/config.js';
 import type { CertificateStore, InstalledCertificate } from '../stores/store.js';
@@ -25,8 +24,16 @@ export interface CertificateSyncResult {
   location?: string;
   /** Operator-facing text for error/skipped, or a warning for an otherwise successful sync. */
   message?: string;
-  /** Why it failed or was skipped (reasons.ts). */
-  reason?: Reason;
+  reason?: string;
+  /** Set when this cycle made another version the active one: what was active before (nothing on a first install). */
+  activated?: { previousVersion?: string; previousThumbprint?: string };
+  /** What consumers did after the change (onChange command, moved bindings), one sentence each, for the substatus. */
+  followUps?: FollowUp[];
+}
+
+export interface FollowUp {
+  ok: boolean;
+  text: string;
 }
 
 export interface SyncLogger {
@@ -55,6 +62,7 @@ const CERT_CONTENT_TYPES = new Set(['application/x-pkcs12', 'application/x-pem-f
 
 export async function syncCertificate(cert: ObservedCertificate, deps: CertificateSyncDeps): Promise<CertificateSyncResult> {
   const label = `${cert.vaultName}/${cert.secretName}`;
+  const activation: Activation = {};
   try {
     const now = deps.now();
     const versions = await listWantedCandidates(cert, deps);
@@ -79,7 +87,7 @@ export async function syncCertificate(cert: ObservedCertificate, deps: Certifica
     const notes: string[] = [];
     for (const action of actions) {
       try {
-        changed = (await applyAction(cert, action, installed, versions.prefetched, deps, notes)) || changed;
+        changed = (await applyAction(cert, action, installed, versions.prefetched, deps, notes, activation)) || changed;
       } catch (err) {
         // The newest version and its activation are the point of the sync; an older version is best effort.
         if (action.version === newest || action.kind === 'activate') throw err;
@@ -96,6 +104,7 @@ export async function syncCertificate(cert: ObservedCertificate, deps: Certifica
     }
     const message = [...notes, ...(warning === undefined ? [] : [warning])].join(' ');
     if (message !== '') result.message = message;
+    if (activation.done) result.activated = activation.done;
     // The chain check (which refuses expired server-auth certificates) does not cover other certificates, and a
     // secret without an expiry attribute passes the version filter: what is in place may still be expired.
     if (active && active.notAfter.getTime() <= now.getTime()) {
@@ -108,10 +117,12 @@ export async function syncCertificate(cert: ObservedCertificate, deps: Certifica
     return result;
   } catch (err) {
     const message = describeError(err);
-    const reason: Reason = err instanceof KvvmError ? err.reason : 'unexpected';
+    const reason = err instanceof KvvmError ? err.reason : 'unexpected';
     const skipped = reason === 'not-a-certificate';
     (skipped ? deps.log.warn : deps.log.error).call(deps.log, `${label}: ${message}`, { reason });
     const result: CertificateSyncResult = { cert, state: skipped ? 'skipped' : 'error', changed: false, message, reason };
+    // A step after the activation failed: the new version is in use all the same, and its consumers must hear of it.
+    if (activation.done) result.activated = activation.done;
     // Report what is still installed so the status shows the machine is not left without a certificate.
     try {
       const active = (await deps.store.list(cert)).find((i) => i.active);
@@ -127,6 +138,10 @@ export async function syncCertificate(cert: ObservedCertificate, deps: Certifica
 
 function activeFields(active: InstalledCertificate): Pick<CertificateSyncResult, 'activeVersion' | 'thumbprint' | 'notAfter' | 'location'> {
   return { activeVersion: active.version, thumbprint: active.thumbprint, notAfter: active.notAfter, location: active.location };
+}
+
+interface Activation {
+  done?: NonNullable<CertificateSyncResult['activated']>;
 }
 
 interface Candidates {
@@ -167,6 +182,7 @@ async function applyAction(
   prefetched: Map<string, FetchedSecret>,
   deps: CertificateSyncDeps,
   notes: string[],
+  activation: Activation,
 ): Promise<boolean> {
   const label = `${cert.vaultName}/${cert.secretName}`;
   const id: CertificateVersionId = { vaultName: cert.vaultName, secretName: cert.secretName, version: action.version };
@@ -192,6 +208,7 @@ async function applyAction(
     case 'activate': {
       const previous = (await deps.store.list(cert)).find((i) => i.active) ?? installedBefore.find((i) => i.active);
       await deps.store.activate(cert, id, previous);
+      activation.done = previous ? { previousVersion: previous.version, previousThumbprint: previous.thumbprint } : {};
       deps.log.info(`${label}: version ${action.version} is now active`, { previous: previous?.version ?? null });
       return true;
     }

@@ -26,6 +26,9 @@ export interface PollLoopDeps {
   /** Spread polls over ±10 % of the interval, and delay the first sync by up to `initialJitterMs`. */
   jitter: boolean;
   initialJitterMs: number;
+  /** Runs after every cycle, before the status is written: hands changed certificates to their consumers
+   *  (onChange commands, Windows bindings) and adds what they did to the results. */
+  afterCycle?: (results: CertificateSyncResult[]) => Promise<void>;
   /** Called after every cycle (tests, the demo's live table). */
   onCycle?: (results: readonly CertificateSyncResult[]) => void;
 }
@@ -57,6 +60,7 @@ export async function runPollLoop(config: KvvmConfig, deps: PollLoopDeps, signal
   while (!signal.aborted) {
     results = await runSyncCycle(certs, deps.sync, { concurrency: deps.concurrency, signal });
     if (signal.aborted) break;
+    await deps.afterCycle?.(results);
     deps.onCycle?.(results);
     let phase: ServicePhase;
     let delay: number;

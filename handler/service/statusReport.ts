@@ -25,6 +25,19 @@ export interface StatusReportInput {
 }
 
 export function certificateSubstatus(r: CertificateSyncResult): SubStatus {
+  const sub = installSubstatus(r);
+  if (!r.followUps?.length) return sub;
+  // What the consumers did (onChange command, moved bindings): a failure there is a warning, never an error,
+  // because the certificate itself is in place.
+  const failed = r.followUps.some((f) => !f.ok);
+  return {
+    ...sub,
+    status: failed && sub.status === 'success' ? 'warning' : sub.status,
+    message: `${sub.message} ${r.followUps.map((f) => f.text).join(' ')}`,
+  };
+}
+
+function installSubstatus(r: CertificateSyncResult): SubStatus {
   const name = `${r.cert.vaultName}/${r.cert.secretName}`;
   const installed =
     r.activeVersion !== undefined

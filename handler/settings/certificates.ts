@@ -4,7 +4,7 @@
  * failing, because one template is often shared by Windows and Linux scale sets.
  */
 import { posix } from 'node:path';
-import { DEFAULT_LINUX_STORE, type FileAcl, type ObservedCertificate, type SettingsWarning } from './config.js';
+import { DEFAULT_LINUX_STORE, type ChangeCommand, type FileAcl, type ObservedCertificate, type SettingsWarning } from './config.js';
 import { pointer, problem, show, type SettingsProblem } from './problems.js';
 import type { BehaviourProfile } from './profile.js';
 import { removedIn4 } from './removed.js';
@@ -12,8 +12,9 @@ import { accountNameProblem } from './accountName.js';
 import { isSharedDirectory } from './sharedDirectories.js';
 import { parseObservedUrl } from './url.js';
 import { asBoolean, asObject, asString } from './values.js';
+import { changeCommand, consumerSettings, POSIX_ACCOUNT, type ConsumerDefaults } from './consumers.js';
 
-export interface CertificateDefaults {
+export interface CertificateDefaults extends ConsumerDefaults {
   platform: 'linux' | 'win32';
   env: Readonly<Record<string, string | undefined>>;
   /** 1.0 global values (or 3.0/4.0 defaults), with the path they came from. */
@@ -22,6 +23,8 @@ export interface CertificateDefaults {
   /** Linux aclEnabled: explicit false turns acls off. */
   aclEnabled?: boolean;
   profile: BehaviourProfile;
+  /** secretsManagementSettings.onChange, already checked: the default for entries without their own. */
+  onChange?: ChangeCommand;
 }
 
 const WINDOWS_LOCATIONS = ['LocalMachine', 'CurrentUser'] as const;
@@ -211,6 +214,8 @@ function one(entry: unknown, i: number, d: CertificateDefaults, sink: Sink): Obs
   }
   const link = linkName(own, at, parsed.vaultName, parsed.secretName, d, sink);
   const fileAcls = acls(own, at, d, sink);
+  const consumers = consumerSettings(own, at, d, sink);
+  const onChange = own['onChange'] !== undefined ? changeCommand(own['onChange'], `${at}/onChange`, d, sink) : d.onChange;
   if (location === undefined) return undefined;
 
   const cert: ObservedCertificate = {
@@ -225,7 +230,9 @@ function one(entry: unknown, i: number, d: CertificateDefaults, sink: Sink): Obs
     accounts: d.platform === 'win32' ? accounts : [],
     linkName: link,
     acls: fileAcls,
+    ...consumers,
   };
+  if (onChange !== undefined) cert.onChange = onChange;
   if (parsed.pinnedVersion !== undefined) {
     if (d.profile.refuseRemovedSettings) {
       sink.problems.push(removedIn4(urlPath, 'pinnedVersion', parsed.pinnedVersion, d.profile));

@@ -46,7 +46,31 @@ export interface ObservedCertificate {
   linkName: string;
   /** Linux: owners/groups that get read access to the PEM files. */
   acls: FileAcl[];
+  /** Command run after the active version changed (this certificate's own, or the global default). */
+  onChange?: ChangeCommand;
+  /** Linux: files written per version besides the PEM; absent = the PEM only (the default). */
+  formats?: CertificateFormat[];
+  /** Linux: owner and group of this certificate's files and links (names or numeric ids). */
+  fileOwner?: string;
+  fileGroup?: string;
+  /** Linux: absolute path of the file holding the pfx password; absent = pfx without password. */
+  pfxPasswordFile?: string;
+  /** Windows: move http.sys SSL bindings from the replaced thumbprint to the new one (absent = false). */
+  updateBindings?: boolean;
 }
+
+export type CertificateFormat = 'pem' | 'key' | 'crt' | 'pfx';
+
+/** An onChange command as validated: an argument vector (never a shell string) and its time limit. */
+export interface ChangeCommand {
+  /** argv[0] is an absolute path to an existing executable (checked where the service runs). */
+  argv: string[];
+  timeoutS: number;
+  /** JSON path it came from, for messages. */
+  path: string;
+}
+
+export const DEFAULT_CHANGE_TIMEOUT_S = 60;
 
 export interface SettingsWarning {
   /** JSON path in the settings, e.g. /secretsManagementSettings/pollingIntervalInS */

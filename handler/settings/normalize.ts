@@ -24,6 +24,7 @@ import { profileFor, type BehaviourProfile } from './profile.js';
 import { removedIn4 } from './removed.js';
 import { normalizeAuthentication } from './auth.js';
 import { normalizeCertificates, type CertificateDefaults } from './certificates.js';
+import { changeCommand } from './consumers.js';
 import { normalizeLogging } from './logging.js';
 import { problem, show, type SettingsProblem } from './problems.js';
 import { asBoolean, asObject, asString } from './values.js';
@@ -31,6 +32,8 @@ import { asBoolean, asObject, asString } from './values.js';
 export interface NormalizeOptions {
   platform: 'linux' | 'win32';
   env: Readonly<Record<string, string | undefined>>;
+  /** Given where the service runs (enable, service): onChange executables must exist. Not given when deploying. */
+  executableExists?: (path: string) => boolean;
   /**
    * The behaviour profile of the running handler version. Callers that know the version (enable, validate
    * --handler-version, deploy with typeHandlerVersion) pass it; without one, kvvm's strict 4.x rules apply.
@@ -128,6 +131,9 @@ export function normalizeSettings(data: Record<string, unknown>, options: Normal
   const profile = options.profile ?? profileFor('4.0', options.platform, 'default');
 
   const defaults: CertificateDefaults = { platform: options.platform, env: options.env, profile };
+  if (options.executableExists) defaults.executableExists = options.executableExists;
+  const onChange = sms['onChange'] !== undefined ? changeCommand(sms['onChange'], `${SMS}/onChange`, defaults, sink) : undefined;
+  if (onChange) defaults.onChange = onChange;
   const globalName = asString(sms['certificateStoreName']);
   if (globalName !== undefined) defaults.storeName = { value: globalName, path: `${SMS}/certificateStoreName` };
   const globalLocation = asString(sms['certificateStoreLocation']);

@@ -232,6 +232,14 @@ function fromAjvError(err: ErrorObject, data: unknown): SettingsProblem | undefi
         `${at} is an empty object; expected at least one of its keys.`,
         at.includes('/acls/') ? 'Give each ACL entry a "user", a "group" or both, or remove the entry.' : `Fill in ${at} or remove it.`,
       );
+    case 'minimum':
+    case 'maximum': {
+      const s = err.parentSchema as { minimum?: number; maximum?: number } | undefined;
+      const range = `${s?.minimum ?? '…'} to ${s?.maximum ?? '…'}`;
+      return problem(at, 'out-of-range', `${key} is ${show(value)}; expected ${range}.`, `Set "${key}" to a value from ${range}.`);
+    }
+    case 'uniqueItems':
+      return problem(at, 'duplicate-value', `${key} lists the same value twice.`, `Remove the repeated value from "${key}".`);
     default:
       return problem(at, `schema-${err.keyword}`, `${at || 'The settings'} ${err.message ?? 'is invalid'}.`, `Correct ${at || 'the settings'}.`);
   }

@@ -2,7 +2,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { KvvmError } from '../errors.js';
 import { isAccountName } from '../settings/accountName.js';
-import type { FileAcl } from '../settings/config.js';
+import type { FileAcl, ObservedCertificate } from '../settings/config.js';
 import type { OpenTarget } from './safeWrite.js';
 
 /**
@@ -181,4 +181,37 @@ function lookupWithGetent(db: 'passwd' | 'group', name: string): number | undefi
   } catch {
     return undefined; // not found (exit 2) or getent missing
   }
+}
+
+/**
+ * Owner of one certificate's files and links: its own "owner"/"group" settings (names or numeric ids), else the
+ * store's. An account that does not exist is the operator's to fix, before anything is written.
+ */
+export function certificateOwner(
+  cert: ObservedCertificate,
+  base: { uid?: number; gid?: number },
+  resolve: { resolveUser(name: string): number | undefined; resolveGroup(name: string): number | undefined },
+): { uid?: number; gid?: number } {
+  const out = { ...base };
+  for (const [name, kind] of [[cert.fileOwner, 'user'], [cert.fileGroup, 'group']] as const) {
+    if (name === undefined) continue;
+    const id = /^\d+$/.test(name) ? Number(name) : (kind === 'user' ? resolve.resolveUser(name) : resolve.resolveGroup(name));
+    const key = kind === 'user' ? 'owner' : 'group';
+    if (id === undefined) {
+      throw new KvvmError('file-owner-unknown', `The ${kind} "${name}" (${key} of ${cert.vaultName}/${cert.secretName}'s files) does not exist on this machine.`, {
+        fix: `Create the ${kind} first (e.g. install the package that owns it), or correct "${key}" in the settings.`,
+      });
+    }
+    if (kind === 'user') out.uid = id;
+    else out.gid = id;
+  }
+  return out;
+}
+
+/** Who needs to traverse the store directory: the acls, plus this certificate's own file owner/group. */
+export function traverseAcls(cert: ObservedCertificate): FileAcl[] {
+  const own: FileAcl = {};
+  if (cert.fileOwner !== undefined) own.user = cert.fileOwner;
+  if (cert.fileGroup !== undefined) own.group = cert.fileGroup;
+  return own.user === undefined && own.group === undefined ? cert.acls : [...cert.acls, own];
 }

@@ -6,10 +6,11 @@ import type { CertificateMaterial, CertificateVersionId } from '../certs/materia
 import { CONTENT_TYPE_PEM, materialToPem, notAfterOf, parseCertificateSecret } from '../certs/parse.js';
 import { DEFAULT_LINUX_STORE, type FileAcl, type ObservedCertificate } from '../settings/config.js';
 import type { CertificateStore, InstalledCertificate } from './store.js';
-import { createAclApplier, defaultCommandRunner, resolveGroupDefault, resolveUserDefault, type AclStrategy, type CommandRunner } from './pemAcl.js';
+import { certificateOwner, createAclApplier, defaultCommandRunner, resolveGroupDefault, resolveUserDefault, traverseAcls, type AclStrategy, type CommandRunner } from './pemAcl.js';
 import { cleanTempFiles, errnoOf, finalNameOfTemp } from './pemFiles.js';
 import { layoutOf, type Layout } from './pemLayout.js';
 import { fsyncDir, openDirectory, replaceSymlink, writePrivateFile } from './safeWrite.js';
+import { EXTRA_FORMATS, renderExtra } from './pemFormats.js';
 import { checkStoreDirectory, ensureStoreDirectory, STORE_MARKER, type StoreDirectoryPolicy } from './storeDirectory.js';
 
 /**
@@ -53,6 +54,11 @@ export interface PemStoreOptions {
 export function createPemStore(options: PemStoreOptions = {}): CertificateStore {
   const now = options.now ?? (() => new Date());
   const owner = { ...(options.uid === undefined ? {} : { uid: options.uid }), ...(options.gid === undefined ? {} : { gid: options.gid }) };
+  const ownerOf = (cert: ObservedCertificate): { uid?: number; gid?: number } =>
+    certificateOwner(cert, owner, {
+      resolveUser: options.resolveUser ?? resolveUserDefault,
+      resolveGroup: options.resolveGroup ?? resolveGroupDefault,
+    });
   const ownGid = options.gid ?? process.getgid?.() ?? 0;
   const acl = createAclApplier({
     runCommand: options.runCommand ?? defaultCommandRunner,
@@ -117,23 +123,46 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
         cause,
       });
     }
+    const fileOwner = ownerOf(cert);
     return guard(`install ${describeId(id)} into ${layout.dir}`, async () => {
-      await ensureDirectory(layout.dir, cert.acls);
+      await ensureDirectory(layout.dir, traverseAcls(cert));
       await cleanTempFiles(layout.dir, layout.owns, now());
-      const installed = await readInstalled(layout);
+      const names = await readdir(layout.dir);
+      const installed = await readInstalled(layout, names, { complete: false });
       const existing = installed.find((e) => e.version === id.version);
       // Versions are immutable in Key Vault: same name + same thumbprint is the same content.
-      if (existing && existing.thumbprint === material.thumbprint) return existing;
+      const samePem = existing !== undefined && existing.thumbprint === material.thumbprint;
       const newest = Math.max(0, ...installed.map((e) => e.mtimeMs));
-      const current = now().getTime();
-      await writePrivateFile(layout.dir, fileName, content, {
-        mode: 0o600,
-        mtime: new Date(Math.max(current, Math.floor(newest) + 1)),
-        ...owner,
-        onHandle: async (target) => {
-          await acl.applyToFile(target, cert.acls);
-        },
-      });
+      const mtime = new Date(Math.max(now().getTime(), Math.floor(newest) + 1));
+      const write = (name: string, data: string | Buffer): Promise<void> =>
+        writePrivateFile(layout.dir, name, data, {
+          mode: 0o600,
+          mtime,
+          ...fileOwner,
+          onHandle: async (target) => {
+            await acl.applyToFile(target, cert.acls);
+          },
+        });
+      // Every file is rendered before the first is written (a missing pfx password file must leave nothing behind);
+      // the other formats are written first and the PEM last: the PEM is what makes the version listed (installed).
+      const extras: Array<{ name: string; data: string | Buffer }> = [];
+      for (const format of layout.extras) {
+        const name = layout.extraName(id.version, format);
+        if (samePem && names.includes(name)) continue; // added by an earlier install of this very version
+        extras.push({ name, data: await renderExtra(material, format, cert) });
+      }
+      const written: string[] = [];
+      try {
+        for (const { name, data } of extras) {
+          await write(name, data);
+          written.push(name);
+        }
+        if (!samePem) await write(fileName, content);
+      } catch (err) {
+        // No half-installed version stays visible: what this call wrote of it goes again.
+        for (const name of written) await unlink(join(layout.dir, name)).catch(() => undefined);
+        throw err;
+      }
       const entry = (await readInstalled(layout)).find((e) => e.version === id.version);
       if (!entry) throw new Error(`${fileName} is not readable after writing it`);
       return entry;
@@ -150,8 +179,38 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
         code: -1,
       });
     }
+    const linkOwner = ownerOf(cert);
+    // The other formats' links first, the PEM's last: the PEM link says which version is active, so a crash in
+    // between is repaired by the next poll's activate.
+    for (const format of layout.extras) {
+      const name = layout.extraLinkName(format);
+      const target = layout.extraName(id.version, format);
+      const linkPath = join(layout.dir, name);
+      await guard(`point ${linkPath} at ${target}`, async () => {
+        const link = await lstat(linkPath).catch(() => undefined);
+        if (link && !link.isSymbolicLink()) {
+          throw new KvvmError('store-link-occupied', `${linkPath} exists and is not a symbolic link; kvvm does not overwrite it.`, {
+            fix: 'Move that file away or choose another customSymbolicLinkName.',
+          });
+        }
+        if (link) {
+          const current = await readlink(linkPath);
+          if (!layout.isExtraFile(basename(current)) || current.includes('/')) {
+            throw new KvvmError(
+              'store-link-foreign',
+              `${linkPath} is a symbolic link to ${JSON.stringify(current)}, which is not one of this certificate's files; kvvm does not replace a link it did not make.`,
+              {
+                fix: `Remove ${linkPath} if nothing needs it, or choose another customSymbolicLinkName.`,
+              },
+            );
+          }
+          if (current === target) return;
+        }
+        await replaceSymlink(layout.dir, name, target, linkOwner);
+      });
+    }
     await guard(`point ${layout.linkPath} at ${fileName}`, async () => {
-      await ensureDirectory(layout.dir, cert.acls);
+      await ensureDirectory(layout.dir, traverseAcls(cert));
       const link = await lstat(layout.linkPath).catch(() => undefined);
       if (link && !link.isSymbolicLink()) {
         throw new KvvmError('store-link-occupied', `${layout.linkPath} exists and is not a symbolic link; kvvm does not overwrite it.`, {
@@ -171,7 +230,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
         }
         if (basename(current) === fileName) return;
       }
-      await replaceSymlink(layout.dir, cert.linkName, fileName, owner);
+      await replaceSymlink(layout.dir, cert.linkName, fileName, linkOwner);
     });
   }
 
@@ -186,11 +245,14 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     }
     await guard(`remove ${fileName} from ${layout.dir}`, async () => {
       if (!(await checkStoreDirectory(layout.dir, policy))) return;
-      try {
-        await unlink(join(layout.dir, fileName));
-      } catch (err) {
-        if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return; // "not found" is not an error
-        throw err;
+      // Every format's file goes with its version, whatever "formats" says today.
+      for (const name of [fileName, ...EXTRA_FORMATS.map((f) => layout.extraName(installed.version, f))]) {
+        try {
+          await unlink(join(layout.dir, name));
+        } catch (err) {
+          if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') continue; // "not found" is not an error
+          throw err;
+        }
       }
       await fsyncDir(layout.dir);
     });
@@ -205,9 +267,14 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
       // The link first: applications then fail to open rather than read a file being deleted. Only our link.
       const link = await lstat(layout.linkPath).catch(() => undefined);
       if (link?.isSymbolicLink() && layout.linkTargetVersion(await readlink(layout.linkPath)) !== undefined) await unlink(layout.linkPath);
+      for (const format of EXTRA_FORMATS) {
+        const extraLink = join(layout.dir, layout.extraLinkName(format));
+        const info = await lstat(extraLink).catch(() => undefined);
+        if (info?.isSymbolicLink() && layout.isExtraFile(await readlink(extraLink))) await unlink(extraLink);
+      }
       for (const name of await readdir(layout.dir)) {
         const tempFor = finalNameOfTemp(name);
-        if (layout.versionOf(name) !== undefined || (tempFor !== undefined && layout.owns(tempFor))) {
+        if (layout.versionOf(name) !== undefined || layout.isExtraFile(name) || (tempFor !== undefined && layout.owns(tempFor))) {
           await unlink(join(layout.dir, name)).catch((err: unknown) => {
             if (errnoOf(err) !== 'ENOENT') throw err;
           });
@@ -299,12 +366,17 @@ async function readVersionFile(path: string, info: { ino: bigint; size: bigint; 
 }
 
 /** Reads every version file back (thumbprint and expiry come from the file itself, so they cannot drift). */
-async function readInstalled(layout: Layout, names?: readonly string[]): Promise<Listed[]> {
+async function readInstalled(layout: Layout, names?: readonly string[], options: { complete: boolean } = { complete: true }): Promise<Listed[]> {
   const active = await activeFileName(layout);
   const entries: Listed[] = [];
-  for (const name of names ?? (await readdir(layout.dir))) {
+  const all = names ?? (await readdir(layout.dir));
+  const present = new Set(all);
+  for (const name of all) {
     const version = layout.versionOf(name);
     if (version === undefined) continue;
+    // A version counts only with every configured format's file: one missing (formats added later, an install
+    // cut short) makes the engine install it again, which writes what is missing.
+    if (options.complete && layout.extras.some((f) => !present.has(layout.extraName(version, f)))) continue;
     const path = join(layout.dir, name);
     const info = await lstat(path, { bigint: true }).catch(() => undefined);
     if (!info?.isFile()) continue;

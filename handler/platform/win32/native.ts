@@ -149,6 +149,7 @@ interface Koffi {
   encode(ptr: unknown, type: unknown, value: unknown): void;
   decode(ptr: unknown, type: unknown, len?: number): unknown;
   view(ptr: unknown, len: number): ArrayBuffer;
+  address(ptr: unknown): bigint;
   sizeof(type: unknown): number;
   proto(signature: string): unknown;
   register(fn: (...args: never[]) => unknown, type: unknown): unknown;
@@ -182,6 +183,7 @@ export interface Native {
     SERVICE_TABLE_ENTRYW: unknown;
     LPSERVICE_MAIN_FUNCTIONW: unknown;
     LPHANDLER_FUNCTION_EX: unknown;
+    HTTPAPI_VERSION: unknown;
   };
   GetLastError: () => number;
   PFXImportCertStore: Fn;
@@ -352,6 +354,7 @@ export function loadNative(): Native {
     LPSERVICE_MAIN_FUNCTIONW: koffi.pointer(koffi.proto('void __stdcall SERVICE_MAIN_FUNCTIONW(uint32_t dwNumServicesArgs, void *lpServiceArgVectors)')),
     LPHANDLER_FUNCTION_EX: koffi.pointer(koffi.proto('uint32_t __stdcall HANDLER_FUNCTION_EX(uint32_t dwControl, uint32_t dwEventType, void *lpEventData, void *lpContext)')),
     SERVICE_TABLE_ENTRYW: koffi.struct('SERVICE_TABLE_ENTRYW', { lpServiceName: 'const char16_t *', lpServiceProc: 'SERVICE_MAIN_FUNCTIONW *' }),
+    HTTPAPI_VERSION: koffi.struct('HTTPAPI_VERSION', { HttpApiMajorVersion: 'uint16_t', HttpApiMinorVersion: 'uint16_t' }),
   };
 
   const c = (p: string): Fn => crypt32.func(p);
@@ -381,8 +384,6 @@ export function loadNative(): Native {
     CertCreateCertificateContext: c('void * __stdcall CertCreateCertificateContext(uint32_t dwCertEncodingType, void *pbCertEncoded, uint32_t cbCertEncoded)'),
     CertGetCertificateContextProperty: c('int __stdcall CertGetCertificateContextProperty(void *pCertContext, uint32_t dwPropId, void *pvData, _Inout_ uint32_t *pcbData)'),
     CertSetCertificateContextProperty: c('int __stdcall CertSetCertificateContextProperty(void *pCertContext, uint32_t dwPropId, uint32_t dwFlags, CRYPT_DATA_BLOB *pvData)'),
-    // Not a Win32 function: CertSetCertificateContextProperty bound a second time with pvData as a plain pointer, so
-    // passing NULL deletes the property (the typed binding above cannot take NULL for its CRYPT_DATA_BLOB).
     CertDeleteCertificateContextProperty: c('int __stdcall CertSetCertificateContextProperty(void *pCertContext, uint32_t dwPropId, uint32_t dwFlags, void *pvData)'),
     CryptAcquireCertificatePrivateKey: c(
       'int __stdcall CryptAcquireCertificatePrivateKey(void *pCert, uint32_t dwFlags, void *pvParameters, _Out_ uintptr_t *phKey, _Out_ uint32_t *pdwKeySpec, _Out_ int *pfCallerFreeProv)',
@@ -453,6 +454,41 @@ export function loadNative(): Native {
     SetServiceStatus: a('int __stdcall SetServiceStatus(void *hServiceStatus, SERVICE_STATUS *lpServiceStatus)'),
   };
   return loaded;
+}
+
+export interface HttpApi {
+  HttpInitialize: Fn;
+  HttpTerminate: Fn;
+  HttpQueryServiceConfiguration: Fn;
+  HttpSetServiceConfiguration: Fn;
+  HttpDeleteServiceConfiguration: Fn;
+}
+
+let loadedHttp: HttpApi | undefined;
+
+/**
+ * httpapi.dll (http.sys configuration, for updateBindings), loaded only when a binding is moved so the store and
+ * the service never load it. Records are byte arenas from koffi.alloc (httpSslRecords.ts).
+ */
+export function loadHttpApi(): HttpApi {
+  if (loadedHttp) return loadedHttp;
+  const n = loadNative();
+  const httpapi = n.koffi.load('httpapi.dll');
+  const h = (p: string): Fn => httpapi.func(p);
+  loadedHttp = {
+    HttpInitialize: h('uint32_t __stdcall HttpInitialize(HTTPAPI_VERSION Version, uint32_t Flags, void *pReserved)'),
+    HttpTerminate: h('uint32_t __stdcall HttpTerminate(uint32_t Flags, void *pReserved)'),
+    HttpQueryServiceConfiguration: h(
+      'uint32_t __stdcall HttpQueryServiceConfiguration(void *ServiceHandle, int ConfigId, void *pInput, uint32_t InputLength, void *pOutput, uint32_t OutputLength, _Out_ uint32_t *pReturnLength, void *pOverlapped)',
+    ),
+    HttpSetServiceConfiguration: h(
+      'uint32_t __stdcall HttpSetServiceConfiguration(void *ServiceHandle, int ConfigId, void *pConfigInformation, uint32_t ConfigInformationLength, void *pOverlapped)',
+    ),
+    HttpDeleteServiceConfiguration: h(
+      'uint32_t __stdcall HttpDeleteServiceConfiguration(void *ServiceHandle, int ConfigId, void *pConfigInformation, uint32_t ConfigInformationLength, void *pOverlapped)',
+    ),
+  };
+  return loadedHttp;
 }
 
 /** HRESULT_FROM_WIN32 for a GetLastError value (values that already are HRESULTs pass through). */
