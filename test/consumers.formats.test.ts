@@ -25,9 +25,19 @@ const ALL: CertificateFormat[] = ['pem', 'key', 'crt', 'pfx'];
 
 function observed(dir: string, name: string, extra: Partial<ObservedCertificate> = {}): ObservedCertificate {
   return {
-    sourceUrl: `https://${VAULT}.vault.azure.net/secrets/${name}`, vaultUrl: `https://${VAULT}.vault.azure.net`,
-    vaultHost: `${VAULT}.vault.azure.net`, vaultName: VAULT, secretName: name, certificateStoreName: 'MY',
-    certificateStoreLocation: dir, keyExportable: false, accounts: [], linkName: `${VAULT}.${name}`, acls: [], formats: ALL, ...extra,
+    sourceUrl: `https://${VAULT}.vault.azure.net/secrets/${name}`,
+    vaultUrl: `https://${VAULT}.vault.azure.net`,
+    vaultHost: `${VAULT}.vault.azure.net`,
+    vaultName: VAULT,
+    secretName: name,
+    certificateStoreName: 'MY',
+    certificateStoreLocation: dir,
+    keyExportable: false,
+    accounts: [],
+    linkName: `${VAULT}.${name}`,
+    acls: [],
+    formats: ALL,
+    ...extra,
   };
 }
 
@@ -135,8 +145,10 @@ describe('consumer files (formats key, crt, pfx)', () => {
     await store.activate(good, v1.id, undefined);
     const before = (await readdir(dir)).sort();
     const broken = observed(dir, 'web', { pfxPasswordFile: join(top, 'no-such-password-file') });
-    await assert.rejects(store.install(broken, v2.id, v2.material), (err: Error & { reason?: string; fix?: string }) =>
-      err.reason === 'pfx-password-file-unreadable' && /pfxPasswordFile/.test(err.fix ?? ''));
+    await assert.rejects(
+      store.install(broken, v2.id, v2.material),
+      (err: Error & { reason?: string; fix?: string }) => err.reason === 'pfx-password-file-unreadable' && /pfxPasswordFile/.test(err.fix ?? ''),
+    );
     assert.deepEqual((await readdir(dir)).sort(), before, 'nothing of the new version under a final name, no temp files');
     assert.equal((await store.list(good)).find((e) => e.active)?.version, v1.id.version);
   });
@@ -167,7 +179,10 @@ describe('consumer files (formats key, crt, pfx)', () => {
     const dir = fresh();
     const store = createPemStore();
     const cert = observed(dir, 'web', { fileOwner: 'kvvm-no-such-user' });
-    await assert.rejects(store.install(cert, v1.id, v1.material), (err: Error & { reason?: string }) => err.reason === 'file-owner-unknown' && /kvvm-no-such-user/.test(err.message));
+    await assert.rejects(
+      store.install(cert, v1.id, v1.material),
+      (err: Error & { reason?: string }) => err.reason === 'file-owner-unknown' && /kvvm-no-such-user/.test(err.message),
+    );
     assert.deepEqual(await store.list(cert), []);
   });
 
@@ -181,14 +196,29 @@ describe('consumer files (formats key, crt, pfx)', () => {
     await store.install(cert, v2.id, v2.material);
     // Installed but not active: every link still on v1.
     for (const ext of ['', '.key', '.crt', '.pfx']) assert.match(await readlink(join(dir, `${VAULT}.web${ext}`)), new RegExp(v1.id.version));
-    await store.activate(cert, v2.id, (await store.list(cert)).find((e) => e.active));
+    await store.activate(
+      cert,
+      v2.id,
+      (await store.list(cert)).find((e) => e.active),
+    );
     for (const ext of ['', '.key', '.crt', '.pfx']) assert.match(await readlink(join(dir, `${VAULT}.web${ext}`)), new RegExp(v2.id.version));
     assert.notEqual((await lstat(join(dir, `${VAULT}.web.key`))).ino, oldKeyLink.ino, 'a new link renamed over the old one');
     await store.install(cert, v3.id, v3.material);
-    await store.activate(cert, v3.id, (await store.list(cert)).find((e) => e.active));
-    await store.remove(cert, (await store.list(cert)).find((e) => e.version === v1.id.version)!);
+    await store.activate(
+      cert,
+      v3.id,
+      (await store.list(cert)).find((e) => e.active),
+    );
+    await store.remove(
+      cert,
+      (await store.list(cert)).find((e) => e.version === v1.id.version)!,
+    );
     const names = await readdir(dir);
-    assert.deepEqual(names.filter((x) => x.includes(v1.id.version)), [], 'v1 pruned in every format');
+    assert.deepEqual(
+      names.filter((x) => x.includes(v1.id.version)),
+      [],
+      'v1 pruned in every format',
+    );
     assert.equal(names.filter((x) => x.includes(v2.id.version)).length, 4);
     assert.equal(names.filter((x) => x.startsWith('.kvvm-tmp')).length, 0);
     assert.ok(createPrivateKey(await readFile(join(dir, `${VAULT}.web.key`))).equals(v3.material.privateKey));
@@ -241,7 +271,10 @@ describe('consumer files (formats key, crt, pfx)', () => {
       const result = parse(entry);
       assert.equal(result.ok, false, JSON.stringify(entry));
       if (!result.ok) {
-        assert.ok(result.problems.some((p) => p.path === path && p.fix.length > 0), `${JSON.stringify(entry)} → ${JSON.stringify(result.problems)}`);
+        assert.ok(
+          result.problems.some((p) => p.path === path && p.fix.length > 0),
+          `${JSON.stringify(entry)} → ${JSON.stringify(result.problems)}`,
+        );
       }
     }
     // Each platform warns about the other's keys instead of failing (one template for both).

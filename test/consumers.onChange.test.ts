@@ -53,8 +53,24 @@ async function setup(): Promise<{ tv: TestVault; dir: string; recorder: string; 
   const recorder = join(dir, 'recorder.mjs');
   await writeFile(recorder, RECORDER);
   const out = join(dir, 'runs.jsonl');
-  const runs = (): Run[] => (existsSync(out) ? readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Run) : []);
-  return { tv, dir, recorder, out, runs, close: async () => { await tv.close(); await rm(dir, { recursive: true, force: true }); } };
+  const runs = (): Run[] =>
+    existsSync(out)
+      ? readFileSync(out, 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as Run)
+      : [];
+  return {
+    tv,
+    dir,
+    recorder,
+    out,
+    runs,
+    close: async () => {
+      await tv.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 function putCertificate(tv: TestVault, name: string): string {
@@ -68,30 +84,36 @@ function putCertificate(tv: TestVault, name: string): string {
  * rotation in the vault). Returns every status written after a cycle.
  */
 async function poll(tv: TestVault, settings: Record<string, unknown>, cycles: number, between: Record<number, () => void> = {}): Promise<HandlerStatusReport[]> {
-  const parsed = parseSettings({ secretsManagementSettings: settings, authenticationSettings: { msiEndpoint: tv.vault.imdsEndpoint } },
-    { platform: 'linux', env: tv.env, executableExists });
+  const parsed = parseSettings(
+    { secretsManagementSettings: settings, authenticationSettings: { msiEndpoint: tv.vault.imdsEndpoint } },
+    { platform: 'linux', env: tv.env, executableExists },
+  );
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
   const controller = new AbortController();
   const reports: HandlerStatusReport[] = [];
   let cycle = 1;
-  await runPollLoop(parsed.config, {
-    sync: { vault: createVaultReader(tv.readerOptions()), store: createPemStore({}), parse: parseCertificateSecret, checkChain: makeChainCheck([]), now: () => new Date(), log },
-    writeStatus: async (r) => {
-      if (r.substatus?.length) reports.push(r);
-      if (reports.length >= cycles) controller.abort();
+  await runPollLoop(
+    parsed.config,
+    {
+      sync: { vault: createVaultReader(tv.readerOptions()), store: createPemStore({}), parse: parseCertificateSecret, checkChain: makeChainCheck([]), now: () => new Date(), log },
+      writeStatus: async (r) => {
+        if (r.substatus?.length) reports.push(r);
+        if (reports.length >= cycles) controller.abort();
+      },
+      isSuperseded: async () => false,
+      sleep: async () => {
+        cycle += 1;
+        between[cycle]?.();
+      },
+      random: () => 0.5,
+      retry: DEFAULT_RETRY_POLICY,
+      concurrency: 4,
+      jitter: false,
+      initialJitterMs: 0,
+      afterCycle: createConsumerHooks({ platform: 'linux', serviceEnv: { PATH: '/usr/bin:/bin', SECRET_THING: 'x' }, run: runCommand, log }),
     },
-    isSuperseded: async () => false,
-    sleep: async () => {
-      cycle += 1;
-      between[cycle]?.();
-    },
-    random: () => 0.5,
-    retry: DEFAULT_RETRY_POLICY,
-    concurrency: 4,
-    jitter: false,
-    initialJitterMs: 0,
-    afterCycle: createConsumerHooks({ platform: 'linux', serviceEnv: { PATH: '/usr/bin:/bin', SECRET_THING: 'x' }, run: runCommand, log }),
-  }, controller.signal);
+    controller.signal,
+  );
   return reports;
 }
 
@@ -103,13 +125,22 @@ test('a rotation runs the command once per change with the documented environmen
     const store = join(s.dir, 'store');
     let v2 = '';
     const command = { command: [process.execPath, s.recorder, s.out, 'reload'] };
-    const reports = await poll(s.tv, {
-      onChange: command,
-      observedCertificates: [
-        { url: `${s.tv.vault.vaultUrl}/secrets/web`, certificateStoreLocation: store, formats: ['pem', 'key'] },
-        { url: `${s.tv.vault.vaultUrl}/secrets/api`, certificateStoreLocation: store },
-      ],
-    }, 4, { 3: () => { v2 = putCertificate(s.tv, 'web'); } });
+    const reports = await poll(
+      s.tv,
+      {
+        onChange: command,
+        observedCertificates: [
+          { url: `${s.tv.vault.vaultUrl}/secrets/web`, certificateStoreLocation: store, formats: ['pem', 'key'] },
+          { url: `${s.tv.vault.vaultUrl}/secrets/api`, certificateStoreLocation: store },
+        ],
+      },
+      4,
+      {
+        3: () => {
+          v2 = putCertificate(s.tv, 'web');
+        },
+      },
+    );
     const runs = s.runs();
     // cycle 1: both installed, one shared command → one run; cycle 2: unchanged; cycle 3: web rotated; cycle 4: unchanged.
     assert.equal(runs.length, 2, JSON.stringify(runs.map((r) => r.env['KVVM_CHANGED_CERTIFICATES'])));
@@ -146,10 +177,20 @@ test('a failing command leaves the new version installed, is reported with its e
   try {
     putCertificate(s.tv, 'web');
     let v2 = '';
-    const reports = await poll(s.tv, {
-      observedCertificates: [{ url: `${s.tv.vault.vaultUrl}/secrets/web`, certificateStoreLocation: join(s.dir, 'store'),
-        onChange: { command: [process.execPath, s.recorder, s.out, 'exit=3'] } }],
-    }, 4, { 2: () => { v2 = putCertificate(s.tv, 'web'); } });
+    const reports = await poll(
+      s.tv,
+      {
+        observedCertificates: [
+          { url: `${s.tv.vault.vaultUrl}/secrets/web`, certificateStoreLocation: join(s.dir, 'store'), onChange: { command: [process.execPath, s.recorder, s.out, 'exit=3'] } },
+        ],
+      },
+      4,
+      {
+        2: () => {
+          v2 = putCertificate(s.tv, 'web');
+        },
+      },
+    );
     assert.equal(s.runs().length, 2, 'first install and the rotation; the unchanged polls after them run nothing');
     for (const i of [1, 2, 3]) {
       const sub = reports[i]!.substatus![0]!;
@@ -173,10 +214,15 @@ test('shell metacharacters in arguments reach the program literally', async () =
     putCertificate(s.tv, 'web');
     const marker = join(s.dir, 'pwned');
     const tricky = [`$(touch ${marker})`, `; touch ${marker}`, '`id`', '*', 'a b', "'quoted'", '"$HOME"', '|', '&&', '>x', '$KVVM_VERSION'];
-    await poll(s.tv, {
-      observedCertificates: [{ url: `${s.tv.vault.vaultUrl}/secrets/web`, certificateStoreLocation: join(s.dir, 'store'),
-        onChange: { command: [process.execPath, s.recorder, s.out, ...tricky] } }],
-    }, 1);
+    await poll(
+      s.tv,
+      {
+        observedCertificates: [
+          { url: `${s.tv.vault.vaultUrl}/secrets/web`, certificateStoreLocation: join(s.dir, 'store'), onChange: { command: [process.execPath, s.recorder, s.out, ...tricky] } },
+        ],
+      },
+      1,
+    );
     assert.deepEqual(s.runs()[0]!.args, tricky);
     assert.equal(existsSync(marker), false);
   } finally {
@@ -191,14 +237,20 @@ test('the command gets only PATH and the KVVM_ variables from the service enviro
     const dump = join(s.dir, 'env.json');
     const script = join(s.dir, 'env.mjs');
     await writeFile(script, `import { writeFileSync } from 'node:fs'; writeFileSync(${JSON.stringify(dump)}, JSON.stringify(process.env));`);
-    await poll(s.tv, {
-      observedCertificates: [{ url: `${s.tv.vault.vaultUrl}/secrets/web`, certificateStoreLocation: join(s.dir, 'store'),
-        onChange: { command: [process.execPath, script] } }],
-    }, 1);
+    await poll(
+      s.tv,
+      {
+        observedCertificates: [{ url: `${s.tv.vault.vaultUrl}/secrets/web`, certificateStoreLocation: join(s.dir, 'store'), onChange: { command: [process.execPath, script] } }],
+      },
+      1,
+    );
     const env = JSON.parse(await readFile(dump, 'utf8')) as Record<string, string>;
     assert.equal(env['SECRET_THING'], undefined);
     assert.equal(env['PATH'], '/usr/bin:/bin');
-    assert.deepEqual(Object.keys(env).filter((k) => !k.startsWith('KVVM_') && k !== 'PATH'), []);
+    assert.deepEqual(
+      Object.keys(env).filter((k) => !k.startsWith('KVVM_') && k !== 'PATH'),
+      [],
+    );
   } finally {
     await s.close();
   }
@@ -257,10 +309,15 @@ test('a timed-out command is reported in the substatus through the poll loop', a
   const s = await setup();
   try {
     putCertificate(s.tv, 'web');
-    const reports = await poll(s.tv, {
-      observedCertificates: [{ url: `${s.tv.vault.vaultUrl}/secrets/web`, certificateStoreLocation: join(s.dir, 'store'),
-        onChange: { command: ['/bin/sleep', '300'], timeoutInS: 1 } }],
-    }, 1);
+    const reports = await poll(
+      s.tv,
+      {
+        observedCertificates: [
+          { url: `${s.tv.vault.vaultUrl}/secrets/web`, certificateStoreLocation: join(s.dir, 'store'), onChange: { command: ['/bin/sleep', '300'], timeoutInS: 1 } },
+        ],
+      },
+      1,
+    );
     const sub = reports[0]!.substatus![0]!;
     assert.equal(sub.status, 'warning');
     assert.match(sub.message, /onChange command \/bin\/sleep did not finish within 1 s and was killed with its process group/);
@@ -272,7 +329,9 @@ test('a timed-out command is reported in the substatus through the poll loop', a
 test('captured output is size-capped and redacted', async () => {
   const key = '-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----';
   const outcome = await runCommand(['/bin/sh', '-c', `printf '%s\\n' "$K"; head -c 100000 /dev/zero | tr '\\0' 'x'`], {
-    env: { PATH: '/usr/bin:/bin', K: key }, timeoutMs: 60_000, maxOutputBytes: 4096,
+    env: { PATH: '/usr/bin:/bin', K: key },
+    timeoutMs: 60_000,
+    maxOutputBytes: 4096,
   });
   assert.equal(outcome.exitCode, 0);
   assert.ok(!outcome.stdout.includes('MIIEvQ'));
@@ -306,9 +365,10 @@ test('relative, missing and non-executable command paths are settings errors nam
     ];
     for (const c of cases) {
       const onChange = { command: c.command };
-      const settings = c.where === 'global'
-        ? { secretsManagementSettings: { onChange, observedCertificates: [{ url }] } }
-        : { secretsManagementSettings: { observedCertificates: [{ url, onChange }] } };
+      const settings =
+        c.where === 'global'
+          ? { secretsManagementSettings: { onChange, observedCertificates: [{ url }] } }
+          : { secretsManagementSettings: { observedCertificates: [{ url, onChange }] } };
       const result = parseSettings(settings, { platform: 'linux', env: {}, executableExists });
       assert.equal(result.ok, false, JSON.stringify(c));
       if (result.ok) continue;
@@ -327,14 +387,27 @@ test('relative, missing and non-executable command paths are settings errors nam
     ] as const) {
       const result = parseSettings({ secretsManagementSettings: { observedCertificates: [{ url, onChange }] } }, { platform: 'linux', env: {}, executableExists });
       assert.equal(result.ok, false, JSON.stringify(onChange));
-      if (!result.ok) assert.ok(result.problems.some((p) => p.path.startsWith(path)), `${JSON.stringify(onChange)}: ${JSON.stringify(result.problems)}`);
+      if (!result.ok)
+        assert.ok(
+          result.problems.some((p) => p.path.startsWith(path)),
+          `${JSON.stringify(onChange)}: ${JSON.stringify(result.problems)}`,
+        );
     }
     // An unknown key (as every unknown key since the version profiles) is ignored with a warning naming it.
-    const shell = parseSettings({ secretsManagementSettings: { observedCertificates: [{ url, onChange: { command: ['/bin/true'], shell: true } }] } }, { platform: 'linux', env: {}, executableExists });
+    const shell = parseSettings(
+      { secretsManagementSettings: { observedCertificates: [{ url, onChange: { command: ['/bin/true'], shell: true } }] } },
+      { platform: 'linux', env: {}, executableExists },
+    );
     assert.ok(shell.ok && shell.config.warnings.some((w) => w.path === '/secretsManagementSettings/observedCertificates/0/onChange/shell'));
     // Deploying from a workstation does not check the VM's files; the absolute-path rule still holds there.
-    assert.equal(parseSettings({ secretsManagementSettings: { observedCertificates: [{ url, onChange: { command: ['/usr/sbin/only-on-the-vm'] } }] } }, { platform: 'linux', env: {} }).ok, true);
-    const win = parseSettings({ secretsManagementSettings: { observedCertificates: [{ url, onChange: { command: ['powershell.exe', '-File', 'x.ps1'] } }] } }, { platform: 'win32', env: {} });
+    assert.equal(
+      parseSettings({ secretsManagementSettings: { observedCertificates: [{ url, onChange: { command: ['/usr/sbin/only-on-the-vm'] } }] } }, { platform: 'linux', env: {} }).ok,
+      true,
+    );
+    const win = parseSettings(
+      { secretsManagementSettings: { observedCertificates: [{ url, onChange: { command: ['powershell.exe', '-File', 'x.ps1'] } }] } },
+      { platform: 'win32', env: {} },
+    );
     assert.equal(win.ok, false);
     if (!win.ok) assert.equal(win.problems[0]!.reason, 'on-change-not-absolute');
   } finally {
@@ -346,10 +419,20 @@ test('enable refuses an onChange executable that does not exist on the machine, 
   const root = await mkdtemp(join(tmpdir(), 'kvvm-onchange-enable-'));
   try {
     const layout = makeAgentLayout(root);
-    layout.writeSettings(0, { secretsManagementSettings: { observedCertificates: [{ url: 'https://myvault.vault.azure.net/secrets/web', onChange: { command: ['/usr/sbin/kvvm-no-such-reload', 'now'] } }] } });
+    layout.writeSettings(0, {
+      secretsManagementSettings: {
+        observedCertificates: [{ url: 'https://myvault.vault.azure.net/secrets/web', onChange: { command: ['/usr/sbin/kvvm-no-such-reload', 'now'] } }],
+      },
+    });
     const host: CommandHost = {
-      env: { ...layout.env(0) }, execPath: process.execPath, scriptPath: undefined, cwd: layout.extensionFolder, platform: 'linux',
-      now: () => new Date(), stdout: () => undefined, stderr: () => undefined,
+      env: { ...layout.env(0) },
+      execPath: process.execPath,
+      scriptPath: undefined,
+      cwd: layout.extensionFolder,
+      platform: 'linux',
+      now: () => new Date(),
+      stdout: () => undefined,
+      stderr: () => undefined,
     };
     assert.notEqual(await enableCommand(host), 0);
     const view = await layout.readStatus(0);

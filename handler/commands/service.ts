@@ -151,7 +151,10 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
         jitter: !overrides.noJitter,
         initialJitterMs: 5000,
         afterCycle: createConsumerHooks({
-          platform: host.platform === 'win32' ? 'win32' : 'linux', serviceEnv: host.env, run: runCommand, log,
+          platform: host.platform === 'win32' ? 'win32' : 'linux',
+          serviceEnv: host.env,
+          run: runCommand,
+          log,
           ...(host.platform === 'win32' ? { moveBindings: moveHttpSysBindings } : {}),
         }),
       },

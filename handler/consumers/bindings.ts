@@ -33,7 +33,8 @@ export function updateBindings(results: readonly CertificateSyncResult[], deps: 
     }
     for (const address of outcome.moved) deps.log.info(`${label}: moved http.sys binding ${address} from ${from} to ${to}`);
     for (const f of outcome.failed) deps.log.warn(`${label}: http.sys binding ${f.address} was not moved: ${f.error}`);
-    const moved = outcome.moved.length > 0 ? `Moved http.sys bindings ${outcome.moved.join(', ')} to thumbprint ${to}.` : `No http.sys binding used the previous thumbprint ${from}.`;
+    const moved =
+      outcome.moved.length > 0 ? `Moved http.sys bindings ${outcome.moved.join(', ')} to thumbprint ${to}.` : `No http.sys binding used the previous thumbprint ${from}.`;
     const failed = outcome.failed.map((f) => `Binding ${f.address} was not moved: ${f.error}`).join(' ');
     memory.record(r, { ok: outcome.failed.length === 0, text: failed ? `${moved} ${failed}` : moved });
   }

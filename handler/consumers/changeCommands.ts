@@ -88,7 +88,11 @@ export function commandEnvironment(planned: PlannedCommand, deps: Pick<ChangeCom
 /** One sentence for the substatus: exit code and the first line of stderr, or the time limit. */
 export function describeOutcome(outcome: CommandOutcome, timeoutS: number): FollowUp {
   const exe = outcome.argv[0] ?? '';
-  const firstLine = outcome.stderr.split(/\r?\n/).find((l) => l.trim() !== '')?.trim().slice(0, 300);
+  const firstLine = outcome.stderr
+    .split(/\r?\n/)
+    .find((l) => l.trim() !== '')
+    ?.trim()
+    .slice(0, 300);
   const stderr = firstLine ? `: ${firstLine}` : '';
   if (outcome.spawnError !== undefined) return { ok: false, text: `onChange command ${exe} could not start: ${outcome.spawnError}.` };
   if (outcome.timedOut) return { ok: false, text: `onChange command ${exe} did not finish within ${timeoutS} s and was killed with its process group${stderr}.` };
@@ -110,8 +114,13 @@ export async function runChangeCommands(results: readonly CertificateSyncResult[
     const outcome = await deps.run(command.argv, { env: vars, timeoutMs: command.timeoutS * 1000, platform: deps.platform });
     const followUp = describeOutcome(outcome, command.timeoutS);
     const meta = {
-      command: command.argv, exitCode: outcome.exitCode, signal: outcome.signal, timedOut: outcome.timedOut,
-      stdout: outcome.stdout, stderr: outcome.stderr, droppedBytes: outcome.droppedBytes,
+      command: command.argv,
+      exitCode: outcome.exitCode,
+      signal: outcome.signal,
+      timedOut: outcome.timedOut,
+      stdout: outcome.stdout,
+      stderr: outcome.stderr,
+      droppedBytes: outcome.droppedBytes,
     };
     (followUp.ok ? deps.log.info : deps.log.warn).call(deps.log, `${names}: ${followUp.text}`, meta);
     for (const r of planned.changed) memory.record(r, followUp);

@@ -20,8 +20,14 @@ export interface DemoHttpsServer {
 async function contextFrom(linkPath: string): Promise<{ key: string; cert: string }> {
   const blocks = splitPemBlocks(await readFile(linkPath, 'utf8'));
   return {
-    key: blocks.filter((b) => b.type.endsWith('PRIVATE KEY')).map((b) => b.pem).join('\n'),
-    cert: blocks.filter((b) => b.type === 'CERTIFICATE').map((b) => b.pem).join('\n'),
+    key: blocks
+      .filter((b) => b.type.endsWith('PRIVATE KEY'))
+      .map((b) => b.pem)
+      .join('\n'),
+    cert: blocks
+      .filter((b) => b.type === 'CERTIFICATE')
+      .map((b) => b.pem)
+      .join('\n'),
   };
 }
 
@@ -37,10 +43,11 @@ export async function startDemoHttpsServer(linkPath: string): Promise<DemoHttpsS
       server.setSecureContext(await contextFrom(linkPath));
       handle.reloads += 1;
     },
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
   return handle;
 }

@@ -36,9 +36,14 @@ export function changeCommand(value: unknown, at: string, d: ConsumerDefaults, s
   const isAbsolute = d.platform === 'win32' ? win32.isAbsolute(exe) && /^[A-Za-z]:\\/.test(exe) : posix.isAbsolute(exe);
   const example = d.platform === 'win32' ? 'C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe' : '/usr/bin/systemctl';
   if (!isAbsolute) {
-    sink.problems.push(problem(path, 'on-change-not-absolute',
-      `onChange command executable ${show(exe)} is not an absolute path; kvvm runs it without a shell and without searching PATH.`,
-      `Write the full path of the executable, e.g. "${example}" (find it with "${d.platform === 'win32' ? 'where.exe' : 'command -v'} ${exe}").`));
+    sink.problems.push(
+      problem(
+        path,
+        'on-change-not-absolute',
+        `onChange command executable ${show(exe)} is not an absolute path; kvvm runs it without a shell and without searching PATH.`,
+        `Write the full path of the executable, e.g. "${example}" (find it with "${d.platform === 'win32' ? 'where.exe' : 'command -v'} ${exe}").`,
+      ),
+    );
     return undefined;
   }
   if (list.some((a) => a.includes('\0'))) {
@@ -46,9 +51,14 @@ export function changeCommand(value: unknown, at: string, d: ConsumerDefaults, s
     return undefined;
   }
   if (d.executableExists && !d.executableExists(exe)) {
-    sink.problems.push(problem(path, 'on-change-not-found',
-      `onChange command executable ${show(exe)} does not exist on this machine or is not an executable file.`,
-      'Install the program or correct the path; the command runs as the extension service\'s user (root / LocalSystem).'));
+    sink.problems.push(
+      problem(
+        path,
+        'on-change-not-found',
+        `onChange command executable ${show(exe)} does not exist on this machine or is not an executable file.`,
+        "Install the program or correct the path; the command runs as the extension service's user (root / LocalSystem).",
+      ),
+    );
     return undefined;
   }
   const t = obj['timeoutInS'];
@@ -74,19 +84,30 @@ export function consumerSettings(own: Record<string, unknown>, at: string, d: Co
     return updateBindings ? { updateBindings } : {};
   }
   if (own['updateBindings'] !== undefined) {
-    sink.warnings.push({ path: `${at}/updateBindings`, message: 'updateBindings is a Windows setting (http.sys bindings); it is ignored on Linux (use onChange to reload the server).' });
+    sink.warnings.push({
+      path: `${at}/updateBindings`,
+      message: 'updateBindings is a Windows setting (http.sys bindings); it is ignored on Linux (use onChange to reload the server).',
+    });
   }
   const listed = Array.isArray(own['formats']) ? own['formats'].filter((f): f is CertificateFormat => (FORMATS as readonly unknown[]).includes(f)) : [];
   // The combined PEM is always written: it is KeyVaultForLinux's file and what the store lists versions from.
   const formats: CertificateFormat[] = ['pem', ...FORMATS.filter((f) => f !== 'pem' && listed.includes(f))];
   const out: ConsumerSettings = formats.length > 1 ? { formats } : {};
-  for (const [key, field, kind] of [['owner', 'fileOwner', 'user'], ['group', 'fileGroup', 'group']] as const) {
+  for (const [key, field, kind] of [
+    ['owner', 'fileOwner', 'user'],
+    ['group', 'fileGroup', 'group'],
+  ] as const) {
     const v = asString(own[key])?.trim();
     if (v === undefined) continue;
     if (!POSIX_ACCOUNT.test(v)) {
-      sink.problems.push(problem(`${at}/${key}`, 'invalid-file-owner',
-        `${key} ${show(v)} is not a valid Linux ${kind} name (letters, digits, "_", ".", "@", "-", not starting with "-").`,
-        `Write the ${kind} name exactly as "getent ${kind === 'user' ? 'passwd' : 'group'}" shows it, or a numeric ${kind === 'user' ? 'uid' : 'gid'}.`));
+      sink.problems.push(
+        problem(
+          `${at}/${key}`,
+          'invalid-file-owner',
+          `${key} ${show(v)} is not a valid Linux ${kind} name (letters, digits, "_", ".", "@", "-", not starting with "-").`,
+          `Write the ${kind} name exactly as "getent ${kind === 'user' ? 'passwd' : 'group'}" shows it, or a numeric ${kind === 'user' ? 'uid' : 'gid'}.`,
+        ),
+      );
       continue;
     }
     out[field] = v;
@@ -94,8 +115,14 @@ export function consumerSettings(own: Record<string, unknown>, at: string, d: Co
   const pw = asString(own['pfxPasswordFile']);
   if (pw !== undefined) {
     if (!posix.isAbsolute(pw) || pw.includes('\0')) {
-      sink.problems.push(problem(`${at}/pfxPasswordFile`, 'pfx-password-file-not-absolute',
-        `pfxPasswordFile ${show(pw)} is not an absolute path.`, 'Write the absolute path of the password file, e.g. "/etc/kvvm/app.pfx.pass".'));
+      sink.problems.push(
+        problem(
+          `${at}/pfxPasswordFile`,
+          'pfx-password-file-not-absolute',
+          `pfxPasswordFile ${show(pw)} is not an absolute path.`,
+          'Write the absolute path of the password file, e.g. "/etc/kvvm/app.pfx.pass".',
+        ),
+      );
     } else {
       out.pfxPasswordFile = pw;
       if (!formats.includes('pfx')) sink.warnings.push({ path: `${at}/pfxPasswordFile`, message: 'pfxPasswordFile is ignored: "pfx" is not in formats.' });

@@ -193,9 +193,12 @@ export function certificateOwner(
   resolve: { resolveUser(name: string): number | undefined; resolveGroup(name: string): number | undefined },
 ): { uid?: number; gid?: number } {
   const out = { ...base };
-  for (const [name, kind] of [[cert.fileOwner, 'user'], [cert.fileGroup, 'group']] as const) {
+  for (const [name, kind] of [
+    [cert.fileOwner, 'user'],
+    [cert.fileGroup, 'group'],
+  ] as const) {
     if (name === undefined) continue;
-    const id = /^\d+$/.test(name) ? Number(name) : (kind === 'user' ? resolve.resolveUser(name) : resolve.resolveGroup(name));
+    const id = /^\d+$/.test(name) ? Number(name) : kind === 'user' ? resolve.resolveUser(name) : resolve.resolveGroup(name);
     const key = kind === 'user' ? 'owner' : 'group';
     if (id === undefined) {
       throw new KvvmError('file-owner-unknown', `The ${kind} "${name}" (${key} of ${cert.vaultName}/${cert.secretName}'s files) does not exist on this machine.`, {

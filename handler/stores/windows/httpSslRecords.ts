@@ -81,7 +81,10 @@ export function configIdOf(kind: BindingKind): number {
 
 /** Reads pointers in `buf` as addresses inside it (`base` = address of buf[0]). */
 class Reader {
-  constructor(private readonly buf: Buffer, private readonly base: bigint) {}
+  constructor(
+    private readonly buf: Buffer,
+    private readonly base: bigint,
+  ) {}
 
   offsetOf(pointerAt: number): number | undefined {
     const ptr = this.buf.readBigUInt64LE(pointerAt);
@@ -129,7 +132,10 @@ export function parseSslSet(kind: BindingKind, buf: Buffer, base: bigint): SslBi
     kind,
     ip,
     port,
-    hash: r.bytes(p + 8, buf.readUInt32LE(p)).toString('hex').toUpperCase(),
+    hash: r
+      .bytes(p + 8, buf.readUInt32LE(p))
+      .toString('hex')
+      .toUpperCase(),
     appId: guidToString(buf.subarray(p + 16, p + 32)),
     storeName: r.wstring(p + 32),
     certCheckMode: buf.readUInt32LE(p + 40),
@@ -240,8 +246,11 @@ function ipv6ToText(bytes: Buffer): string {
   const groups = Array.from({ length: 8 }, (_, i) => bytes.readUInt16BE(i * 2).toString(16));
   // Compress the longest run of zero groups (RFC 5952), as netsh shows "[::]:443".
   let best = { at: -1, len: 0 };
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== '0') { i++; continue; }
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== '0') {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < 8 && groups[j] === '0') j++;
     if (j - i > best.len && j - i > 1) best = { at: i, len: j - i };

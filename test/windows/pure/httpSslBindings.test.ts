@@ -6,8 +6,19 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  bindingAddress, encodeQuery, encodeSslSet, encodeSockaddr, guidToBytes, guidToString, parseSockaddr, parseSslSet,
-  SNI_QUERY_SIZE, SNI_SET_SIZE, SSL_QUERY_SIZE, SSL_SET_SIZE, type SslBinding,
+  bindingAddress,
+  encodeQuery,
+  encodeSslSet,
+  encodeSockaddr,
+  guidToBytes,
+  guidToString,
+  parseSockaddr,
+  parseSslSet,
+  SNI_QUERY_SIZE,
+  SNI_SET_SIZE,
+  SSL_QUERY_SIZE,
+  SSL_SET_SIZE,
+  type SslBinding,
 } from '../../../handler/stores/windows/httpSslRecords.js';
 import { moveBindings, type HttpSslApi } from '../../../handler/stores/windows/httpSslBindings.js';
 import { updateBindings } from '../../../handler/consumers/bindings.js';
@@ -22,8 +33,18 @@ const BASE = 0x7ff6_1234_0000n;
 
 function ipBinding(ip: string, port: number, hash = OLD): SslBinding {
   return {
-    kind: 'ipport', ip, port, hash, appId: IIS_APP_ID, storeName: 'MY', certCheckMode: 0, revocationFreshnessTime: 0,
-    revocationUrlRetrievalTimeout: 0, ctlIdentifier: '', ctlStoreName: '', flags: 0,
+    kind: 'ipport',
+    ip,
+    port,
+    hash,
+    appId: IIS_APP_ID,
+    storeName: 'MY',
+    certCheckMode: 0,
+    revocationFreshnessTime: 0,
+    revocationUrlRetrievalTimeout: 0,
+    ctlIdentifier: '',
+    ctlStoreName: '',
+    flags: 0,
   };
 }
 
@@ -40,7 +61,13 @@ describe('http.sys SSL records', () => {
     assert.deepEqual([...buf.subarray(sockAt, sockAt + 8)], [2, 0, 0x01, 0xbb, 10, 1, 2, 3]);
     assert.equal(buf.readUInt32LE(8), 20, 'SslHashLength');
     const hashAt = Number(buf.readBigUInt64LE(16) - BASE);
-    assert.equal(buf.subarray(hashAt, hashAt + 20).toString('hex').toUpperCase(), OLD);
+    assert.equal(
+      buf
+        .subarray(hashAt, hashAt + 20)
+        .toString('hex')
+        .toUpperCase(),
+      OLD,
+    );
     assert.equal(guidToString(buf.subarray(24, 40)), IIS_APP_ID);
     const storeAt = Number(buf.readBigUInt64LE(40) - BASE);
     assert.equal(buf.toString('utf16le', storeAt, storeAt + 6), 'MY\0');
@@ -153,12 +180,31 @@ describe('moving bindings to the new thumbprint', () => {
   });
 
   it('after a rotation with updateBindings, the substatus lists the moved bindings; without it nothing is touched', () => {
-    const cert = { vaultName: 'v', secretName: 'web', updateBindings: true, certificateStoreLocation: 'LocalMachine', certificateStoreName: 'MY', linkName: 'web', vaultHost: 'v.vault.azure.net' } as ObservedCertificate;
+    const cert = {
+      vaultName: 'v',
+      secretName: 'web',
+      updateBindings: true,
+      certificateStoreLocation: 'LocalMachine',
+      certificateStoreName: 'MY',
+      linkName: 'web',
+      vaultHost: 'v.vault.azure.net',
+    } as ObservedCertificate;
     const result = (c: ObservedCertificate): CertificateSyncResult => ({
-      cert: c, state: 'installed', changed: true, activeVersion: 'v2', thumbprint: NEW, activated: { previousVersion: 'v1', previousThumbprint: OLD },
+      cert: c,
+      state: 'installed',
+      changed: true,
+      activeVersion: 'v2',
+      thumbprint: NEW,
+      activated: { previousVersion: 'v1', previousThumbprint: OLD },
     });
     const moves: Array<[string, string]> = [];
-    const deps = { move: (from: string, to: string) => { moves.push([from, to]); return { moved: ['0.0.0.0:443'], failed: [] }; }, log: { info: () => undefined, warn: () => undefined, error: () => undefined } };
+    const deps = {
+      move: (from: string, to: string) => {
+        moves.push([from, to]);
+        return { moved: ['0.0.0.0:443'], failed: [] };
+      },
+      log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+    };
     const memory = createFollowUpMemory();
     const results = [result(cert), result({ ...cert, secretName: 'other', updateBindings: false }), { ...result(cert), activated: {} }];
     updateBindings(results, deps, memory);
