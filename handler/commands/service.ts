@@ -57,7 +57,7 @@ function moveHttpSysBindings(from: string, to: string): ReturnType<typeof moveBi
 }
 
 /** The certificate store of this platform; `linkOnRenewal` (settings) only matters to the Windows store. */
-export function createStoreForPlatform(platform: NodeJS.Platform, options: { linkOnRenewal?: boolean; log?: SyncLogger; profile?: BehaviourProfile } = {}): CertificateStore {
+function createStoreForPlatform(platform: NodeJS.Platform, options: { linkOnRenewal?: boolean; log?: SyncLogger; profile?: BehaviourProfile } = {}): CertificateStore {
   if (platform === 'win32') {
     return createWindowsStore({
       ...(options.linkOnRenewal === undefined ? {} : { linkOnRenewal: options.linkOnRenewal }),
@@ -73,7 +73,7 @@ export function createStoreForPlatform(platform: NodeJS.Platform, options: { lin
  * A development poll interval (overrides.ts) lets the demo and tests poll every few seconds; the settings clamp
  * (300-3600 s) is what operators get. Logged loudly so it is never mistaken for a setting.
  */
-export function applyDevOverrides(config: KvvmConfig, overrides: Overrides, log: SyncLogger): KvvmConfig {
+function applyDevOverrides(config: KvvmConfig, overrides: Overrides, log: SyncLogger): KvvmConfig {
   const dev = overrides.devPollIntervalS;
   if (dev === undefined) return config;
   log.warn(`development override: polling every ${dev} s instead of ${config.pollingIntervalS} s (KVVM_DEV_POLL_INTERVAL_S)`);
@@ -81,7 +81,7 @@ export function applyDevOverrides(config: KvvmConfig, overrides: Overrides, log:
 }
 
 /** Tuning knob for tests and benchmarks (overrides.ts); production uses the defaults. */
-export function retryPolicyFor(overrides: Overrides): RetryPolicy {
+function retryPolicyFor(overrides: Overrides): RetryPolicy {
   const base = overrides.retryBaseMs;
   return base !== undefined
     ? { ...DEFAULT_RETRY_POLICY, baseDelayMs: base, maxDelayMs: Math.max(base, Math.min(DEFAULT_RETRY_POLICY.maxDelayMs, base * 150)) }
@@ -184,7 +184,7 @@ function vaultReaderFor(host: CommandHost, config: KvvmConfig): ReturnType<typeo
   return createVaultReader({ authentication: config.authentication, env: host.env, ...(credential ? { credential } : {}) });
 }
 
-export function buildSyncDeps(host: CommandHost, config: KvvmConfig, log: SyncLogger, parse: CertificateSyncDeps['parse']): CertificateSyncDeps {
+function buildSyncDeps(host: CommandHost, config: KvvmConfig, log: SyncLogger, parse: CertificateSyncDeps['parse']): CertificateSyncDeps {
   return {
     vault: vaultReaderFor(host, config),
     store: createStoreForPlatform(host.platform, { linkOnRenewal: config.linkOnRenewal, log, profile: config.profile }),
