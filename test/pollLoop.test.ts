@@ -180,3 +180,41 @@ test('a superseded service exits without touching the status', async () => {
     await h.close();
   }
 });
+
+test('a slow certificate does not hold back the status: the results known so far are written while it runs, under the same top-level state', { timeout: 60_000 }, async () => {
+  const h = await harness();
+  try {
+    await putCertificate(h.vault, 'fast');
+    const slow = issueCertificate({ subjectCn: 'slow.test', serverAuth: false });
+    const slowValue = toPkcs12Base64(slow.keyPem, [slow.certPem]);
+    h.vault.setSecret('slow', slowValue, { contentType: 'application/x-pkcs12' });
+    const config = h.config(undefined, ['fast', 'slow']);
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const stop = new AbortController();
+    const reports: HandlerStatusReport[] = [];
+    const base = h.deps({ stopAfter: () => false }).deps;
+    const deps: PollLoopDeps = {
+      ...base,
+      progressWriteMs: 20,
+      // The slow certificate's parse (a PFX at its CPU budget, say) waits until an interim status has been written.
+      sync: { ...base.sync, parse: async (value, contentType) => (value === slowValue ? await held : undefined, parseCertificateSecret(value, contentType)) },
+      writeStatus: async (r) => {
+        reports.push(r);
+        if (/Sync in progress/.test(r.message) && r.substatus?.some((s) => s.name.endsWith('/fast') && s.status === 'success')) release();
+        if (r.status === 'success') stop.abort();
+      },
+    };
+    await runPollLoop(config, deps, stop.signal);
+    const interim = reports.find((r) => /Sync in progress/.test(r.message));
+    assert.ok(interim, reports.map((r) => r.message).join('\n'));
+    assert.equal(interim.status, 'transitioning', 'the top-level state is the one before (initial sync under way)');
+    assert.match(interim.message, /1 of 2 certificates in place, 1 not yet checked/);
+    const last = reports.at(-1)!;
+    assert.equal(last.status, 'success', last.message);
+    assert.ok(reports.indexOf(interim) < reports.indexOf(last), 'the interim write comes before the end-of-cycle one');
+    assert.doesNotMatch(last.message, /Sync in progress/);
+  } finally {
+    await h.close();
+  }
+});

@@ -15,6 +15,8 @@ export const SERVICE_CONCURRENCY = 16;
 export interface SyncCycleOptions {
   concurrency: number;
   signal?: AbortSignal;
+  /** Each certificate's result as soon as it is known (the service's interim status while a slow one runs). */
+  onResult?: (index: number, result: CertificateSyncResult) => void;
 }
 
 export async function runSyncCycle(certs: readonly ObservedCertificate[], deps: CertificateSyncDeps, options: SyncCycleOptions): Promise<CertificateSyncResult[]> {
@@ -26,7 +28,9 @@ export async function runSyncCycle(certs: readonly ObservedCertificate[], deps: 
       const index = next++;
       const cert = certs[index];
       if (cert === undefined) return;
-      results[index] = await syncCertificate(cert, deps);
+      const result = await syncCertificate(cert, deps);
+      results[index] = result;
+      options.onResult?.(index, result);
     }
   };
   const workers = Math.max(1, Math.min(options.concurrency, certs.length));

@@ -29,6 +29,9 @@ export interface PollLoopDeps {
   /** Runs after every cycle, before the status is written: hands changed certificates to their consumers
    *  (onChange commands, Windows bindings) and adds what they did to the results. */
   afterCycle?: (results: CertificateSyncResult[]) => Promise<void>;
+  /** While a cycle runs longer than this, the status is rewritten with the results known so far (default 5 s), so
+   *  one slow certificate (a parse at its CPU budget, a slow vault) never holds back what the others did. */
+  progressWriteMs?: number;
   /** Called after every cycle (tests, the demo's live table). */
   onCycle?: (results: readonly CertificateSyncResult[]) => void;
 }
@@ -43,10 +46,49 @@ export async function runPollLoop(config: KvvmConfig, deps: PollLoopDeps, signal
   const expected = certs.length;
   const now = (): Date => deps.sync.now();
   let results: CertificateSyncResult[] = [];
-  const report = async (phase: ServicePhase): Promise<boolean> => {
+  let lastPhase: Exclude<ServicePhase, { kind: 'syncing' }> = { kind: 'starting' };
+  // Status writes go one after another: an interim write never lands after the end-of-cycle one.
+  let writing: Promise<unknown> = Promise.resolve();
+  const write = (phase: ServicePhase, shown: readonly CertificateSyncResult[]): Promise<void> => {
+    const next = writing.then(() => deps.writeStatus(buildStatusReport({ mode: config.initialSync, phase, expected, results: shown, warnings: config.warnings })));
+    writing = next.catch(() => undefined);
+    return next;
+  };
+  const report = async (phase: Exclude<ServicePhase, { kind: 'syncing' }>): Promise<boolean> => {
     if (await deps.isSuperseded()) return false;
-    await deps.writeStatus(buildStatusReport({ mode: config.initialSync, phase, expected, results, warnings: config.warnings }));
+    lastPhase = phase;
+    await write(phase, results);
     return true;
+  };
+  /** One cycle, with interim status writes while it outlasts progressWriteMs and new results keep arriving. */
+  const cycle = async (): Promise<CertificateSyncResult[]> => {
+    const previous = new Map(results.map((r) => [r.cert, r]));
+    const latest: Array<CertificateSyncResult | undefined> = certs.map((c) => previous.get(c));
+    let fresh = false;
+    const since = now();
+    const timer = setInterval(() => {
+      if (!fresh) return;
+      fresh = false;
+      const shown = latest.filter((r): r is CertificateSyncResult => r !== undefined);
+      void deps
+        .isSuperseded()
+        .then((superseded) => (superseded ? undefined : write({ kind: 'syncing', since, previous: lastPhase }, shown)))
+        .catch(() => undefined); // the end-of-cycle write reports what matters; an interim one may fail quietly
+    }, deps.progressWriteMs ?? 5000);
+    timer.unref?.();
+    try {
+      return await runSyncCycle(certs, deps.sync, {
+        concurrency: deps.concurrency,
+        signal,
+        onResult: (index, result) => {
+          latest[index] = result;
+          fresh = true;
+        },
+      });
+    } finally {
+      clearInterval(timer);
+      await writing;
+    }
   };
 
   if (!(await report({ kind: 'starting' }))) return 'superseded';
@@ -58,11 +100,11 @@ export async function runPollLoop(config: KvvmConfig, deps: PollLoopDeps, signal
   let provisioned = config.initialSync === 'none';
   let attempt = 0;
   while (!signal.aborted) {
-    results = await runSyncCycle(certs, deps.sync, { concurrency: deps.concurrency, signal });
+    results = await cycle();
     if (signal.aborted) break;
     await deps.afterCycle?.(results);
     deps.onCycle?.(results);
-    let phase: ServicePhase;
+    let phase: Exclude<ServicePhase, { kind: 'syncing' }>;
     let delay: number;
     if (!initialDone && !allInstalled(results, expected)) {
       attempt += 1;

@@ -14,7 +14,9 @@ export type ServicePhase =
   /** The bounded initial sync gave up. Polling goes on and the status turns success once everything is in. */
   | { kind: 'gave-up'; attempts: number }
   /** Steady state: polling on the interval. */
-  | { kind: 'polling'; nextPollAt: Date };
+  | { kind: 'polling'; nextPollAt: Date }
+  /** A cycle has run for a while (a slow certificate): what is known so far, under the status of the phase before. */
+  | { kind: 'syncing'; since: Date; previous: Exclude<ServicePhase, { kind: 'syncing' }> };
 
 export interface StatusReportInput {
   mode: InitialSyncMode;
@@ -80,6 +82,14 @@ export function buildStatusReport(input: StatusReportInput): HandlerStatusReport
 
   const phase = input.phase;
   switch (phase.kind) {
+    case 'syncing': {
+      // The top-level state stays what the phase before said (dependent extensions must not see it flip); only the
+      // message and the substatus move on.
+      const before = buildStatusReport({ ...input, phase: phase.previous });
+      const pending = Math.max(0, input.expected - input.results.length);
+      const left = pending > 0 ? `, ${pending} not yet checked` : '';
+      return report(before.status, before.code, `Sync in progress since ${phase.since.toISOString()}: ${progress}${left}; each certificate's substatus shows its latest result.`);
+    }
     case 'starting':
       if (input.mode === 'none') return report('success', 0, `Polling started for ${input.expected} certificates.`);
       return report('transitioning', 0, `Initial sync of ${input.expected} certificates started.`);
