@@ -19,9 +19,9 @@
  *    https://kvvm.localhost:PORT; KVVM_NO_JITTER=1: no start-up jitter.
  *  - The identity travels in PUBLIC settings (msiClientId): Wine 8 has no CryptDecryptMessage, so protected settings
  *    cannot be decrypted here (docs/windows.md; real decryption is covered on Linux and by the CMS tests).
- *  - The token comes from the dev vault's IMDS through the library identity path with its documented host override
- *    AZURE_POD_IDENTITY_AUTHORITY_HOST, not kvvm's own IMDS client (msiEndpoint): that one uses fetch, and undici
- *    cannot connect under Wine 8 ("connect UNKNOWN"; measured in test/windows/wine/lifecycle.test.ts).
+ *  - Two cases for the token, both from the dev vault's IMDS: `msiEndpoint` in the settings (kvvm's own identity
+ *    client, Node's http module: fetch/undici cannot connect under Wine 8, "connect UNKNOWN", which is why kvvm uses
+ *    no fetch), and the library identity path with its documented host override AZURE_POD_IDENTITY_AUTHORITY_HOST.
  * Not claimed here (Windows-only, Wine cannot show them): CNG key storage and key ACLs, usable LocalMachine private
  * keys, the certificate lifecycle event log.
  *
@@ -265,9 +265,41 @@ async function serviceLogs(box: WineBox): Promise<string> {
 
 const CLIENT_ID = '3c0f4a8e-6b1d-4e2f-9a57-8d2c1b0e7f64';
 
-test('the win-x64 package under Wine, driven as the Windows agent drives it: install → enable (the kvvm.exe Windows service) → sync → disable → uninstall', { timeout: 900_000 }, async () => {
+/** The win-x64 zip, built once for both identity cases. */
+let packageZip: Promise<Buffer> | undefined;
+function winPackage(): Promise<Buffer> {
+  packageZip ??= (async () => {
+    const outDir = await mkdtemp(join(tmpdir(), 'kvvm-package-win-'));
+    try {
+      const [pkg] = await buildPackages({ repoRoot, outDir, platforms: [platformById('win-x64')], cacheDir, log: () => undefined });
+      return await readFile(pkg!.file);
+    } finally {
+      await rm(outDir, { recursive: true, force: true });
+    }
+  })();
+  return packageZip;
+}
+
+/**
+ * How the service gets its token:
+ * - 'msiEndpoint': authenticationSettings.msiEndpoint names the dev vault's IMDS, as users deploy it (every
+ *   user-assigned-identity example in the documents); kvvm's own identity client over Node's http module.
+ * - 'library': no msiEndpoint; @azure/identity's ManagedIdentityCredential with its documented host override
+ *   AZURE_POD_IDENTITY_AUTHORITY_HOST pointing at the dev vault's IMDS.
+ */
+type IdentityPath = 'msiEndpoint' | 'library';
+
+test('the win-x64 package under Wine with msiEndpoint in its settings, as users deploy it: install → enable (the kvvm.exe Windows service) → sync → disable → uninstall', { timeout: 900_000 }, async () => {
   if (wineMissing()) return;
-  const outDir = await mkdtemp(join(tmpdir(), 'kvvm-package-win-'));
+  await packageLifecycle('msiEndpoint');
+});
+
+test('the win-x64 package under Wine through the library identity path (AZURE_POD_IDENTITY_AUTHORITY_HOST): install → enable → sync → disable → uninstall', { timeout: 900_000 }, async () => {
+  if (wineMissing()) return;
+  await packageLifecycle('library');
+});
+
+async function packageLifecycle(identity: IdentityPath): Promise<void> {
   let box: WineBox | undefined;
   let vault: DevVault | undefined;
   try {
@@ -281,8 +313,7 @@ test('the win-x64 package under Wine, driven as the Windows agent drives it: ins
     vault.setSecret('api', toPemSecret(api.keyPem, [ca.certPem, api.certPem]), { contentType: 'application/x-pem-file' });
     const thumb = (c: { cert: { fingerprint: string } }): string => c.cert.fingerprint.replace(/:/g, '');
 
-    const [pkg] = await buildPackages({ repoRoot, outDir, platforms: [platformById('win-x64')], cacheDir, log: () => undefined });
-    box = await makeWineBox(await readFile(pkg!.file));
+    box = await makeWineBox(await winPackage());
     const manifest = validateHandlerManifest(JSON.parse(await readFile(join(box.extensionFolder, 'HandlerManifest.json'), 'utf8')));
     assert.ok(manifest.ok);
     const commands = manifest.manifest.commands;
@@ -301,7 +332,7 @@ test('the win-x64 package under Wine, driven as the Windows agent drives it: ins
         ],
       },
       // Public, not protected: Wine 8 has no CryptDecryptMessage (see the header).
-      authenticationSettings: { msiClientId: CLIENT_ID },
+      authenticationSettings: identity === 'msiEndpoint' ? { msiEndpoint: vault.imdsEndpoint, msiClientId: CLIENT_ID } : { msiClientId: CLIENT_ID },
     };
     await writeFile(join(box.configFolder, '0.settings'), JSON.stringify({
       runtimeSettings: [{ handlerSettings: { publicSettings, protectedSettings: null, protectedSettingsCertThumbprint: null } }],
@@ -314,7 +345,7 @@ test('the win-x64 package under Wine, driven as the Windows agent drives it: ins
       NODE_EXTRA_CA_CERTS: winePath(vault.caCertFile),
       KVVM_EXTRA_VAULT_SUFFIXES: 'localhost',
       KVVM_NO_JITTER: '1',
-      AZURE_POD_IDENTITY_AUTHORITY_HOST: vault.imdsHost,
+      ...(identity === 'library' ? { AZURE_POD_IDENTITY_AUTHORITY_HOST: vault.imdsHost } : {}),
     };
     const agent = (command: string, extra: Record<string, string> = {}) => box!.cmd(command, { ...agentEnv, ...extra });
 
@@ -394,9 +425,10 @@ test('the win-x64 package under Wine, driven as the Windows agent drives it: ins
     await assert.rejects(readFile(join(box.extensionFolder, 'kvvm-service.launch.json')), { code: 'ENOENT' });
     const after = await readStores(box, [stores.web, stores.api]);
     assert.deepEqual(after, synced);
+    // The token came the way this case says: the dev vault's IMDS issued it (both paths end there).
+    assert.ok(vault.stats().imds.tokensIssued > 0, 'no token was issued by the dev IMDS');
   } finally {
     await box?.close();
     await vault?.close();
-    await rm(outDir, { recursive: true, force: true });
   }
-});
+}
