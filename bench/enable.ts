@@ -24,8 +24,16 @@ export async function benchEnable(o: { runs: number }, progress: (s: string) => 
       await bench.command(seq, 'disable');
     }
     return [
-      measuredFloor(timing('enable: wall', median(enable), median(bare), ENABLE_TARGET, 'ms',
-        `median of ${o.runs} runs of 'kvvm enable' (new sequence number, service stopped, 10 certificates, requireInitialSync false) vs 'node -e 0'`)),
+      measuredFloor(
+        timing(
+          'enable: wall',
+          median(enable),
+          median(bare),
+          ENABLE_TARGET,
+          'ms',
+          `median of ${o.runs} runs of 'kvvm enable' (new sequence number, service stopped, 10 certificates, requireInitialSync false) vs 'node -e 0'`,
+        ),
+      ),
     ];
   } finally {
     await bench.close();

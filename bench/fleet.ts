@@ -12,8 +12,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../handler/service/pollLoop.js';
-import { DEFAULT_RETRY, type RetryOptions } from '../handler/vault/backoff.js';
+import { DEFAULT_RETRY_POLICY } from '../handler/service/pollLoop.js';
+import { DEFAULT_RETRY, type RetryPolicy } from '../handler/vault/backoff.js';
 import { buildVaultState, makeCertPool, saveVaultState } from './fixtures.js';
 import type { FleetWorkerJob, FleetWorkerResult } from './fleetWorker.js';
 import { count, timing, type BenchEntry } from './report.js';
@@ -26,7 +26,7 @@ export interface FleetOptions {
   rate: { requests: number; windowMs: number };
   initialJitterMs: number;
   pollRetry: RetryPolicy;
-  readerRetry: RetryOptions;
+  readerRetry: RetryPolicy;
   /** "off": no initial jitter, no retry inside a cycle, a fixed retry delay without randomness. */
   offPollRetry: RetryPolicy;
   timeoutMs: number;
@@ -102,7 +102,10 @@ async function runMode(o: FleetOptions, withJitter: boolean, progress: (s: strin
           randomDelays: withJitter,
           timeoutMs: o.timeoutMs,
         };
-        const child = fork(WORKER, [], { env: { ...process.env, NODE_EXTRA_CA_CERTS: trust, KVVM_EXTRA_VAULT_SUFFIXES: 'localhost' }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+        const child = fork(WORKER, [], {
+          env: { ...process.env, NODE_EXTRA_CA_CERTS: trust, KVVM_EXTRA_VAULT_SUFFIXES: 'localhost' },
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        });
         return new Promise<FleetWorkerResult>((resolve, reject) => {
           child.once('message', (m: FleetWorkerResult | { error: string }) => ('error' in m ? reject(new Error(m.error)) : resolve(m)));
           child.once('exit', (code) => reject(new Error(`fleet worker exited (${code})`)));
@@ -142,8 +145,14 @@ export async function benchFleet(o: FleetOptions, progress: (s: string) => void)
       : `no initial jitter, no retry inside a cycle, every failed cycle retried after exactly ${o.offPollRetry.baseDelayMs} ms`;
     entries.push(
       // No target for the time: on a 2-core machine the simulated instances' own CPU bounds it (see the note).
-      timing(`${label}: time to all certificates`, r.maxDoneMs, floor, null, 'ms',
-        `${params}; ${how}; ${r.completed}/${o.instances} instances complete; ${r.requests} vault requests (incl. 401 challenges); ${r.clientRetries} client retries; worker CPU ${r.workerCpuMs.toFixed(0)} ms`),
+      timing(
+        `${label}: time to all certificates`,
+        r.maxDoneMs,
+        floor,
+        null,
+        'ms',
+        `${params}; ${how}; ${r.completed}/${o.instances} instances complete; ${r.requests} vault requests (incl. 401 challenges); ${r.clientRetries} client retries; worker CPU ${r.workerCpuMs.toFixed(0)} ms`,
+      ),
       count(`${label}: 429s`, r.throttled, null),
       count(`${label}: failed syncs`, r.failedCycles, withJitter ? 1 : null, 'poll cycles that ended with a certificate missing'),
     );

@@ -11,10 +11,11 @@ import { loadTrustedRoots } from '../handler/certs/chain.js';
 import { parseCertificateSecret } from '../handler/certs/parse.js';
 import { makeChainCheck } from '../handler/commands/service.js';
 import { allInstalled, SERVICE_CONCURRENCY } from '../handler/engine/syncCycle.js';
-import { runPollLoop, type RetryPolicy } from '../handler/service/pollLoop.js';
+import { runPollLoop } from '../handler/service/pollLoop.js';
 import type { KvvmConfig } from '../handler/settings/config.js';
+import { profileFor } from '../handler/settings/profile.js';
 import { createPemStore } from '../handler/stores/pemStore.js';
-import { newRetryStats, type RetryOptions } from '../handler/vault/backoff.js';
+import { newRetryStats, type RetryPolicy } from '../handler/vault/backoff.js';
 import { createVaultReader, type VaultReaderStats } from '../handler/vault/secretsClient.js';
 import { countingLogger } from './common.js';
 import { observedCertificates } from './fixtures.js';
@@ -30,7 +31,7 @@ export interface FleetWorkerJob {
   jitter: boolean;
   initialJitterMs: number;
   pollRetry: RetryPolicy;
-  readerRetry: RetryOptions;
+  readerRetry: RetryPolicy;
   /** Without backoff the retry delays are not randomised either: every instance retries in lock step. */
   randomDelays: boolean;
   timeoutMs: number;
@@ -48,13 +49,14 @@ async function runJob(job: FleetWorkerJob): Promise<FleetWorkerResult> {
   const stats: VaultReaderStats = { vault: newRetryStats(), identity: newRetryStats() };
   const checkChain = makeChainCheck(loadTrustedRoots(process.env));
   const env = { KVVM_EXTRA_VAULT_SUFFIXES: 'localhost' };
-  const done: (number | null)[] = new Array(job.instances).fill(null);
+  const done: (number | null)[] = new Array<number | null>(job.instances).fill(null);
   let failedCycles = 0;
   const instances = Array.from({ length: job.instances }, (_, k) => {
     const storeDir = join(job.root, `vm-${job.first + k}`);
     mkdirSync(storeDir, { recursive: true, mode: 0o700 });
     const config: KvvmConfig = {
       generation: '4.0',
+      profile: profileFor('4.0', 'linux', 'option'),
       pollingIntervalS: 3600,
       linkOnRenewal: false,
       initialSync: 'bounded',

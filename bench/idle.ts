@@ -4,10 +4,12 @@
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { isRunning } from '../handler/service/supervisor.js';
+import { posixSupervisor } from '../handler/service/posixSupervisor.js';
 import { procCpuMs, procRssMiB, sleep } from './common.js';
 import { startAgentBench } from './agentRun.js';
 import { measuredFloor, timing, type BenchEntry } from './report.js';
+
+const { isRunning } = posixSupervisor;
 
 /** One clock tick: CPU below this is not measurable from /proc, so the floor is never smaller. */
 const MIN_CPU_FLOOR_MS = 10;
@@ -41,11 +43,27 @@ export async function benchIdle(o: { windowS: number; certificates: number }, pr
     const bareRss = procRssMiB(bare.pid);
     await bench.command(0, 'disable');
     return [
-      measuredFloor(timing('idle: resident memory', serviceRss, bareRss, IDLE_RSS_TARGET, 'MiB',
-        `service (worker + supervisor, ${servicePids.length} processes) after its first cycle over ${o.certificates} certificates vs 'node -e "setInterval(...)"'`)),
+      measuredFloor(
+        timing(
+          'idle: resident memory',
+          serviceRss,
+          bareRss,
+          IDLE_RSS_TARGET,
+          'MiB',
+          `service (worker + supervisor, ${servicePids.length} processes) after its first cycle over ${o.certificates} certificates vs 'node -e "setInterval(...)"'`,
+        ),
+      ),
       // CPU time, not wall time: a busy machine delays the service but does not make it use more CPU.
-      measuredFloor(timing(`idle: CPU over ${o.windowS} s`, serviceCpu, Math.max(bareCpu, MIN_CPU_FLOOR_MS), IDLE_CPU_TARGET, 'ms',
-        `utime+stime from /proc; bare process used ${bareCpu} ms; floor at least one clock tick (${MIN_CPU_FLOOR_MS} ms)`)),
+      measuredFloor(
+        timing(
+          `idle: CPU over ${o.windowS} s`,
+          serviceCpu,
+          Math.max(bareCpu, MIN_CPU_FLOOR_MS),
+          IDLE_CPU_TARGET,
+          'ms',
+          `utime+stime from /proc; bare process used ${bareCpu} ms; floor at least one clock tick (${MIN_CPU_FLOOR_MS} ms)`,
+        ),
+      ),
     ];
   } finally {
     bare.kill();

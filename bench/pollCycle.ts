@@ -93,9 +93,22 @@ export async function benchPollCycle(o: PollCycleOptions, progress: (s: string) 
     // One request per certificate is the issue's target, so the floor is priced at N requests.
     const floor1 = Math.max((n * o.latencyMs) / concurrency, limiterMinimumMs(n));
     entries.push(
-      timing(`poll ${n} unchanged: wall`, unchangedMs, floor1, 1.2, 'ms',
-        `concurrency ${concurrency}, ${s1.vault.requests} vault requests, ${o.latencyMs} ms latency, limit ${RATE.requests}/${RATE.windowMs / 1000} s (fixed window); floor max(N*latency/concurrency, the limiter's minimum for N requests); engine CPU ${unchangedCpu.toFixed(0)} ms; ${reader.stats.vault.retries - retries0} client retries`),
-      timing(`poll ${n} unchanged: requests per certificate`, (s1.vault.requests - s1.vault.unauthorized) / n, 1, 1, 'requests', `vault requests of the cycle / N, 401 challenges left out (${s1.vault.unauthorized} this cycle)`),
+      timing(
+        `poll ${n} unchanged: wall`,
+        unchangedMs,
+        floor1,
+        1.2,
+        'ms',
+        `concurrency ${concurrency}, ${s1.vault.requests} vault requests, ${o.latencyMs} ms latency, limit ${RATE.requests}/${RATE.windowMs / 1000} s (fixed window); floor max(N*latency/concurrency, the limiter's minimum for N requests); engine CPU ${unchangedCpu.toFixed(0)} ms; ${reader.stats.vault.retries - retries0} client retries`,
+      ),
+      timing(
+        `poll ${n} unchanged: requests per certificate`,
+        (s1.vault.requests - s1.vault.unauthorized) / n,
+        1,
+        1,
+        'requests',
+        `vault requests of the cycle / N, 401 challenges left out (${s1.vault.unauthorized} this cycle)`,
+      ),
       count(`poll ${n} unchanged: 429s`, s1.vault.throttled, 1),
       count(`poll ${n} unchanged: failures`, failed1, 1),
     );
@@ -127,10 +140,22 @@ export async function benchPollCycle(o: PollCycleOptions, progress: (s: string) 
     entries.push(
       // No target: the issue asks for this comparison, not a bound; kvvm's figure also covers the chain check and a
       // fsynced atomic install that openssl does not do. Regressions are still caught by --quick.
-      timing(`poll ${n} rotated: CPU per certificate`, perCert, opensslMs, null, 'ms',
-        `fetch + parse (PKCS#12, 3DES) + chain check + install into the PEM store, this process's CPU / N; floor: wall time of one 'openssl pkcs12 -nodes' process on the same PFX (median of ${o.opensslRuns})`),
-      timing(`poll ${n} rotated: wall`, rotatedMs, floor2, null, 'ms',
-        `concurrency ${concurrency}, ${s2.vault.requests} vault requests (${(s2.vault.requests / n).toFixed(2)} per certificate); floor max(2N*latency/concurrency, the limiter's minimum for 2N requests)`),
+      timing(
+        `poll ${n} rotated: CPU per certificate`,
+        perCert,
+        opensslMs,
+        null,
+        'ms',
+        `fetch + parse (PKCS#12, 3DES) + chain check + install into the PEM store, this process's CPU / N; floor: wall time of one 'openssl pkcs12 -nodes' process on the same PFX (median of ${o.opensslRuns})`,
+      ),
+      timing(
+        `poll ${n} rotated: wall`,
+        rotatedMs,
+        floor2,
+        null,
+        'ms',
+        `concurrency ${concurrency}, ${s2.vault.requests} vault requests (${(s2.vault.requests / n).toFixed(2)} per certificate); floor max(2N*latency/concurrency, the limiter's minimum for 2N requests)`,
+      ),
       count(`poll ${n} rotated: 429s`, s2.vault.throttled, 1),
       count(`poll ${n} rotated: failures`, failed2, 1, failed2 > 0 ? log.firstError : undefined),
     );

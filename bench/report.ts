@@ -62,7 +62,14 @@ export function meets(e: BenchEntry): boolean | undefined {
 export function formatTable(entries: readonly BenchEntry[]): string {
   const rows = entries.map((e) => {
     const m = meets(e);
-    return [e.name, `${e.value} ${e.unit}`, `${e.floor} ${e.unit === 'count' ? '' : e.unit}`.trim(), e.ratio.toFixed(2), e.target === null ? '-' : `<= ${e.target}`, m === undefined ? 'info' : m ? 'met' : 'NOT MET'];
+    return [
+      e.name,
+      `${e.value} ${e.unit}`,
+      `${e.floor} ${e.unit === 'count' ? '' : e.unit}`.trim(),
+      e.ratio.toFixed(2),
+      e.target === null ? '-' : `<= ${e.target}`,
+      m === undefined ? 'info' : m ? 'met' : 'NOT MET',
+    ];
   });
   const head = ['figure', 'value', 'floor', 'ratio', 'target', ''];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

@@ -24,7 +24,10 @@ type Progress = (s: string) => void;
 async function runScenario(s: Scenario, quick: boolean, progress: Progress): Promise<BenchEntry[]> {
   switch (s) {
     case 'poll':
-      return benchPollCycle(quick ? { certificates: 100, latencyMs: 20, poolSize: 4, opensslRuns: 10 } : { certificates: 1000, latencyMs: 20, poolSize: 16, opensslRuns: 40 }, progress);
+      return benchPollCycle(
+        quick ? { certificates: 100, latencyMs: 20, poolSize: 4, opensslRuns: 10 } : { certificates: 1000, latencyMs: 20, poolSize: 16, opensslRuns: 40 },
+        progress,
+      );
     case 'enable':
       return benchEnable({ runs: quick ? 5 : 15 }, progress);
     case 'idle':
@@ -79,7 +82,10 @@ async function main(): Promise<number> {
     }
     for (const v of failed) process.stdout.write(`REGRESSION (failed twice): ${describeVerdict(v)}\n`);
     if (failed.length > 0) exit = 1;
-    else process.stdout.write(`benchmark gate passed: every count within its target, every targeted ratio within max(target, ${HEADROOM} x recorded); informational figures are not gated\n`);
+    else
+      process.stdout.write(
+        `benchmark gate passed: every count within its target, every targeted ratio within max(target, ${HEADROOM} x recorded); informational figures are not gated\n`,
+      );
   }
   if (values.json) {
     writeResults(resultsFile, mergeResults(recorded, entries, quick));

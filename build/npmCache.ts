@@ -40,7 +40,7 @@ export async function fetchPackage(cacheDir: string, name: string, version: stri
     });
     await rename(join(staging, tarballName(name, version)), file);
   } catch (err) {
-    throw new Error(`could not fetch ${name}@${version} with npm pack: ${(err as Error).message}`);
+    throw new Error(`could not fetch ${name}@${version} with npm pack: ${(err as Error).message}`, { cause: err });
   } finally {
     await rm(staging, { recursive: true, force: true });
   }

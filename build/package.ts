@@ -1,6 +1,6 @@
 /**
  * `npm run package`: one extension zip per platform in dist/packages/, plus the extension image definitions in
- * dist/manifest/. Usage: node lib/build/package.js [--out DIR] [--platform linux-x64,win-x64] [--cache DIR]
+ * dist/manifest/. Usage: node lib/build/package.js [--out DIR] [--platform linux-x64,win-x64] [--cache DIR] [--version X.Y.Z]
  *
  * Package layout (both OSs run the same compiled code the tests run):
  *   HandlerManifest.json      commands in the platform's syntax (bin/kvvm … | bin\kvvm.exe …)
@@ -11,7 +11,9 @@
  *   node_modules/**           production dependencies, pruned; Windows adds koffi's native package
  *   schemas/**                settings schemas
  *   licenses/node/LICENSE     the runtime's licence
- * The version comes from package.json alone and flows into the zip's package.json, the file names and manifests.
+ * The version comes from package.json, or --version X.Y.Z (`npm run package -- --version 3.1.0`), and flows into the
+ * zip's package.json, the file names and manifests. It is the handler version: its major picks the behaviour profile
+ * when the agent gives none (docs/versions.md), so one build ships both the 3.x and the 4.x line.
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -34,6 +36,8 @@ export interface PackageOptions {
   platforms: readonly Platform[];
   /** Where npm pack puts runtimes, koffi natives and postject. */
   cacheDir: string;
+  /** The version to stamp (default: package.json's). */
+  version?: string;
   log?: (line: string) => void;
 }
 
@@ -51,8 +55,9 @@ export async function buildPackages(options: PackageOptions): Promise<BuiltPacka
   const { repoRoot, outDir, cacheDir } = options;
   const log = options.log ?? ((line: string) => void process.stdout.write(`${line}\n`));
   const pkg = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')) as PackageJson & { dependencies?: Record<string, string> };
-  const version = pkg.version;
-  if (!version || !/^\d+\.\d+\.\d+$/.test(version)) throw new Error(`package.json "version" must be MAJOR.MINOR.PATCH (got ${JSON.stringify(version)})`);
+  const version = options.version ?? pkg.version;
+  if (!version || !/^\d+\.\d+\.\d+$/.test(version))
+    throw new Error(`the version to stamp (--version or package.json "version") must be MAJOR.MINOR.PATCH (got ${JSON.stringify(version)})`);
   const koffiVersion = pkg.dependencies?.['koffi'];
   if (!koffiVersion || !/^\d+\.\d+\.\d+$/.test(koffiVersion)) throw new Error(`package.json must pin koffi to an exact version (got ${JSON.stringify(koffiVersion)})`);
   if (!existsSync(join(repoRoot, 'lib', 'handler', 'cli.js'))) throw new Error('lib/handler/cli.js is missing: run tsc -p . first');
@@ -196,6 +201,7 @@ interface CliArgs {
   outDir: string;
   platforms: Platform[];
   cacheDir: string;
+  version?: string;
 }
 
 export function parseArgs(argv: readonly string[], repoRoot: string): CliArgs {
@@ -206,7 +212,8 @@ export function parseArgs(argv: readonly string[], repoRoot: string): CliArgs {
     if (flag === '--out' && value) args.outDir = resolve(value);
     else if (flag === '--cache' && value) args.cacheDir = resolve(value);
     else if (flag === '--platform' && value) args.platforms = value.split(',').map((id) => platformById(id.trim()));
-    else throw new Error(`usage: node lib/build/package.js [--out DIR] [--platform ${PLATFORMS.map((p) => p.id).join(',')}] [--cache DIR]`);
+    else if (flag === '--version' && value) args.version = value;
+    else throw new Error(`usage: node lib/build/package.js [--out DIR] [--platform ${PLATFORMS.map((p) => p.id).join(',')}] [--cache DIR] [--version X.Y.Z]`);
     i++;
   }
   return args;

@@ -62,9 +62,14 @@ function flag(value: string): boolean | string {
 
 export const OVERRIDE_VARIABLES: readonly Variable[] = [
   {
-    name: 'KVVM_EXTRA_VAULT_SUFFIXES', kind: 'operator', service: true,
+    name: 'KVVM_EXTRA_VAULT_SUFFIXES',
+    kind: 'operator',
+    service: true,
     apply: (v, o) => {
-      const suffixes = v.split(',').map((s) => s.trim().toLowerCase()).filter((s) => s.length > 0);
+      const suffixes = v
+        .split(',')
+        .map((s) => s.trim().toLowerCase())
+        .filter((s) => s.length > 0);
       const bad = suffixes.find((s) => !/^\.?[a-z0-9-]+(?:\.[a-z0-9-]+)*$/.test(s));
       if (bad !== undefined) return `has "${bad}", which is not a DNS suffix (comma-separated, e.g. ".vault.local.azurestack.external,localhost")`;
       o.extraVaultSuffixes = suffixes;
@@ -75,23 +80,45 @@ export const OVERRIDE_VARIABLES: readonly Variable[] = [
   { name: 'KVVM_ARM_CA_FILE', kind: 'operator', service: false, apply: (v, o) => void (o.armCaFile = v) },
   { name: 'KVVM_WAAGENT_DIR', kind: 'development', service: true, apply: (v, o) => (v.trim() === '' ? 'must be a folder path' : void (o.waagentDir = v)) },
   {
-    name: 'KVVM_DEV_POLL_INTERVAL_S', kind: 'development', service: true,
+    name: 'KVVM_DEV_POLL_INTERVAL_S',
+    kind: 'development',
+    service: true,
     apply: (v, o) => {
       const n = positiveNumber(v, MAX_POLL_S, 'seconds');
       return typeof n === 'string' ? n : void (o.devPollIntervalS = n);
     },
   },
   {
-    name: 'KVVM_RETRY_BASE_MS', kind: 'development', service: true,
+    name: 'KVVM_RETRY_BASE_MS',
+    kind: 'development',
+    service: true,
     apply: (v, o) => {
       const n = positiveNumber(v, MAX_RETRY_BASE_MS, 'milliseconds');
       return typeof n === 'string' ? n : void (o.retryBaseMs = n);
     },
   },
-  { name: 'KVVM_NO_JITTER', kind: 'development', service: true, apply: (v, o) => { const f = flag(v); return typeof f === 'string' ? f : void (o.noJitter = f); } },
-  { name: 'KVVM_LOG_CONSOLE', kind: 'development', service: true, apply: (v, o) => { const f = flag(v); return typeof f === 'string' ? f : void (o.logConsole = f); } },
   {
-    name: 'KVVM_RESTART_BASE_MS', kind: 'development', service: false,
+    name: 'KVVM_NO_JITTER',
+    kind: 'development',
+    service: true,
+    apply: (v, o) => {
+      const f = flag(v);
+      return typeof f === 'string' ? f : void (o.noJitter = f);
+    },
+  },
+  {
+    name: 'KVVM_LOG_CONSOLE',
+    kind: 'development',
+    service: true,
+    apply: (v, o) => {
+      const f = flag(v);
+      return typeof f === 'string' ? f : void (o.logConsole = f);
+    },
+  },
+  {
+    name: 'KVVM_RESTART_BASE_MS',
+    kind: 'development',
+    service: false,
     apply: (v, o) => {
       const n = positiveNumber(v, MAX_RETRY_BASE_MS, 'milliseconds');
       return typeof n === 'string' ? n : Number.isSafeInteger(n) ? void (o.restartBaseMs = n) : 'must be a whole number of milliseconds';
@@ -103,8 +130,16 @@ export const OVERRIDE_VARIABLES: readonly Variable[] = [
 const BY_NAME = new Map(OVERRIDE_VARIABLES.map((v) => [v.name, v]));
 
 export const NO_OVERRIDES: Readonly<Overrides> = Object.freeze({
-  extraVaultSuffixes: [], armEndpoint: undefined, armCaFile: undefined, waagentDir: undefined,
-  devPollIntervalS: undefined, noJitter: false, retryBaseMs: undefined, logConsole: false, restartBaseMs: undefined, initNone: false,
+  extraVaultSuffixes: [],
+  armEndpoint: undefined,
+  armCaFile: undefined,
+  waagentDir: undefined,
+  devPollIntervalS: undefined,
+  noJitter: false,
+  retryBaseMs: undefined,
+  logConsole: false,
+  restartBaseMs: undefined,
+  initNone: false,
 });
 
 export interface OverrideReading {
@@ -128,7 +163,9 @@ export function readOverrides(env: EnvLike): OverrideReading {
     const problem = variable.apply(value, overrides);
     if (problem !== undefined) invalid.push({ name: variable.name, value, message: `${variable.name}="${value}" ${problem}.` });
   }
-  const unknown = Object.keys(env).filter((k) => /^KVVM_/i.test(k) && !BY_NAME.has(k) && env[k] !== undefined).sort();
+  const unknown = Object.keys(env)
+    .filter((k) => /^KVVM_/i.test(k) && !BY_NAME.has(k) && env[k] !== undefined)
+    .sort();
   return { overrides, set, unknown, invalid };
 }
 

@@ -19,11 +19,7 @@ export const PROTECTED_PLACEHOLDER = '[protected setting]';
 
 /** Replaces anything that looks like key material or a token. */
 export function redactSecrets(text: string): string {
-  return text
-    .replace(PEM_BLOCK, '[redacted PEM]')
-    .replace(BEARER, '$1[redacted token]')
-    .replace(JWT, '[redacted token]')
-    .replace(LONG_BASE64, '[redacted base64]');
+  return text.replace(PEM_BLOCK, '[redacted PEM]').replace(BEARER, '$1[redacted token]').replace(JWT, '[redacted token]').replace(LONG_BASE64, '[redacted base64]');
 }
 
 /** Replaces every occurrence of each needle (longest first, so a value's prefix never survives its whole). */

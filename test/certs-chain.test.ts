@@ -123,7 +123,10 @@ describe('chain validation of openssl-made chains', () => {
       assert.ok(roots.length > 100, 'the bundled Mozilla roots are there');
       assert.equal(roots.filter((r) => r.raw.equals(root.cert.raw)).length, 1);
       assert.equal(new Set(roots.map((r) => r.fingerprint256)).size, roots.length);
-      assert.equal(loadTrustedRoots({}).some((r) => r.raw.equals(root.cert.raw)), false);
+      assert.equal(
+        loadTrustedRoots({}).some((r) => r.raw.equals(root.cert.raw)),
+        false,
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

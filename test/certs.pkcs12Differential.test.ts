@@ -47,7 +47,9 @@ function opensslOutcome(dir: string, der: Buffer, password = ''): Outcome {
   const blocks = splitPemBlocks(text);
   return {
     ok: true,
-    keys: blocks.filter((b) => b.label === 'PRIVATE KEY').map((b) => createPrivateKey({ key: b.der, format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'der' }).toString('hex')),
+    keys: blocks
+      .filter((b) => b.label === 'PRIVATE KEY')
+      .map((b) => createPrivateKey({ key: b.der, format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'der' }).toString('hex')),
     certs: blocks.filter((b) => b.label === 'CERTIFICATE').map((b) => new X509Certificate(b.der).raw.toString('hex')),
   };
 }
@@ -68,7 +70,11 @@ const VARIANTS: Variant[] = [
   { name: 'EC key, chain of two', mode: 'modern', args: [], keyType: 'ec', chain: 2 },
   { name: 'EC key, -legacy', mode: 'legacy', args: [], keyType: 'ec', chain: 1 },
   { name: 'no chain', mode: 'modern', args: [], chain: 0 },
-  ...['AES-128-CBC', 'AES-192-CBC', 'AES-256-CBC', 'DES-EDE3-CBC'].map((c): Variant => ({ name: `PBES2 ${c} for key and certificates`, mode: 'modern', args: ['-keypbe', c, '-certpbe', c] })),
+  ...['AES-128-CBC', 'AES-192-CBC', 'AES-256-CBC', 'DES-EDE3-CBC'].map((c): Variant => ({
+    name: `PBES2 ${c} for key and certificates`,
+    mode: 'modern',
+    args: ['-keypbe', c, '-certpbe', c],
+  })),
   { name: 'PBE-SHA1-3DES for key and certificates', mode: 'modern', args: ['-keypbe', 'PBE-SHA1-3DES', '-certpbe', 'PBE-SHA1-3DES'] },
   { name: 'PBE-SHA1-2DES for key and certificates', mode: 'legacy', args: ['-keypbe', 'PBE-SHA1-2DES', '-certpbe', 'PBE-SHA1-2DES'], forgeRefused: 'pkcs12-unsupported' },
   { name: 'PBE-SHA1-RC2-40 for key and certificates', mode: 'legacy', args: ['-keypbe', 'PBE-SHA1-RC2-40', '-certpbe', 'PBE-SHA1-RC2-40'] },
@@ -117,10 +123,23 @@ describe('PKCS#12 on node:crypto gives what forge and openssl give', () => {
 
   it('a PFX with a password: refused as pkcs12-password by both readers, for every scheme', () => {
     const leaf = ssl.leaf('diff-rsa', inters[0]);
-    for (const [mode, args] of [['modern', []], ['legacy', []], ['modern', ['-nomac']], ['legacy', ['-nomac']]] as const) {
+    for (const [mode, args] of [
+      ['modern', []],
+      ['legacy', []],
+      ['modern', ['-nomac']],
+      ['legacy', ['-nomac']],
+    ] as const) {
       const der = Buffer.from(ssl.pkcs12(leaf, [root], { mode, password: 'hunter2', exportArgs: [...args] }), 'base64');
-      assert.deepEqual(outcome(() => readPkcs12(der)), { ok: false, reason: 'pkcs12-password' }, `${mode} ${args.join(' ')}`);
-      if (args.length === 0) assert.deepEqual(outcome(() => readPkcs12WithForge(der)), { ok: false, reason: 'pkcs12-password' });
+      assert.deepEqual(
+        outcome(() => readPkcs12(der)),
+        { ok: false, reason: 'pkcs12-password' },
+        `${mode} ${args.join(' ')}`,
+      );
+      if (args.length === 0)
+        assert.deepEqual(
+          outcome(() => readPkcs12WithForge(der)),
+          { ok: false, reason: 'pkcs12-password' },
+        );
     }
   });
 
@@ -131,7 +150,11 @@ describe('PKCS#12 on node:crypto gives what forge and openssl give', () => {
       const der = Buffer.from(vector.value, 'base64');
       const native = outcome(() => readPkcs12(der));
       assert.equal(native.ok, true, vector.file);
-      assert.deepEqual(native, outcome(() => readPkcs12WithForge(der)), vector.file);
+      assert.deepEqual(
+        native,
+        outcome(() => readPkcs12WithForge(der)),
+        vector.file,
+      );
       assert.deepEqual(native, opensslOutcome(ssl.dir, der), vector.file);
     }
   });
@@ -142,7 +165,10 @@ describe('PKCS#12 on node:crypto gives what forge and openssl give', () => {
     const der = Buffer.from(toPkcs12Base64(leaf.keyPem, [leaf.certPem, ca.certPem]), 'base64');
     const native = outcome(() => readPkcs12(der));
     assert.equal(native.ok, true);
-    assert.deepEqual(native, outcome(() => readPkcs12WithForge(der)));
+    assert.deepEqual(
+      native,
+      outcome(() => readPkcs12WithForge(der)),
+    );
     assert.deepEqual(native, opensslOutcome(ssl.dir, der));
   });
 });

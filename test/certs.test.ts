@@ -25,7 +25,10 @@ describe('recorded Key Vault secrets', () => {
   const vectors = loadSecretVectors();
 
   it('the vector folder holds the three recorded certificate secrets', () => {
-    assert.deepEqual(vectors.map((v) => v.file), ['secret-pem-2020.json', 'secret-pkcs12-2020.json', 'secret-pkcs12-2022.json']);
+    assert.deepEqual(
+      vectors.map((v) => v.file),
+      ['secret-pem-2020.json', 'secret-pkcs12-2020.json', 'secret-pkcs12-2022.json'],
+    );
   });
 
   for (const vector of vectors) {
@@ -53,7 +56,10 @@ describe('recorded Key Vault secrets', () => {
     const material = parseCertificateSecret(vector?.value ?? '', PKCS12);
     const pem = materialToPem(material);
     assert.match(pem, /^-----BEGIN PRIVATE KEY-----\n[\s\S]+-----END PRIVATE KEY-----\n-----BEGIN CERTIFICATE-----\n[\s\S]+-----END CERTIFICATE-----\n$/);
-    assert.equal(opensslRead(['x509', '-noout', '-fingerprint', '-sha1'], pem).trim().toUpperCase(), 'SHA1 FINGERPRINT=43:0C:B3:D0:EC:CC:21:A3:E9:91:A6:B0:2A:87:7D:85:8F:32:C5:D7');
+    assert.equal(
+      opensslRead(['x509', '-noout', '-fingerprint', '-sha1'], pem).trim().toUpperCase(),
+      'SHA1 FINGERPRINT=43:0C:B3:D0:EC:CC:21:A3:E9:91:A6:B0:2A:87:7D:85:8F:32:C5:D7',
+    );
     assert.match(opensslRead(['pkey', '-noout', '-text'], pem), /Private-Key: \(2048 bit/);
   });
 
@@ -89,7 +95,10 @@ describe('openssl-made secrets', () => {
         assert.match(info, mode === 'legacy' ? /RC2-40|40BitRC2/ : /AES-256-CBC/, 'the file uses the algorithms the test claims');
         const material = parseCertificateSecret(b64, PKCS12);
         assert.equal(material.leaf.fingerprint, leaf.cert.fingerprint);
-        assert.deepEqual(material.chain.map((c) => c.subject), ['CN=inter', 'CN=root']);
+        assert.deepEqual(
+          material.chain.map((c) => c.subject),
+          ['CN=inter', 'CN=root'],
+        );
         assert.equal(material.privateKey.asymmetricKeyType, keyType);
         assert.equal(material.sourceFormat, 'pkcs12');
       });
@@ -105,7 +114,10 @@ describe('openssl-made secrets', () => {
         const leaf = get(keyType);
         const material = parseCertificateSecret(pemSecret(...parts(leaf)), PEM);
         assert.equal(material.leaf.fingerprint, leaf.cert.fingerprint);
-        assert.deepEqual(material.chain.map((c) => c.subject), ['CN=inter', 'CN=root']);
+        assert.deepEqual(
+          material.chain.map((c) => c.subject),
+          ['CN=inter', 'CN=root'],
+        );
         assert.equal(material.sourceFormat, 'pem');
       });
     }
@@ -121,7 +133,10 @@ describe('openssl-made secrets', () => {
     const other = pki.rootCa('other-root', { keyName: 'other' });
     const leaf = get('rsa');
     const material = parseCertificateSecret(pemSecret(other.certPem, get('inter').certPem, leaf.keyPem, leaf.certPem), PEM);
-    assert.deepEqual(material.chain.map((c) => c.subject), ['CN=inter', 'CN=other-root']);
+    assert.deepEqual(
+      material.chain.map((c) => c.subject),
+      ['CN=inter', 'CN=other-root'],
+    );
   });
 
   it('a password-protected PFX is refused as such, legacy and modern', () => {
@@ -132,8 +147,10 @@ describe('openssl-made secrets', () => {
 
   it('a certificate without its key (non-exportable policy) is refused with the exportable-key fix', () => {
     for (const value of [pki.pkcs12(get('rsa'), [get('inter')], { mode: 'modern', noKey: true }), pemSecret(get('rsa').certPem)]) {
-      assert.throws(() => parseCertificateSecret(value, undefined), (err: unknown) =>
-        err instanceof KvvmError && err.reason === 'no-private-key' && /exportable/.test(err.fix ?? ''));
+      assert.throws(
+        () => parseCertificateSecret(value, undefined),
+        (err: unknown) => err instanceof KvvmError && err.reason === 'no-private-key' && /exportable/.test(err.fix ?? ''),
+      );
     }
   });
 
@@ -154,8 +171,7 @@ describe('openssl-made secrets', () => {
       // Same PFX with its MAC iteration count rewritten to 2^31-1: must be refused, not computed for hours.
       const asn1 = forge.asn1.fromDer(forge.util.createBuffer(der().toString('binary')));
       const macData = (asn1.value as forge.asn1.Asn1[])[2] as forge.asn1.Asn1;
-      (macData.value as forge.asn1.Asn1[])[2] = forge.asn1.create(forge.asn1.Class.UNIVERSAL, forge.asn1.Type.INTEGER, false,
-        forge.asn1.integerToDer(0x7fffffff).getBytes());
+      (macData.value as forge.asn1.Asn1[])[2] = forge.asn1.create(forge.asn1.Class.UNIVERSAL, forge.asn1.Type.INTEGER, false, forge.asn1.integerToDer(0x7fffffff).getBytes());
       return Buffer.from(forge.asn1.toDer(asn1).getBytes(), 'binary').toString('base64');
     };
     const otherKey = () => pki.leaf('stranger', undefined, { keyType: 'ec' }).keyPem;
@@ -178,8 +194,16 @@ describe('openssl-made secrets', () => {
       ['PEM with mismatched BEGIN/END labels', () => [vectorPem().replace('END CERTIFICATE', 'END PRIVATE KEY'), PEM], 'malformed-pem'],
       ['PEM with a BEGIN inside a block', () => [vectorPem().replace(/(BEGIN CERTIFICATE-----\n)/, '$1-----BEGIN CERTIFICATE-----\n'), PEM], 'malformed-pem'],
       ['plain text declared as PEM', () => ['hello world', PEM], 'malformed-pem'],
-      ['a CERTIFICATE block holding random DER', () => [pemSecret(`-----BEGIN CERTIFICATE-----\n${randomBytes(300).toString('base64')}\n-----END CERTIFICATE-----`), PEM], 'malformed-pem'],
-      ['a PRIVATE KEY block holding random DER', () => [vectorPem().replace(/(BEGIN PRIVATE KEY-----\n)[A-Za-z0-9+/]{64}/, `$1${randomBytes(48).toString('base64')}`), PEM], 'malformed-pem'],
+      [
+        'a CERTIFICATE block holding random DER',
+        () => [pemSecret(`-----BEGIN CERTIFICATE-----\n${randomBytes(300).toString('base64')}\n-----END CERTIFICATE-----`), PEM],
+        'malformed-pem',
+      ],
+      [
+        'a PRIVATE KEY block holding random DER',
+        () => [vectorPem().replace(/(BEGIN PRIVATE KEY-----\n)[A-Za-z0-9+/]{64}/, `$1${randomBytes(48).toString('base64')}`), PEM],
+        'malformed-pem',
+      ],
       ['an unexpected PEM block type', () => [`${vectorPem()}-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n`, PEM], 'malformed-pem'],
       ['a key that matches none of the certificates', () => [pemSecret(otherKey(), get('rsa').certPem, get('inter').certPem), PEM], 'key-mismatch'],
       ['an encrypted PKCS#8 key', () => [pemSecret(pki.encryptedKey(get('rsa')), get('rsa').certPem), PEM], 'encrypted-private-key'],

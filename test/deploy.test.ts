@@ -30,7 +30,12 @@ const SUCCESS_VIEW = {
   typeHandlerVersion: '3.0.2',
   statuses: [{ code: 'ProvisioningState/succeeded', level: 'Info', displayStatus: 'Provisioning succeeded', message: 'Polling started: 1 of 1 certificates in place.' }],
   substatuses: [
-    { code: 'ComponentStatus/myvault/web/success', level: 'Info', displayStatus: 'Provisioning succeeded', message: 'Installed: version 0f1e2d, thumbprint AB12, expires 2030-01-01T00:00:00.000Z.' },
+    {
+      code: 'ComponentStatus/myvault/web/success',
+      level: 'Info',
+      displayStatus: 'Provisioning succeeded',
+      message: 'Installed: version 0f1e2d, thumbprint AB12, expires 2030-01-01T00:00:00.000Z.',
+    },
   ],
 };
 
@@ -92,13 +97,13 @@ describe('kvvm deploy vm', () => {
   it('refuses invalid settings with the problems and sends no request at all', async (t) => {
     t.after(() => arm.close());
     const bad = settingsFile('bad.json', {
-      secretsManagementSettings: { observedCertificates: ['https://myvault.vault.azure.net/certificates/web'], pollingIntervalInSeconds: 60 },
+      secretsManagementSettings: { observedCertificates: ['https://myvault.vault.azure.net/keys/web'], pollingIntervalInSeconds: 60 },
     });
     const r = await deploy(['vm', '--resource-group', RG, '--name', 'web1', '--settings', bad, '--wait']);
     assert.equal(r.code, 1);
     assert.match(r.err, /nothing was sent/);
     assert.match(r.err, /pollingIntervalInSeconds/);
-    assert.match(r.err, /\/certificates\//);
+    assert.match(r.err, /\/keys\//);
     assert.equal(arm.requests.length, 0);
   });
 
@@ -127,7 +132,7 @@ describe('kvvm deploy vm', () => {
     assert.match(r.out, /myvault\/web\s+success\s+Installed: version 0f1e2d/);
   });
 
-  it('a provisioning that ends Failed shows ARM\'s error and the extension\'s own message, exit 1', async (t) => {
+  it("a provisioning that ends Failed shows ARM's error and the extension's own message, exit 1", async (t) => {
     t.after(() => arm.close());
     arm.scenario('KeyVaultForLinux', {
       mode: 'async-operation',
@@ -135,12 +140,19 @@ describe('kvvm deploy vm', () => {
       outcome: 'Failed',
       error: {
         code: 'VMExtensionProvisioningError',
-        message: "VM has reported a failure when processing extension 'KeyVaultForLinux'. Error message: \"Identity not found\".",
+        message: 'VM has reported a failure when processing extension \'KeyVaultForLinux\'. Error message: "Identity not found".',
       },
       instanceView: {
         name: 'KeyVaultForLinux',
         type: 'Microsoft.Azure.KeyVault.KeyVaultForLinux',
-        statuses: [{ code: 'ProvisioningState/failed/1', level: 'Error', displayStatus: 'Provisioning failed', message: 'The metadata endpoint has no user-assigned identity with client id c7373ae5-91c2-4165-8ab6-7381d6e75619. Fix: assign it to the VM.' }],
+        statuses: [
+          {
+            code: 'ProvisioningState/failed/1',
+            level: 'Error',
+            displayStatus: 'Provisioning failed',
+            message: 'The metadata endpoint has no user-assigned identity with client id c7373ae5-91c2-4165-8ab6-7381d6e75619. Fix: assign it to the VM.',
+          },
+        ],
       },
     });
     const file = settingsFile('linux-fail.json', LINUX_SETTINGS);
@@ -154,7 +166,19 @@ describe('kvvm deploy vm', () => {
     t.after(() => arm.close());
     arm.scenario('KeyVaultForLinux', { mode: 'async-operation', polls: 5 });
     const file = settingsFile('linux-nowait.json', LINUX_SETTINGS);
-    const r = await deploy(['vm', '--resource-group', RG, '--name', 'web1', '--settings', file, '--location', 'westeurope', '--no-auto-upgrade-minor', '--enable-automatic-upgrade']);
+    const r = await deploy([
+      'vm',
+      '--resource-group',
+      RG,
+      '--name',
+      'web1',
+      '--settings',
+      file,
+      '--location',
+      'westeurope',
+      '--no-auto-upgrade-minor',
+      '--enable-automatic-upgrade',
+    ]);
     assert.equal(r.code, 0, r.err);
     assert.equal(puts().length, 1);
     assert.equal(operationPolls().length, 0);
@@ -202,12 +226,25 @@ describe('kvvm deploy vmss', () => {
     });
   });
 
-  it('--dependents adds ours to the dependent extension\'s provisionAfterExtensions; Location polling to the end', async (t) => {
+  it("--dependents adds ours to the dependent extension's provisionAfterExtensions; Location polling to the end", async (t) => {
     t.after(() => arm.close());
     arm.scenario('KeyVaultForLinux', { mode: 'location', polls: 3, outcome: 'Succeeded' });
     arm.scenario('CustomScript', { mode: 'location', polls: 1, outcome: 'Succeeded' });
     const file = settingsFile('vmss.json', LINUX_SETTINGS);
-    const r = await deploy(['vmss', '--resource-group', RG, '--name', 'webss', '--settings', file, '--provision-after', 'HealthExtension', '--dependents', 'CustomScript', '--wait']);
+    const r = await deploy([
+      'vmss',
+      '--resource-group',
+      RG,
+      '--name',
+      'webss',
+      '--settings',
+      file,
+      '--provision-after',
+      'HealthExtension',
+      '--dependents',
+      'CustomScript',
+      '--wait',
+    ]);
     assert.equal(r.code, 0, r.err);
     const ours = arm.extension(`${RG}/vmss/webss/KeyVaultForLinux`);
     assert.deepEqual((ours?.['properties'] as Record<string, unknown>)['provisionAfterExtensions'], ['HealthExtension']);
@@ -243,8 +280,17 @@ describe('kvvm status', () => {
     assert.equal((await deploy(['vmss', '--resource-group', RG, '--name', 'webss', '--settings', file])).code, 0);
     arm.setVmssInstanceView(RG, 'webss', '0', 'KeyVaultForLinux', {
       name: 'KeyVaultForLinux',
-      statuses: [{ code: 'ProvisioningState/transitioning', level: 'Info', displayStatus: 'Transitioning', message: 'Initial sync: 0 of 1 certificates in place; attempt 2 of 25 failed.' }],
-      substatuses: [{ code: 'ComponentStatus/myvault/web/error', level: 'Error', displayStatus: 'Provisioning failed', message: "Vault myvault.vault.azure.net refused access (403). Fix: assign 'Key Vault Secrets User'." }],
+      statuses: [
+        { code: 'ProvisioningState/transitioning', level: 'Info', displayStatus: 'Transitioning', message: 'Initial sync: 0 of 1 certificates in place; attempt 2 of 25 failed.' },
+      ],
+      substatuses: [
+        {
+          code: 'ComponentStatus/myvault/web/error',
+          level: 'Error',
+          displayStatus: 'Provisioning failed',
+          message: "Vault myvault.vault.azure.net refused access (403). Fix: assign 'Key Vault Secrets User'.",
+        },
+      ],
     });
   });
   after(async () => arm.close());
@@ -263,7 +309,10 @@ describe('kvvm status', () => {
     assert.equal(r.code, 0, r.err);
     const view = JSON.parse(r.out) as { provisioningState: string; certificates: { name: string; status: string }[]; statuses: { message: string }[] };
     assert.equal(view.provisioningState, 'Succeeded');
-    assert.deepEqual(view.certificates.map((c) => [c.name, c.status]), [['myvault/web', 'success']]);
+    assert.deepEqual(
+      view.certificates.map((c) => [c.name, c.status]),
+      [['myvault/web', 'success']],
+    );
     assert.match(view.statuses[0]?.message ?? '', /1 of 1 certificates/);
   });
 

@@ -16,7 +16,13 @@ function context(): CertificateContext {
 }
 
 function call(ctx: CertificateContext, method: 'import' | 'create', name: string, body: unknown): { status: number; body: Record<string, unknown> } {
-  const r = operateCertificate(ctx, method === 'import' ? 'importCertificate' : 'createCertificate', ['certificates', name, method], new URL(`${VAULT}/certificates/${name}/${method}?api-version=7.4`), body);
+  const r = operateCertificate(
+    ctx,
+    method === 'import' ? 'importCertificate' : 'createCertificate',
+    ['certificates', name, method],
+    new URL(`${VAULT}/certificates/${name}/${method}?api-version=7.4`),
+    body,
+  );
   return { status: r.status, body: r.body as Record<string, unknown> };
 }
 
@@ -31,7 +37,11 @@ describe('dev vault certificates API', () => {
     ['base64 that is not a PFX', { value: Buffer.from('hello').toString('base64') }, /PFX content could not be read/],
     ['a PEM without a key', { value: leaf.certPem }, /PEM content could not be read/],
     ['a wrong password', { value: toPkcs12Base64(leaf.keyPem, [leaf.certPem]), pwd: 'nope' }, /PFX content could not be read/],
-    ['an unknown content type', { value: toPkcs12Base64(leaf.keyPem, [leaf.certPem]), policy: { secret_props: { contentType: 'text/plain' } } }, /policy\.secret_props\.contentType/],
+    [
+      'an unknown content type',
+      { value: toPkcs12Base64(leaf.keyPem, [leaf.certPem]), policy: { secret_props: { contentType: 'text/plain' } } },
+      /policy\.secret_props\.contentType/,
+    ],
   ];
   for (const [what, body, message] of BAD_IMPORTS) {
     it(`import refuses ${what} with 400 naming it, and stores nothing`, () => {
@@ -91,7 +101,8 @@ describe('dev vault certificates API', () => {
     const r = call(ctx, 'create', 'gen', { policy: POLICY });
     assert.equal(r.status, 202);
     assert.equal(r.body['status'], 'inProgress');
-    const poll = (): unknown => (operateCertificate(ctx, 'getCertificateOperation', ['certificates', 'gen', 'pending'], new URL(`${VAULT}/x`), undefined).body as Record<string, unknown>)['status'];
+    const poll = (): unknown =>
+      (operateCertificate(ctx, 'getCertificateOperation', ['certificates', 'gen', 'pending'], new URL(`${VAULT}/x`), undefined).body as Record<string, unknown>)['status'];
     assert.equal(poll(), 'inProgress');
     assert.equal(poll(), 'completed');
     assert.equal(ctx.state.get('gen')?.contentType, 'application/x-pkcs12');

@@ -59,7 +59,10 @@ test('an ordinary client reaches kvvm dev-vault as printed, imports a PFX throug
   try {
     // Two certificates made by openssl, without serverAuth (no chain to a trusted root is needed): a PFX with a
     // password for the SDK's import, and a password-less web.pfx for the printed `put` command.
-    for (const [name, pass] of [['sdk', 'pw-1'], ['web', '']] as const) {
+    for (const [name, pass] of [
+      ['sdk', 'pw-1'],
+      ['web', ''],
+    ] as const) {
       await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.crt`, '-subj', `/CN=${name}.test`, '-days', '30'], root);
       await openssl(['pkcs12', '-export', '-inkey', `${name}.key`, '-in', `${name}.crt`, '-out', `${name}.pfx`, '-passout', `pass:${pass}`], root);
     }
@@ -71,7 +74,10 @@ test('an ordinary client reaches kvvm dev-vault as printed, imports a PFX throug
     Object.assign(env, { KVVM_EXTRA_VAULT_SUFFIXES: 'localhost', NODE_EXTRA_CA_CERTS: info.caCertFile, KVVM_NO_JITTER: '1' });
 
     // Plain curl, the command it printed, run as printed (a token from the vault's token endpoint, then a list).
-    const curlLine = guidance.split('\n').map((l) => l.trim()).find((l) => l.startsWith('curl '));
+    const curlLine = guidance
+      .split('\n')
+      .map((l) => l.trim())
+      .find((l) => l.startsWith('curl '));
     assert.ok(curlLine, guidance);
     if (!info.resolvesHere) {
       assert.ok(guidance.includes(`\n  ${info.hostsLine}\n`), 'the exact hosts line, on a line of its own');
@@ -81,8 +87,14 @@ test('an ordinary client reaches kvvm dev-vault as printed, imports a PFX throug
     assert.deepEqual(listed.value, []);
 
     // `kvvm dev-vault put` exactly as printed (kvvm for `node cli.js`), from the folder holding web.pfx.
-    const putLine = guidance.split('\n').map((l) => l.trim()).find((l) => l.startsWith('kvvm dev-vault put '));
-    const exportLine = guidance.split('\n').map((l) => l.trim()).find((l) => l.startsWith('export NODE_EXTRA_CA_CERTS='));
+    const putLine = guidance
+      .split('\n')
+      .map((l) => l.trim())
+      .find((l) => l.startsWith('kvvm dev-vault put '));
+    const exportLine = guidance
+      .split('\n')
+      .map((l) => l.trim())
+      .find((l) => l.startsWith('export NODE_EXTRA_CA_CERTS='));
     assert.ok(putLine && exportLine, guidance);
     const put = await run('sh', ['-c', `${exportLine} && ${putLine.replace(/^kvvm /, `"${process.execPath}" "${CLI}" `)}`], { cwd: root, env: { PATH } });
     assert.match(put.stdout, new RegExp(`secret URL for observedCertificates: ${info.vaultUrl}/secrets/web`));
@@ -90,9 +102,13 @@ test('an ordinary client reaches kvvm dev-vault as printed, imports a PFX throug
     // The ordinary clients, inside a mount namespace whose /etc/hosts has the printed line.
     const hosts = join(root, 'hosts');
     await writeFile(hosts, `${await readFile('/etc/hosts', 'utf8')}\n${info.hostsLine}\n`);
-    const clients = await run('unshare', ['-m', 'sh', '-c', 'mount --bind "$1" /etc/hosts && shift && exec "$@"', 'sh', hosts, process.execPath, CLIENTS, info.vaultUrl, join(root, 'sdk.pfx'), 'pw-1'], {
-      env: { PATH, NODE_EXTRA_CA_CERTS: info.caCertFile, AZURE_POD_IDENTITY_AUTHORITY_HOST: new URL(info.imdsEndpoint).origin },
-    });
+    const clients = await run(
+      'unshare',
+      ['-m', 'sh', '-c', 'mount --bind "$1" /etc/hosts && shift && exec "$@"', 'sh', hosts, process.execPath, CLIENTS, info.vaultUrl, join(root, 'sdk.pfx'), 'pw-1'],
+      {
+        env: { PATH, NODE_EXTRA_CA_CERTS: info.caCertFile, AZURE_POD_IDENTITY_AUTHORITY_HOST: new URL(info.imdsEndpoint).origin },
+      },
+    );
     const seen = JSON.parse(clients.stdout) as Record<string, Record<string, unknown>> & { versions: string[] };
     for (const probe of [seen['https'], seen['fetch']]) {
       assert.equal(probe?.['status'], 401, 'unauthenticated: the Key Vault challenge');
@@ -127,7 +143,10 @@ test('an ordinary client reaches kvvm dev-vault as printed, imports a PFX throug
     const status = await finalStatus(layout, 0);
     assert.equal(status.status, 'success', status.message);
     const webLeaf = new X509Certificate(await readFile(join(root, 'web.crt')));
-    for (const [name, leaf] of [['imported', sdkLeaf], ['web', webLeaf]] as const) {
+    for (const [name, leaf] of [
+      ['imported', sdkLeaf],
+      ['web', webLeaf],
+    ] as const) {
       const pem = await readFile(join(store, `kvvm.${name}`), 'utf8'); // default link name <vault>.<certificate>
       assert.match(pem, /-----BEGIN PRIVATE KEY-----/);
       assert.equal(new X509Certificate(pem.slice(pem.indexOf('-----BEGIN CERTIFICATE-----'))).fingerprint, leaf.fingerprint, name);
@@ -154,7 +173,10 @@ test('kvvm dev-vault --seed imports every .pfx/.pem of a folder as a certificate
     assert.match(started.guidance, /seeded 2 certificate\(s\) from .*: from-pfx, from-pem\n/);
     assert.match(started.info.vaultUrl, /^https:\/\/seeded\.localhost:\d+$/);
     // Read back through the printed curl's own token step, listing the secrets Key Vault would have created.
-    const curlLine = started.guidance.split('\n').map((l) => l.trim()).find((l) => l.startsWith('curl '));
+    const curlLine = started.guidance
+      .split('\n')
+      .map((l) => l.trim())
+      .find((l) => l.startsWith('curl '));
     assert.ok(curlLine);
     const listed = JSON.parse((await run('sh', ['-c', curlLine], { env: { PATH } })).stdout) as { value: Array<{ id: string; contentType: string; managed: boolean }> };
     assert.deepEqual(listed.value.map((v) => [v.id.replace(started!.info.vaultUrl, ''), v.contentType, v.managed]).sort(), [
@@ -162,7 +184,14 @@ test('kvvm dev-vault --seed imports every .pfx/.pem of a folder as a certificate
       ['/secrets/from-pfx', 'application/x-pkcs12', true],
     ]);
     const help = await run(process.execPath, [CLI, 'dev-vault', '--help'], { env: { PATH } });
-    for (const step of ['kvvm dev-vault --state', 'kvvm dev-vault put web ./web.pfx --vault-url', '/etc/hosts', '"observedCertificates"', 'msiEndpoint', 'KVVM_EXTRA_VAULT_SUFFIXES']) {
+    for (const step of [
+      'kvvm dev-vault --state',
+      'kvvm dev-vault put web ./web.pfx --vault-url',
+      '/etc/hosts',
+      '"observedCertificates"',
+      'msiEndpoint',
+      'KVVM_EXTRA_VAULT_SUFFIXES',
+    ]) {
       assert.ok(help.stdout.includes(step), `--help shows: ${step}`);
     }
   } finally {

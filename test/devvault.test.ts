@@ -21,7 +21,7 @@ import { sharedDir } from './helpers/vectors.js';
 
 const VECTORS = join(sharedDir(), 'vectors');
 const vector = (p: string): { status?: number; headers?: Record<string, string>; body: Record<string, unknown> } =>
-  JSON.parse(readFileSync(join(VECTORS, p), 'utf8'));
+  JSON.parse(readFileSync(join(VECTORS, p), 'utf8')) as { status?: number; headers?: Record<string, string>; body: Record<string, unknown> };
 const specBody = (p: string): Record<string, unknown> =>
   (JSON.parse(readFileSync(join(VECTORS, 'rest-api-specs', p), 'utf8')) as { responses: { '200': { body: Record<string, unknown> } } }).responses['200'].body;
 
@@ -174,7 +174,10 @@ describe('dev vault wire shapes match the recorded Key Vault responses', () => {
     const get = specBody('GetSecret-example.json');
     assert.deepEqual(keys(body), keys(get));
     // recoverableDays is what real vaults return today (see the recorded bundles); the 2017 example predates it.
-    assert.deepEqual(keys(body['attributes']).filter((k) => k !== 'recoverableDays'), keys(get['attributes']));
+    assert.deepEqual(
+      keys(body['attributes']).filter((k) => k !== 'recoverableDays'),
+      keys(get['attributes']),
+    );
     assert.deepEqual(keys(specBody('SetSecret-example.json')), keys(get));
   });
 

@@ -102,7 +102,10 @@ describe('certificate factory', () => {
 
   test('the PEM secret is the PKCS#8 key, then the certificates, LF-terminated', async () => {
     const pem = toPemSecret(leaf.keyPem, [leaf.certPem, ca.certPem]);
-    assert.deepEqual(splitPemBlocks(pem).map((b) => b.type), ['PRIVATE KEY', 'CERTIFICATE', 'CERTIFICATE']);
+    assert.deepEqual(
+      splitPemBlocks(pem).map((b) => b.type),
+      ['PRIVATE KEY', 'CERTIFICATE', 'CERTIFICATE'],
+    );
     assert.ok(pem.endsWith('-----\n'));
     assert.ok(!pem.includes('\r'));
     const file = join(dir, 'secret.pem');

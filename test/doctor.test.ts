@@ -3,7 +3,7 @@
  * comes with the fix that repairs it. Tokens and secret values never appear in the output.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer, connect as netConnect, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -92,7 +92,8 @@ describe('kvvm doctor against the dev vault', () => {
     const r = await doctor(['--settings', settingsFor(tv.vault.vaultUrl, tv.vault.imdsEndpoint, { msiClientId: USER_ID })], tv);
     assert.equal(r.code, 0, r.out);
     assert.equal(r.report.ok, true);
-    for (const id of ['settings', 'proxy', 'imds', 'identity', 'vault-dns', 'vault-connect', 'clock', 'secret', 'store'] as const) assert.equal(check(r.report, id).status, 'pass', id);
+    for (const id of ['settings', 'proxy', 'imds', 'identity', 'vault-dns', 'vault-connect', 'clock', 'secret', 'store'] as const)
+      assert.equal(check(r.report, id).status, 'pass', id);
     assert.equal(check(r.report, 'service').status, 'skip');
     assert.match(check(r.report, 'vault-connect').message, /asks for a token for https:\/\/localhost/);
     assert.match(check(r.report, 'secret').message, /readable: version [0-9a-f]{32} \(application\/x-pem-file\), 1 version listed/);
@@ -145,7 +146,10 @@ describe('kvvm doctor against the dev vault', () => {
     assert.equal(s.status, 'fail');
     assert.match(s.message, /\[forbidden\]/);
     assert.match(s.fix ?? '', /Assign the role "Key Vault Secrets User" to the user-assigned identity with client id 6f1c1d4e/);
-    assert.match(s.fix ?? '', /az role assignment create --role "Key Vault Secrets User" --assignee-object-id \$\(az ad sp show --id 6f1c1d4e-3b1a-4a43-9d0e-2b9f1f6a0c11 --query id -o tsv\) .* --scope \$\(az keyvault show --name kvvm --query id -o tsv\)/);
+    assert.match(
+      s.fix ?? '',
+      /az role assignment create --role "Key Vault Secrets User" --assignee-object-id \$\(az ad sp show --id 6f1c1d4e-3b1a-4a43-9d0e-2b9f1f6a0c11 --query id -o tsv\) .* --scope \$\(az keyvault show --name kvvm --query id -o tsv\)/,
+    );
     assert.match(r.out, /✗ secret .*\n\s+fix: Assign the role "Key Vault Secrets User"/);
   });
 
@@ -159,7 +163,7 @@ describe('kvvm doctor against the dev vault', () => {
     assert.doesNotMatch(s.fix ?? '', /Secrets User/);
   });
 
-  it('404: the secret name is wrong, and the fix lists the vault\'s secrets', async () => {
+  it("404: the secret name is wrong, and the fix lists the vault's secrets", async () => {
     const r = await doctor(['--settings', settingsFor(tv.vault.vaultUrl, tv.vault.imdsEndpoint, { secrets: ['web', 'wbe'] })], tv);
     assert.equal(r.code, 1);
     const [good, bad] = r.report.checks.filter((c) => c.id === 'secret');
@@ -190,7 +194,7 @@ describe('kvvm doctor against the dev vault', () => {
     assert.match(c.fix ?? '', /TLS-inspecting proxy/);
   });
 
-  it('a local clock ten minutes ahead of the vault\'s Date header fails the clock check', async () => {
+  it("a local clock ten minutes ahead of the vault's Date header fails the clock check", async () => {
     const r = await doctor(['--settings', settingsFor(tv.vault.vaultUrl, tv.vault.imdsEndpoint)], tv, { now: () => Date.now() + 10 * 60_000 });
     assert.equal(r.code, 1);
     const c = check(r.report, 'clock');
@@ -221,7 +225,10 @@ describe('kvvm doctor against the dev vault', () => {
     t.after(() => new Promise<void>((r) => proxy.close(() => r())));
     const proxyUrl = `http://user:hunter2@127.0.0.1:${(proxy.address() as AddressInfo).port}`;
     const r = await doctor(['--settings', settingsFor(tv.vault.vaultUrl, tv.vault.imdsEndpoint)], tv, { env: { HTTPS_PROXY: proxyUrl, NO_PROXY: 'example.com' } });
-    assert.ok(seen.some((l) => l.startsWith(`CONNECT ${new URL(tv.vault.vaultUrl).host} `)), JSON.stringify(seen));
+    assert.ok(
+      seen.some((l) => l.startsWith(`CONNECT ${new URL(tv.vault.vaultUrl).host} `)),
+      JSON.stringify(seen),
+    );
     assert.match(check(r.report, 'vault-connect').message, /via proxy 127\.0\.0\.1:\d+/);
     assert.equal(check(r.report, 'vault-dns').status, 'skip');
     const p = check(r.report, 'proxy');
@@ -233,10 +240,14 @@ describe('kvvm doctor against the dev vault', () => {
 
   it('--extension-folder reads the installed settings (protected msiClientId decrypted) and checks the service pid file', async () => {
     const layout = makeAgentLayout(join(dir, 'agent'));
-    layout.writeSettings(3, {
-      secretsManagementSettings: { observedCertificates: [{ url: `${tv.vault.vaultUrl}/secrets/web`, certificateStoreLocation: join(dir, 'store2', 'nested') }] },
-      authenticationSettings: { msiEndpoint: tv.vault.imdsEndpoint },
-    }, { authenticationSettings: { msiClientId: USER_ID } });
+    layout.writeSettings(
+      3,
+      {
+        secretsManagementSettings: { observedCertificates: [{ url: `${tv.vault.vaultUrl}/secrets/web`, certificateStoreLocation: join(dir, 'store2', 'nested') }] },
+        authenticationSettings: { msiEndpoint: tv.vault.imdsEndpoint },
+      },
+      { authenticationSettings: { msiClientId: USER_ID } },
+    );
     const notRunning = await doctor(['--extension-folder', layout.extensionFolder], tv, { env: { KVVM_WAAGENT_DIR: layout.waagentDir } });
     assert.equal(notRunning.code, 1);
     assert.equal(notRunning.report.identity.clientId, USER_ID);
@@ -248,20 +259,59 @@ describe('kvvm doctor against the dev vault', () => {
 
     const inspector = linuxProcInspector();
     await writePidFile(join(layout.extensionFolder, 'kvvm-service.pid'), {
-      pid: process.pid, markerKind: inspector.markerKind, startMarker: await inspector.startMarker(process.pid), command: 'node', startedAt: new Date().toISOString(),
+      pid: process.pid,
+      markerKind: inspector.markerKind,
+      startMarker: await inspector.startMarker(process.pid),
+      command: 'node',
+      startedAt: new Date().toISOString(),
     });
     const running = await doctor(['--extension-folder', layout.extensionFolder], tv, { env: { KVVM_WAAGENT_DIR: layout.waagentDir } });
     assert.equal(running.code, 0, running.out);
     assert.match(check(running.report, 'service').message, new RegExp(`running \\(pid ${process.pid}\\)`));
   });
 
+  it('--extension-folder on Windows decrypts the protected settings with the Windows decryption, given the blob and thumbprint the agent wrote', async () => {
+    // Argument level: Wine 8 has no CryptDecryptMessage, so a stand-in receives exactly what the Windows decryption would.
+    const layout = makeAgentLayout(join(dir, 'agent-win'));
+    const file = layout.writeSettings(
+      4,
+      {
+        secretsManagementSettings: { observedCertificates: [{ url: `${tv.vault.vaultUrl}/secrets/web`, certificateStoreName: 'MY', certificateStoreLocation: 'LocalMachine' }] },
+        authenticationSettings: { msiEndpoint: tv.vault.imdsEndpoint },
+      },
+      { authenticationSettings: { msiClientId: USER_ID } },
+    );
+    const written = (
+      JSON.parse(readFileSync(file, 'utf8')) as { runtimeSettings: Array<{ handlerSettings: { protectedSettings: string; protectedSettingsCertThumbprint: string } }> }
+    ).runtimeSettings[0]!.handlerSettings;
+    const calls: Array<[string, string]> = [];
+    let out = '';
+    const code = await runDoctorCommand(
+      ['--extension-folder', layout.extensionFolder, '--json'],
+      { stdout: (s) => void (out += s), stderr: (s) => void (out += s), env: { KVVM_EXTRA_VAULT_SUFFIXES: 'localhost' }, platform: 'win32' },
+      {
+        tlsCa: [tv.caPem],
+        timeoutMs: 3000,
+        windowsDecrypt: async (base64, thumbprint) => {
+          calls.push([base64, thumbprint]);
+          return { authenticationSettings: { msiClientId: USER_ID } };
+        },
+      },
+    );
+    assert.deepEqual(calls, [[written.protectedSettings, written.protectedSettingsCertThumbprint]]);
+    const report = JSON.parse(out) as DoctorReport;
+    assert.equal(report.identity.clientId, USER_ID, out);
+    assert.equal(check(report, 'secret').status, 'pass', out);
+    assert.equal(code, 1, 'the service check fails: no Windows service here');
+  });
+
   it('invalid settings stop at the settings check with the problems listed', async () => {
     const file = join(dir, 'bad.json');
-    writeFileSync(file, JSON.stringify({ secretsManagementSettings: { observedCertificates: ['https://myvault.vault.azure.net/certificates/web'] } }));
+    writeFileSync(file, JSON.stringify({ secretsManagementSettings: { observedCertificates: ['https://myvault.vault.azure.net/keys/web'] } }));
     const r = await doctor(['--settings', file], undefined);
     assert.equal(r.code, 1);
     assert.equal(r.report.checks.length, 1);
     assert.equal(check(r.report, 'settings').status, 'fail');
-    assert.match(check(r.report, 'settings').message, /\/certificates\//);
+    assert.match(check(r.report, 'settings').message, /\/keys\//);
   });
 });

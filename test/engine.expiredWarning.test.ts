@@ -40,11 +40,21 @@ test('an expired client-auth certificate is installed with a warning and the fix
   const leaf = pki.leaf('expired-client', ca, { serverAuth: false, notBefore: new Date(Date.now() - 3 * DAY), notAfter: new Date(Date.now() - DAY) });
   // A secret whose expiry attribute was set later than the certificate's (az keyvault secret set --expires).
   vault.setSecret('client', pemSecret(leaf.keyPem, leaf.certPem, ca.certPem), { contentType: 'application/x-pem-file', expiresOn: new Date(Date.now() + 365 * DAY) });
-  const parsed = parseSettings({ secretsManagementSettings: { observedCertificates: [{ url: `${vault.vaultUrl}/secrets/client`, certificateStoreLocation: join(dir, 'store') }] } }, { platform: 'linux', env });
+  const parsed = parseSettings(
+    { secretsManagementSettings: { observedCertificates: [{ url: `${vault.vaultUrl}/secrets/client`, certificateStoreLocation: join(dir, 'store') }] } },
+    { platform: 'linux', env },
+  );
   assert.ok(parsed.ok);
   const cert = parsed.config.observedCertificates[0]!;
   const reader = createVaultReader({ authentication: { msiEndpoint: vault.imdsEndpoint }, env, tlsCa: [vault.caCertPem] });
-  const result = await syncCertificate(cert, { vault: reader, store: createPemStore({}), parse: parseCertificateSecret, checkChain: makeChainCheck([]), now: () => new Date(), log: silent });
+  const result = await syncCertificate(cert, {
+    vault: reader,
+    store: createPemStore({}),
+    parse: parseCertificateSecret,
+    checkChain: makeChainCheck([]),
+    now: () => new Date(),
+    log: silent,
+  });
   assert.equal(result.state, 'installed');
   assert.match(result.message ?? '', /^Warning: the installed certificate [0-9A-F]{40} expired on \S+; .* Fix: renew the certificate in Key Vault/);
 });

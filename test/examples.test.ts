@@ -9,14 +9,16 @@ import { describe, it } from 'node:test';
 import { packageRoot } from '../handler/paths.js';
 import { parseSettings } from '../handler/settings/index.js';
 import { formatProblems } from '../handler/settings/problems.js';
+import { profileFor } from '../handler/settings/profile.js';
 
 const ROOT = packageRoot();
 const EX = join(ROOT, 'examples');
 type Platform = 'linux' | 'win32';
 type Json = Record<string, unknown>;
 
-function assertValid(settings: unknown, platform: Platform, where: string): void {
-  const r = parseSettings(settings, { platform, env: {} });
+function assertValid(settings: unknown, platform: Platform, where: string, handlerVersion?: string): void {
+  const profile = handlerVersion === undefined ? {} : { profile: profileFor(handlerVersion, platform, 'option') };
+  const r = parseSettings(settings, { platform, env: {}, ...profile });
   if (!r.ok) assert.fail(`${where} is not valid for ${platform}:\n${formatProblems(r.problems, { maxChars: 10_000 })}`);
   assert.ok(r.config.observedCertificates.length > 0, `${where} observes nothing`);
 }
@@ -142,7 +144,7 @@ describe('examples/arm templates', () => {
       assert.equal(ours.length, 1);
       const props = ours[0]?.['properties'] as Json;
       assert.equal(typeof props['settings'], 'object'); // an object, never a JSON string
-      assertValid(props['settings'], props['type'] === 'KeyVaultForWindows' ? 'win32' : 'linux', f);
+      assertValid(props['settings'], props['type'] === 'KeyVaultForWindows' ? 'win32' : 'linux', f, String(props['typeHandlerVersion']));
     });
   }
   it('vmss-linux-sequenced.json: the app extension waits for ours through provisionAfterExtensions', () => {
@@ -186,11 +188,16 @@ describe('documented examples from the spec (test/fixtures/settings, placeholder
   const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
   it('the fixtures are there', () => assert.ok(files.length >= 8, files.join(', ')));
   for (const f of files) {
-    it(`${f} is valid`, () => {
+    // Each is checked under the profile of the version it names: the file name (win-3.0-…, paas-1.0) or the
+    // resource's typeHandlerVersion.
+    it(`${f} is valid under the profile of the version it names`, () => {
       const doc = readJson(join(dir, f));
       const props = doc['properties'] as Json | undefined;
       const settings = props && 'settings' in props ? props['settings'] : doc;
-      assertValid(settings, f.startsWith('linux') ? 'linux' : 'win32', f);
+      // The announcement blog (blog-minimal) is about the 1.0 extension.
+      const version = (props?.['typeHandlerVersion'] as string | undefined) ?? /-(\d+\.\d+)/.exec(f)?.[1] ?? (f === 'blog-minimal.json' ? '1.0' : undefined);
+      assert.ok(version, `${f} names no version`);
+      assertValid(settings, f.startsWith('linux') ? 'linux' : 'win32', f, version);
     });
   }
 });

@@ -14,7 +14,9 @@ import { makeAgentLayout, type AgentLayout } from './helpers/agentFolder.js';
 import { agentCommand, finalStatus } from './helpers/agentCommands.js';
 import { startDevVault, type DevVault } from '../handler/devvault/server.js';
 import { createCa, issueCertificate, toPemSecret, toPkcs12Base64 } from '../handler/devvault/certFactory.js';
-import { isRunning } from '../handler/service/supervisor.js';
+import { posixSupervisor } from '../handler/service/posixSupervisor.js';
+
+const { isRunning } = posixSupervisor;
 
 const CLIENT_ID = '6f1d3c55-8f5c-4a57-9a3e-0c4b2d7e9a11';
 

@@ -8,7 +8,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { invalidOverridesError, overrideLogLines, readOverrides, serviceOverrideVariables } from '../handler/overrides.js';
-import { isAllowedVaultHost } from '../handler/vault/cloud.js';
+import { isAllowedVaultHost } from '../handler/cloud.js';
 import { spawnSync } from 'node:child_process';
 
 const HANDLER_DIR = fileURLToPath(new URL('../../handler/', import.meta.url));
@@ -18,8 +18,16 @@ describe('KVVM_* overrides', () => {
   it('unset variables give the production defaults', () => {
     const r = readOverrides({ PATH: '/usr/bin' });
     assert.deepEqual(r.overrides, {
-      extraVaultSuffixes: [], armEndpoint: undefined, armCaFile: undefined, waagentDir: undefined,
-      devPollIntervalS: undefined, noJitter: false, retryBaseMs: undefined, logConsole: false, restartBaseMs: undefined, initNone: false,
+      extraVaultSuffixes: [],
+      armEndpoint: undefined,
+      armCaFile: undefined,
+      waagentDir: undefined,
+      devPollIntervalS: undefined,
+      noJitter: false,
+      retryBaseMs: undefined,
+      logConsole: false,
+      restartBaseMs: undefined,
+      initNone: false,
     });
     assert.deepEqual(r.set, []);
     assert.deepEqual(overrideLogLines(r), []);
@@ -27,8 +35,12 @@ describe('KVVM_* overrides', () => {
 
   it('set variables become typed fields, and each is logged with its value', () => {
     const r = readOverrides({
-      KVVM_EXTRA_VAULT_SUFFIXES: ' .Vault.Local.AzureStack.External , localhost', KVVM_DEV_POLL_INTERVAL_S: '2',
-      KVVM_NO_JITTER: '1', KVVM_RETRY_BASE_MS: '150', KVVM_WAAGENT_DIR: '/tmp/w', KVVM_LOG_CONSOLE: '0',
+      KVVM_EXTRA_VAULT_SUFFIXES: ' .Vault.Local.AzureStack.External , localhost',
+      KVVM_DEV_POLL_INTERVAL_S: '2',
+      KVVM_NO_JITTER: '1',
+      KVVM_RETRY_BASE_MS: '150',
+      KVVM_WAAGENT_DIR: '/tmp/w',
+      KVVM_LOG_CONSOLE: '0',
     });
     assert.deepEqual(r.invalid, []);
     assert.deepEqual(r.overrides.extraVaultSuffixes, ['.vault.local.azurestack.external', 'localhost']);
@@ -41,7 +53,10 @@ describe('KVVM_* overrides', () => {
     assert.deepEqual(service.invalid, []);
     assert.equal(service.overrides.restartBaseMs, 100);
     assert.equal(service.overrides.initNone, true);
-    assert.deepEqual(readOverrides({ KVVM_RESTART_BASE_MS: '1.5', KVVM_INIT: 'sysv' }).invalid.map((i) => i.name), ['KVVM_RESTART_BASE_MS', 'KVVM_INIT']);
+    assert.deepEqual(
+      readOverrides({ KVVM_RESTART_BASE_MS: '1.5', KVVM_INIT: 'sysv' }).invalid.map((i) => i.name),
+      ['KVVM_RESTART_BASE_MS', 'KVVM_INIT'],
+    );
     const lines = overrideLogLines(r).map((l) => `${l.level} ${l.message}`);
     assert.ok(lines.includes('warn development override: KVVM_DEV_POLL_INTERVAL_S=2'), lines.join('\n'));
     assert.ok(lines.includes('info environment: KVVM_EXTRA_VAULT_SUFFIXES= .Vault.Local.AzureStack.External , localhost'), lines.join('\n'));
@@ -49,11 +64,21 @@ describe('KVVM_* overrides', () => {
   });
 
   const BAD: Array<[string, string]> = [
-    ['KVVM_DEV_POLL_INTERVAL_S', 'abc'], ['KVVM_DEV_POLL_INTERVAL_S', '0'], ['KVVM_DEV_POLL_INTERVAL_S', '-5'],
-    ['KVVM_DEV_POLL_INTERVAL_S', ''], ['KVVM_DEV_POLL_INTERVAL_S', '1e9'], ['KVVM_DEV_POLL_INTERVAL_S', 'Infinity'],
-    ['KVVM_RETRY_BASE_MS', 'fast'], ['KVVM_RETRY_BASE_MS', '0'], ['KVVM_RETRY_BASE_MS', '99999999'],
-    ['KVVM_NO_JITTER', 'yes'], ['KVVM_NO_JITTER', 'true'], ['KVVM_LOG_CONSOLE', '2'],
-    ['KVVM_EXTRA_VAULT_SUFFIXES', 'https://vault.example'], ['KVVM_EXTRA_VAULT_SUFFIXES', 'a b'], ['KVVM_EXTRA_VAULT_SUFFIXES', '*.localhost'],
+    ['KVVM_DEV_POLL_INTERVAL_S', 'abc'],
+    ['KVVM_DEV_POLL_INTERVAL_S', '0'],
+    ['KVVM_DEV_POLL_INTERVAL_S', '-5'],
+    ['KVVM_DEV_POLL_INTERVAL_S', ''],
+    ['KVVM_DEV_POLL_INTERVAL_S', '1e9'],
+    ['KVVM_DEV_POLL_INTERVAL_S', 'Infinity'],
+    ['KVVM_RETRY_BASE_MS', 'fast'],
+    ['KVVM_RETRY_BASE_MS', '0'],
+    ['KVVM_RETRY_BASE_MS', '99999999'],
+    ['KVVM_NO_JITTER', 'yes'],
+    ['KVVM_NO_JITTER', 'true'],
+    ['KVVM_LOG_CONSOLE', '2'],
+    ['KVVM_EXTRA_VAULT_SUFFIXES', 'https://vault.example'],
+    ['KVVM_EXTRA_VAULT_SUFFIXES', 'a b'],
+    ['KVVM_EXTRA_VAULT_SUFFIXES', '*.localhost'],
     ['KVVM_WAAGENT_DIR', ' '],
   ];
   for (const [name, value] of BAD) {
@@ -85,7 +110,8 @@ describe('KVVM_* overrides', () => {
 
   it('the CLI refuses to run any command with a bad value, naming it (exit 2)', () => {
     const r = spawnSync(process.execPath, [CLI, 'validate', '--settings', '/nonexistent.json'], {
-      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', KVVM_DEV_POLL_INTERVAL_S: 'soon' }, encoding: 'utf8',
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', KVVM_DEV_POLL_INTERVAL_S: 'soon' },
+      encoding: 'utf8',
     });
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, /kvvm validate: KVVM_DEV_POLL_INTERVAL_S="soon" must be a number of seconds/);

@@ -25,7 +25,9 @@ import { validateHandlerManifest } from '../handler/protocol/manifest.js';
 import { makeAgentLayout, type AgentLayout } from './helpers/agentFolder.js';
 import { startDevVault, type DevVault } from '../handler/devvault/server.js';
 import { createCa, issueCertificate, toPemSecret } from '../handler/devvault/certFactory.js';
-import { isRunning } from '../handler/service/supervisor.js';
+import { posixSupervisor } from '../handler/service/posixSupervisor.js';
+
+const { isRunning } = posixSupervisor;
 
 const run = promisify(execFile);
 const repoRoot = repoRootFromHere();
@@ -185,7 +187,10 @@ test('the linux-x64 package, unpacked like the agent does, syncs from the vault 
   const agent = async (verb: 'install' | 'enable' | 'disable' | 'uninstall', seq: number): Promise<{ code: number; stdout: string; stderr: string }> => {
     const command = commands[`${verb}Command`]!;
     try {
-      const { stdout, stderr } = await run('/bin/sh', ['-c', command], { cwd: extensionFolder, env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...layout!.env(seq), ...env } });
+      const { stdout, stderr } = await run('/bin/sh', ['-c', command], {
+        cwd: extensionFolder,
+        env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...layout!.env(seq), ...env },
+      });
       return { code: 0, stdout, stderr };
     } catch (err) {
       const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -211,6 +216,8 @@ test('the linux-x64 package, unpacked like the agent does, syncs from the vault 
     layout.writeSettings(0, {
       secretsManagementSettings: {
         pollingIntervalInS: '3600',
+        // success only once the certificate is in, under either profile the package version selects (docs/versions.md)
+        requireInitialSync: true,
         observedCertificates: [{ url: `${vault.vaultUrl}/secrets/pkg`, certificateStoreLocation: store, customSymbolicLinkName: 'pkg.pem' }],
       },
       authenticationSettings: { msiEndpoint: vault.imdsEndpoint },

@@ -186,7 +186,11 @@ async function imagePath(box: WineBox): Promise<string | undefined> {
   return /ImagePath\s+REG_(?:EXPAND_)?SZ\s+(.*?)\s*$/m.exec(q.stdout)?.[1];
 }
 
-interface StoreEntry { thumbprint: string; friendlyName: string | undefined; keyProvInfo: boolean }
+interface StoreEntry {
+  thumbprint: string;
+  friendlyName: string | undefined;
+  keyProvInfo: boolean;
+}
 
 /**
  * Reads system stores back through crypt32 in a FRESH process: the packaged Node runtime (node.exe of the pinned
@@ -289,15 +293,23 @@ function winPackage(): Promise<Buffer> {
  */
 type IdentityPath = 'msiEndpoint' | 'library';
 
-test('the win-x64 package under Wine with msiEndpoint in its settings, as users deploy it: install → enable (the kvvm.exe Windows service) → sync → disable → uninstall', { timeout: 900_000 }, async () => {
-  if (wineMissing()) return;
-  await packageLifecycle('msiEndpoint');
-});
+test(
+  'the win-x64 package under Wine with msiEndpoint in its settings, as users deploy it: install → enable (the kvvm.exe Windows service) → sync → disable → uninstall',
+  { timeout: 900_000 },
+  async () => {
+    if (wineMissing()) return;
+    await packageLifecycle('msiEndpoint');
+  },
+);
 
-test('the win-x64 package under Wine through the library identity path (AZURE_POD_IDENTITY_AUTHORITY_HOST): install → enable → sync → disable → uninstall', { timeout: 900_000 }, async () => {
-  if (wineMissing()) return;
-  await packageLifecycle('library');
-});
+test(
+  'the win-x64 package under Wine through the library identity path (AZURE_POD_IDENTITY_AUTHORITY_HOST): install → enable → sync → disable → uninstall',
+  { timeout: 900_000 },
+  async () => {
+    if (wineMissing()) return;
+    await packageLifecycle('library');
+  },
+);
 
 async function packageLifecycle(identity: IdentityPath): Promise<void> {
   let box: WineBox | undefined;
@@ -326,6 +338,8 @@ async function packageLifecycle(identity: IdentityPath): Promise<void> {
     const publicSettings = {
       secretsManagementSettings: {
         pollingIntervalInS: '3600',
+        // success only once both are in, under either profile the package version selects (docs/versions.md)
+        requireInitialSync: true,
         observedCertificates: [
           { url: `${vault.vaultUrl}/secrets/web`, certificateStoreName: 'My', certificateStoreLocation: 'LocalMachine', keyExportable: true },
           { url: `${vault.vaultUrl}/secrets/api`, certificateStoreName: 'TrustedPeople', certificateStoreLocation: 'LocalMachine', keyExportable: true },
@@ -334,9 +348,12 @@ async function packageLifecycle(identity: IdentityPath): Promise<void> {
       // Public, not protected: Wine 8 has no CryptDecryptMessage (see the header).
       authenticationSettings: identity === 'msiEndpoint' ? { msiEndpoint: vault.imdsEndpoint, msiClientId: CLIENT_ID } : { msiClientId: CLIENT_ID },
     };
-    await writeFile(join(box.configFolder, '0.settings'), JSON.stringify({
-      runtimeSettings: [{ handlerSettings: { publicSettings, protectedSettings: null, protectedSettingsCertThumbprint: null } }],
-    }));
+    await writeFile(
+      join(box.configFolder, '0.settings'),
+      JSON.stringify({
+        runtimeSettings: [{ handlerSettings: { publicSettings, protectedSettings: null, protectedSettingsCertThumbprint: null } }],
+      }),
+    );
     const agentEnv = {
       AZURE_GUEST_AGENT_EXTENSION_PATH: box.extensionWin,
       AZURE_GUEST_AGENT_EXTENSION_VERSION: version,
@@ -371,7 +388,7 @@ async function packageLifecycle(identity: IdentityPath): Promise<void> {
       "const open = crypt32.func('void * __stdcall CertOpenStore(intptr_t prov, uint32_t enc, void *hprov, uint32_t flags, const char16_t *para)');",
       "const close = crypt32.func('int __stdcall CertCloseStore(void *store, uint32_t flags)');",
       "const store = open(10, 0, null, 0x10000, 'MY');",
-      "console.log(JSON.stringify({ process: process.version, opened: store !== null, closed: store !== null && close(store, 0) !== 0 }));",
+      'console.log(JSON.stringify({ process: process.version, opened: store !== null, closed: store !== null && close(store, 0) !== 0 }));',
     ].join('\n');
     await writeFile(join(box.prefix, 'drive_c', 'probe.cjs'), probe);
     const probed = await box.cmd('C:\\node.exe C:\\probe.cjs');
@@ -385,8 +402,7 @@ async function packageLifecycle(identity: IdentityPath): Promise<void> {
     const enable = await agent(commands.enableCommand, { AZURE_GUEST_AGENT_UNINSTALL_CMD_EXIT_CODE: 'NOT_RUN' });
     assert.equal(enable.code, 0, `${enable.stdout}\n${enable.stderr}\n${await serviceLogs(box)}`);
     assert.match(enable.stdout, /sequence 0 applied; service started/);
-    assert.equal(await imagePath(box),
-      `"${box.extensionWin}\\bin\\kvvm.exe" windows-service-host "${box.extensionWin}\\kvvm-service.launch.json"`);
+    assert.equal(await imagePath(box), `"${box.extensionWin}\\bin\\kvvm.exe" windows-service-host "${box.extensionWin}\\kvvm-service.launch.json"`);
     assert.equal(await scState(box), SERVICE_RUNNING);
     // The launch file the service host reads: it runs `kvvm service` with the same packaged executable.
     const launch = JSON.parse(await readFile(join(box.extensionFolder, 'kvvm-service.launch.json'), 'utf8')) as { command: string; args: string[] };
@@ -400,8 +416,16 @@ async function packageLifecycle(identity: IdentityPath): Promise<void> {
     assert.equal(status.substatus.filter((s) => s.status === 'success').length, 2, JSON.stringify(status.substatus));
     assert.equal((await readFile(join(box.extensionFolder, 'mrseq'), 'utf8')).trim(), '0');
     const synced = await readStores(box, [stores.web, stores.api]);
-    assert.deepEqual(synced[stores.web]?.map((c) => c.thumbprint), [thumb(web)], JSON.stringify(synced));
-    assert.deepEqual(synced[stores.api]?.map((c) => c.thumbprint), [thumb(api)], JSON.stringify(synced));
+    assert.deepEqual(
+      synced[stores.web]?.map((c) => c.thumbprint),
+      [thumb(web)],
+      JSON.stringify(synced),
+    );
+    assert.deepEqual(
+      synced[stores.api]?.map((c) => c.thumbprint),
+      [thumb(api)],
+      JSON.stringify(synced),
+    );
     for (const c of [...synced[stores.web]!, ...synced[stores.api]!]) {
       assert.ok(c.friendlyName?.startsWith('kvvm:'), `friendly name ${String(c.friendlyName)}`);
       assert.ok(c.keyProvInfo, `${c.thumbprint} has no private key linked (CERT_KEY_PROV_INFO_PROP_ID)`);

@@ -44,7 +44,11 @@ describe('parser pool (worker threads)', () => {
         const expected = parseCertificateSecret(v.value, v.contentType);
         const got = await pool.parse(v.value, v.contentType);
         assert.equal(got.thumbprint, expected.thumbprint, v.file);
-        assert.deepEqual(got.chain.map((c) => c.raw), expected.chain.map((c) => c.raw), v.file);
+        assert.deepEqual(
+          got.chain.map((c) => c.raw),
+          expected.chain.map((c) => c.raw),
+          v.file,
+        );
         assert.deepEqual(got.privateKey.export({ type: 'pkcs8', format: 'der' }), expected.privateKey.export({ type: 'pkcs8', format: 'der' }), v.file);
         assert.equal(got.sourceFormat, expected.sourceFormat);
       }

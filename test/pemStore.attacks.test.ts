@@ -25,9 +25,18 @@ const versionId = (n: number): CertificateVersionId => ({ vaultName: VAULT, secr
 
 function observed(dir: string, extra: Partial<ObservedCertificate> = {}): ObservedCertificate {
   return {
-    sourceUrl: `https://${VAULT}.vault.azure.net/secrets/alpha`, vaultUrl: `https://${VAULT}.vault.azure.net`,
-    vaultHost: `${VAULT}.vault.azure.net`, vaultName: VAULT, secretName: 'alpha', certificateStoreName: 'MY',
-    certificateStoreLocation: dir, keyExportable: false, accounts: [], linkName: `${VAULT}.alpha`, acls: [], ...extra,
+    sourceUrl: `https://${VAULT}.vault.azure.net/secrets/alpha`,
+    vaultUrl: `https://${VAULT}.vault.azure.net`,
+    vaultHost: `${VAULT}.vault.azure.net`,
+    vaultName: VAULT,
+    secretName: 'alpha',
+    certificateStoreName: 'MY',
+    certificateStoreLocation: dir,
+    keyExportable: false,
+    accounts: [],
+    linkName: `${VAULT}.alpha`,
+    acls: [],
+    ...extra,
   };
 }
 
@@ -39,7 +48,10 @@ function unusedId(): number {
   throw new Error('no unused uid found');
 }
 
-const isReason = (reason: string) => (e: unknown): boolean => e instanceof KvvmError && e.reason === reason;
+const isReason =
+  (reason: string) =>
+  (e: unknown): boolean =>
+    e instanceof KvvmError && e.reason === reason;
 
 /** What the attacker's target looks like: must be identical before and after every attack. */
 async function fingerprint(path: string): Promise<string> {
@@ -75,8 +87,10 @@ describe('PEM store under attack by another local user', () => {
     await symlink(victimDir, join(home, 'store'));
     await lchown(join(home, 'store'), attacker, attacker);
     const before = await fingerprint(victimDir);
-    await assert.rejects(createPemStore().install(observed(join(home, 'store')), versionId(1), material), (e: unknown) =>
-      isReason('store-dir-unsafe')(e) && (e as KvvmError).message.includes(`${home} is owned by uid ${attacker}`) && /chown root/.test((e as KvvmError).fix ?? ''));
+    await assert.rejects(
+      createPemStore().install(observed(join(home, 'store')), versionId(1), material),
+      (e: unknown) => isReason('store-dir-unsafe')(e) && (e as KvvmError).message.includes(`${home} is owned by uid ${attacker}`) && /chown root/.test((e as KvvmError).fix ?? ''),
+    );
     await assert.rejects(createPemStore().list(observed(join(home, 'store'))), isReason('store-dir-unsafe'), 'listing it is refused too');
     assert.equal(await fingerprint(victimDir), before, 'mode, owner, ACL and entries of the link target are unchanged');
   });
@@ -86,8 +100,10 @@ describe('PEM store under attack by another local user', () => {
       const open = join(root, `open-${mode.toString(8)}`);
       await mkdir(open);
       await chmod(open, mode);
-      await assert.rejects(createPemStore().install(observed(join(open, 'store')), versionId(1), material), (e: unknown) =>
-        isReason('store-dir-unsafe')(e) && (e as KvvmError).message.includes(`${open} is writable by`));
+      await assert.rejects(
+        createPemStore().install(observed(join(open, 'store')), versionId(1), material),
+        (e: unknown) => isReason('store-dir-unsafe')(e) && (e as KvvmError).message.includes(`${open} is writable by`),
+      );
       assert.deepEqual(await readdir(open), []);
     }
   });
@@ -101,8 +117,10 @@ describe('PEM store under attack by another local user', () => {
     await mkdir(join(sticky, 'planted-store'), { mode: 0o700 });
     await chown(join(sticky, 'planted-store'), attacker, attacker);
     const before = await fingerprint(victimDir);
-    await assert.rejects(createPemStore().install(observed(join(sticky, 'linked-store')), versionId(1), material), (e: unknown) =>
-      isReason('store-dir-unsafe')(e) && /symbolic link owned by uid/.test((e as KvvmError).message));
+    await assert.rejects(
+      createPemStore().install(observed(join(sticky, 'linked-store')), versionId(1), material),
+      (e: unknown) => isReason('store-dir-unsafe')(e) && /symbolic link owned by uid/.test((e as KvvmError).message),
+    );
     await assert.rejects(createPemStore().install(observed(join(sticky, 'planted-store')), versionId(1), material), isReason('store-dir-unsafe'));
     assert.equal(await fingerprint(victimDir), before);
     // Where the entry is root's own, the sticky bit keeps others from replacing it: that store is fine.
@@ -142,7 +160,9 @@ describe('PEM store under attack by another local user', () => {
     const stop = join(root, 'stop-racer');
     const racer = spawn(process.execPath, ['-e', RACER, dir, victimFile, stop], { stdio: ['ignore', 'pipe', 'inherit'] });
     let swaps = '';
-    racer.stdout.setEncoding('utf8').on('data', (d: string) => { swaps += d; });
+    racer.stdout.setEncoding('utf8').on('data', (d: string) => {
+      swaps += d;
+    });
     const exited = new Promise((resolve) => racer.on('exit', resolve));
     const failures: string[] = [];
     let installed = 0;
@@ -161,7 +181,10 @@ describe('PEM store under attack by another local user', () => {
     }
     assert.ok(Number(swaps) > 0, `the racer must have swapped temp files for symlinks (swapped ${swaps || 0})`);
     assert.ok(failures.length > 0, 'a swapped install is detected, not reported as success');
-    assert.deepEqual([...new Set(failures)].filter((r) => r !== 'store-tampered' && r !== 'store-io'), []);
+    assert.deepEqual(
+      [...new Set(failures)].filter((r) => r !== 'store-tampered' && r !== 'store-io'),
+      [],
+    );
     assert.equal(await fingerprint(victimFile), before, 'the symlink target kept its content, mode, owner and ACL');
     const listed = await store.list(cert);
     for (const name of await readdir(dir)) {
@@ -169,7 +192,11 @@ describe('PEM store under attack by another local user', () => {
       if (/^kvvmtest\.alpha\.[0-9a-f]{32}\.PEM$/.test(name)) {
         assert.ok(info.isFile(), `${name} is a regular file`);
         assert.equal(info.mode & 0o007, 0, `${name} is not readable by others`);
-        assert.equal(listed.some((e) => e.location === join(dir, name) && e.thumbprint === material.thumbprint), true, `${name} is ours`);
+        assert.equal(
+          listed.some((e) => e.location === join(dir, name) && e.thumbprint === material.thumbprint),
+          true,
+          `${name} is ours`,
+        );
       }
       assert.notEqual(info.uid, attacker);
     }
@@ -202,8 +229,11 @@ describe('PEM store refuses the directories the whole system shares', () => {
     const store = createPemStore();
     for (const dir of SHARED_DIRECTORIES) {
       const before = existsSync(dir) ? await stat(dir) : undefined;
-      await assert.rejects(store.install(observed(dir), versionId(1), material), (e: unknown) =>
-        e instanceof KvvmError && (e.reason === 'store-dir-shared' || e.reason === 'store-dir-unsafe') && (e.fix ?? '') !== '', dir);
+      await assert.rejects(
+        store.install(observed(dir), versionId(1), material),
+        (e: unknown) => e instanceof KvvmError && (e.reason === 'store-dir-shared' || e.reason === 'store-dir-unsafe') && (e.fix ?? '') !== '',
+        dir,
+      );
       const now = existsSync(dir) ? await stat(dir) : undefined;
       assert.deepEqual([now?.mode, now?.uid, now?.gid, now?.ctimeMs], [before?.mode, before?.uid, before?.gid, before?.ctimeMs], `${dir} is untouched`);
     }

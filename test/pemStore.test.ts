@@ -28,9 +28,18 @@ async function tempRoot(): Promise<string> {
 
 function observed(dir: string, name: string, extra: Partial<ObservedCertificate> = {}): ObservedCertificate {
   return {
-    sourceUrl: `https://${VAULT}.vault.azure.net/secrets/${name}`, vaultUrl: `https://${VAULT}.vault.azure.net`,
-    vaultHost: `${VAULT}.vault.azure.net`, vaultName: VAULT, secretName: name, certificateStoreName: 'MY',
-    certificateStoreLocation: dir, keyExportable: true, accounts: [], linkName: `${VAULT}.${name}`, acls: [], ...extra,
+    sourceUrl: `https://${VAULT}.vault.azure.net/secrets/${name}`,
+    vaultUrl: `https://${VAULT}.vault.azure.net`,
+    vaultHost: `${VAULT}.vault.azure.net`,
+    vaultName: VAULT,
+    secretName: name,
+    certificateStoreName: 'MY',
+    certificateStoreLocation: dir,
+    keyExportable: true,
+    accounts: [],
+    linkName: `${VAULT}.${name}`,
+    acls: [],
+    ...extra,
   };
 }
 
@@ -53,10 +62,15 @@ const nobodyGid = resolveGroupDefault('nogroup') ?? 65534;
 describe('PEM store files', () => {
   let root: string;
   let dir: string;
-  before(async () => { root = await tempRoot(); });
+  before(async () => {
+    root = await tempRoot();
+  });
   after(() => rm(root, { recursive: true, force: true }));
   let n = 0;
-  const freshDir = () => { dir = join(root, `store-${++n}`); return dir; };
+  const freshDir = () => {
+    dir = join(root, `store-${++n}`);
+    return dir;
+  };
 
   it('creates the store directory 0700 and each version file 0600, named <vault>.<secret>.<version>.PEM', async () => {
     const store = createPemStore();
@@ -73,7 +87,11 @@ describe('PEM store files', () => {
     const entry = await createPemStore().install(observed(dir, 'alpha'), v1.id, v1.material);
     assert.equal((await stat(dir)).mode & 0o7777, 0o755);
     assert.equal((await stat(entry.location)).mode & 0o777, 0o600);
-    assert.deepEqual((await readdir(dir)).filter((f) => f.startsWith('.')), [], 'not marked as kvvm-managed');
+    assert.deepEqual(
+      (await readdir(dir)).filter((f) => f.startsWith('.')),
+      [],
+      'not marked as kvvm-managed',
+    );
   });
 
   it('the documented default store is tightened to 0700 even when it existed before kvvm', async () => {
@@ -88,13 +106,17 @@ describe('PEM store files', () => {
     const finalPath = () => join(dir, `${VAULT}.alpha.${v1.id.version}.PEM`);
     const store = createPemStore({
       aclStrategy: 'setfacl',
-      resolveUser: () => 1000, resolveGroup: () => 1000,
+      resolveUser: () => 1000,
+      resolveGroup: () => 1000,
       // Records what setfacl would act on: the descriptor it inherits as fd 3.
       runCommand: async (_file, args, opts): Promise<CommandResult> => {
         const fd = opts?.fds?.[0] as number;
         const info = fstatSync(fd);
         const entry = { args, isFile: info.isFile(), ino: info.ino, mode: info.mode & 0o777 };
-        if (!info.isFile()) { seen.push(entry); return { exitCode: 0, stdout: '', stderr: '' }; }
+        if (!info.isFile()) {
+          seen.push(entry);
+          return { exitCode: 0, stdout: '', stderr: '' };
+        }
         // The descriptor is write-only; /proc/self/fd/N opens the same inode again, for reading.
         seen.push({ ...entry, content: readFileSync(`/proc/self/fd/${fd}`, 'utf8'), finalExists: existsSync(finalPath()) });
         return { exitCode: 0, stdout: '', stderr: '' };
@@ -122,7 +144,11 @@ describe('PEM store files', () => {
     await store.install(cert, v2.id, v2.material);
     await store.activate(cert, v2.id, e1);
     assert.equal(await readlink(join(dir, `${VAULT}.alpha`)), `${VAULT}.alpha.${v2.id.version}.PEM`);
-    assert.deepEqual((await readdir(dir)).filter((f) => f.startsWith('.') && f !== STORE_MARKER), [], 'no temp link left behind');
+    assert.deepEqual(
+      (await readdir(dir)).filter((f) => f.startsWith('.') && f !== STORE_MARKER),
+      [],
+      'no temp link left behind',
+    );
   });
 
   it('a custom link name (customSymbolicLinkName) is used instead of <vault>.<secret>', async () => {
@@ -151,7 +177,13 @@ describe('PEM store files', () => {
     await first.activate(cert, v1.id, undefined);
     await first.install(cert, v2.id, v2.material);
     assert.deepEqual(await createPemStore().list(cert), await first.list(cert));
-    assert.deepEqual((await createPemStore().list(cert)).map((e) => [e.version, e.active]), [[v2.id.version, false], [v1.id.version, true]]);
+    assert.deepEqual(
+      (await createPemStore().list(cert)).map((e) => [e.version, e.active]),
+      [
+        [v2.id.version, false],
+        [v1.id.version, true],
+      ],
+    );
   });
 
   it('install order stays newest-first when the clock goes backwards', async () => {
@@ -161,7 +193,10 @@ describe('PEM store files', () => {
     await store.install(cert, v1.id, v1.material);
     clock = new Date('2020-01-01T00:00:00Z');
     await store.install(cert, v2.id, v2.material);
-    assert.deepEqual((await store.list(cert)).map((e) => e.version), [v2.id.version, v1.id.version]);
+    assert.deepEqual(
+      (await store.list(cert)).map((e) => e.version),
+      [v2.id.version, v1.id.version],
+    );
   });
 
   it('a version file damaged by hand is not listed and installing that version repairs it', async () => {
@@ -201,21 +236,29 @@ describe('PEM store files', () => {
     await mkdir(join(dir, `${VAULT}.alpha.${v2.id.version}.PEM`));
     await assert.rejects(store.install(cert, v2.id, v2.material), (e: unknown) => e instanceof KvvmError && e.reason === 'store-io');
     assert.deepEqual((await readdir(dir)).sort(), [...before, `${VAULT}.alpha.${v2.id.version}.PEM`].sort());
-    assert.deepEqual((await store.list(cert)).map((e) => [e.version, e.active]), [[v1.id.version, true]]);
+    assert.deepEqual(
+      (await store.list(cert)).map((e) => [e.version, e.active]),
+      [[v1.id.version, true]],
+    );
   });
 
   it('names that could leave the store directory are refused', async () => {
     const store = createPemStore();
     const base = observed(freshDir(), 'alpha');
     for (const cert of [
-      { ...base, secretName: '../escape' }, { ...base, vaultName: 'a/b' }, { ...base, linkName: '../link' },
-      { ...base, linkName: '..' }, { ...base, certificateStoreLocation: 'relative/dir' },
+      { ...base, secretName: '../escape' },
+      { ...base, vaultName: 'a/b' },
+      { ...base, linkName: '../link' },
+      { ...base, linkName: '..' },
+      { ...base, certificateStoreLocation: 'relative/dir' },
     ]) {
-      await assert.rejects(store.install(cert, { ...v1.id, secretName: cert.secretName }, v1.material),
-        (e: unknown) => e instanceof KvvmError && e.reason === 'store-invalid-name', JSON.stringify(cert));
+      await assert.rejects(
+        store.install(cert, { ...v1.id, secretName: cert.secretName }, v1.material),
+        (e: unknown) => e instanceof KvvmError && e.reason === 'store-invalid-name',
+        JSON.stringify(cert),
+      );
     }
-    await assert.rejects(store.install(base, { ...v1.id, version: '../../x' }, v1.material),
-      (e: unknown) => e instanceof KvvmError && e.reason === 'store-invalid-name');
+    await assert.rejects(store.install(base, { ...v1.id, version: '../../x' }, v1.material), (e: unknown) => e instanceof KvvmError && e.reason === 'store-invalid-name');
   });
 
   it('removeAll deletes the directory only when no other certificate lives there', async () => {
@@ -235,8 +278,14 @@ describe('PEM store files', () => {
 describe('PEM store content read back by openssl', () => {
   let pki: OpensslFactory;
   let root: string;
-  before(async () => { pki = await OpensslFactory.create(); root = await tempRoot(); });
-  after(async () => { await pki.cleanup(); await rm(root, { recursive: true, force: true }); });
+  before(async () => {
+    pki = await OpensslFactory.create();
+    root = await tempRoot();
+  });
+  after(async () => {
+    await pki.cleanup();
+    await rm(root, { recursive: true, force: true });
+  });
 
   for (const keyType of ['rsa', 'ec'] as const) {
     it(`the ${keyType.toUpperCase()} file holds the key, then the leaf, then its chain in issuer order`, async () => {
@@ -250,12 +299,18 @@ describe('PEM store content read back by openssl', () => {
       await store.activate(cert, v1.id, undefined);
       const link = join(root, keyType, `${VAULT}.alpha`);
       const text = await readFile(link, 'utf8');
-      assert.deepEqual([...text.matchAll(/-----BEGIN ([A-Z ]+)-----/g)].map((m) => m[1]), ['PRIVATE KEY', 'CERTIFICATE', 'CERTIFICATE', 'CERTIFICATE']);
+      assert.deepEqual(
+        [...text.matchAll(/-----BEGIN ([A-Z ]+)-----/g)].map((m) => m[1]),
+        ['PRIVATE KEY', 'CERTIFICATE', 'CERTIFICATE', 'CERTIFICATE'],
+      );
       // openssl x509 reads the first certificate: the leaf.
       const fingerprint = opensslRead(['x509', '-noout', '-fingerprint', '-sha1', '-in', link], '');
       assert.equal(fingerprint.trim().split('=')[1]?.replace(/:/g, ''), material.thumbprint);
       assert.equal(opensslRead(['pkey', '-in', link, '-pubout'], ''), opensslRead(['x509', '-noout', '-pubkey', '-in', leaf.certFile], ''));
-      const certs = text.split('-----END CERTIFICATE-----').slice(0, 3).map((c) => opensslRead(['x509', '-noout', '-subject'], `${c.slice(c.indexOf('-----BEGIN CERTIFICATE'))}-----END CERTIFICATE-----\n`).trim());
+      const certs = text
+        .split('-----END CERTIFICATE-----')
+        .slice(0, 3)
+        .map((c) => opensslRead(['x509', '-noout', '-subject'], `${c.slice(c.indexOf('-----BEGIN CERTIFICATE'))}-----END CERTIFICATE-----\n`).trim());
       assert.deepEqual(certs, [`subject=CN = leaf-${keyType}`, `subject=CN = inter-${keyType}`, `subject=CN = root-${keyType}`]);
     });
   }
@@ -263,7 +318,9 @@ describe('PEM store content read back by openssl', () => {
 
 describe('PEM store acls', () => {
   let root: string;
-  before(async () => { root = await tempRoot(); });
+  before(async () => {
+    root = await tempRoot();
+  });
   after(() => rm(root, { recursive: true, force: true }));
   let n = 0;
 
@@ -310,29 +367,32 @@ describe('PEM store acls', () => {
     const dir = join(root, `acl-${++n}`);
     const store = createPemStore({ aclStrategy: 'group' });
     const cert = observed(dir, 'alpha', { acls: [{ user: 'nobody' }] });
-    await assert.rejects(store.install(cert, v1.id, v1.material),
-      (e: unknown) => e instanceof KvvmError && e.reason === 'acl-unsupported' && /acl package/.test(e.fix ?? ''));
+    await assert.rejects(store.install(cert, v1.id, v1.material), (e: unknown) => e instanceof KvvmError && e.reason === 'acl-unsupported' && /acl package/.test(e.fix ?? ''));
     assert.equal(existsSync(dir), false, 'not even the directory was created');
   });
 
   it('an unknown group is refused before any file is written', async () => {
     const dir = join(root, `acl-${++n}`);
     const store = createPemStore();
-    await assert.rejects(store.install(observed(dir, 'alpha', { acls: [{ group: 'no-such-group-kvvm' }] }), v1.id, v1.material),
-      (e: unknown) => e instanceof KvvmError && e.reason === 'acl-unknown-group');
+    await assert.rejects(
+      store.install(observed(dir, 'alpha', { acls: [{ group: 'no-such-group-kvvm' }] }), v1.id, v1.material),
+      (e: unknown) => e instanceof KvvmError && e.reason === 'acl-unknown-group',
+    );
     assert.equal(existsSync(dir), false, 'not even the directory was created');
   });
 
   it('a failing setfacl on the key file removes the temp file and installs nothing', async () => {
     const dir = join(root, `acl-${++n}`);
     const store = createPemStore({
-      aclStrategy: 'setfacl', resolveGroup: () => 4242,
-      runCommand: async (_f, _args, opts) => (fstatSync(opts?.fds?.[0] as number).isDirectory()
-        ? { exitCode: 0, stdout: '', stderr: '' }
-        : { exitCode: 1, stdout: '', stderr: 'setfacl: Operation not supported' }),
+      aclStrategy: 'setfacl',
+      resolveGroup: () => 4242,
+      runCommand: async (_f, _args, opts) =>
+        fstatSync(opts?.fds?.[0] as number).isDirectory() ? { exitCode: 0, stdout: '', stderr: '' } : { exitCode: 1, stdout: '', stderr: 'setfacl: Operation not supported' },
     });
-    await assert.rejects(store.install(observed(dir, 'alpha', { acls: [{ group: 'web' }] }), v1.id, v1.material),
-      (e: unknown) => e instanceof KvvmError && e.reason === 'acl-failed');
+    await assert.rejects(
+      store.install(observed(dir, 'alpha', { acls: [{ group: 'web' }] }), v1.id, v1.material),
+      (e: unknown) => e instanceof KvvmError && e.reason === 'acl-failed',
+    );
     assert.deepEqual(await readdir(dir), [STORE_MARKER]);
   });
 });

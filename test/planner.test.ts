@@ -26,24 +26,29 @@ function installed(version: string, active: boolean): InstalledCertificate {
 
 test('the two newest enabled versions are wanted, newest first, whatever order the vault lists them in', () => {
   const wanted = selectWantedVersions([v('a', '2026-01-01'), v('c', '2026-03-01'), v('b', '2026-02-01')], { keep: 2, now });
-  assert.deepEqual(wanted.map((w) => w.version), ['c', 'b']);
+  assert.deepEqual(
+    wanted.map((w) => w.version),
+    ['c', 'b'],
+  );
 });
 
 test('disabled and not-yet-valid versions are never wanted', () => {
-  const wanted = selectWantedVersions(
-    [
-      v('old', '2026-01-01'),
-      v('disabled', '2026-02-01', { enabled: false }),
-      v('future', '2026-03-01', { notBefore: new Date('2027-01-01') }),
-    ],
-    { keep: 2, now },
+  const wanted = selectWantedVersions([v('old', '2026-01-01'), v('disabled', '2026-02-01', { enabled: false }), v('future', '2026-03-01', { notBefore: new Date('2027-01-01') })], {
+    keep: 2,
+    now,
+  });
+  assert.deepEqual(
+    wanted.map((w) => w.version),
+    ['old'],
   );
-  assert.deepEqual(wanted.map((w) => w.version), ['old']);
 });
 
 test('a pinned version is the only one wanted, and nothing when it is disabled', () => {
   const list = [v('a', '2026-01-01'), v('b', '2026-02-01', { enabled: false })];
-  assert.deepEqual(selectWantedVersions(list, { keep: 2, now, pinnedVersion: 'A' }).map((w) => w.version), ['a']);
+  assert.deepEqual(
+    selectWantedVersions(list, { keep: 2, now, pinnedVersion: 'A' }).map((w) => w.version),
+    ['a'],
+  );
   assert.deepEqual(selectWantedVersions(list, { keep: 2, now, pinnedVersion: 'b' }), []);
 });
 

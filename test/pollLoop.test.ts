@@ -8,14 +8,16 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDevVault, type DevVault } from '../handler/devvault/server.js';
-import { createCa, issueCertificate, toPkcs12Base64 } from '../handler/devvault/certFactory.js';
+import { issueCertificate, toPkcs12Base64 } from '../handler/devvault/certFactory.js';
 import { parseSettings } from '../handler/settings/index.js';
+import { profileFor } from '../handler/settings/profile.js';
 import type { KvvmConfig } from '../handler/settings/config.js';
 import { createVaultReader } from '../handler/vault/secretsClient.js';
 import { createPemStore } from '../handler/stores/pemStore.js';
 import { parseCertificateSecret } from '../handler/certs/parse.js';
 import { makeChainCheck } from '../handler/commands/service.js';
-import { DEFAULT_RETRY_POLICY, retryDelayMs, runPollLoop, type PollLoopDeps } from '../handler/service/pollLoop.js';
+import { DEFAULT_RETRY_POLICY, runPollLoop, type PollLoopDeps } from '../handler/service/pollLoop.js';
+import { backoffDelayMs as retryDelayMs } from '../handler/vault/backoff.js';
 import type { HandlerStatusReport } from '../handler/protocol/status.js';
 
 const env = { KVVM_EXTRA_VAULT_SUFFIXES: 'localhost' };
@@ -47,7 +49,10 @@ async function harness(): Promise<Harness> {
         observedCertificates: names.map((n) => ({ url: `${vault.vaultUrl}/secrets/${n}`, certificateStoreLocation: join(dir, 'store') })),
       };
       if (requireInitialSync !== undefined) secretsManagementSettings['requireInitialSync'] = requireInitialSync;
-      const parsed = parseSettings({ secretsManagementSettings, authenticationSettings: { msiEndpoint: vault.imdsEndpoint } }, { platform: 'linux', env });
+      // The profile whose initial-sync mode each test is about (docs/versions.md): absent → 4.x 'bounded',
+      // true → 3.x Windows 'forever', false → 3.x 'none' (4.x refuses false). Only initialSync depends on it here.
+      const profile = requireInitialSync === undefined ? profileFor('4.0', 'linux', 'option') : profileFor('3.0', requireInitialSync ? 'win32' : 'linux', 'option');
+      const parsed = parseSettings({ secretsManagementSettings, authenticationSettings: { msiEndpoint: vault.imdsEndpoint } }, { platform: 'linux', env, profile });
       if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
       return parsed.config;
     },
@@ -133,7 +138,10 @@ test('requireInitialSync true keeps retrying past 25 attempts and never reports 
     const config = h.config(true, ['missing']);
     const run = h.deps({ stopAfter: (reports) => reports.length >= 40 });
     await runPollLoop(config, run.deps, run.signal);
-    assert.ok(run.reports.every((r) => r.status === 'transitioning'), run.reports.map((r) => r.status).join(','));
+    assert.ok(
+      run.reports.every((r) => r.status === 'transitioning'),
+      run.reports.map((r) => r.status).join(','),
+    );
     assert.match(run.reports.at(-1)!.message, /attempt 39\b/);
   } finally {
     await h.close();
@@ -147,7 +155,10 @@ test('requireInitialSync false reports success as soon as polling starts, with t
     const config = h.config(false, ['present', 'missing']);
     const run = h.deps({ stopAfter: (reports) => reports.length >= 2 });
     await runPollLoop(config, run.deps, run.signal);
-    assert.deepEqual(run.reports.map((r) => r.status), ['success', 'success']);
+    assert.deepEqual(
+      run.reports.map((r) => r.status),
+      ['success', 'success'],
+    );
     const sub = run.reports[1]!.substatus ?? [];
     assert.equal(sub.find((s) => s.name.endsWith('/present'))?.status, 'success');
     assert.equal(sub.find((s) => s.name.endsWith('/missing'))?.status, 'error');

@@ -56,7 +56,10 @@ describe('findHandlerEnvironment', () => {
   });
 
   test('finds the file one folder above the executable (Windows layout: bin\\kvvm.exe)', async () => {
-    const ext = folderWith('ext-exe', JSON.stringify([{ name: 'P.T', version: '1', handlerEnvironment: { logFolder: '/L', configFolder: '/C', statusFolder: '/S', deploymentid: 'x' } }]));
+    const ext = folderWith(
+      'ext-exe',
+      JSON.stringify([{ name: 'P.T', version: '1', handlerEnvironment: { logFolder: '/L', configFolder: '/C', statusFolder: '/S', deploymentid: 'x' } }]),
+    );
     const he = await findHandlerEnvironment({ env: {}, execPath: join(ext, 'bin', 'kvvm.exe'), cwd: elsewhere, sleep: noSleep });
     assert.equal(he.extensionFolder, ext);
     assert.equal(he.version, '1.0');
@@ -66,7 +69,13 @@ describe('findHandlerEnvironment', () => {
   test('retries while the file is missing, then fails naming every folder searched', async () => {
     let sleeps = 0;
     const err = await rejection(
-      findHandlerEnvironment({ env: { AZURE_GUEST_AGENT_EXTENSION_PATH: join(root, 'absent') }, execPath: '/opt/x/bin/node', cwd: elsewhere, retries: 2, sleep: async () => void sleeps++ }),
+      findHandlerEnvironment({
+        env: { AZURE_GUEST_AGENT_EXTENSION_PATH: join(root, 'absent') },
+        execPath: '/opt/x/bin/node',
+        cwd: elsewhere,
+        retries: 2,
+        sleep: async () => void sleeps++,
+      }),
     );
     assert.equal(err.reason, 'handler-environment');
     assert.equal(sleeps, 2);
@@ -80,7 +89,10 @@ describe('findHandlerEnvironment', () => {
       execPath: '/usr/bin/node',
       cwd: elsewhere,
       sleep: async () => {
-        writeFileSync(join(dir, 'HandlerEnvironment.json'), JSON.stringify([{ name: 'P.T', version: 1.0, handlerEnvironment: { logFolder: '/l', configFolder: '/c', statusFolder: '/s' } }]));
+        writeFileSync(
+          join(dir, 'HandlerEnvironment.json'),
+          JSON.stringify([{ name: 'P.T', version: 1.0, handlerEnvironment: { logFolder: '/l', configFolder: '/c', statusFolder: '/s' } }]),
+        );
       },
     });
     assert.equal(he.name, 'P.T');

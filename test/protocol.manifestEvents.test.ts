@@ -39,7 +39,24 @@ describe('validateHandlerManifest', () => {
   });
 
   test('the KeyVaultForWindows manifest from PROTOCOL.md is accepted, updateMode honoured', () => {
-    const doc = [{ name: 'KeyVaultForWindows', version: 1.0, handlerManifest: { installCommand: 'bin\\kvvm.exe install', uninstallCommand: 'bin\\kvvm.exe uninstall', updateCommand: 'bin\\kvvm.exe update', enableCommand: 'bin\\kvvm.exe enable', disableCommand: 'bin\\kvvm.exe disable', rebootAfterInstall: false, reportHeartbeat: false, updateMode: 'UpdateWithoutInstall', continueOnUpdateFailure: false, supportsMultipleExtensions: false } }];
+    const doc = [
+      {
+        name: 'KeyVaultForWindows',
+        version: 1.0,
+        handlerManifest: {
+          installCommand: 'bin\\kvvm.exe install',
+          uninstallCommand: 'bin\\kvvm.exe uninstall',
+          updateCommand: 'bin\\kvvm.exe update',
+          enableCommand: 'bin\\kvvm.exe enable',
+          disableCommand: 'bin\\kvvm.exe disable',
+          rebootAfterInstall: false,
+          reportHeartbeat: false,
+          updateMode: 'UpdateWithoutInstall',
+          continueOnUpdateFailure: false,
+          supportsMultipleExtensions: false,
+        },
+      },
+    ];
     const result = validateHandlerManifest(doc);
     assert.ok(result.ok);
     assert.equal(result.manifest.updateWithInstall, false);
@@ -51,7 +68,11 @@ describe('validateHandlerManifest', () => {
     ['no handlerManifest', [{ name: 'x' }], /handlerManifest/],
     ['a missing command', [{ handlerManifest: { installCommand: 'i', uninstallCommand: 'u', updateCommand: 'p', enableCommand: 'e' } }], /disableCommand/],
     ['an empty command', [{ handlerManifest: { installCommand: ' ', uninstallCommand: 'u', updateCommand: 'p', enableCommand: 'e', disableCommand: 'd' } }], /installCommand/],
-    ['a bad updateMode', [{ handlerManifest: { installCommand: 'i', uninstallCommand: 'u', updateCommand: 'p', enableCommand: 'e', disableCommand: 'd', updateMode: 'Sometimes' } }], /updateMode/],
+    [
+      'a bad updateMode',
+      [{ handlerManifest: { installCommand: 'i', uninstallCommand: 'u', updateCommand: 'p', enableCommand: 'e', disableCommand: 'd', updateMode: 'Sometimes' } }],
+      /updateMode/,
+    ],
   ];
   for (const [label, doc, expected] of bad) {
     test(`${label} → rejected`, () => {
@@ -100,6 +121,9 @@ describe('writeEvent', () => {
   });
 
   test('an empty message is refused (the agent would drop it)', async () => {
-    await assert.rejects(writeEvent(join(root, 'd'), { level: 'Error', taskName: 't', message: '  ', operationId: 'o' }, now), (err: unknown) => err instanceof KvvmError && err.reason === 'event-invalid');
+    await assert.rejects(
+      writeEvent(join(root, 'd'), { level: 'Error', taskName: 't', message: '  ', operationId: 'o' }, now),
+      (err: unknown) => err instanceof KvvmError && err.reason === 'event-invalid',
+    );
   });
 });

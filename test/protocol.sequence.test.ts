@@ -36,7 +36,15 @@ describe('resolveSequenceNumber', () => {
   });
 
   test('agent files and names that are not <digits>.settings are ignored, however new', async () => {
-    const dir = configWith({ '1.settings': 1000, HandlerState: 9000, HandlerStatus: 9000, 'abc.settings': 9000, 'ext.3.settings': 9000, '4.settings.bak': 9000, '-2.settings': 9000 });
+    const dir = configWith({
+      '1.settings': 1000,
+      HandlerState: 9000,
+      HandlerStatus: 9000,
+      'abc.settings': 9000,
+      'ext.3.settings': 9000,
+      '4.settings.bak': 9000,
+      '-2.settings': 9000,
+    });
     assert.equal(await resolveSequenceNumber(dir, {}), 1);
   });
 
@@ -65,7 +73,14 @@ describe('mrseq', () => {
     assert.deepEqual(readdirSync(dir), ['mrseq']);
   });
 
-  for (const [label, content] of [['empty', ''], ['garbage', 'x1'], ['negative', '-1'], ['fraction', '1.5'], ['huge', '99999999999999999999'], ['binary', '\u0000\u0001']] as const) {
+  for (const [label, content] of [
+    ['empty', ''],
+    ['garbage', 'x1'],
+    ['negative', '-1'],
+    ['fraction', '1.5'],
+    ['huge', '99999999999999999999'],
+    ['binary', '\u0000\u0001'],
+  ] as const) {
     test(`a ${label} mrseq file reads as undefined`, async () => {
       const dir = join(root, `ext-mrseq-${label}`);
       mkdirSync(dir);

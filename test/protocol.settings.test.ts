@@ -124,7 +124,10 @@ describe('readHandlerSettings: protected settings (real openssl cms envelopes)',
     assert.deepEqual(result.settings, { a: 1, authenticationSettings: { msiEndpoint: 'x', msiClientId: SECRET }, secretsManagementSettings: { extra: SECRET } });
   });
 
-  for (const [label, options] of [['subject-key-identifier recipient (-keyid)', { keyid: true }], ['AES-256-GCM AuthEnvelopedData', { cipher: 'aes-256-gcm' as const }]] as const) {
+  for (const [label, options] of [
+    ['subject-key-identifier recipient (-keyid)', { keyid: true }],
+    ['AES-256-GCM AuthEnvelopedData', { cipher: 'aes-256-gcm' as const }],
+  ] as const) {
     test(`an envelope node-forge cannot read (${label}) is decrypted by openssl cms instead`, async () => {
       const l = layout();
       l.writeSettings(1, null, protectedValue, options);
@@ -183,7 +186,9 @@ describe('readHandlerSettings: protected settings (real openssl cms envelopes)',
     test(`corrupted protectedSettings (${label}) → an error, never a crash`, async () => {
       const l = layout();
       const good = cmsEncrypt(JSON.stringify(protectedValue), l.certificate());
-      const text = JSON.stringify({ runtimeSettings: [{ handlerSettings: { publicSettings: null, protectedSettings: mangle(good), protectedSettingsCertThumbprint: l.certificate().thumbprint } }] });
+      const text = JSON.stringify({
+        runtimeSettings: [{ handlerSettings: { publicSettings: null, protectedSettings: mangle(good), protectedSettingsCertThumbprint: l.certificate().thumbprint } }],
+      });
       l.writeSettingsText(1, text);
       const err = await failure(read(l, 1));
       assert.equal(err.reason, 'protected-settings-decrypt');
@@ -194,7 +199,10 @@ describe('readHandlerSettings: protected settings (real openssl cms envelopes)',
     const l = layout();
     const der = Buffer.from(cmsEncrypt(JSON.stringify(protectedValue), l.certificate()), 'base64');
     der[der.length - 20] = der[der.length - 20]! ^ 0xff;
-    l.writeSettingsText(1, JSON.stringify({ runtimeSettings: [{ handlerSettings: { protectedSettings: der.toString('base64'), protectedSettingsCertThumbprint: l.certificate().thumbprint } }] }));
+    l.writeSettingsText(
+      1,
+      JSON.stringify({ runtimeSettings: [{ handlerSettings: { protectedSettings: der.toString('base64'), protectedSettingsCertThumbprint: l.certificate().thumbprint } }] }),
+    );
     const err = await failure(read(l, 1, { openssl: false }));
     assert.ok(['protected-settings-decrypt', 'protected-settings-corrupt'].includes(err.reason), err.reason);
   });

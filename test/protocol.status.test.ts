@@ -25,7 +25,18 @@ after(() => rmSync(root, { recursive: true, force: true }));
 const NOW = new Date('2026-01-01T00:00:00.789Z');
 const NAME = 'Microsoft.Azure.KeyVault.KeyVaultForLinux';
 
-type Rendered = { version: number; timestampUTC: string; status: { name: string; operation: string; status: string; code: number; formattedMessage: { lang: string; message: string }; substatus?: Array<{ name: string; status: string; code: number; formattedMessage: { lang: string; message: string } }> } };
+type Rendered = {
+  version: number;
+  timestampUTC: string;
+  status: {
+    name: string;
+    operation: string;
+    status: string;
+    code: number;
+    formattedMessage: { lang: string; message: string };
+    substatus?: Array<{ name: string; status: string; code: number; formattedMessage: { lang: string; message: string } }>;
+  };
+};
 function rendered(report: HandlerStatusReport): { text: string; doc: Rendered } {
   const text = renderStatusDocument(NAME, report, NOW);
   const doc = (JSON.parse(text) as Rendered[])[0]!;
@@ -59,7 +70,10 @@ describe('writeStatus', () => {
     assert.equal(view.state, 'valid');
     assert.equal(view.agentStatus, 'success');
     assert.ok(view.state === 'valid' && view.message === 'All 2 certificates installed' && view.operation === 'Enable' && !view.exceedsAgentLimit);
-    assert.deepEqual(readdirSync(root).filter((f) => f.endsWith('.tmp')), []);
+    assert.deepEqual(
+      readdirSync(root).filter((f) => f.endsWith('.tmp')),
+      [],
+    );
   });
 
   test('a report without substatus has no substatus key', () => {
@@ -139,7 +153,12 @@ describe('writeStatus', () => {
     })();
     const writers = Array.from({ length: 4 }, async (_, w) => {
       for (let i = 0; i < 150; i++) {
-        const substatus = Array.from({ length: 1 + ((i * 7 + w) % 20) }, (_, k) => ({ name: `w${w}-${k}`, status: 'success' as const, code: 0, message: 'z'.repeat(500 * ((k + i) % 5)) }));
+        const substatus = Array.from({ length: 1 + ((i * 7 + w) % 20) }, (_, k) => ({
+          name: `w${w}-${k}`,
+          status: 'success' as const,
+          code: 0,
+          message: 'z'.repeat(500 * ((k + i) % 5)),
+        }));
         await writeStatus(dir, 1, NAME, { operation: 'Enable', status: 'transitioning', code: 0, message: `writer ${w} write ${i}`, substatus }, NOW);
       }
     });
@@ -187,7 +206,11 @@ describe('validateStatusDocument and readStatus: the agent judgement', () => {
     ['substatus without status', [{ status: { ...ok, substatus: [{ name: 'x' }] } }], /substatus\[0\]\/status/],
     ['substatus with a bad status', [{ status: { ...ok, substatus: [{ status: 'done' }] } }], /substatus\[0\]\/status "done"/],
     ['substatus bad formattedMessage', [{ status: { ...ok, substatus: [{ status: 'error', formattedMessage: { lang: 'en' } }] } }], /substatus\[0\]\/formattedMessage\/message/],
-    ['null formattedMessage, null substatus entries and null substatus list', [{ status: { status: 'warning', formattedMessage: null, substatus: [null, { status: 'error', formattedMessage: null }] } }], null],
+    [
+      'null formattedMessage, null substatus entries and null substatus list',
+      [{ status: { status: 'warning', formattedMessage: null, substatus: [null, { status: 'error', formattedMessage: null }] } }],
+      null,
+    ],
     ['substatus null', [{ status: { ...ok, substatus: null } }], null],
     ['only [0] is judged', [{ status: ok }, 'garbage'], null],
   ];

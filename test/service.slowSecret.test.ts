@@ -16,11 +16,17 @@ import { agentCommand } from './helpers/agentCommands.js';
 import { OpensslFactory } from './helpers/openssl.js';
 import { startDevVault, type DevVault } from '../handler/devvault/server.js';
 import { createCa, issueCertificate, toPkcs12Base64 } from '../handler/devvault/certFactory.js';
-import { isRunning } from '../handler/service/supervisor.js';
+import { posixSupervisor } from '../handler/service/posixSupervisor.js';
+
+const { isRunning } = posixSupervisor;
 
 const CLIENT_ID = '6f1d3c55-8f5c-4a57-9a3e-0c4b2d7e9a11';
 
-const exists = (path: string): Promise<boolean> => access(path).then(() => true, () => false);
+const exists = (path: string): Promise<boolean> =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
 
 test('an expensive secret delays neither another certificate nor disable', { timeout: 120_000 }, async () => {
   const root = await mkdtemp(join(tmpdir(), 'kvvm-slow-secret-'));

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { startDevVault, type DevVault } from '../handler/devvault/server.js';
 import { parseSettings } from '../handler/settings/index.js';
+import { profileFor } from '../handler/settings/profile.js';
 import { createVaultReader } from '../handler/vault/secretsClient.js';
 import { createPemStore } from '../handler/stores/pemStore.js';
 import { parseCertificateSecret } from '../handler/certs/parse.js';
@@ -70,7 +71,9 @@ async function substatusFor(names: string[], authenticationSettings: Record<stri
       },
       authenticationSettings: { msiEndpoint: vault.imdsEndpoint, ...authenticationSettings },
     },
-    { platform: 'linux', env },
+    // requireInitialSync false (one report per cycle, no retries) is a 3.x setting; the chain rule under test is
+    // the engine's default ('refuse'), passed in deps below, not the profile's.
+    { platform: 'linux', env, profile: profileFor('3.0', 'linux', 'option') },
   );
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
   const reader = createVaultReader({
@@ -113,8 +116,22 @@ const CASES: Array<{ name: string; secret: string; auth?: Record<string, string>
   { name: 'a secret that is not a certificate', secret: 'connection-string', status: 'warning', reason: 'not-a-certificate', mention: /content type/i },
   { name: 'a secret whose only version is disabled', secret: 'withdrawn', status: 'error', reason: 'no-enabled-version', mention: /enabled/i },
   { name: 'a secret that does not exist', secret: 'no-such-secret', status: 'error', reason: 'secret-not-found', mention: /no-such-secret/ },
-  { name: 'an msiClientId that is not an identity of this VM', secret: 'good', auth: { msiClientId: '00000000-1111-2222-3333-444444444444' }, status: 'error', reason: 'identity-not-found', mention: /msiClientId/ },
-  { name: 'an identity without access to the vault (RBAC)', secret: 'good', auth: { msiClientId: DENIED_ID }, status: 'error', reason: 'forbidden', mention: /Key Vault Secrets User/ },
+  {
+    name: 'an msiClientId that is not an identity of this VM',
+    secret: 'good',
+    auth: { msiClientId: '00000000-1111-2222-3333-444444444444' },
+    status: 'error',
+    reason: 'identity-not-found',
+    mention: /msiClientId/,
+  },
+  {
+    name: 'an identity without access to the vault (RBAC)',
+    secret: 'good',
+    auth: { msiClientId: DENIED_ID },
+    status: 'error',
+    reason: 'forbidden',
+    mention: /Key Vault Secrets User/,
+  },
 ];
 
 for (const c of CASES) {

@@ -61,7 +61,10 @@ function rssKiB(pid: number): Promise<number> {
   return readFile(`/proc/${pid}/status`, 'utf8').then((s) => Number(/VmRSS:\s+(\d+)/.exec(s)?.[1]));
 }
 
-async function setup(label: string, extraEnv: Record<string, string>): Promise<{ root: string; vault: DevVault; layout: AgentLayout; env: Record<string, string | undefined>; store: string; rotate: () => string }> {
+async function setup(
+  label: string,
+  extraEnv: Record<string, string>,
+): Promise<{ root: string; vault: DevVault; layout: AgentLayout; env: Record<string, string | undefined>; store: string; rotate: () => string }> {
   const root = await mkdtemp(join(tmpdir(), `kvvm-restart-${label}-`));
   const vault = await startDevVault();
   const layout = makeAgentLayout(join(root, 'agent'));
@@ -102,7 +105,9 @@ test('kill -9 of the process in kvvm-service.pid: a certificate rotated during t
     assert.deepEqual(serviceProcesses(layout.extensionFolder), { supervisors: [supervisor], workers: [worker2] }, 'the same supervisor, one new worker');
     const status = await until('a success status', async () => ((await statusOf(layout, 0))?.status === 'success' ? statusOf(layout, 0) : undefined));
     assert.match(status!.message, /1 of 1 certificates in place/);
-    console.log(`restart after kill -9: rotated certificate installed ${latencyMs} ms after the kill; supervisor RSS ${await rssKiB(supervisor)} KiB, worker RSS ${await rssKiB(worker2)} KiB`);
+    console.log(
+      `restart after kill -9: rotated certificate installed ${latencyMs} ms after the kill; supervisor RSS ${await rssKiB(supervisor)} KiB, worker RSS ${await rssKiB(worker2)} KiB`,
+    );
   } finally {
     await agent(layout, env, 0, 'disable').catch(() => undefined);
     await vault.close();

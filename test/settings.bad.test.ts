@@ -9,7 +9,6 @@ import { parseSettings } from '../handler/settings/parse.js';
 import { BAD_SETTINGS as CASES, OC, AUTH } from './fixtures/settings/badCases.js';
 import { auth, cert, GUID1, sms, URL1, URL2 } from './fixtures/settings/helpers.js';
 
-
 describe('bad settings are rejected with a reason, a path, a message naming the culprit, and a fix', () => {
   it('the catalogue holds at least 40 distinct cases', () => {
     assert.ok(CASES.length >= 40, `only ${CASES.length} cases`);
@@ -36,12 +35,6 @@ describe('problem details that operators rely on', () => {
     assert.match(r.problems[0]?.message ?? '', /\.vault\.azure\.net/);
     assert.match(r.problems[0]?.fix ?? '', /KVVM_EXTRA_VAULT_SUFFIXES/);
   });
-  it('a /certificates/ URL is answered with the same URL under /secrets/', () => {
-    const r = parseSettings(sms(['https://myvault.vault.azure.net/certificates/web/0123456789abcdef0123456789abcdef']), { platform: 'linux', env: {} });
-    assert.equal(r.ok, false);
-    if (r.ok) return;
-    assert.match(r.problems[0]?.fix ?? '', /https:\/\/myvault\.vault\.azure\.net\/secrets\/web\/0123456789abcdef0123456789abcdef/);
-  });
   it('a wrong-case store location names the right spelling in the fix', () => {
     const r = parseSettings(cert({ certificateStoreLocation: 'LOCALMACHINE' }), { platform: 'win32', env: {} });
     assert.equal(r.ok, false);
@@ -49,9 +42,12 @@ describe('problem details that operators rely on', () => {
     assert.match(r.problems[0]?.fix ?? '', /"LocalMachine"/);
   });
   it('schema and logical problems are reported together in one pass', () => {
-    const r = parseSettings(sms(['http://a.vault.azure.net/secrets/x', 'https://b.vault.azure.net/certificates/y'], { pollingIntervalInS: 'soon', linkOnRenewal: 'maybe' }), { platform: 'linux', env: {} });
+    const r = parseSettings(sms(['http://a.vault.azure.net/secrets/x', 'https://b.vault.azure.net/keys/y'], { pollingIntervalInS: 'soon', linkOnRenewal: 'maybe' }), {
+      platform: 'linux',
+      env: {},
+    });
     assert.equal(r.ok, false);
     if (r.ok) return;
-    assert.deepEqual(r.problems.map((p) => p.reason).sort(), ['invalid-boolean', 'invalid-number', 'url-certificates-path', 'url-not-https']);
+    assert.deepEqual(r.problems.map((p) => p.reason).sort(), ['invalid-boolean', 'invalid-number', 'url-keys-path', 'url-not-https']);
   });
 });

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DEFAULT_LINUX_STORE, type KvvmConfig } from '../handler/settings/config.js';
 import { parseSettings, type SettingsResult } from '../handler/settings/parse.js';
+import { profileFor } from '../handler/settings/profile.js';
 import { formatProblems, formatWarnings, type SettingsProblem } from '../handler/settings/problems.js';
 import { cert, fixture, GUID1, sms, URL1, URL2 } from './fixtures/settings/helpers.js';
 
@@ -15,16 +16,24 @@ function ok(result: SettingsResult): KvvmConfig {
 }
 const linux = (raw: unknown, env: Record<string, string | undefined> = {}): KvvmConfig => ok(parseSettings(raw, { platform: 'linux', env }));
 const win = (raw: unknown): KvvmConfig => ok(parseSettings(raw, { platform: 'win32', env: {} }));
+/** Settings documented for a 3.x handler are checked under the 3.x profile, as the agent would run them. */
+const linux3 = (raw: unknown): KvvmConfig => ok(parseSettings(raw, { platform: 'linux', env: {}, profile: profileFor('3.0', 'linux', 'option') }));
+const win3 = (raw: unknown): KvvmConfig => ok(parseSettings(raw, { platform: 'win32', env: {}, profile: profileFor('3.0', 'win32', 'option') }));
 const settingsOf = (armResource: Record<string, unknown>): unknown => (armResource['properties'] as Record<string, unknown>)['settings'];
 const warned = (c: KvvmConfig, path: string, re: RegExp): boolean => c.warnings.some((w) => w.path === path && re.test(w.message));
 
 describe('documented examples normalize (placeholders filled in)', () => {
   it('Windows 3.0 PowerShell/CLI settings.json', () => {
-    const c = win(fixture('win-3.0-powershell.json'));
+    const c = win3(fixture('win-3.0-powershell.json'));
     assert.equal(c.generation, '3.0'); // keyExportable and linkOnRenewal are 3.0-only keys
     assert.equal(c.observedCertificates.length, 2);
-    assert.deepEqual(c.observedCertificates.map((x) => [x.secretName, x.certificateStoreLocation, x.keyExportable]),
-      [['certificate1', 'LocalMachine', false], ['certificate2', 'LocalMachine', true]]);
+    assert.deepEqual(
+      c.observedCertificates.map((x) => [x.secretName, x.certificateStoreLocation, x.keyExportable]),
+      [
+        ['certificate1', 'LocalMachine', false],
+        ['certificate2', 'LocalMachine', true],
+      ],
+    );
     assert.deepEqual(c.observedCertificates[1]?.accounts, ['Network Service', 'Local Service']);
     assert.deepEqual(c.authentication, { msiEndpoint: 'http://169.254.169.254/metadata/identity/oauth2/token', msiClientId: GUID1 });
     assert.deepEqual(c.warnings, []);
@@ -37,7 +46,7 @@ describe('documented examples normalize (placeholders filled in)', () => {
     assert.equal(c.linkOnRenewal, true);
   });
   it('Windows 3.0 ARM resource, with keyExportable as the string "false" and a CurrentUser store', () => {
-    const c = win(settingsOf(fixture('arm-win-3.0.json')));
+    const c = win3(settingsOf(fixture('arm-win-3.0.json')));
     assert.equal(c.generation, '3.0');
     assert.equal(c.initialSync, 'forever');
     assert.equal(c.observedCertificates[1]?.certificateStoreLocation, 'CurrentUser');
@@ -46,15 +55,21 @@ describe('documented examples normalize (placeholders filled in)', () => {
   it('Windows 1.0 ARM resource: global store settings apply to every URL', () => {
     const c = win(settingsOf(fixture('arm-win-1.0.json')));
     assert.equal(c.generation, '1.0');
-    assert.deepEqual(c.observedCertificates.map((x) => `${x.certificateStoreLocation}\\${x.certificateStoreName}`), ['LocalMachine\\MY', 'LocalMachine\\MY']);
+    assert.deepEqual(
+      c.observedCertificates.map((x) => `${x.certificateStoreLocation}\\${x.certificateStoreName}`),
+      ['LocalMachine\\MY', 'LocalMachine\\MY'],
+    );
   });
   it('Windows 4.0 ARM resource with a TrustedPeople store', () => {
     const c = win(settingsOf(fixture('arm-win-4.0.json')));
     assert.equal(c.generation, '4.0');
-    assert.deepEqual(c.observedCertificates.map((x) => x.certificateStoreName), ['MY', 'MY', 'TrustedPeople']);
+    assert.deepEqual(
+      c.observedCertificates.map((x) => x.certificateStoreName),
+      ['MY', 'MY', 'TrustedPeople'],
+    );
   });
   it('Cloud Services (PaaS) settings with clientId and clientCertificateSubjectName', () => {
-    const c = win(fixture('paas-1.0.json'));
+    const c = win3(fixture('paas-1.0.json'));
     assert.equal(c.generation, '1.0');
     assert.equal(c.initialSync, 'none');
     assert.equal(c.linkOnRenewal, false);
@@ -69,47 +84,84 @@ describe('documented examples normalize (placeholders filled in)', () => {
   it('Linux 3.0 settings with acls, customSymbolicLinkName and loggingSettings', () => {
     const c = linux(fixture('linux-3.0.json'));
     assert.equal(c.generation, '3.0');
-    assert.deepEqual(c.observedCertificates.map((x) => x.linkName), ['myvault.mycertificate1', 'mycert2']);
+    assert.deepEqual(
+      c.observedCertificates.map((x) => x.linkName),
+      ['myvault.mycertificate1', 'mycert2'],
+    );
     assert.deepEqual(c.observedCertificates[0]?.acls, [{ user: 'app1', group: 'appgroup1' }, { user: 'service1' }]);
     assert.deepEqual(c.observedCertificates[1]?.acls, [{ user: 'app2', group: 'appgroup2' }, { group: 'appgroup3' }]);
-    assert.deepEqual(c.logging, { logger: 'fluentd', format: 'forward', endpoint: 'unix:///var/run/mdsd/default_fluent.socket',
-      target: { kind: 'unix', path: '/var/run/mdsd/default_fluent.socket' }, serviceName: 'akvvm_service' });
+    assert.deepEqual(c.logging, {
+      logger: 'fluentd',
+      format: 'forward',
+      endpoint: 'unix:///var/run/mdsd/default_fluent.socket',
+      target: { kind: 'unix', path: '/var/run/mdsd/default_fluent.socket' },
+      serviceName: 'akvvm_service',
+    });
     assert.ok(!c.warnings.some((w) => w.path.startsWith('/loggingSettings')));
   });
   it('loggingSettings: the documented tcp endpoint, defaults for the rest, ignored with a warning on Windows', () => {
     const settings = { ...sms([{ url: URL1 }]), loggingSettings: { logger: 'fluentd', endpoint: 'tcp://localhost:24224' } };
-    assert.deepEqual(linux(settings).logging, { logger: 'fluentd', format: 'forward', endpoint: 'tcp://localhost:24224',
-      target: { kind: 'tcp', host: 'localhost', port: 24224 }, serviceName: 'akvvm_service' });
+    assert.deepEqual(linux(settings).logging, {
+      logger: 'fluentd',
+      format: 'forward',
+      endpoint: 'tcp://localhost:24224',
+      target: { kind: 'tcp', host: 'localhost', port: 24224 },
+      serviceName: 'akvvm_service',
+    });
     const w = win(settings);
     assert.equal(w.logging, undefined);
     assert.ok(warned(w, '/loggingSettings', /ignored on Windows/));
   });
   it('the Windows 1.0 PowerShell -SettingString example (a JSON string) is decoded with a warning', () => {
     // Built exactly as the documented PowerShell concatenation does, placeholders filled in.
-    const s = '{"secretsManagementSettings": \n{ "pollingIntervalInS": "' + '3600' + '", "certificateStoreName": "' + 'MY' +
-      '", "certificateStoreLocation": "' + 'LocalMachine' + '", "observedCertificates": ["' + URL1 + '","' + URL2 + '"] }, \n"authenticationSettings":\n{ "msiEndpoint": "' +
-      'http://169.254.169.254/metadata/identity/oauth2/token' + '", "msiClientId" :"' + GUID1 + '"}}';
+    const s =
+      '{"secretsManagementSettings": \n{ "pollingIntervalInS": "' +
+      '3600' +
+      '", "certificateStoreName": "' +
+      'MY' +
+      '", "certificateStoreLocation": "' +
+      'LocalMachine' +
+      '", "observedCertificates": ["' +
+      URL1 +
+      '","' +
+      URL2 +
+      '"] }, \n"authenticationSettings":\n{ "msiEndpoint": "' +
+      'http://169.254.169.254/metadata/identity/oauth2/token' +
+      '", "msiClientId" :"' +
+      GUID1 +
+      '"}}';
     const c = win(s);
     assert.equal(c.observedCertificates.length, 2);
     assert.ok(warned(c, '', /hashtable/));
   });
   it('the Windows 1.0 CLI example (escaped quotes, " <cert> " with spaces) is accepted with warnings', () => {
-    const s = '{\\"secretsManagementSettings\\": { \\"pollingIntervalInS\\": \\"3600\\", \\"certificateStoreName\\": \\"MY\\",    \\"certificateStoreLocation\\": \\"LocalMachine\\", ' +
+    const s =
+      '{\\"secretsManagementSettings\\": { \\"pollingIntervalInS\\": \\"3600\\", \\"certificateStoreName\\": \\"MY\\",    \\"certificateStoreLocation\\": \\"LocalMachine\\", ' +
       `\\"observedCertificates\\": [\\" ${URL1} \\", \\" ${URL2} \\"] }, \\"authenticationSettings\\": { \\"msiEndpoint\\": \\"http://169.254.169.254/metadata/identity/oauth2/token\\", \\"msiClientId\\": \\"${GUID1}\\"}}`;
     const c = win(s);
-    assert.deepEqual(c.observedCertificates.map((x) => x.secretName), ['cert1', 'cert2']);
+    assert.deepEqual(
+      c.observedCertificates.map((x) => x.secretName),
+      ['cert1', 'cert2'],
+    );
     assert.ok(warned(c, '', /backslash-escaped quotes/));
     assert.ok(warned(c, '/secretsManagementSettings/observedCertificates/0', /whitespace/));
   });
 });
 
-describe('requireInitialSync maps to the three initial-sync modes', () => {
-  it('absent → bounded (4.0 behaviour)', () => assert.equal(linux(sms([URL1])).initialSync, 'bounded'));
-  it('true → forever', () => assert.equal(linux(sms([URL1], { requireInitialSync: true }, { authenticationSettings: { msiClientId: GUID1 } })).initialSync, 'forever'));
-  it('false (or "false") → none', () => {
-    assert.equal(linux(sms([URL1], { requireInitialSync: false })).initialSync, 'none');
-    assert.equal(linux(sms([URL1], { requireInitialSync: 'false' })).initialSync, 'none');
-  });
+describe('requireInitialSync maps to the initial-sync mode of the profile', () => {
+  const withSync = (v: unknown): unknown => sms([URL1], v === undefined ? {} : { requireInitialSync: v }, { authenticationSettings: { msiClientId: GUID1 } });
+  const rows: Array<[string, (raw: unknown) => KvvmConfig, unknown, string]> = [
+    ['3.x Windows, absent → none (success once polling starts)', win3, undefined, 'none'],
+    ['3.x Windows, true → forever', win3, true, 'forever'],
+    ['3.x Windows, "false" → none', win3, 'false', 'none'],
+    ['3.x Linux, absent → none', linux3, undefined, 'none'],
+    ['3.x Linux, true → bounded (25 attempts, then error)', linux3, true, 'bounded'],
+    ['3.x Linux, false → none', linux3, false, 'none'],
+    ['4.x, absent → bounded', linux, undefined, 'bounded'],
+    ['4.x, true → bounded, with a warning that 4.0 removed it', win, true, 'bounded'],
+  ];
+  for (const [name, parse, value, mode] of rows) it(name, () => assert.equal(parse(withSync(value)).initialSync, mode));
+  it('4.x: true is reported as removed in 4.0', () => assert.ok(warned(win(withSync(true)), '/secretsManagementSettings/requireInitialSync', /removed in 4\.0/)));
   it('true with the system-assigned identity warns about the documented deadlock', () => {
     const c = linux(sms([URL1], { requireInitialSync: 'True' }));
     assert.ok(warned(c, '/secretsManagementSettings/requireInitialSync', /deadlock/));
@@ -138,9 +190,17 @@ describe('defaults per platform', () => {
   it('Linux: default store directory, link <vault>.<secret>, no acls, MY store name kept for reporting', () => {
     const c = linux(sms([URL1]));
     assert.deepEqual(c.observedCertificates[0], {
-      sourceUrl: URL1, vaultUrl: 'https://myvault.vault.azure.net', vaultHost: 'myvault.vault.azure.net', vaultName: 'myvault',
-      secretName: 'cert1', certificateStoreName: 'MY', certificateStoreLocation: DEFAULT_LINUX_STORE, keyExportable: false,
-      accounts: [], linkName: 'myvault.cert1', acls: [],
+      sourceUrl: URL1,
+      vaultUrl: 'https://myvault.vault.azure.net',
+      vaultHost: 'myvault.vault.azure.net',
+      vaultName: 'myvault',
+      secretName: 'cert1',
+      certificateStoreName: 'MY',
+      certificateStoreLocation: DEFAULT_LINUX_STORE,
+      keyExportable: false,
+      accounts: [],
+      linkName: 'myvault.cert1',
+      acls: [],
     });
     assert.equal(c.linkOnRenewal, true);
     assert.deepEqual(c.authentication, {});
@@ -151,7 +211,7 @@ describe('defaults per platform', () => {
     assert.deepEqual([o?.certificateStoreLocation, o?.certificateStoreName, o?.keyExportable, o?.accounts], ['LocalMachine', 'MY', false, []]);
   });
   it('Linux: a Windows store location falls back to the default directory with a warning', () => {
-    const c = linux(fixture('win-3.0-powershell.json'));
+    const c = linux3(fixture('win-3.0-powershell.json'));
     assert.equal(c.observedCertificates[0]?.certificateStoreLocation, DEFAULT_LINUX_STORE);
     assert.ok(warned(c, '/secretsManagementSettings/observedCertificates/0/certificateStoreLocation', /Windows store location/));
     assert.ok(warned(c, '/secretsManagementSettings/observedCertificates/0/accounts', /ignored on Linux/));
@@ -170,14 +230,48 @@ describe('generation detection', () => {
   it('string URLs → 1.0; objects without 3.0-only keys → 4.0; with one → 3.0', () => {
     assert.equal(linux(sms([URL1])).generation, '1.0');
     assert.equal(linux(cert({})).generation, '4.0');
-    assert.equal(linux(cert({ keyExportable: false })).generation, '3.0');
-    assert.equal(linux(cert({}, { linkOnRenewal: false })).generation, '3.0');
+    assert.equal(linux3(cert({ keyExportable: false })).generation, '3.0');
+    assert.equal(linux3(cert({}, { linkOnRenewal: false })).generation, '3.0');
+  });
+});
+
+describe('unknown keys: near misses are errors, anything else is ignored with a warning', () => {
+  it('an unrelated key at any level is ignored with a warning naming it, and the rest is used', () => {
+    const c = linux({ ...sms([{ url: URL1, futureOption: 1 }], { newerSetting: true }), protectedSettingsCertThumbprint: 'F6AB' });
+    assert.equal(c.observedCertificates.length, 1);
+    assert.ok(warned(c, '/protectedSettingsCertThumbprint', /ignored/));
+    assert.ok(warned(c, '/secretsManagementSettings/newerSetting', /ignored/));
+    assert.ok(warned(c, '/secretsManagementSettings/observedCertificates/0/futureOption', /ignored/));
+    assert.equal(c.generation, '4.0');
+  });
+  it('a near miss next to an ignored key is still an error with the suggestion', () => {
+    const r = parseSettings(sms([URL1], { pollingIntervalInSec: '3600', somethingElse: 1 }), { platform: 'linux', env: {} });
+    assert.equal(r.ok, false);
+    if (r.ok) return;
+    assert.deepEqual(
+      r.problems.map((p) => [p.path, p.reason]),
+      [['/secretsManagementSettings/pollingIntervalInSec', 'unknown-key']],
+    );
+    assert.match(r.problems[0]?.message ?? '', /did you mean "pollingIntervalInS"/);
   });
 });
 
 describe('URLs and identities that are tolerated', () => {
+  it('a /certificates/ URL is read through the /secrets/ URL of the same name and version, with a warning', () => {
+    const c = linux3(
+      sms([{ url: 'https://myvault.vault.azure.net/certificates/web/0123456789abcdef0123456789abcdef' }, { url: 'https://myvault.vault.azure.net/certificates/api' }]),
+    );
+    assert.deepEqual(
+      c.observedCertificates.map((o) => [o.secretName, o.pinnedVersion]),
+      [
+        ['web', '0123456789abcdef0123456789abcdef'],
+        ['api', undefined],
+      ],
+    );
+    assert.ok(warned(c, '/secretsManagementSettings/observedCertificates/1/url', /https:\/\/myvault\.vault\.azure\.net\/secrets\/api/));
+  });
   it('a version-pinned URL is accepted as a pin, with a warning that renewals are not followed', () => {
-    const c = linux(sms(['https://myvault.vault.azure.net/secrets/cert1/0123456789ABCDEF0123456789abcdef']));
+    const c = linux3(sms(['https://myvault.vault.azure.net/secrets/cert1/0123456789ABCDEF0123456789abcdef']));
     assert.equal(c.observedCertificates[0]?.pinnedVersion, '0123456789abcdef0123456789abcdef');
     assert.ok(warned(c, '/secretsManagementSettings/observedCertificates/0', /pinned/));
   });
@@ -208,7 +302,10 @@ describe('URLs and identities that are tolerated', () => {
     assert.ok(warned(c, '/authenticationSettings/msiClientId', /empty/));
   });
   it('the Arc msiEndpoint is accepted', () => {
-    assert.equal(linux(sms([URL1], {}, { authenticationSettings: { msiEndpoint: 'http://localhost:40342/metadata/identity' } })).authentication.msiEndpoint, 'http://localhost:40342/metadata/identity');
+    assert.equal(
+      linux(sms([URL1], {}, { authenticationSettings: { msiEndpoint: 'http://localhost:40342/metadata/identity' } })).authentication.msiEndpoint,
+      'http://localhost:40342/metadata/identity',
+    );
   });
   it('clientCertificateSubjectName with CN= is stripped with a warning', () => {
     const c = win(sms([URL1], {}, { authenticationSettings: { clientId: GUID1, clientCertificateSubjectName: 'CN=boot.contoso.com' } }));
@@ -233,7 +330,10 @@ describe('double-encoded settings (PowerShell)', () => {
 
 describe('formatProblems', () => {
   const many: SettingsProblem[] = Array.from({ length: 60 }, (_, i) => ({
-    path: `/secretsManagementSettings/observedCertificates/${i}`, reason: 'url-not-https', message: `The URL number ${i} uses http.`, fix: 'Use https.',
+    path: `/secretsManagementSettings/observedCertificates/${i}`,
+    reason: 'url-not-https',
+    message: `The URL number ${i} uses http.`,
+    fix: 'Use https.',
   }));
   it('fits a status message (under 1024 characters) and says how many were left out', () => {
     const text = formatProblems(many);

@@ -8,7 +8,9 @@ import { detectGeneration, loadSettingsSchemas } from '../handler/settings/schem
 import { editDistance, suggestKey } from '../handler/settings/suggest.js';
 import { fixture, sms, URL1 } from './fixtures/settings/helpers.js';
 
-const files = readdirSync(schemasDir()).filter((f) => /^settings.*\.schema\.json$/.test(f)).sort();
+const files = readdirSync(schemasDir())
+  .filter((f) => /^settings.*\.schema\.json$/.test(f))
+  .sort();
 
 describe('settings schemas', () => {
   it('there is a union schema and one per generation', () => {
@@ -22,7 +24,9 @@ describe('settings schemas', () => {
     }
   });
   it('every documented setting in the union schema carries a description', () => {
-    const s = JSON.parse(readFileSync(join(schemasDir(), 'settings.schema.json'), 'utf8')) as { definitions: Record<string, { properties?: Record<string, unknown>; description?: string; $ref?: string }> };
+    const s = JSON.parse(readFileSync(join(schemasDir(), 'settings.schema.json'), 'utf8')) as {
+      definitions: Record<string, { properties?: Record<string, unknown>; description?: string; $ref?: string }>;
+    };
     const d = s.definitions;
     const described = (p: unknown): boolean => {
       const o = p as { description?: string; $ref?: string };

@@ -11,8 +11,12 @@ function capture(files: Record<string, string> = {}, platform = 'linux'): { io: 
   let out = '';
   let err = '';
   const io: ValidateIo = {
-    stdout: (s) => { out += s; },
-    stderr: (s) => { err += s; },
+    stdout: (s) => {
+      out += s;
+    },
+    stderr: (s) => {
+      err += s;
+    },
     env: {},
     platform,
     readFile: async (p) => {
@@ -33,10 +37,10 @@ describe('kvvm validate', () => {
     assert.match(c.out(), /1 warning:\n {2}\/secretsManagementSettings\/pollingIntervalInS: /);
   });
   it('invalid settings: exit 1, each problem with its path and fix', async () => {
-    const c = capture({ 's.json': JSON.stringify(sms(['https://myvault.vault.azure.net/certificates/cert1'], { requireInitialSync: 'yes' })) });
+    const c = capture({ 's.json': JSON.stringify(sms(['https://myvault.vault.azure.net/keys/cert1'], { requireInitialSync: 'yes' })) });
     assert.equal(await runValidateCommand(['s.json'], c.io), 1);
     assert.match(c.out(), /INVALID: 2 problems/);
-    assert.match(c.out(), /\/secretsManagementSettings\/observedCertificates\/0: .*\/certificates\/.*\n {4}Fix: Use the same URL with \/secrets\//);
+    assert.match(c.out(), /\/secretsManagementSettings\/observedCertificates\/0: .*\/keys\/.*\n {4}Fix: Observe the certificate through its secret/);
     assert.match(c.out(), /\/secretsManagementSettings\/requireInitialSync: /);
   });
   it('--json prints the problems machine-readably', async () => {
@@ -44,7 +48,10 @@ describe('kvvm validate', () => {
     assert.equal(await runValidateCommand(['--json', 's.json'], c.io), 1);
     const doc = JSON.parse(c.out()) as { ok: boolean; problems: Array<{ reason: string; path: string }> };
     assert.equal(doc.ok, false);
-    assert.deepEqual(doc.problems.map((p) => [p.reason, p.path]), [['nothing-to-observe', '/secretsManagementSettings/observedCertificates']]);
+    assert.deepEqual(
+      doc.problems.map((p) => [p.reason, p.path]),
+      [['nothing-to-observe', '/secretsManagementSettings/observedCertificates']],
+    );
   });
   it('--platform win32 applies the Windows rules', async () => {
     const settings = JSON.stringify(sms([{ url: URL1, certificateStoreLocation: 'localMachine' }]));
@@ -61,12 +68,13 @@ describe('kvvm validate', () => {
     assert.match(c.out(), /guest-agent \.settings file/);
     assert.match(c.out(), /protectedSettings are encrypted/);
   });
-  it('reads an ARM extension resource and flags 3.0-only keys under typeHandlerVersion 4.x', async () => {
+  it('reads an ARM extension resource and checks it under the profile of its typeHandlerVersion', async () => {
     const resource = { type: 'Microsoft.Compute/virtualMachines/extensions', properties: { typeHandlerVersion: '4.0', settings: sms([URL1], { requireInitialSync: true }) } };
     const c = capture({ 'arm.json': JSON.stringify(resource) }, 'win32');
     assert.equal(await runValidateCommand(['arm.json'], c.io), 0);
     assert.match(c.out(), /ARM extension resource, checked for win32/);
-    assert.match(c.out(), /typeHandlerVersion is 4\.x but the settings use 3\.0-only keys/);
+    assert.match(c.out(), /4\.x profile \(KeyVaultForWindows 4\.0 rules; handler version 4\.0/);
+    assert.match(c.out(), /requireInitialSync: requireInitialSync was removed in 4\.0 and is ignored/);
   });
   it('an ARM resource with protectedSettings has them merged over the public settings', async () => {
     const resource = { properties: { settings: sms([URL1]), protectedSettings: { authenticationSettings: { msiClientId: 'not-a-guid' } } } };
@@ -82,7 +90,7 @@ describe('kvvm validate', () => {
       const c = capture();
       delete c.io.readFile;
       assert.equal(await runValidateCommand([file], c.io), 0);
-      assert.match(c.out(), /^.*settings\.json \(public settings, checked for linux\)/);
+      assert.match(c.out(), /^.*settings\.json \(public settings, checked for linux, 4\.x profile .*no handler version given\)/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -108,6 +116,6 @@ describe('kvvm validate', () => {
   it('--help prints usage and exits 0', async () => {
     const c = capture();
     assert.equal(await runValidateCommand(['--help'], c.io), 0);
-    assert.match(c.out(), /Usage: kvvm validate <settings\.json>/);
+    assert.match(c.out(), /Usage: kvvm validate <file\.json> \[--handler-version <v>\]/);
   });
 });

@@ -92,9 +92,15 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
         const e1 = await store.install(target, v1.id, v1.material);
         await store.activate(target, v1.id, undefined);
         await store.install(target, v2.id, v2.material);
-        assert.deepEqual(summary(await store.list(target)), [[v2.id.version, false], [v1.id.version, true]]);
+        assert.deepEqual(summary(await store.list(target)), [
+          [v2.id.version, false],
+          [v1.id.version, true],
+        ]);
         await store.activate(target, v2.id, { ...e1, active: true });
-        assert.deepEqual(summary(await store.list(target)), [[v2.id.version, true], [v1.id.version, false]]);
+        assert.deepEqual(summary(await store.list(target)), [
+          [v2.id.version, true],
+          [v1.id.version, false],
+        ]);
       }));
 
     it('install order, not version order, decides what is newest', () =>
@@ -102,7 +108,10 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
         const target = cert('alpha');
         const [v1, v2, v3] = versionsFor(target) as [Version, Version, Version];
         for (const v of [v3, v1, v2]) await store.install(target, v.id, v.material);
-        assert.deepEqual((await store.list(target)).map((e) => e.version), [v2.id.version, v1.id.version, v3.id.version]);
+        assert.deepEqual(
+          (await store.list(target)).map((e) => e.version),
+          [v2.id.version, v1.id.version, v3.id.version],
+        );
       }));
 
     it('the caller keeps the two newest versions by removing the oldest inactive one', () =>
@@ -118,7 +127,10 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
         const all = await store.list(target);
         assert.equal(all.length, 3);
         await store.remove(target, all[2] as InstalledCertificate);
-        assert.deepEqual(summary(await store.list(target)), [[versions[2]?.id.version ?? '', true], [versions[1]?.id.version ?? '', false]]);
+        assert.deepEqual(summary(await store.list(target)), [
+          [versions[2]?.id.version ?? '', true],
+          [versions[1]?.id.version ?? '', false],
+        ]);
       }));
 
     it('remove never removes the active version', () =>

@@ -16,7 +16,10 @@ test('concurrent first installs into a new store directory all succeed and leave
       const dir = join(root, `round-${round}`, 'store');
       const policy = { trustedUids: new Set([process.geteuid?.() ?? 0]), defaultStore: '/var/lib/waagent/Microsoft.Azure.KeyVault.Store' };
       const results = await Promise.all(Array.from({ length: 16 }, () => ensureStoreDirectory(dir, policy, {})));
-      assert.ok(results.every((r) => r.managed), `round ${round}: every caller sees a managed store`);
+      assert.ok(
+        results.every((r) => r.managed),
+        `round ${round}: every caller sees a managed store`,
+      );
       assert.deepEqual(await readdir(dir), [STORE_MARKER]);
       assert.equal((await stat(dir)).mode & 0o777, 0o700);
     }

@@ -8,7 +8,9 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { KvvmError } from '../handler/errors.js';
 import { linuxProcInspector, readPidFile, writePidFile } from '../handler/service/pidfile.js';
-import { isRunning, startDetached, stopProcess } from '../handler/service/supervisor.js';
+import { posixSupervisor } from '../handler/service/posixSupervisor.js';
+
+const { isRunning, startDetached, stopProcess } = posixSupervisor;
 
 const root = mkdtempSync(join(tmpdir(), 'kvvm-supervisor-'));
 const started: number[] = [];
@@ -112,10 +114,10 @@ describe('supervisor (real processes)', () => {
 
   test('the service survives the agent killing the process group of the enable command that started it', async () => {
     const f = files();
-    const supervisorModule = fileURLToPath(new URL('../handler/service/supervisor.js', import.meta.url));
+    const supervisorModule = fileURLToPath(new URL('../handler/service/posixSupervisor.js', import.meta.url));
     const enableScript = `
-      import { startDetached } from ${JSON.stringify(supervisorModule)};
-      const { pid } = await startDetached({ command: process.execPath, args: ['-e', ${JSON.stringify(serviceScript(false))}],
+      import { posixSupervisor } from ${JSON.stringify(supervisorModule)};
+      const { pid } = await posixSupervisor.startDetached({ command: process.execPath, args: ['-e', ${JSON.stringify(serviceScript(false))}],
         env: { READY: ${JSON.stringify(f.ready)}, DONE: ${JSON.stringify(f.done)} }, cwd: ${JSON.stringify(root)}, pidFile: ${JSON.stringify(f.pidFile)} });
       console.log(JSON.stringify({ pid }));
       setInterval(() => {}, 1000); // enable "hangs" until the agent's timeout kills its group`;

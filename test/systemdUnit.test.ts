@@ -32,12 +32,27 @@ describe('the akvvm_service unit text', () => {
     env: { ConfigSequenceNumber: '7', AZURE_GUEST_AGENT_EXTENSION_PATH: ext, HTTPS_PROXY: 'http://p:3128/a%20$b' },
     outputFile: '/var/log/azure/Microsoft.Azure.KeyVault.KeyVaultForLinux/kvvm-service.out',
   });
-  const line = (key: string): string[] => unit.split('\n').filter((l) => l.startsWith(`${key}=`)).map((l) => l.slice(key.length + 1));
+  const line = (key: string): string[] =>
+    unit
+      .split('\n')
+      .filter((l) => l.startsWith(`${key}=`))
+      .map((l) => l.slice(key.length + 1));
 
   test('runs the supervisor script with the lock, the restart policy and the packaged runtime', () => {
     const p = DEFAULT_RESTART_POLICY;
     assert.deepEqual(line('ExecStart'), [
-      ['/bin/sh', `${ext}/kvvm-supervisor.sh`, `${ext}/kvvm-service.lock`, p.baseDelayMs, p.maxDelayMs, p.crashLoopCount, p.windowS, p.slowDelayMs, `${ext}/runtime/node`, `${ext}/lib/handler/cli.js`]
+      [
+        '/bin/sh',
+        `${ext}/kvvm-supervisor.sh`,
+        `${ext}/kvvm-service.lock`,
+        p.baseDelayMs,
+        p.maxDelayMs,
+        p.crashLoopCount,
+        p.windowS,
+        p.slowDelayMs,
+        `${ext}/runtime/node`,
+        `${ext}/lib/handler/cli.js`,
+      ]
         .map((a) => `"${a}"`)
         .join(' '),
     ]);
@@ -50,11 +65,7 @@ describe('the akvvm_service unit text', () => {
   });
 
   test('environment values are quoted for systemd: % doubled, $ kept (no expansion in Environment=)', () => {
-    assert.deepEqual(line('Environment'), [
-      `"AZURE_GUEST_AGENT_EXTENSION_PATH=${ext}"`,
-      '"ConfigSequenceNumber=7"',
-      '"HTTPS_PROXY=http://p:3128/a%%20$b"',
-    ]);
+    assert.deepEqual(line('Environment'), [`"AZURE_GUEST_AGENT_EXTENSION_PATH=${ext}"`, '"ConfigSequenceNumber=7"', '"HTTPS_PROXY=http://p:3128/a%%20$b"']);
   });
 
   test('ExecStart arguments escape quotes, backslashes, newlines, % and $', () => {
@@ -64,7 +75,19 @@ describe('the akvvm_service unit text', () => {
 
   test('only the agent, kvvm, trust, proxy and PATH variables go into the unit', () => {
     assert.deepEqual(
-      Object.keys(unitEnvironment({ ConfigSequenceNumber: '1', AZURE_GUEST_AGENT_EXTENSION_VERSION: '3.0.0', KVVM_NO_JITTER: '1', NODE_EXTRA_CA_CERTS: '/x', no_proxy: 'h', PATH: '/bin', HOME: '/root', SSH_AUTH_SOCK: '/tmp/s', AWS_SECRET: 'x' })).sort(),
+      Object.keys(
+        unitEnvironment({
+          ConfigSequenceNumber: '1',
+          AZURE_GUEST_AGENT_EXTENSION_VERSION: '3.0.0',
+          KVVM_NO_JITTER: '1',
+          NODE_EXTRA_CA_CERTS: '/x',
+          no_proxy: 'h',
+          PATH: '/bin',
+          HOME: '/root',
+          SSH_AUTH_SOCK: '/tmp/s',
+          AWS_SECRET: 'x',
+        }),
+      ).sort(),
       ['AZURE_GUEST_AGENT_EXTENSION_VERSION', 'ConfigSequenceNumber', 'KVVM_NO_JITTER', 'NODE_EXTRA_CA_CERTS', 'PATH', 'no_proxy'],
     );
   });
@@ -78,8 +101,14 @@ describe('the akvvm_service unit text', () => {
 
 describe('systemctl steps (recorded, not run under systemd)', () => {
   test('systemd counts as the init system only where /run/systemd/system exists', () => {
-    assert.equal(systemdBooted((p) => p === '/run/systemd/system'), true);
-    assert.equal(systemdBooted(() => false), false);
+    assert.equal(
+      systemdBooted((p) => p === '/run/systemd/system'),
+      true,
+    );
+    assert.equal(
+      systemdBooted(() => false),
+      false,
+    );
   });
 
   test('enable writes the script and the unit, then daemon-reload, enable, restart; a failing step names the command', async () => {
@@ -87,16 +116,33 @@ describe('systemctl steps (recorded, not run under systemd)', () => {
     const unitDir = join(root, 'units-a');
     mkdirSync(ext, { recursive: true });
     mkdirSync(unitDir, { recursive: true });
-    const files = { supervisorPidFile: join(ext, 'kvvm-supervisor.pid'), workerPidFile: join(ext, 'kvvm-service.pid'), serviceLock: join(ext, 'kvvm-service.lock'), outputFile: join(ext, 'out') };
+    const files = {
+      supervisorPidFile: join(ext, 'kvvm-supervisor.pid'),
+      workerPidFile: join(ext, 'kvvm-service.pid'),
+      serviceLock: join(ext, 'kvvm-service.lock'),
+      outputFile: join(ext, 'out'),
+    };
     const rec = recorder({ [`is-active --quiet ${SYSTEMD_UNIT_NAME}`]: 0 });
-    await startSystemdService({ files, run: rec.run, unitDir, workerWaitMs: 200, unit: { extensionFolder: ext, version: '3.0.0', kvvmCommand: ['/usr/bin/node', 'cli.js'], env: { ConfigSequenceNumber: '3' } } });
+    await startSystemdService({
+      files,
+      run: rec.run,
+      unitDir,
+      workerWaitMs: 200,
+      unit: { extensionFolder: ext, version: '3.0.0', kvvmCommand: ['/usr/bin/node', 'cli.js'], env: { ConfigSequenceNumber: '3' } },
+    });
     assert.deepEqual(rec.calls.slice(0, 3), [['daemon-reload'], ['enable', SYSTEMD_UNIT_NAME], ['restart', SYSTEMD_UNIT_NAME]]);
     assert.equal(statSync(join(ext, 'kvvm-supervisor.sh')).mode & 0o777, 0o700);
     assert.equal(unitOwner(readFileSync(join(unitDir, SYSTEMD_UNIT_NAME), 'utf8')), ext);
 
     const failing = recorder({ [`restart ${SYSTEMD_UNIT_NAME}`]: 5 });
     await assert.rejects(
-      startSystemdService({ files, run: failing.run, unitDir, workerWaitMs: 200, unit: { extensionFolder: ext, version: '3.0.0', kvvmCommand: ['/usr/bin/node', 'cli.js'], env: {} } }),
+      startSystemdService({
+        files,
+        run: failing.run,
+        unitDir,
+        workerWaitMs: 200,
+        unit: { extensionFolder: ext, version: '3.0.0', kvvmCommand: ['/usr/bin/node', 'cli.js'], env: {} },
+      }),
       (err: Error & { reason?: string }) => err.reason === 'systemctl-failed' && err.message.includes(`systemctl restart ${SYSTEMD_UNIT_NAME} exited with 5`),
     );
   });
@@ -125,10 +171,18 @@ describe('stopping through systemd (recorded)', () => {
   test('an active unit is stopped with systemctl stop; an absent one is not asked to stop', async () => {
     const ext = join(root, 'ext-stop');
     mkdirSync(ext, { recursive: true });
-    const files = { supervisorPidFile: join(ext, 'kvvm-supervisor.pid'), workerPidFile: join(ext, 'kvvm-service.pid'), serviceLock: join(ext, 'kvvm-service.lock'), outputFile: join(ext, 'out') };
+    const files = {
+      supervisorPidFile: join(ext, 'kvvm-supervisor.pid'),
+      workerPidFile: join(ext, 'kvvm-service.pid'),
+      serviceLock: join(ext, 'kvvm-service.lock'),
+      outputFile: join(ext, 'out'),
+    };
     const active = recorder();
     assert.equal(await stopSystemdService(files, active.run, 1000), 'stopped');
-    assert.deepEqual(active.calls, [['is-active', '--quiet', SYSTEMD_UNIT_NAME], ['stop', SYSTEMD_UNIT_NAME]]);
+    assert.deepEqual(active.calls, [
+      ['is-active', '--quiet', SYSTEMD_UNIT_NAME],
+      ['stop', SYSTEMD_UNIT_NAME],
+    ]);
     const absent = recorder({ [`is-active --quiet ${SYSTEMD_UNIT_NAME}`]: 4 });
     assert.equal(await stopSystemdService(files, absent.run, 1000), 'not-running');
     assert.deepEqual(absent.calls, [['is-active', '--quiet', SYSTEMD_UNIT_NAME]]);

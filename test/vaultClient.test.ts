@@ -114,8 +114,14 @@ describe('vault reader against the dev vault', () => {
     tv.vault.setVersionEnabled('rot', v2, false);
     const reader = createVaultReader(tv.readerOptions({ retry: FAST }));
     const versions = await reader.listVersions(tv.vault.vaultUrl, 'rot');
-    assert.deepEqual(versions.map((v) => v.version), [v3, v2, v1]);
-    assert.deepEqual(versions.map((v) => v.enabled), [true, false, true]);
+    assert.deepEqual(
+      versions.map((v) => v.version),
+      [v3, v2, v1],
+    );
+    assert.deepEqual(
+      versions.map((v) => v.enabled),
+      [true, false, true],
+    );
     await assert.rejects(reader.getSecret(tv.vault.vaultUrl, 'rot', v2), hasReason('secret-disabled'));
   });
 
@@ -313,13 +319,17 @@ describe('vault reader identity', () => {
     assert.equal(reader.stats.identity.attempts, 3);
   });
 
-  test('msiEndpoint spellings: standard IMDS goes to the library, others to kvvm\'s client, junk is refused', () => {
+  test("msiEndpoint spellings: standard IMDS goes to the library, others to kvvm's client, junk is refused", () => {
     assert.deepEqual(resolveIdentitySource(undefined), { kind: 'library' });
     assert.deepEqual(resolveIdentitySource('http://169.254.169.254/metadata/identity/oauth2/token'), { kind: 'library' });
     assert.deepEqual(resolveIdentitySource('http://169.254.169.254/metadata/identity'), { kind: 'library' });
     assert.deepEqual(resolveIdentitySource('http://localhost:40342/metadata/identity'), { kind: 'endpoint', tokenUrl: 'http://localhost:40342/metadata/identity/oauth2/token' });
     for (const junk of ['169.254.169.254', 'ftp://x/metadata', 'http://', 'http://u:p@host/metadata/identity']) {
-      assert.throws(() => resolveIdentitySource(junk), (err: unknown) => err instanceof KvvmError && err.reason === 'invalid-msi-endpoint', junk);
+      assert.throws(
+        () => resolveIdentitySource(junk),
+        (err: unknown) => err instanceof KvvmError && err.reason === 'invalid-msi-endpoint',
+        junk,
+      );
     }
   });
 });

@@ -30,8 +30,14 @@ test('connection resets and timeouts are retried as network errors', () => {
 
 test('backoff grows exponentially, is capped, and keeps at least half the step', () => {
   const o = { maxAttempts: 10, baseDelayMs: 1000, maxDelayMs: 30_000 };
-  assert.deepEqual([1, 2, 3, 4, 5, 6, 7].map((n) => backoffDelayMs(n, o, () => 0)), [500, 1000, 2000, 4000, 8000, 15000, 15000]);
-  assert.deepEqual([1, 2, 6].map((n) => backoffDelayMs(n, o, () => 0.999999)), [1000, 2000, 30000]);
+  assert.deepEqual(
+    [1, 2, 3, 4, 5, 6, 7].map((n) => backoffDelayMs(n, o, () => 0)),
+    [500, 1000, 2000, 4000, 8000, 15000, 15000],
+  );
+  assert.deepEqual(
+    [1, 2, 6].map((n) => backoffDelayMs(n, o, () => 0.999999)),
+    [1000, 2000, 30000],
+  );
 });
 
 test('Retry-After accepts seconds and HTTP dates and is capped', () => {

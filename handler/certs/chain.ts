@@ -3,6 +3,7 @@ import { rootCertificates } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import type { CertificateMaterial } from './material.js';
 import { notAfterOf, notBeforeOf, thumbprintOf } from './parse.js';
+import type { Reason } from '../reasons.js';
 
 export const OID_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
 export const OID_ANY_EKU = '2.5.29.37.0';
@@ -21,7 +22,10 @@ export function hasServerAuthEku(cert: X509Certificate): boolean {
   return Array.isArray(ekus) && (ekus.includes(OID_SERVER_AUTH) || ekus.includes(OID_ANY_EKU));
 }
 
-export type ChainResult = { ok: true } | { ok: false; reason: string; message: string; fix: string };
+/** The reasons a server-auth chain check fails with (reasons.ts). */
+export type ChainReason = Extract<Reason, `chain-${string}`>;
+
+export type ChainResult = { ok: true } | { ok: false; reason: ChainReason; message: string; fix: string };
 
 export interface ValidateChainOptions {
   trustedRoots: X509Certificate[];
@@ -71,8 +75,11 @@ export function validateChain(material: CertificateMaterial, options: ValidateCh
     if (!issuer.ca) return notCa(issuer);
     current = issuer;
   }
-  return fail('chain-incomplete', `The chain of "${name(material.leaf)}" is longer than ${MAX_CHAIN_DEPTH} certificates.`,
-    'Import the certificate into Key Vault with its real chain.');
+  return fail(
+    'chain-incomplete',
+    `The chain of "${name(material.leaf)}" is longer than ${MAX_CHAIN_DEPTH} certificates.`,
+    'Import the certificate into Key Vault with its real chain.',
+  );
 }
 
 function checkTime(cert: X509Certificate, now: Date): ChainResult | undefined {
@@ -82,27 +89,39 @@ function checkTime(cert: X509Certificate, now: Date): ChainResult | undefined {
     return fail('chain-expired', `The validity dates of "${name(cert)}" cannot be read.`, 'Re-issue the certificate.');
   }
   if (now.getTime() > notAfter.getTime()) {
-    return fail('chain-expired', `"${name(cert)}" (${thumbprintOf(cert)}) expired on ${notAfter.toISOString()}.`,
-      'Renew the certificate in Key Vault (or the expired issuer) and let kvvm pick up the new version.');
+    return fail(
+      'chain-expired',
+      `"${name(cert)}" (${thumbprintOf(cert)}) expired on ${notAfter.toISOString()}.`,
+      'Renew the certificate in Key Vault (or the expired issuer) and let kvvm pick up the new version.',
+    );
   }
   if (now.getTime() < notBefore.getTime()) {
-    return fail('chain-not-yet-valid', `"${name(cert)}" (${thumbprintOf(cert)}) is not valid before ${notBefore.toISOString()}.`,
-      'Check the VM clock, or wait until the certificate becomes valid.');
+    return fail(
+      'chain-not-yet-valid',
+      `"${name(cert)}" (${thumbprintOf(cert)}) is not valid before ${notBefore.toISOString()}.`,
+      'Check the VM clock, or wait until the certificate becomes valid.',
+    );
   }
   return undefined;
 }
 
 function signatureFailure(cert: X509Certificate, issuer: X509Certificate): ChainResult {
-  return fail('chain-signature', `The signature of "${name(cert)}" does not verify with the key of "${name(issuer)}".`,
-    'Import the certificate into Key Vault with the chain that really issued it.');
+  return fail(
+    'chain-signature',
+    `The signature of "${name(cert)}" does not verify with the key of "${name(issuer)}".`,
+    'Import the certificate into Key Vault with the chain that really issued it.',
+  );
 }
 
 function notCa(issuer: X509Certificate): ChainResult {
-  return fail('chain-not-ca', `"${name(issuer)}" issued a certificate of the chain but is not a CA (basicConstraints CA:FALSE or absent).`,
-    'Issue the certificate from a real CA certificate.');
+  return fail(
+    'chain-not-ca',
+    `"${name(issuer)}" issued a certificate of the chain but is not a CA (basicConstraints CA:FALSE or absent).`,
+    'Issue the certificate from a real CA certificate.',
+  );
 }
 
-function fail(reason: string, message: string, fix: string): ChainResult {
+function fail(reason: ChainReason, message: string, fix: string): ChainResult {
   return { ok: false, reason, message, fix };
 }
 

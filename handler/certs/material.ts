@@ -11,6 +11,8 @@ export interface CertificateMaterial {
   thumbprint: string;
   /** The format the secret arrived in. */
   sourceFormat: 'pkcs12' | 'pem';
+  /** PKCS#12 only: the key bag's Microsoft CSP Name attribute; the 3.x Windows import keeps it (CAPI1 vs CNG). */
+  keyProvider?: string;
 }
 
 /** Identity of one secret version in a vault. */

@@ -81,8 +81,8 @@ function fromPkcs12(value: string): CertificateMaterial {
       fix: 'A PKCS#12 secret value must be the base64 of the PFX file without line breaks; re-import the certificate into Key Vault.',
     });
   }
-  const { keys, certs } = readPkcs12(der);
-  return assemble(keys, certs, 'pkcs12');
+  const { keys, keyProviders, certs } = readPkcs12(der);
+  return assemble(keys, certs, 'pkcs12', keyProviders);
 }
 
 function fromPem(value: string): CertificateMaterial {
@@ -93,9 +93,13 @@ function fromPem(value: string): CertificateMaterial {
     });
   }
   if (blocks.length > MAX_CERTIFICATES + MAX_PRIVATE_KEYS + 1) {
-    throw new KvvmError('malformed-pem', `The certificate secret holds ${blocks.length} PEM blocks, more than a certificate with its chain can (limit ${MAX_CERTIFICATES + MAX_PRIVATE_KEYS + 1}).`, {
-      fix: 'Upload the certificate again with its private key and only the certificates of its chain.',
-    });
+    throw new KvvmError(
+      'malformed-pem',
+      `The certificate secret holds ${blocks.length} PEM blocks, more than a certificate with its chain can (limit ${MAX_CERTIFICATES + MAX_PRIVATE_KEYS + 1}).`,
+      {
+        fix: 'Upload the certificate again with its private key and only the certificates of its chain.',
+      },
+    );
   }
   const keys: KeyObject[] = [];
   const certs: X509Certificate[] = [];
@@ -153,7 +157,7 @@ function encryptedKey(): KvvmError {
 }
 
 /** Leaf = the certificate whose public key is the private key's; the rest ordered issuer-first from the leaf up. */
-function assemble(keys: KeyObject[], certs: X509Certificate[], sourceFormat: 'pkcs12' | 'pem'): CertificateMaterial {
+function assemble(keys: KeyObject[], certs: X509Certificate[], sourceFormat: 'pkcs12' | 'pem', keyProviders: Array<string | undefined> = []): CertificateMaterial {
   if (certs.length === 0) {
     throw new KvvmError('no-certificate', 'The secret holds no certificate.', {
       fix: 'Check that the URL names a certificate and re-import it into Key Vault with its certificate.',
@@ -164,24 +168,25 @@ function assemble(keys: KeyObject[], certs: X509Certificate[], sourceFormat: 'pk
   }
   if (certs.length > MAX_CERTIFICATES || keys.length > MAX_PRIVATE_KEYS) {
     const reason = sourceFormat === 'pkcs12' ? 'malformed-pkcs12' : 'malformed-pem';
-    throw new KvvmError(reason, `The certificate secret holds ${certs.length} certificates and ${keys.length} private keys; kvvm reads at most ${MAX_CERTIFICATES} and ${MAX_PRIVATE_KEYS}.`, {
-      fix: 'Import the certificate into Key Vault again with its own private key and only the certificates of its chain.',
-    });
+    throw new KvvmError(
+      reason,
+      `The certificate secret holds ${certs.length} certificates and ${keys.length} private keys; kvvm reads at most ${MAX_CERTIFICATES} and ${MAX_PRIVATE_KEYS}.`,
+      {
+        fix: 'Import the certificate into Key Vault again with its own private key and only the certificates of its chain.',
+      },
+    );
   }
   const certSpkis = certs.map((c) => spkiOf(c.publicKey));
-  for (const key of keys) {
+  for (const [k, key] of keys.entries()) {
     const spki = spkiOf(key);
     const leafIndex = certSpkis.findIndex((c) => c.equals(spki));
     if (leafIndex < 0) continue;
     const leaf = certs[leafIndex] as X509Certificate;
     const rest = certs.filter((_, i) => i !== leafIndex);
-    return {
-      leaf,
-      chain: orderChain(leaf, rest),
-      privateKey: key,
-      thumbprint: thumbprintOf(leaf),
-      sourceFormat,
-    };
+    const material: CertificateMaterial = { leaf, chain: orderChain(leaf, rest), privateKey: key, thumbprint: thumbprintOf(leaf), sourceFormat };
+    const provider = keyProviders[k];
+    if (provider !== undefined) material.keyProvider = provider;
+    return material;
   }
   throw new KvvmError('key-mismatch', 'The private key in the secret matches none of its certificates.', {
     fix: 'Re-import the certificate into Key Vault together with its own private key.',
@@ -233,10 +238,16 @@ export function notBeforeOf(cert: X509Certificate): Date {
   return new Date(cert.validFrom);
 }
 
-/** The KeyVaultForLinux file layout: PKCS#8 private key, then the leaf, then the chain (leaf's issuer first). */
-export function materialToPem(material: CertificateMaterial): string {
-  const key = material.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-  return [key.endsWith('\n') ? key : `${key}\n`, ...[material.leaf, ...material.chain].map((c) => derToPem(c.raw, 'CERTIFICATE'))].join('');
+/**
+ * One PEM file: the leaf, then the chain (the leaf's issuer first, each certifying the one before, the root last
+ * if present), and the PKCS#8 private key. `keyPosition` 'last' is the KeyVaultForLinux 3.x layout (RFC 5246
+ * §7.4.2 order, then the key), which scripts that split the file by position rely on; 'first' is kvvm 4.x's.
+ */
+export function materialToPem(material: CertificateMaterial, options: { keyPosition?: 'first' | 'last' } = {}): string {
+  const exported = material.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  const key = exported.endsWith('\n') ? exported : `${exported}\n`;
+  const certs = [material.leaf, ...material.chain].map((c) => derToPem(c.raw, 'CERTIFICATE'));
+  return (options.keyPosition === 'last' ? [...certs, key] : [key, ...certs]).join('');
 }
 
 export interface CertificateDescription {

@@ -74,8 +74,8 @@ export function createParserPool(options: ParserPoolOptions = {}): ParserPool {
     const slot: Slot = { worker, ready: false, tid: undefined, job: undefined, startedAt: 0, check: undefined, idle: undefined };
     slots.add(slot);
     worker.on('message', (reply: ParseReply) => onReply(slot, reply));
-    worker.on('error', (err) => retire(slot, new KvvmError('parser-failed', `The certificate parser stopped unexpectedly: ${err.message}`, { code: -1, cause: err })));
-    worker.on('exit', () => retire(slot, new KvvmError('parser-failed', 'The certificate parser exited unexpectedly.', { code: -1 })));
+    worker.on('error', (err) => retire(slot, new KvvmError('parser-failed', `The certificate parser stopped unexpectedly: ${err.message}`, { cause: err })));
+    worker.on('exit', () => retire(slot, new KvvmError('parser-failed', 'The certificate parser exited unexpectedly.')));
     return slot;
   };
 
@@ -87,9 +87,12 @@ export function createParserPool(options: ParserPoolOptions = {}): ParserPool {
     slot.check = setInterval(() => {
       if (slot.job && slot.ready && elapsed(slot) - slot.startedAt > budgetMs) {
         const limit = `${(budgetMs / 1000).toFixed(budgetMs < 1000 ? 2 : 0)} s`;
-        retire(slot, new KvvmError('parse-budget', `Reading the certificate secret used more than ${limit} of CPU time, so kvvm stopped it.`, {
-          fix: 'Re-import the certificate into Key Vault (Key Vault writes PFX that read in milliseconds); a PFX exported with a very high iteration count (openssl pkcs12 -iter) is the usual cause.',
-        }));
+        retire(
+          slot,
+          new KvvmError('parse-budget', `Reading the certificate secret used more than ${limit} of CPU time, so kvvm stopped it.`, {
+            fix: 'Re-import the certificate into Key Vault (Key Vault writes PFX that read in milliseconds); a PFX exported with a very high iteration count (openssl pkcs12 -iter) is the usual cause.',
+          }),
+        );
       }
     }, CHECK_EVERY_MS);
     const { resolve: _r, reject: _j, ...request } = job;
@@ -126,7 +129,7 @@ export function createParserPool(options: ParserPoolOptions = {}): ParserPool {
     finish(slot);
     clearTimeout(slot.idle);
     void slot.worker.terminate().catch(() => undefined);
-    if (job) job.reject(err ?? new KvvmError('parser-failed', 'The certificate parser stopped.', { code: -1 }));
+    if (job) job.reject(err ?? new KvvmError('parser-failed', 'The certificate parser stopped.'));
     pump();
   };
 
@@ -149,7 +152,7 @@ export function createParserPool(options: ParserPoolOptions = {}): ParserPool {
 }
 
 function stopped(): KvvmError {
-  return new KvvmError('service-stopping', 'The service is stopping; the certificate secret was not read.', { code: -1 });
+  return new KvvmError('service-stopping', 'The service is stopping; the certificate secret was not read.');
 }
 
 /**

@@ -5,6 +5,7 @@
 import { readlinkSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { KvvmError } from '../errors.js';
+import type { Reason } from '../reasons.js';
 import { parseCertificateSecret } from './parse.js';
 
 export interface ParseRequest {
@@ -16,7 +17,7 @@ export interface ParseRequest {
 export type ParseReply =
   | { kind: 'ready'; tid: number | undefined }
   | { kind: 'done'; id: number; material: ReturnType<typeof parseCertificateSecret> }
-  | { kind: 'failed'; id: number; reason: string; message: string; fix: string | undefined; code: number };
+  | { kind: 'failed'; id: number; reason: Reason; message: string; fix: string | undefined; code: number };
 
 /** This thread's kernel id, so the pool can read its CPU time from /proc (Linux only). */
 function threadId(): number | undefined {
@@ -37,7 +38,8 @@ if (port) {
       reply = { kind: 'done', id: request.id, material: parseCertificateSecret(request.value, request.contentType) };
     } catch (err) {
       // parseCertificateSecret throws only KvvmError; its cause stays here (it may quote parser internals).
-      const e = err instanceof KvvmError ? err : new KvvmError('malformed-certificate', 'The certificate secret could not be read.', { fix: 'Re-import the certificate into Key Vault.' });
+      const e =
+        err instanceof KvvmError ? err : new KvvmError('malformed-certificate', 'The certificate secret could not be read.', { fix: 'Re-import the certificate into Key Vault.' });
       reply = { kind: 'failed', id: request.id, reason: e.reason, message: e.message, fix: e.fix, code: e.code };
     }
     port.postMessage(reply);

@@ -2,15 +2,7 @@ import { createHmac, createPrivateKey, timingSafeEqual, X509Certificate, type Ke
 import { KvvmError } from '../errors.js';
 import { DerError, childrenOf, explicit, octetString, octets, oid, readOne, sequenceOf, smallInteger, TAG, expectUniversal, type Tlv } from './der.js';
 import { isPkcs12KdfHash, pkcs12Kdf, pkcs12KdfCost, pkcs12Password } from './pkcs12Kdf.js';
-import {
-  DecryptionFailedError,
-  IterationLimitError,
-  MAX_KDF_ITERATIONS,
-  UnsupportedAlgorithmError,
-  checkIterations,
-  planDecryption,
-  type PlannedDecryption,
-} from './pkcs12Pbe.js';
+import { DecryptionFailedError, IterationLimitError, MAX_KDF_ITERATIONS, UnsupportedAlgorithmError, checkIterations, planDecryption, type PlannedDecryption } from './pkcs12Pbe.js';
 
 /**
  * PKCS#12 (RFC 7292) reading on node:crypto: MAC check, bag decryption, keys through createPrivateKey and
@@ -37,7 +29,31 @@ export const KEY_VAULT_PFX_WORK = 14_000;
 
 export interface Pkcs12Contents {
   keys: KeyObject[];
+  /** Per key (same index): the "Microsoft CSP Name" bag attribute, when the PFX names a provider. */
+  keyProviders?: Array<string | undefined>;
   certs: X509Certificate[];
+}
+
+/**
+ * The CSP name Windows writes into a key bag ("Microsoft Enhanced RSA and AES Cryptographic Provider" in Key
+ * Vault's PFX). PFXImportCertStore without PKCS12_PREFER_CNG_KSP (the 3.x import) puts the key into that CAPI1
+ * provider; the Windows store carries it into its own import PFX (stores/windows/pfx.ts).
+ */
+export const MS_CSP_NAME_OID = '1.3.6.1.4.1.311.17.1';
+const BMP_STRING = 0x1e;
+
+/** The CSP name among a bag's attributes (SET OF { OID, SET OF value }), or undefined; never throws for odd attributes. */
+function cspNameOf(attributes: Tlv | undefined): string | undefined {
+  if (attributes === undefined) return undefined;
+  for (const attribute of childrenOf(attributes)) {
+    const [idTlv, values] = childrenOf(attribute);
+    if (idTlv === undefined || values === undefined || oid(idTlv, 'a bag attribute type') !== MS_CSP_NAME_OID) continue;
+    const value = childrenOf(values)[0];
+    if (value?.cls !== 0 || value.tag !== BMP_STRING || value.contents.length % 2 !== 0 || value.contents.length > 512) return undefined;
+    const text = Buffer.from(value.contents).swap16().toString('utf16le').replace(/\0+$/, '');
+    return text === '' ? undefined : text;
+  }
+  return undefined;
 }
 
 const PASSWORD_FIX =
@@ -86,8 +102,7 @@ class WorkBudget {
   charge(cost: number): void {
     if (this.spent + cost > MAX_PFX_WORK) {
       throw malformed(
-        `it asks for ${this.spent + cost} hash computations of key derivation, above kvvm's limit of ${MAX_PFX_WORK} ` +
-          `(Key Vault's own PFX need about ${KEY_VAULT_PFX_WORK})`,
+        `it asks for ${this.spent + cost} hash computations of key derivation, above kvvm's limit of ${MAX_PFX_WORK} ` + `(Key Vault's own PFX need about ${KEY_VAULT_PFX_WORK})`,
       );
     }
     this.spent += cost;
@@ -150,7 +165,7 @@ function readWithPassword(pfx: ParsedPfx, password: string | null, budget: WorkB
   budget.charge((pfx.mac ? macCost(pfx.mac) : 0) + safes.reduce((sum, s) => sum + (s.decryption?.cost ?? 0), 0));
   if (pfx.mac) verifyMac(pfx.mac, pfx.authSafe, password);
   const authentic = pfx.mac !== undefined;
-  const out: Pkcs12Contents = { keys: [], certs: [] };
+  const out: Pkcs12Contents = { keys: [], keyProviders: [], certs: [] };
   const counter = { bags: 0 };
   for (const safe of safes) {
     const plain = safe.decryption ? safe.decryption.run(password, safe.ciphertext) : safe.ciphertext;
@@ -192,15 +207,7 @@ function planContentInfo(info: Tlv): PlannedSafe {
   return { ciphertext: octets(encrypted, 'the encrypted content'), decryption: planDecryption(algorithm) };
 }
 
-function readSafeContents(
-  bytes: Buffer,
-  password: string | null,
-  budget: WorkBudget,
-  out: Pkcs12Contents,
-  counter: { bags: number },
-  authentic: boolean,
-  nesting: number,
-): void {
+function readSafeContents(bytes: Buffer, password: string | null, budget: WorkBudget, out: Pkcs12Contents, counter: { bags: number }, authentic: boolean, nesting: number): void {
   // Decrypted bytes that do not parse are what a wrong password gives when no MAC vouched for the file.
   const bags = decrypted(authentic, () => sequenceOf(readOne(bytes), 'a SafeContents'));
   counter.bags += bags.length;
@@ -214,9 +221,11 @@ function readSafeContents(
         break;
       case 'key':
         out.keys.push(privateKey(p.der));
+        out.keyProviders?.push(p.csp);
         break;
       case 'shrouded':
         out.keys.push(privateKey(p.decryption.run(password, p.ciphertext)));
+        out.keyProviders?.push(p.csp);
         break;
       case 'nested':
         if (nesting >= MAX_SAFE_NESTING) throw malformed(`its SafeContents are nested more than ${MAX_SAFE_NESTING} deep`);
@@ -229,8 +238,9 @@ function readSafeContents(
 }
 
 type PlannedBag =
-  | { kind: 'cert' | 'key' | 'nested'; der: Buffer }
-  | { kind: 'shrouded'; decryption: PlannedDecryption; ciphertext: Buffer }
+  | { kind: 'cert' | 'nested'; der: Buffer }
+  | { kind: 'key'; der: Buffer; csp: string | undefined }
+  | { kind: 'shrouded'; decryption: PlannedDecryption; ciphertext: Buffer; csp: string | undefined }
   | { kind: 'other' };
 
 function planBag(bag: Tlv): PlannedBag {
@@ -240,10 +250,10 @@ function planBag(bag: Tlv): PlannedBag {
   const value = explicit(valueTlv, 0, 'a SafeBag value');
   switch (id) {
     case OID.keyBag:
-      return { kind: 'key', der: expectUniversal(value, TAG.SEQUENCE, 'a key bag').raw };
+      return { kind: 'key', der: expectUniversal(value, TAG.SEQUENCE, 'a key bag').raw, csp: cspNameOf(attributes) };
     case OID.shroudedKeyBag: {
       const [algorithm, encrypted] = sequenceOf(value, 'an EncryptedPrivateKeyInfo');
-      return { kind: 'shrouded', decryption: planDecryption(algorithm), ciphertext: octetString(encrypted, 'an encrypted private key') };
+      return { kind: 'shrouded', decryption: planDecryption(algorithm), ciphertext: octetString(encrypted, 'an encrypted private key'), csp: cspNameOf(attributes) };
     }
     case OID.certBag: {
       const [certType, certValue] = sequenceOf(value, 'a CertBag');

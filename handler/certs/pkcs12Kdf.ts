@@ -40,9 +40,7 @@ export function pkcs12Password(password: string | null): Buffer {
 
 // crypto.hash (one call, no Hash object) is about 1.7x faster per iteration; Node 20.12+ and 22 have it.
 const digest: (name: string, data: Buffer) => Buffer =
-  typeof oneShotHash === 'function'
-    ? (name, data) => oneShotHash(name, data, 'buffer')
-    : (name, data) => createHash(name).update(data).digest();
+  typeof oneShotHash === 'function' ? (name, data) => oneShotHash(name, data, 'buffer') : (name, data) => createHash(name).update(data).digest();
 
 export function pkcs12Kdf(hashName: string, password: Buffer, salt: Buffer, purpose: Pkcs12Purpose, iterations: number, bytes: number): Buffer {
   const shape = HASHES[hashName];

@@ -30,14 +30,16 @@ export class IterationLimitError extends Error {}
 
 type CipherRun = (key: Buffer, iv: Buffer, ciphertext: Buffer) => Buffer;
 
-const nativeCbc = (name: string): CipherRun => (key, iv, ciphertext) => {
-  try {
-    const d = createDecipheriv(name, key, iv);
-    return Buffer.concat([d.update(ciphertext), d.final()]);
-  } catch (cause) {
-    throw new DecryptionFailedError('decryption failed (bad padding)', { cause });
-  }
-};
+const nativeCbc =
+  (name: string): CipherRun =>
+  (key, iv, ciphertext) => {
+    try {
+      const d = createDecipheriv(name, key, iv);
+      return Buffer.concat([d.update(ciphertext), d.final()]);
+    } catch (cause) {
+      throw new DecryptionFailedError('decryption failed (bad padding)', { cause });
+    }
+  };
 
 /**
  * forge's RC2 and DES: pure JS, for what OpenSSL 3 moved to its legacy provider. forge's own unpadding accepts
@@ -49,14 +51,16 @@ interface ForgeDecipher {
   finish(pad: () => boolean): boolean;
   output: forge.util.ByteStringBuffer;
 }
-const forgeCbc = (make: (key: forge.util.ByteStringBuffer) => ForgeDecipher): CipherRun => (key, iv, ciphertext) => {
-  if (ciphertext.length === 0 || ciphertext.length % 8 !== 0) throw new DecryptionFailedError('ciphertext is not whole blocks');
-  const cipher = make(forge.util.createBuffer(key.toString('binary')));
-  cipher.start(forge.util.createBuffer(iv.toString('binary')), null);
-  cipher.update(forge.util.createBuffer(ciphertext.toString('binary')));
-  if (!cipher.finish(() => true)) throw new DecryptionFailedError('decryption failed');
-  return stripPkcs7(Buffer.from(cipher.output.getBytes(), 'binary'), 8);
-};
+const forgeCbc =
+  (make: (key: forge.util.ByteStringBuffer) => ForgeDecipher): CipherRun =>
+  (key, iv, ciphertext) => {
+    if (ciphertext.length === 0 || ciphertext.length % 8 !== 0) throw new DecryptionFailedError('ciphertext is not whole blocks');
+    const cipher = make(forge.util.createBuffer(key.toString('binary')));
+    cipher.start(forge.util.createBuffer(iv.toString('binary')), null);
+    cipher.update(forge.util.createBuffer(ciphertext.toString('binary')));
+    if (!cipher.finish(() => true)) throw new DecryptionFailedError('decryption failed');
+    return stripPkcs7(Buffer.from(cipher.output.getBytes(), 'binary'), 8);
+  };
 
 function stripPkcs7(out: Buffer, block: number): Buffer {
   const n = out[out.length - 1] ?? 0;

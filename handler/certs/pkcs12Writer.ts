@@ -50,10 +50,29 @@ export function wrapPfx(authSafeDer: string, password: string | null): Buffer {
     octets(salt),
     asn1.create(U, asn1.Type.INTEGER, false, asn1.integerToDer(PKCS12_ITERATIONS).getBytes()),
   ]);
-  const pfx = seq([
-    asn1.create(U, asn1.Type.INTEGER, false, asn1.integerToDer(3).getBytes()),
-    seq([oid(pki.oids['data'] as string), explicit0([octets(authSafeDer)])]),
-    macData,
-  ]);
+  const pfx = seq([asn1.create(U, asn1.Type.INTEGER, false, asn1.integerToDer(3).getBytes()), seq([oid(pki.oids['data'] as string), explicit0([octets(authSafeDer)])]), macData]);
   return Buffer.from(asn1.toDer(pfx).getBytes(), 'binary');
+}
+
+/** The localKeyID attribute (01000000, as Key Vault writes it) that ties the leaf's cert bag to the key bag. */
+export function localKeyIdAttribute(): forge.asn1.Asn1 {
+  return seq([oid(pki.oids['localKeyId'] as string), set([octets('\x01\x00\x00\x00')])]);
+}
+
+/**
+ * A pkcs8ShroudedKeyBag: the PKCS#8 key encrypted with pbeWithSHAAnd3-KeyTripleDES-CBC (what every Windows since
+ * 2008, Java 8 and OpenSSL 3's default provider read) under `password`; null is PKCS#12's NULL password.
+ */
+export function shroudedKeyBag(pkcs8Der: Buffer, password: string | null): forge.asn1.Asn1 {
+  const shrouded = pki.encryptPrivateKeyInfo(asn1.fromDer(pkcs8Der.toString('binary')), password as string, { algorithm: '3des', count: PKCS12_ITERATIONS });
+  return seq([oid(pki.oids['pkcs8ShroudedKeyBag'] as string), explicit0([shrouded]), set([localKeyIdAttribute()])]);
+}
+
+/** A certBag holding one DER certificate; the leaf carries the localKeyID attribute. */
+export function certBag(der: Buffer, isLeaf: boolean): forge.asn1.Asn1 {
+  return seq([
+    oid(pki.oids['certBag'] as string),
+    explicit0([seq([oid(pki.oids['x509Certificate'] as string), explicit0([octets(der.toString('binary'))])])]),
+    ...(isLeaf ? [set([localKeyIdAttribute()])] : []),
+  ]);
 }

@@ -3,9 +3,11 @@
  * environment the agent wrote. Host access comes in through `CommandHost` so tests run commands in-process.
  */
 import { dirname, join } from 'node:path';
-import { findHandlerEnvironment, type HandlerEnvironment } from '../protocol/handlerEnvironment.js';
+import { detectHandlerVersion, findHandlerEnvironment, type HandlerEnvironment } from '../protocol/handlerEnvironment.js';
+import { profileFor, type BehaviourProfile } from '../settings/profile.js';
+import { packageVersion as packagedVersion } from '../version.js';
 import { resolveSequenceNumber } from '../protocol/sequence.js';
-import { readHandlerSettings } from '../protocol/settingsFile.js';
+import { readHandlerSettings, type ReadHandlerSettingsOptions } from '../protocol/settingsFile.js';
 import { decryptProtectedSettingsWindows } from '../protocol/protectedSettingsWindows.js';
 import { writeStatus, type HandlerStatusReport } from '../protocol/status.js';
 import { formatProblems, parseSettings } from '../settings/index.js';
@@ -14,6 +16,7 @@ import { KvvmError } from '../errors.js';
 import { overridesFrom } from '../overrides.js';
 import { writeEvent } from '../protocol/events.js';
 import { createLogger } from '../service/logger.js';
+import { executableExists } from '../consumers/executable.js';
 import { mapStrings, ProtectedValues } from '../redaction.js';
 
 export type Env = Record<string, string | undefined>;
@@ -86,7 +89,7 @@ export async function loadHandlerContext(host: CommandHost, options: { needSeque
   const findOptions: Parameters<typeof findHandlerEnvironment>[0] = { env: host.env, execPath: host.execPath, cwd: host.cwd };
   if (host.scriptPath !== undefined) findOptions.scriptPath = host.scriptPath;
   const handlerEnv = await findHandlerEnvironment(findOptions);
-  let seq = 0;
+  let seq: number;
   if (options.needSequence) seq = await resolveSequenceNumber(handlerEnv.configFolder, host.env);
   else {
     try {
@@ -103,14 +106,36 @@ export function handlerName(fullName: string): string {
   return parts[parts.length - 1] || fullName;
 }
 
-/** Protected-settings certificates: Linux keeps <THUMB>.crt/.prv in /var/lib/waagent, the extension folder's parent. */
-export function protectedSettingsKeyDir(ctx: HandlerContext): string {
-  return overridesFrom(ctx.host.env).waagentDir ?? dirname(ctx.handlerEnv.extensionFolder);
-}
+export type SettingsDecryptor = (base64: string, thumbprint: string) => Promise<Record<string, unknown>>;
 
 /** Windows: the agent's transport certificate and its key are in LocalMachine\My (protectedSettingsWindows.ts). */
-function windowsDecryptor(): (base64: string, thumbprint: string) => Promise<Record<string, unknown>> {
-  return (base64, thumbprint) => decryptProtectedSettingsWindows(base64, thumbprint, { location: 'LocalMachine' });
+const windowsDecryptor: SettingsDecryptor = (base64, thumbprint) => decryptProtectedSettingsWindows(base64, thumbprint, { location: 'LocalMachine' });
+
+/**
+ * How kvvm reads the agent's <seq>.settings, for the handler commands and `kvvm doctor` alike. Linux: the agent's
+ * <THUMB>.crt/.prv in /var/lib/waagent (the extension folder's parent); Windows: the transport certificate in
+ * LocalMachine\My. `windowsDecrypt` replaces the Windows decryption only where it cannot run (tests on Linux).
+ */
+export function settingsReadOptions(o: {
+  platform: NodeJS.Platform;
+  env: Env;
+  extensionFolder: string;
+  windowsDecrypt?: SettingsDecryptor | undefined;
+}): ReadHandlerSettingsOptions {
+  return {
+    protectedSettingsKeyDir: overridesFrom(o.env).waagentDir ?? dirname(o.extensionFolder),
+    decrypt: o.platform === 'win32' ? (o.windowsDecrypt ?? windowsDecryptor) : undefined,
+  };
+}
+
+function platformOf(ctx: HandlerContext): 'linux' | 'win32' {
+  return ctx.host.platform === 'win32' ? 'win32' : 'linux';
+}
+
+/** The 3.x or 4.x rules, chosen by the version the agent runs this handler as (profile.ts). */
+export function behaviourProfile(ctx: HandlerContext): BehaviourProfile {
+  const hv = detectHandlerVersion({ env: ctx.host.env, extensionFolder: ctx.handlerEnv.extensionFolder, packagedVersion });
+  return profileFor(hv.version, platformOf(ctx), hv.source);
 }
 
 export type ConfigResult = { ok: true; config: KvvmConfig } | { ok: false; message: string; reason: string };
@@ -118,17 +143,18 @@ export type ConfigResult = { ok: true; config: KvvmConfig } | { ok: false; messa
 export async function loadConfig(ctx: HandlerContext, seq = ctx.seq): Promise<ConfigResult> {
   let raw: unknown;
   try {
-    const read = await readHandlerSettings(ctx.handlerEnv.configFolder, seq, {
-      protectedSettingsKeyDir: protectedSettingsKeyDir(ctx),
-      decrypt: ctx.host.platform === 'win32' ? windowsDecryptor() : undefined,
-    });
+    const read = await readHandlerSettings(
+      ctx.handlerEnv.configFolder,
+      seq,
+      settingsReadOptions({ platform: ctx.host.platform, env: ctx.host.env, extensionFolder: ctx.handlerEnv.extensionFolder }),
+    );
     ctx.protectedValues.add(read.protectedSettings);
     raw = read.settings;
   } catch (err) {
     if (err instanceof KvvmError) return { ok: false, message: err.describe(), reason: err.reason };
     throw err;
   }
-  const parsed = parseSettings(raw, { platform: ctx.host.platform === 'win32' ? 'win32' : 'linux', env: ctx.host.env });
+  const parsed = parseSettings(raw, { platform: platformOf(ctx), env: ctx.host.env, profile: behaviourProfile(ctx), executableExists });
   if (parsed.ok) return { ok: true, config: parsed.config };
   return {
     ok: false,

@@ -7,7 +7,6 @@ import { cp, mkdir, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { advanceMrseq, readMrseq } from '../protocol/sequence.js';
 import { withLock } from '../service/fileLock.js';
-import { launchFileFor, removeWindowsService } from '../service/windowsService.js';
 import { loadConfig, loadHandlerContext, recordOutcome, reportStatus, type CommandHost, type HandlerContext } from './context.js';
 import { serviceControlFor } from './serviceControl.js';
 
@@ -102,12 +101,6 @@ async function uninstallLocked(ctx: HandlerContext): Promise<number> {
   const outcome = await service.stop();
   const unregistered = await service.unregister();
   if (unregistered) host.stdout(`kvvm uninstall: ${unregistered}.\n`);
-  // Windows: the service registration goes too (when it is this version's: an upgrade may have handed it on).
-  if (host.platform === 'win32') {
-    const removed = await removeWindowsService(ctx.paths.pidFile);
-    host.stdout(`kvvm uninstall: Windows service ${removed === 'deleted' ? 'deleted' : removed === 'absent' ? 'was not registered' : 'belongs to another version; kept'}.\n`);
-    await rm(launchFileFor(ctx.paths.pidFile), { force: true });
-  }
   // Certificates stay: during an upgrade the agent uninstalls the OLD version after the new one took over,
   // and applications keep using the installed certificates. Only kvvm's own state goes.
   await rm(ctx.paths.stateDir, { recursive: true, force: true });

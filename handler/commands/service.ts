@@ -12,20 +12,25 @@ import { KvvmError, describeError } from '../errors.js';
 import { readMrseq } from '../protocol/sequence.js';
 import { createLogger } from '../service/logger.js';
 import { STOP_MESSAGE } from '../service/windowsServiceConfig.js';
-import { DEFAULT_RETRY_POLICY, runPollLoop, type RetryPolicy } from '../service/pollLoop.js';
+import { DEFAULT_RETRY_POLICY, runPollLoop } from '../service/pollLoop.js';
+import type { RetryPolicy } from '../vault/backoff.js';
 import { EXIT_SETTINGS_INVALID } from '../service/restartLoop.js';
 import { createResilientStatusWriter, STATUS_RETRY_MS } from '../service/statusWriter.js';
 import { recordWorkerPid, releaseWorkerPid } from '../service/workerPid.js';
 import { SERVICE_CONCURRENCY } from '../engine/syncCycle.js';
 import { createPemStore } from '../stores/pemStore.js';
+import { createConsumerHooks } from '../consumers/hooks.js';
+import { createHttpSslApi, moveBindings } from '../stores/windows/httpSslBindings.js';
+import { runCommand } from '../consumers/runCommand.js';
 import { createWindowsStore } from '../stores/windows/windowsStore.js';
 import { windowsChainError } from '../stores/windows/chain.js';
-import type { StoreLocation } from '../stores/windows/flags.js';
+import type { StoreLocation } from '../platform/win32/certStore.js';
 import type { CertificateStore } from '../stores/store.js';
 import { createVaultReader } from '../vault/secretsClient.js';
 import { paasCredentialFor } from '../vault/paasWindows.js';
 import { overrideLogLines, readOverrides, type Overrides } from '../overrides.js';
 import type { KvvmConfig, ObservedCertificate } from '../settings/config.js';
+import { describeProfile, type BehaviourProfile } from '../settings/profile.js';
 import { loadConfig, loadHandlerContext, reportStatus, type CommandHost } from './context.js';
 
 /** Chain check for server-auth leaves only (4.x behaviour); the roots are read once per service start. */
@@ -41,23 +46,34 @@ export function makeChainCheck(roots: readonly X509Certificate[]): (m: Certifica
 const windowsChainCheck = (material: CertificateMaterial, _now: Date, cert: ObservedCertificate): KvvmError | undefined =>
   hasServerAuthEku(material.leaf) ? windowsChainError(material, cert.certificateStoreLocation as StoreLocation) : undefined;
 
+/** Opens http.sys's configuration for one move (a rotation is rare; nothing stays open between polls). */
+function moveHttpSysBindings(from: string, to: string): ReturnType<typeof moveBindings> {
+  const api = createHttpSslApi();
+  try {
+    return moveBindings(api, from, to);
+  } finally {
+    api.close();
+  }
+}
+
 /** The certificate store of this platform; `linkOnRenewal` (settings) only matters to the Windows store. */
-export function createStoreForPlatform(platform: NodeJS.Platform, options: { linkOnRenewal?: boolean; log?: SyncLogger } = {}): CertificateStore {
+function createStoreForPlatform(platform: NodeJS.Platform, options: { linkOnRenewal?: boolean; log?: SyncLogger; profile?: BehaviourProfile } = {}): CertificateStore {
   if (platform === 'win32') {
     return createWindowsStore({
       ...(options.linkOnRenewal === undefined ? {} : { linkOnRenewal: options.linkOnRenewal }),
+      ...(options.profile ? { keyStorage: options.profile.windowsKeyStorage } : {}),
       // lifecycle event 1001 outcome (IIS Automatic Rebind), one line per renewal link
       ...(options.log ? { log: { info: (m: string) => options.log?.info(m), warn: (m: string) => options.log?.warn(m) } } : {}),
     });
   }
-  return createPemStore({});
+  return createPemStore(options.profile ? { keyPosition: options.profile.pemKeyPosition } : {});
 }
 
 /**
  * A development poll interval (overrides.ts) lets the demo and tests poll every few seconds; the settings clamp
  * (300-3600 s) is what operators get. Logged loudly so it is never mistaken for a setting.
  */
-export function applyDevOverrides(config: KvvmConfig, overrides: Overrides, log: SyncLogger): KvvmConfig {
+function applyDevOverrides(config: KvvmConfig, overrides: Overrides, log: SyncLogger): KvvmConfig {
   const dev = overrides.devPollIntervalS;
   if (dev === undefined) return config;
   log.warn(`development override: polling every ${dev} s instead of ${config.pollingIntervalS} s (KVVM_DEV_POLL_INTERVAL_S)`);
@@ -65,9 +81,11 @@ export function applyDevOverrides(config: KvvmConfig, overrides: Overrides, log:
 }
 
 /** Tuning knob for tests and benchmarks (overrides.ts); production uses the defaults. */
-export function retryPolicyFor(overrides: Overrides): RetryPolicy {
+function retryPolicyFor(overrides: Overrides): RetryPolicy {
   const base = overrides.retryBaseMs;
-  return base !== undefined ? { ...DEFAULT_RETRY_POLICY, baseDelayMs: base, maxDelayMs: Math.max(base, Math.min(DEFAULT_RETRY_POLICY.maxDelayMs, base * 150)) } : DEFAULT_RETRY_POLICY;
+  return base !== undefined
+    ? { ...DEFAULT_RETRY_POLICY, baseDelayMs: base, maxDelayMs: Math.max(base, Math.min(DEFAULT_RETRY_POLICY.maxDelayMs, base * 150)) }
+    : DEFAULT_RETRY_POLICY;
 }
 
 export async function serviceCommand(host: CommandHost): Promise<number> {
@@ -116,6 +134,7 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
       certificates: config.observedCertificates.length,
       pollingIntervalS: config.pollingIntervalS,
       initialSync: config.initialSync,
+      profile: describeProfile(config.profile),
     });
     for (const w of config.warnings) log.warn(`settings: ${w.path}: ${w.message}`);
     const syncDeps = buildSyncDeps(host, config, log, parser.parse);
@@ -131,6 +150,13 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
         concurrency: SERVICE_CONCURRENCY,
         jitter: !overrides.noJitter,
         initialJitterMs: 5000,
+        afterCycle: createConsumerHooks({
+          platform: host.platform === 'win32' ? 'win32' : 'linux',
+          serviceEnv: host.env,
+          run: runCommand,
+          log,
+          ...(host.platform === 'win32' ? { moveBindings: moveHttpSysBindings } : {}),
+        }),
       },
       controller.signal,
     );
@@ -158,14 +184,15 @@ function vaultReaderFor(host: CommandHost, config: KvvmConfig): ReturnType<typeo
   return createVaultReader({ authentication: config.authentication, env: host.env, ...(credential ? { credential } : {}) });
 }
 
-export function buildSyncDeps(host: CommandHost, config: KvvmConfig, log: SyncLogger, parse: CertificateSyncDeps['parse']): CertificateSyncDeps {
+function buildSyncDeps(host: CommandHost, config: KvvmConfig, log: SyncLogger, parse: CertificateSyncDeps['parse']): CertificateSyncDeps {
   return {
     vault: vaultReaderFor(host, config),
-    store: createStoreForPlatform(host.platform, { linkOnRenewal: config.linkOnRenewal, log }),
+    store: createStoreForPlatform(host.platform, { linkOnRenewal: config.linkOnRenewal, log, profile: config.profile }),
     parse,
     // Windows validates with its own chain engine and the machine's trust stores (4.x behaviour); Linux with
     // the system CA bundle plus NODE_EXTRA_CA_CERTS.
     checkChain: host.platform === 'win32' ? windowsChainCheck : makeChainCheck(loadTrustedRoots(host.env)),
+    chainFailure: config.profile.chainFailure,
     now: host.now,
     log,
   };

@@ -6,7 +6,8 @@ import { describeError } from '../errors.js';
 import { isServiceRunning, startSupervisedService, stopService, type PosixServiceFiles } from '../service/posixService.js';
 import { overridesFrom } from '../overrides.js';
 import { restartPolicyFor } from '../service/restartLoop.js';
-import { isRunning, startDetached, stopProcess, type StopResult } from '../service/supervisor.js';
+import type { StopResult } from '../service/supervisor.js';
+import { windowsSupervisor } from '../service/windowsService.js';
 import { isSystemdServiceRunning, removeSystemdUnit, runSystemctl, startSystemdService, stopSystemdService, systemdBooted } from '../service/systemdService.js';
 import { unitEnvironment } from '../service/systemdUnit.js';
 import { reportStatus, type HandlerContext } from './context.js';
@@ -37,14 +38,16 @@ export function serviceControlFor(ctx: HandlerContext): ServiceControl {
   const systemd = !windows && ctx.host.platform === 'linux' && !overrides.initNone && systemdBooted();
   const files = posixServiceFiles(ctx);
   return {
-    isRunning: () => (windows ? isRunning(ctx.paths.pidFile) : systemd ? isSystemdServiceRunning(runSystemctl) : isServiceRunning(files)),
+    isRunning: () => (windows ? windowsSupervisor.isRunning(ctx.paths.pidFile) : systemd ? isSystemdServiceRunning(runSystemctl) : isServiceRunning(files)),
     stop: () =>
       windows
-        ? stopProcess(ctx.paths.pidFile, { timeoutMs: SERVICE_STOP_TIMEOUT_MS })
+        ? windowsSupervisor.stopProcess(ctx.paths.pidFile, { timeoutMs: SERVICE_STOP_TIMEOUT_MS })
         : systemd
           ? stopSystemdService(files, runSystemctl, SERVICE_STOP_TIMEOUT_MS)
           : stopService(files, { timeoutMs: SERVICE_STOP_TIMEOUT_MS }),
-    unregister: async () => (systemd ? `systemd unit ${await removeSystemdUnit(ctx.handlerEnv.extensionFolder, runSystemctl)}` : undefined),
+    // Windows: the service registration goes (when it is this version's: an upgrade may have handed it on).
+    unregister: async () =>
+      windows ? windowsSupervisor.remove(ctx.paths.pidFile) : systemd ? `systemd unit ${await removeSystemdUnit(ctx.handlerEnv.extensionFolder, runSystemctl)}` : undefined,
     async start(seq) {
       const kvvm = ctx.host.scriptPath ? [ctx.host.execPath, ctx.host.scriptPath] : [ctx.host.execPath];
       const env: Record<string, string> = {};
@@ -54,7 +57,14 @@ export function serviceControlFor(ctx: HandlerContext): ServiceControl {
       const cwd = ctx.handlerEnv.extensionFolder;
       try {
         if (windows) {
-          return await startDetached({ command: ctx.host.execPath, args: [...kvvm.slice(1), 'service'], env, cwd, pidFile: ctx.paths.pidFile, logFile: ctx.paths.serviceOutput });
+          return await windowsSupervisor.startDetached({
+            command: ctx.host.execPath,
+            args: [...kvvm.slice(1), 'service'],
+            env,
+            cwd,
+            pidFile: ctx.paths.pidFile,
+            logFile: ctx.paths.serviceOutput,
+          });
         }
         const policy = restartPolicyFor(overrides.restartBaseMs);
         if (systemd) {

@@ -5,7 +5,7 @@
  * successful start replaces this status with its own.
  */
 import { open } from 'node:fs/promises';
-import { redact } from '../service/logger.js';
+import { redactSecrets as redact } from '../redaction.js';
 import { DEFAULT_RESTART_POLICY } from '../service/restartLoop.js';
 import { loadHandlerContext, reportStatus, type CommandHost } from './context.js';
 

@@ -2,7 +2,10 @@
  * `kvvm demo` (npm start): the whole product on this machine in under a minute. A local dev vault with a
  * generated CA holds two certificates (one PKCS#12, one PEM, both with a chain); the real handler is driven the
  * way the guest agent drives it (install, enable) and its detached service syncs them into a local store; then
- * one certificate is rotated in the vault and the live table shows the service pick the new version up.
+ * one certificate is rotated in the vault and the live table shows the service pick the new version up. A tiny
+ * HTTPS server in this process serves 'web' from the store's link; the certificate's onChange command
+ * (/bin/kill -HUP <this process>, the way `nginx -s reload` works) makes it reload, and the table shows the
+ * served thumbprint change.
  */
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
@@ -18,11 +21,15 @@ import { createPemStore } from '../stores/pemStore.js';
 import type { CommandHost } from '../commands/context.js';
 import { createAgentLayout } from './agentLayout.js';
 import { renderTable, type DemoRow } from './table.js';
+import { servedThumbprint, startDemoHttpsServer, type DemoHttpsServer } from './httpsServer.js';
+import { executableExists } from '../consumers/executable.js';
 
 const run = promisify(execFile);
 const EXTENSION_NAME = 'Microsoft.Azure.KeyVault.KeyVaultForLinux';
 const DEMO_POLL_S = 3;
 const DEADLINE_MS = 55_000;
+/** What the demo's onChange command runs: kill(1), as Debian and most distributions place it. */
+const KILL = '/bin/kill';
 
 export async function runDemoCommand(argv: string[], host: CommandHost): Promise<number> {
   const dirFlag = argv.indexOf('--dir');
@@ -33,10 +40,21 @@ export async function runDemoCommand(argv: string[], host: CommandHost): Promise
   say(`working folder ${root}`);
   let enabled = false;
   let stopService: (() => Promise<void>) | undefined;
+  // The onChange command signals this process; the handler is in place before the service can send the first one
+  // (the initial install counts as a change), since SIGHUP's default action would end the demo.
+  let httpsServer: DemoHttpsServer | undefined;
+  let demoRootPem = '';
+  let hups = 0;
+  const onHup = (): void => {
+    hups += 1;
+    void httpsServer?.reload().catch((err: unknown) => say(`reload failed: ${String(err)}`));
+  };
+  process.on('SIGHUP', onHup);
   const vault = await startDevVault({ port: 0, stateDir: join(root, 'vault') });
   try {
     say(`dev vault at ${vault.vaultUrl}, managed identity at ${vault.imdsEndpoint}`);
     const root_ = createCa('kvvm demo root CA');
+    demoRootPem = root_.certPem;
     const intermediate = issueCertificate({ issuer: root_, subjectCn: 'kvvm demo intermediate CA', isCa: true, days: 1825 });
     const web = issueCertificate({ issuer: intermediate, subjectCn: 'web.contoso.test', dnsNames: ['web.contoso.test'], serverAuth: true, days: 90 });
     const api = issueCertificate({ issuer: intermediate, subjectCn: 'api-client.contoso.test', serverAuth: false, days: 90 });
@@ -54,7 +72,10 @@ export async function runDemoCommand(argv: string[], host: CommandHost): Promise
     const publicSettings = {
       secretsManagementSettings: {
         pollingIntervalInS: '3600',
-        observedCertificates: ['web', 'api'].map((n) => ({ url: `${vault.vaultUrl}/secrets/${n}`, certificateStoreLocation: store })),
+        observedCertificates: [
+          { url: `${vault.vaultUrl}/secrets/web`, certificateStoreLocation: store, onChange: { command: [KILL, '-HUP', String(process.pid)], timeoutInS: 10 } },
+          { url: `${vault.vaultUrl}/secrets/api`, certificateStoreLocation: store },
+        ],
       },
       authenticationSettings: { msiEndpoint: vault.imdsEndpoint },
     };
@@ -80,22 +101,33 @@ export async function runDemoCommand(argv: string[], host: CommandHost): Promise
     await agentRun('enable');
     enabled = true;
 
-    const parsed = parseSettings(publicSettings, { platform: 'linux', env });
+    const parsed = parseSettings(publicSettings, { platform: 'linux', env, executableExists });
     if (!parsed.ok) throw new Error('demo settings did not validate');
     const certs = parsed.config.observedCertificates;
+    const webLink = join(store, certs.find((c) => c.secretName === 'web')?.linkName ?? 'web');
     const view = createLiveView(host, certs, join(agent.statusFolder, '0.status'));
 
     const ready = await view.waitFor((s) => s.status === 'success', 'initial sync');
     if (!ready) return fail(host, agent.logFolder);
+    // The status may turn success before the first sync (requireInitialSync false): wait for the link itself.
+    const linked = await view.waitFor(async () => (await view.rows()).some((r) => r.certificate.endsWith('/web') && r.version !== '-'), 'the first install of web');
+    if (!linked) return fail(host, agent.logFolder);
+    httpsServer = await startDemoHttpsServer(webLink);
+    say(`https://127.0.0.1:${httpsServer.port} serves 'web' from ${webLink}; its onChange command is "${KILL} -HUP ${process.pid}" (this process reloads on SIGHUP)`);
     const before = (await view.rows()).find((r) => r.certificate.endsWith('/web'))?.version;
 
     const rotated: IssuedCertificate = issueCertificate({ issuer: intermediate, subjectCn: 'web.contoso.test', dnsNames: ['web.contoso.test'], serverAuth: true, days: 90 });
-    const newVersion = await vault.setSecret('web', toPkcs12Base64(rotated.keyPem, [rotated.certPem, intermediate.certPem, root_.certPem]), { contentType: 'application/x-pkcs12' });
+    const newVersion = await vault.setSecret('web', toPkcs12Base64(rotated.keyPem, [rotated.certPem, intermediate.certPem, root_.certPem]), {
+      contentType: 'application/x-pkcs12',
+    });
     say(`rotated 'web' in the vault: new version ${newVersion} (was ${before ?? '?'}); waiting for the service's next poll`);
-    const picked = await view.waitFor(async () => (await view.rows()).some((r) => r.certificate.endsWith('/web') && r.version === newVersion), 'rotation');
+    const picked = await view.waitFor(async () => {
+      const row = (await view.rows()).find((r) => r.certificate.endsWith('/web'));
+      return row?.version === newVersion && (await view.served()) === row.thumbprint;
+    }, 'rotation');
     if (!picked) return fail(host, agent.logFolder);
-    const webLink = join(store, certs.find((c) => c.secretName === 'web')?.linkName ?? 'web');
     say(`rotation picked up: ${webLink} now points at version ${newVersion}; the previous version is kept`);
+    say(`the onChange command reloaded the HTTPS server (${hups} SIGHUP${hups === 1 ? '' : 's'} received): it now serves the new certificate`);
 
     await agentRun('disable');
     await agentRun('uninstall');
@@ -105,6 +137,8 @@ export async function runDemoCommand(argv: string[], host: CommandHost): Promise
   } finally {
     // Never leave a detached service behind, whatever happened above.
     if (enabled && stopService) await stopService();
+    await httpsServer?.close();
+    process.off('SIGHUP', onHup);
     await vault.close();
   }
 
@@ -126,6 +160,7 @@ export async function runDemoCommand(argv: string[], host: CommandHost): Promise
       }
       return out;
     };
+    const served = async (): Promise<string> => (httpsServer ? servedThumbprint(httpsServer.port, 'web.contoso.test', demoRootPem).catch(() => '?') : '-');
     const readStatus = async (): Promise<{ status: string; message: string }> => {
       try {
         const doc = JSON.parse(await readFile(statusFile, 'utf8')) as Array<{ status: { status: string; formattedMessage: { message: string } } }>;
@@ -134,28 +169,32 @@ export async function runDemoCommand(argv: string[], host: CommandHost): Promise
         return { status: 'missing', message: 'no status file yet' };
       }
     };
-    const waitFor = async (
-      done: ((s: { status: string; message: string }) => boolean) | (() => Promise<boolean>),
-      what: string,
-    ): Promise<boolean> => {
-      while (Date.now() - started < DEADLINE_MS) {
-        const status = await readStatus();
-        const table = renderTable(await rows()) + `status: ${status.status} — ${status.message}\n`;
+    const waitFor = async (done: ((s: { status: string; message: string }) => boolean) | (() => Promise<boolean>), what: string): Promise<boolean> => {
+      const render = async (status: { status: string; message: string }): Promise<void> => {
+        const serving = httpsServer ? `https://127.0.0.1:${httpsServer.port} serves thumbprint ${await served()} (reloads: ${httpsServer.reloads})\n` : '';
+        const table = renderTable(await rows()) + serving + `status: ${status.status} — ${status.message}\n`;
         if (table !== last) {
           h.stdout(`\n${table}`);
           last = table;
         }
+      };
+      while (Date.now() - started < DEADLINE_MS) {
+        const status = await readStatus();
+        await render(status);
         if (status.status === 'error') {
           say(`the extension reported an error during ${what}`);
           return false;
         }
-        if (await done(status)) return true;
+        if (await done(status)) {
+          await render(await readStatus()); // the state that satisfied the wait, on screen
+          return true;
+        }
         await sleep(250);
       }
       say(`gave up waiting for ${what}`);
       return false;
     };
-    return { rows, waitFor };
+    return { rows, waitFor, served };
   }
 }
 

@@ -13,6 +13,9 @@ const COLUMNS: (keyof DemoRow)[] = ['certificate', 'version', 'thumbprint', 'exp
 export function renderTable(rows: readonly DemoRow[]): string {
   const all = [HEADERS, ...rows];
   const widths = COLUMNS.map((c) => Math.max(...all.map((r) => r[c].length)));
-  const line = (r: DemoRow): string => COLUMNS.map((c, i) => r[c].padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  const line = (r: DemoRow): string =>
+    COLUMNS.map((c, i) => r[c].padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
   return [line(HEADERS), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n') + '\n';
 }

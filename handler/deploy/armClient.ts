@@ -12,6 +12,7 @@ import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
 import { KvvmError } from '../errors.js';
 import { overridesFrom } from '../overrides.js';
 import { trustedCas } from '../vault/transport.js';
+import { userAgentPrefix } from '../version.js';
 
 export const ARM_ENDPOINT_ENV = 'KVVM_ARM_ENDPOINT';
 export const ARM_CA_FILE_ENV = 'KVVM_ARM_CA_FILE';
@@ -37,7 +38,6 @@ export function resolveSubscription(flag: string | undefined, env: Record<string
   if (!id) {
     throw new KvvmError('usage', 'No subscription given.', {
       fix: 'Pass --subscription <id> or set AZURE_SUBSCRIPTION_ID (az account show --query id -o tsv).',
-      code: 2,
     });
   }
   return id;
@@ -49,10 +49,10 @@ export function resolveEndpoint(env: Record<string, string | undefined>): string
   try {
     url = new URL(raw);
   } catch {
-    throw new KvvmError('usage', `${ARM_ENDPOINT_ENV}="${raw}" is not a URL.`, { fix: `Use e.g. ${DEFAULT_ARM_ENDPOINT}.`, code: 2 });
+    throw new KvvmError('usage', `${ARM_ENDPOINT_ENV}="${raw}" is not a URL.`, { fix: `Use e.g. ${DEFAULT_ARM_ENDPOINT}.` });
   }
   if (url.protocol !== 'https:') {
-    throw new KvvmError('usage', `${ARM_ENDPOINT_ENV} must be https:// (an access token would travel in clear text).`, { fix: `Use e.g. ${DEFAULT_ARM_ENDPOINT}.`, code: 2 });
+    throw new KvvmError('usage', `${ARM_ENDPOINT_ENV} must be https:// (an access token would travel in clear text).`, { fix: `Use e.g. ${DEFAULT_ARM_ENDPOINT}.` });
   }
   return url.origin;
 }
@@ -65,7 +65,7 @@ export function connectArm(subscriptionId: string, env: Record<string, string | 
     try {
       extra.push(readFileSync(caFile, 'utf8'));
     } catch (err) {
-      throw new KvvmError('usage', `Cannot read ${ARM_CA_FILE_ENV}=${caFile}: ${(err as Error).message}.`, { fix: 'Point it at a PEM CA certificate.', code: 2 });
+      throw new KvvmError('usage', `Cannot read ${ARM_CA_FILE_ENV}=${caFile}: ${(err as Error).message}.`, { fix: 'Point it at a PEM CA certificate.' });
     }
   }
   const ca = trustedCas(extra, env);
@@ -74,7 +74,7 @@ export function connectArm(subscriptionId: string, env: Record<string, string | 
     endpoint,
     // The token audience is the Resource Manager itself (management.azure.com, management.chinacloudapi.cn, ...).
     credentials: { scopes: [`${endpoint}/.default`] },
-    userAgentOptions: { userAgentPrefix: 'kvvm/0.1' },
+    userAgentOptions: { userAgentPrefix: userAgentPrefix() },
     ...(ca ? { tlsOptions: { ca } } : {}),
   });
   return { client, endpoint, subscriptionId };
@@ -87,10 +87,13 @@ export function describeArmError(err: unknown): string {
   const msg = (e.message ?? String(err)).trim();
   if (typeof e.statusCode === 'number') {
     const fix =
-      e.statusCode === 401 ? ' Fix: sign in (az login) or set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET.'
-      : e.statusCode === 403 ? " Fix: your identity needs 'Virtual Machine Contributor' (or Contributor) on the VM or scale set."
-      : e.statusCode === 404 ? ' Fix: check --subscription, --resource-group and --name.'
-      : '';
+      e.statusCode === 401
+        ? ' Fix: sign in (az login) or set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET.'
+        : e.statusCode === 403
+          ? " Fix: your identity needs 'Virtual Machine Contributor' (or Contributor) on the VM or scale set."
+          : e.statusCode === 404
+            ? ' Fix: check --subscription, --resource-group and --name.'
+            : '';
     return `Azure Resource Manager answered ${e.statusCode}${e.code ? ` ${e.code}` : ''}: ${msg}${fix}`;
   }
   return msg;

@@ -11,7 +11,7 @@ import type { VirtualMachineExtension, VirtualMachineScaleSetExtension } from '@
 import { KvvmError } from '../errors.js';
 import { describeJsonError } from '../jsonError.js';
 import { connectArm, describeArmError, resolveSubscription, type ArmConnection, type ArmDeps } from './armClient.js';
-import { checkDeploySettings, inferOs, planExtension, type ExtensionPlan, type OsKind, type TargetKind } from './extension.js';
+import { checkDeploySettings, DEFAULT_TYPE_HANDLER_VERSION, inferOs, planExtension, type ExtensionPlan, type OsKind, type TargetKind } from './extension.js';
 import { listValue, parseFlags, requireValue, usageError } from './flags.js';
 import { buildStatusView, failureMessages, formatStatusView } from './instanceView.js';
 
@@ -38,13 +38,15 @@ async function readJsonObject(io: ToolIo, path: string, what: string): Promise<R
   try {
     text = await read(path);
   } catch (err) {
-    throw new KvvmError('usage', `Cannot read the ${what} file ${path}: ${(err as Error).message}.`, { fix: 'Check the path.', code: 2 });
+    throw new KvvmError('usage', `Cannot read the ${what} file ${path}: ${(err as Error).message}.`, { fix: 'Check the path.' });
   }
   let doc: unknown;
   try {
     doc = JSON.parse(text.replace(/^\uFEFF/, ''));
   } catch {
-    throw new KvvmError('settings-invalid', `The ${what} file ${path} is not valid JSON ${describeJsonError(text.replace(/^\uFEFF/, ''))}.`, { fix: 'Fix the JSON syntax (kvvm validate shows where).' });
+    throw new KvvmError('settings-invalid', `The ${what} file ${path} is not valid JSON ${describeJsonError(text.replace(/^\uFEFF/, ''))}.`, {
+      fix: 'Fix the JSON syntax (kvvm validate shows where).',
+    });
   }
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
     throw new KvvmError('settings-invalid', `The ${what} file ${path} must hold a JSON object.`, { fix: 'Write the settings as {"secretsManagementSettings": {...}}.' });
@@ -120,12 +122,14 @@ export async function runDeployCommand(argv: string[], io: ToolIo, deps: ArmDeps
   const protectedSettings = protectedFile === undefined ? undefined : await readJsonObject(io, protectedFile, 'protected settings');
   const osFlag = parseOs(flags.values.get('os'));
   const os: OsKind = osFlag ?? inferOs(settings) ?? 'linux';
-  const check = checkDeploySettings(settings, protectedSettings, os, io.env);
+  const check = checkDeploySettings(settings, protectedSettings, os, io.env, flags.values.get('type-handler-version') || DEFAULT_TYPE_HANDLER_VERSION);
   if (!check.ok) {
     io.stderr(`kvvm deploy: ${settingsFile} is not valid for ${os === 'windows' ? 'KeyVaultForWindows' : 'KeyVaultForLinux'}; nothing was sent.\n${check.report}\n`);
     return 1;
   }
-  io.stdout(`✓ settings valid (${check.config.generation} format, ${check.config.observedCertificates.length} certificate${check.config.observedCertificates.length === 1 ? '' : 's'}, ${os}${osFlag ? '' : ', inferred; pass --os to override'})\n`);
+  io.stdout(
+    `✓ settings valid (${check.config.generation} format, ${check.config.observedCertificates.length} certificate${check.config.observedCertificates.length === 1 ? '' : 's'}, ${os}${osFlag ? '' : ', inferred; pass --os to override'})\n`,
+  );
   if (check.warnings) io.stdout(`  warnings:\n${check.warnings.replace(/^/gm, '    ')}\n`);
 
   const plan = planExtension({
@@ -170,7 +174,9 @@ async function deployToVm(arm: ArmConnection, io: ToolIo, deps: ArmDeps, t: VmTa
     const vmOs = vm.storageProfile?.osDisk?.osType?.toLowerCase();
     const planOs = t.plan.type === 'KeyVaultForWindows' ? 'windows' : 'linux';
     if (vmOs !== undefined && vmOs !== planOs) {
-      io.stderr(`✗ VM ${t.name} runs ${vmOs}, but the extension planned is ${t.plan.type}${t.osFlag ? ' (--os)' : ' (inferred from the settings)'}. Pass --os ${vmOs} and settings for that OS.\n`);
+      io.stderr(
+        `✗ VM ${t.name} runs ${vmOs}, but the extension planned is ${t.plan.type}${t.osFlag ? ' (--os)' : ' (inferred from the settings)'}. Pass --os ${vmOs} and settings for that OS.\n`,
+      );
       return 1;
     }
   }
@@ -243,7 +249,10 @@ async function deployToVmss(arm: ArmConnection, io: ToolIo, deps: ArmDeps, t: Vm
   };
   const label = `VMSS ${t.name} extension ${t.plan.name}`;
   let failed = false;
-  const step = async (what: string, start: () => ReturnType<typeof client.virtualMachineScaleSetExtensions.createOrUpdate>): Promise<VirtualMachineScaleSetExtension | undefined> => {
+  const step = async (
+    what: string,
+    start: () => ReturnType<typeof client.virtualMachineScaleSetExtensions.createOrUpdate>,
+  ): Promise<VirtualMachineScaleSetExtension | undefined> => {
     try {
       const r = await runOperation(start(), { label: what, wait: t.wait, io });
       return r.result;
@@ -261,7 +270,8 @@ async function deployToVmss(arm: ArmConnection, io: ToolIo, deps: ArmDeps, t: Vm
     io.stderr(`✗ ${label}: provisioning failed (provisioningState Failed).\n`);
     return 1;
   }
-  if (ours) io.stdout(`✓ ${label}: ${ours.provisioningState ?? 'done'}${t.plan.provisionAfterExtensions ? ` (provisions after ${t.plan.provisionAfterExtensions.join(', ')})` : ''}\n`);
+  if (ours)
+    io.stdout(`✓ ${label}: ${ours.provisioningState ?? 'done'}${t.plan.provisionAfterExtensions ? ` (provisions after ${t.plan.provisionAfterExtensions.join(', ')})` : ''}\n`);
 
   for (const dep of t.dependents) {
     const current = await client.virtualMachineScaleSetExtensions.get(t.resourceGroup, t.name, dep);

@@ -4,6 +4,7 @@
  */
 import { mergeSettings } from '../protocol/settingsFile.js';
 import { formatProblems, formatWarnings, parseSettings } from '../settings/index.js';
+import { profileFor } from '../settings/profile.js';
 import type { KvvmConfig } from '../settings/config.js';
 
 export type OsKind = 'linux' | 'windows';
@@ -100,9 +101,12 @@ export function checkDeploySettings(
   protectedSettings: Record<string, unknown> | undefined,
   os: OsKind,
   env: Record<string, string | undefined>,
+  typeHandlerVersion: string = DEFAULT_TYPE_HANDLER_VERSION,
 ): SettingsCheck {
   const merged = protectedSettings === undefined ? settings : mergeSettings(settings, protectedSettings);
-  const parsed = parseSettings(merged, { platform: os === 'windows' ? 'win32' : 'linux', env });
+  const platform = os === 'windows' ? 'win32' : 'linux';
+  // The verdict of the version that will run them: 3.x and 4.x accept different settings (settings/profile.ts).
+  const parsed = parseSettings(merged, { platform, env, profile: profileFor(typeHandlerVersion, platform, 'document') });
   if (!parsed.ok) return { ok: false, report: formatProblems(parsed.problems, { maxChars: 100_000 }) };
   const warnings = parsed.config.warnings.length > 0 ? formatWarnings(parsed.config.warnings, { maxChars: 100_000 }) : '';
   return { ok: true, config: parsed.config, warnings };

@@ -18,7 +18,7 @@ export interface ParsedFlags {
 }
 
 export function usageError(message: string, usage: string): KvvmError {
-  return new KvvmError('usage', message, { fix: `Usage: ${usage}`, code: 2 });
+  return new KvvmError('usage', message, { fix: `Usage: ${usage}` });
 }
 
 export function parseFlags(argv: readonly string[], spec: FlagSpec, usage: string): ParsedFlags {
@@ -59,5 +59,8 @@ export function requireValue(flags: ParsedFlags, name: string, usage: string): s
 export function listValue(flags: ParsedFlags, name: string): string[] {
   const v = flags.values.get(name);
   if (v === undefined) return [];
-  return v.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  return v
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
 }

@@ -13,8 +13,7 @@ import { EXTENSION_PUBLISHER, extensionType } from './extension.js';
 import { parseFlags, requireValue, usageError } from './flags.js';
 import { buildStatusView, formatStatusView, type ExtensionStatusView } from './instanceView.js';
 
-export const STATUS_USAGE =
-  'kvvm status vm|vmss --resource-group RG --name NAME [--instance-id N] [--extension-name NAME] [--os linux|windows] [--subscription ID] [--json]';
+export const STATUS_USAGE = 'kvvm status vm|vmss --resource-group RG --name NAME [--instance-id N] [--extension-name NAME] [--os linux|windows] [--subscription ID] [--json]';
 
 const FLAGS = { values: ['resource-group', 'name', 'instance-id', 'extension-name', 'os', 'subscription'], switches: ['json'] } as const;
 

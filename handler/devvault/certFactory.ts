@@ -48,7 +48,7 @@ function generateRsaKey(bits: number): { keyPem: string; publicPem: string } {
 /** 16 random bytes with the top bit cleared so the DER INTEGER stays positive (RFC 5280 4.1.2.2). */
 function randomSerialHex(): string {
   const bytes = randomBytes(16);
-  bytes[0] = (bytes[0] ?? 0) & 0x7f | 0x01;
+  bytes[0] = ((bytes[0] ?? 0) & 0x7f) | 0x01;
   return bytes.toString('hex');
 }
 

@@ -55,13 +55,18 @@ function bad(message: string): Reply {
 }
 
 function notFound(name: string): Reply {
-  return error(404, 'CertificateNotFound', `A certificate with (name/id) ${name} was not found in this key vault. If you recently deleted this certificate you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182`);
+  return error(
+    404,
+    'CertificateNotFound',
+    `A certificate with (name/id) ${name} was not found in this key vault. If you recently deleted this certificate you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182`,
+  );
 }
 
 function contentTypeOf(policy: PolicyBody | undefined, fallback: string): string | Reply {
   const ct = policy?.secret_props?.contentType;
   if (ct === undefined || ct === null) return fallback;
-  if (ct !== CONTENT_TYPE_PKCS12 && ct !== CONTENT_TYPE_PEM) return bad(`Property policy.secret_props.contentType must be ${CONTENT_TYPE_PKCS12} or ${CONTENT_TYPE_PEM}, got ${JSON.stringify(ct)}.`);
+  if (ct !== CONTENT_TYPE_PKCS12 && ct !== CONTENT_TYPE_PEM)
+    return bad(`Property policy.secret_props.contentType must be ${CONTENT_TYPE_PKCS12} or ${CONTENT_TYPE_PEM}, got ${JSON.stringify(ct)}.`);
   return ct;
 }
 
@@ -204,7 +209,10 @@ function policyOf(ctx: CertificateContext, name: string, v: StoredVersion, { lea
   const key = leaf.publicKey;
   const bits = key.asymmetricKeyDetails?.modulusLength;
   const months = Math.max(1, Math.round((Date.parse(leaf.validTo) - Date.parse(leaf.validFrom)) / (30.44 * 86_400_000)));
-  const dnsNames = (leaf.subjectAltName ?? '').split(', ').filter((s) => s.startsWith('DNS:')).map((s) => s.slice(4));
+  const dnsNames = (leaf.subjectAltName ?? '')
+    .split(', ')
+    .filter((s) => s.startsWith('DNS:'))
+    .map((s) => s.slice(4));
   return {
     id: `${ctx.vaultUrl}/certificates/${name}/policy`,
     key_props: { exportable, kty: key.asymmetricKeyType === 'ec' ? 'EC' : 'RSA', ...(bits ? { key_size: bits } : {}), reuse_key: false },
@@ -246,7 +254,15 @@ function certificateVersions(ctx: CertificateContext, name: string): StoredVersi
   return versions && versions.length > 0 ? versions : undefined;
 }
 
-export const CERTIFICATE_ROUTES = new Set(['importCertificate', 'createCertificate', 'getCertificateOperation', 'listCertificateVersions', 'getCertificate', 'getCertificatePolicy', 'listCertificates']);
+export const CERTIFICATE_ROUTES = new Set([
+  'importCertificate',
+  'createCertificate',
+  'getCertificateOperation',
+  'listCertificateVersions',
+  'getCertificate',
+  'getCertificatePolicy',
+  'listCertificates',
+]);
 
 /** Route name of a /certificates request, or undefined when the path is not one. */
 export function certificateRouteOf(method: string, segments: readonly string[]): string | undefined {
@@ -286,7 +302,12 @@ export function operateCertificate(ctx: CertificateContext, route: string, segme
     case 'listCertificateVersions': {
       const versions = certificateVersions(ctx, name);
       if (!versions) return notFound(name);
-      return page(ctx, url, `/certificates/${display}/versions`, versions.map((v) => certificateItem(ctx, `${ctx.vaultUrl}/certificates/${display}/${v.version}`, v)));
+      return page(
+        ctx,
+        url,
+        `/certificates/${display}/versions`,
+        versions.map((v) => certificateItem(ctx, `${ctx.vaultUrl}/certificates/${display}/${v.version}`, v)),
+      );
     }
     case 'getCertificatePolicy': {
       const latest = certificateVersions(ctx, name)?.at(-1);

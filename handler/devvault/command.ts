@@ -79,7 +79,9 @@ async function seed(vault: DevVault, dir: string): Promise<string[]> {
   const names: string[] = [];
   for (const f of files) {
     const bytes = await readFile(join(dir, f));
-    const name = basename(f, extname(f)).replace(/[^0-9a-zA-Z-]/g, '-').slice(0, 127);
+    const name = basename(f, extname(f))
+      .replace(/[^0-9a-zA-Z-]/g, '-')
+      .slice(0, 127);
     const isPem = extname(f).toLowerCase() === '.pem';
     try {
       vault.importCertificate(name, isPem ? bytes.toString('utf8') : bytes.toString('base64'));
@@ -177,11 +179,20 @@ export async function runDevVaultCommand(argv: string[], rawIo: DevVaultCommandI
     io.signal?.addEventListener('abort', onSignal, { once: true });
     if (io.signal?.aborted) onSignal();
   }
-  io.stdout.write(`${JSON.stringify({ vaultUrl: vault.vaultUrl, imdsEndpoint: vault.imdsEndpoint, caCertFile: vault.caCertFile, hostsLine: hostsLine(vault.host), resolvesHere: resolution.loopback })}\n`);
-  io.stderr.write(guidance({
-    vaultUrl: vault.vaultUrl, host: vault.host, port: Number(new URL(vault.vaultUrl).port), resource: vault.resource,
-    imdsEndpoint: vault.imdsEndpoint, caCertFile: vault.caCertFile, resolution,
-  }));
+  io.stdout.write(
+    `${JSON.stringify({ vaultUrl: vault.vaultUrl, imdsEndpoint: vault.imdsEndpoint, caCertFile: vault.caCertFile, hostsLine: hostsLine(vault.host), resolvesHere: resolution.loopback })}\n`,
+  );
+  io.stderr.write(
+    guidance({
+      vaultUrl: vault.vaultUrl,
+      host: vault.host,
+      port: Number(new URL(vault.vaultUrl).port),
+      resource: vault.resource,
+      imdsEndpoint: vault.imdsEndpoint,
+      caCertFile: vault.caCertFile,
+      resolution,
+    }),
+  );
   await new Promise<void>((resolve) => {
     if (controller.signal.aborted) resolve();
     else controller.signal.addEventListener('abort', () => resolve(), { once: true });

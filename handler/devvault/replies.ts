@@ -58,4 +58,3 @@ export function page(ctx: VaultUrlContext, url: URL, path: string, all: Record<s
   }
   return { status: 200, body: { value, nextLink } };
 }
-

@@ -5,7 +5,7 @@
  * Order of checks per request, as in Key Vault: api-version, then bearer challenge/token, then access
  * (403), then throttling (429), then injected faults, then the operation.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { FaultQueue, FaultSpec } from './faults.js';
 import type { TokenStore } from './imds.js';
 import type { FixedWindowLimiter } from './rateLimiter.js';
@@ -47,7 +47,11 @@ const NAME_RE = /^[0-9a-zA-Z-]{1,127}$/;
 const VERSION_RE = /^[0-9a-f]{32}$/i;
 
 function notFound(name: string): Reply {
-  return error(404, 'SecretNotFound', `A secret with (name/id) ${name} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182`);
+  return error(
+    404,
+    'SecretNotFound',
+    `A secret with (name/id) ${name} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182`,
+  );
 }
 
 /** SecretBundle with the key order of the recorded vectors: value, contentType, id, managed, attributes, kid. */
@@ -79,9 +83,19 @@ function disabledReply(): Reply {
 
 function deniedReply(ctx: VaultContext, principal: string, innerCode: string, routeName: string): Reply {
   if (innerCode === 'ForbiddenByFirewall') {
-    return error(403, 'Forbidden', `Client address is not authorized and caller is not a trusted service.\r\nClient address: 127.0.0.1\r\nCaller: appid=${principal}\r\nVault: ${new URL(ctx.vaultUrl).hostname}`, innerCode);
+    return error(
+      403,
+      'Forbidden',
+      `Client address is not authorized and caller is not a trusted service.\r\nClient address: 127.0.0.1\r\nCaller: appid=${principal}\r\nVault: ${new URL(ctx.vaultUrl).hostname}`,
+      innerCode,
+    );
   }
-  return error(403, 'Forbidden', `Caller is not authorized to perform action on resource.\r\nCaller: appid=${principal}\r\nAction: 'Microsoft.KeyVault/vaults/secrets/${routeName}/action'\r\nAssignment: (not found)\r\nVault: ${new URL(ctx.vaultUrl).hostname}`, innerCode);
+  return error(
+    403,
+    'Forbidden',
+    `Caller is not authorized to perform action on resource.\r\nCaller: appid=${principal}\r\nAction: 'Microsoft.KeyVault/vaults/secrets/${routeName}/action'\r\nAssignment: (not found)\r\nVault: ${new URL(ctx.vaultUrl).hostname}`,
+    innerCode,
+  );
 }
 
 /** Maps method + path segments to a route name (used for stats, faults and dispatch). */
@@ -176,7 +190,10 @@ export function challengeHeader(ctx: VaultContext): string {
 export function handleVaultRequest(ctx: VaultContext, req: IncomingMessage, rawBody: Buffer): Reply | { fault: FaultSpec } {
   const url = new URL(req.url ?? '/', ctx.vaultUrl);
   // The SDK sends "/secrets/name/?api-version=..." (trailing slash): empty segments are not names.
-  const segments = url.pathname.split('/').filter((s) => s.length > 0).map((s) => decodeURIComponent(s));
+  const segments = url.pathname
+    .split('/')
+    .filter((s) => s.length > 0)
+    .map((s) => decodeURIComponent(s));
   const method = req.method ?? 'GET';
   const route = routeOf(method, segments);
   ctx.stats.byRoute[route] = (ctx.stats.byRoute[route] ?? 0) + 1;
@@ -191,7 +208,7 @@ export function handleVaultRequest(ctx: VaultContext, req: IncomingMessage, rawB
   }
   const token = ctx.tokens.lookup(auth.replace(/^Bearer\s+/i, '').trim());
   if (!token) {
-    return { ...error(401, 'Unauthorized', 'AKV10032: Invalid issuer. The token was not issued by this vault\'s identity endpoint.'), headers: challenge };
+    return { ...error(401, 'Unauthorized', "AKV10032: Invalid issuer. The token was not issued by this vault's identity endpoint."), headers: challenge };
   }
   if (token.resource.replace(/\/+$/, '') !== ctx.resource) {
     return { ...error(401, 'Unauthorized', `AKV10022: Invalid audience. Expected ${ctx.resource}, found: ${token.resource}.`), headers: challenge };

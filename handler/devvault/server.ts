@@ -140,7 +140,9 @@ export async function startDevVault(options: DevVaultOptions = {}): Promise<DevV
   if (!/^[a-z0-9-]{1,24}$/.test(vaultName)) throw new Error(`kvvm dev-vault: invalid vault name "${vaultName}"`);
   const host = (options.host ?? `${vaultName}.localhost`).toLowerCase();
   if (!/^[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63})+$/.test(host) || host.length > 253) {
-    throw new Error(`kvvm dev-vault: --host "${host}" must be a DNS name of at least two labels, e.g. myvault.localhost (the SDK requires the vault host below its token resource)`);
+    throw new Error(
+      `kvvm dev-vault: --host "${host}" must be a DNS name of at least two labels, e.g. myvault.localhost (the SDK requires the vault host below its token resource)`,
+    );
   }
   const { ca, tls } = loadOrCreateTls(stateDir, host);
   const latencyMs = options.latencyMs ?? 0;
@@ -227,10 +229,10 @@ export async function startDevVault(options: DevVaultOptions = {}): Promise<DevV
         const send = (): void => {
           if (res.destroyed) return; // the client gave up while an injected delay held the reply
           res.writeHead(out.status, {
-          'Content-Type': 'application/json; charset=utf-8',
-          'Content-Length': Buffer.byteLength(text),
-          'x-ms-keyvault-service-version': '1.9.0.0-kvvm-dev',
-          ...out.headers,
+            'Content-Type': 'application/json; charset=utf-8',
+            'Content-Length': Buffer.byteLength(text),
+            'x-ms-keyvault-service-version': '1.9.0.0-kvvm-dev',
+            ...out.headers,
           });
           res.end(text);
         };

@@ -8,16 +8,16 @@
  * Exit codes: 0 every check passed (warnings allowed), 1 a check failed or the command could not run.
  */
 import { readdir, readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { KvvmError } from '../errors.js';
 import { describeJsonError } from '../jsonError.js';
-import { overridesFrom } from '../overrides.js';
 import { findHandlerEnvironment } from '../protocol/handlerEnvironment.js';
 import { resolveSequenceNumber } from '../protocol/sequence.js';
 import { readHandlerSettings } from '../protocol/settingsFile.js';
-import { extractSettings } from '../settings/validateCommand.js';
+import { extractTargets } from '../settings/pasted.js';
 import { parseFlags, usageError } from '../deploy/flags.js';
 import { runDoctor, type DoctorCheck, type DoctorReport } from './doctor.js';
+import { settingsReadOptions, type SettingsDecryptor } from '../commands/context.js';
 
 export const DOCTOR_USAGE = 'kvvm doctor [--settings FILE | --extension-folder DIR] [--json]';
 
@@ -34,6 +34,8 @@ export interface DoctorDeps {
   timeoutMs?: number;
   /** Where the Linux agent keeps extensions (default /var/lib/waagent). */
   waagentDir?: string;
+  /** Tests on Linux only: stands in for the Windows protected-settings decryption (CryptDecryptMessage). */
+  windowsDecrypt?: SettingsDecryptor;
 }
 
 const MARK: Record<DoctorCheck['status'], string> = { pass: '✓', warn: '!', fail: '✗', skip: '-' };
@@ -95,22 +97,22 @@ export async function runDoctorCommand(argv: string[], io: DoctorIo, deps: Docto
     try {
       text = (await readFile(settingsFile, 'utf8')).replace(/^\uFEFF/, '');
     } catch (err) {
-      throw new KvvmError('usage', `Cannot read ${settingsFile}: ${(err as Error).message}.`, { fix: 'Point --settings at the extension settings JSON.', code: 2 });
+      throw new KvvmError('usage', `Cannot read ${settingsFile}: ${(err as Error).message}.`, { fix: 'Point --settings at the extension settings JSON.' });
     }
     try {
       doc = JSON.parse(text);
     } catch {
-      throw new KvvmError('usage', `${settingsFile} is not valid JSON ${describeJsonError(text)}.`, { fix: 'Point --settings at the extension settings JSON.', code: 2 });
+      throw new KvvmError('usage', `${settingsFile} is not valid JSON ${describeJsonError(text)}.`, { fix: 'Point --settings at the extension settings JSON.' });
     }
-    settings = extractSettings(doc).settings;
+    settings = extractTargets(doc)[0]?.settings ?? null;
     source = settingsFile;
   } else {
     folder ??= io.env['AZURE_GUEST_AGENT_EXTENSION_PATH'] ?? (await newestKeyVaultFolder(deps.waagentDir ?? '/var/lib/waagent'));
     if (folder === undefined) throw usageError('No settings to check: no installed Key Vault extension was found.', DOCTOR_USAGE);
     const handlerEnv = await findHandlerEnvironment({ env: { AZURE_GUEST_AGENT_EXTENSION_PATH: folder }, execPath: join(folder, 'none'), cwd: folder, retries: 0 });
     const seq = await resolveSequenceNumber(handlerEnv.configFolder, io.env);
-    const keyDir = overridesFrom(io.env).waagentDir ?? dirname(handlerEnv.extensionFolder);
-    settings = (await readHandlerSettings(handlerEnv.configFolder, seq, { protectedSettingsKeyDir: keyDir })).settings;
+    const readOptions = settingsReadOptions({ platform: io.platform, env: io.env, extensionFolder: handlerEnv.extensionFolder, windowsDecrypt: deps.windowsDecrypt });
+    settings = (await readHandlerSettings(handlerEnv.configFolder, seq, readOptions)).settings;
     source = join(handlerEnv.configFolder, `${seq}.settings`);
     folder = handlerEnv.extensionFolder;
   }

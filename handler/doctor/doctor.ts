@@ -10,8 +10,8 @@
 import { constants as fsConstants } from 'node:fs';
 import { access, open, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { KvvmError } from '../errors.js';
-import { isRunning } from '../service/supervisor.js';
+import { KvvmError, describeError } from '../errors.js';
+import { supervisorFor } from '../service/supervisorFor.js';
 import type { KvvmConfig, ObservedCertificate } from '../settings/config.js';
 import { formatProblems, parseSettings } from '../settings/index.js';
 import { DEFAULT_IMDS_HOST, identityError, resolveIdentitySource } from '../vault/identity.js';
@@ -89,7 +89,13 @@ export async function runDoctor(o: DoctorOptions): Promise<DoctorReport> {
   // 1. Settings.
   const parsed = parseSettings(o.settings, { platform: o.platform, env: o.env });
   if (!parsed.ok) {
-    add(report, { id: 'settings', target: o.source, status: 'fail', message: formatProblems(parsed.problems, { maxChars: 100_000 }), fix: 'Correct the settings (kvvm validate shows every problem) and redeploy the extension.' });
+    add(report, {
+      id: 'settings',
+      target: o.source,
+      status: 'fail',
+      message: formatProblems(parsed.problems, { maxChars: 100_000 }),
+      fix: 'Correct the settings (kvvm validate shows every problem) and redeploy the extension.',
+    });
     return finish(report);
   }
   const config = parsed.config;
@@ -121,7 +127,11 @@ export async function runDoctor(o: DoctorOptions): Promise<DoctorReport> {
       target: 'HTTPS_PROXY',
       status: imdsBypassed ? 'pass' : 'warn',
       message: `HTTPS_PROXY=${summary.httpsProxy}, NO_PROXY=${summary.noProxy ?? '(unset)'}; vault connections below go through the proxy unless NO_PROXY matches`,
-      ...(imdsBypassed ? {} : { fix: `Add ${imdsUrl?.hostname ?? DEFAULT_IMDS_HOST} to NO_PROXY: the metadata endpoint is link-local and must never go through a proxy (Azure SDKs would send token requests to the proxy).` }),
+      ...(imdsBypassed
+        ? {}
+        : {
+            fix: `Add ${imdsUrl?.hostname ?? DEFAULT_IMDS_HOST} to NO_PROXY: the metadata endpoint is link-local and must never go through a proxy (Azure SDKs would send token requests to the proxy).`,
+          }),
     });
   }
 
@@ -164,10 +174,25 @@ export async function runDoctor(o: DoctorOptions): Promise<DoctorReport> {
     add(report, { id: 'service', target: '(no extension folder)', status: 'skip', message: 'pass --extension-folder to check that the kvvm service is running' });
   } else {
     const pidFile = join(o.extensionFolder, 'kvvm-service.pid');
-    const state = await isRunning(pidFile);
-    add(report, state.running
-      ? { id: 'service', target: pidFile, status: 'pass', message: `running (pid ${state.pid ?? '?'})` }
-      : { id: 'service', target: pidFile, status: 'fail', message: 'the kvvm service is not running', fix: 'Re-enable the extension (az vm extension set ... re-applies settings and starts the service), or look at the service output in the extension log folder.' });
+    let state: { running: boolean; pid?: number };
+    try {
+      state = await supervisorFor(o.platform).isRunning(pidFile);
+    } catch (err) {
+      add(report, { id: 'service', target: pidFile, status: 'fail', message: `cannot tell whether the kvvm service runs: ${describeError(err)}` });
+      return finish(report);
+    }
+    add(
+      report,
+      state.running
+        ? { id: 'service', target: pidFile, status: 'pass', message: `running (pid ${state.pid ?? '?'})` }
+        : {
+            id: 'service',
+            target: pidFile,
+            status: 'fail',
+            message: 'the kvvm service is not running',
+            fix: 'Re-enable the extension (az vm extension set ... re-applies settings and starts the service), or look at the service output in the extension log folder.',
+          },
+    );
   }
   return finish(report);
 }
@@ -241,10 +266,18 @@ async function probeVault(report: DoctorReport, cert: ObservedCertificate, env: 
     const abs = Math.abs(skew);
     // Date has one-second resolution: under a minute is noise.
     const text = `local clock is ${Math.round(abs / 1000)} s ${skew >= 0 ? 'ahead of' : 'behind'} the vault (${new Date(vaultMs).toISOString()})`;
-    add(report, abs <= SKEW_WARN_MS
-      ? { id: 'clock', target: host, status: 'pass', message: text }
-      : { id: 'clock', target: host, status: abs > SKEW_FAIL_MS ? 'fail' : 'warn', message: text,
-          fix: 'Synchronise the clock: on Azure Linux VMs chrony uses the host (PTP /dev/ptp_hyperv): systemctl enable --now chronyd; timedatectl status. Tokens and certificate validity checks fail with a skewed clock.' });
+    add(
+      report,
+      abs <= SKEW_WARN_MS
+        ? { id: 'clock', target: host, status: 'pass', message: text }
+        : {
+            id: 'clock',
+            target: host,
+            status: abs > SKEW_FAIL_MS ? 'fail' : 'warn',
+            message: text,
+            fix: 'Synchronise the clock: on Azure Linux VMs chrony uses the host (PTP /dev/ptp_hyperv): systemctl enable --now chronyd; timedatectl status. Tokens and certificate validity checks fail with a skewed clock.',
+          },
+    );
   }
   return out;
 }
@@ -254,10 +287,23 @@ interface IdentityResult {
   claims?: TokenIdentity;
 }
 
-async function probeIdentity(report: DoctorReport, imdsUrl: URL | undefined, problem: KvvmError | undefined, clientId: string | undefined, resource: string, timeoutMs: number): Promise<IdentityResult> {
+async function probeIdentity(
+  report: DoctorReport,
+  imdsUrl: URL | undefined,
+  problem: KvvmError | undefined,
+  clientId: string | undefined,
+  resource: string,
+  timeoutMs: number,
+): Promise<IdentityResult> {
   const who = report.identity.label;
   if (!imdsUrl) {
-    add(report, { id: 'imds', target: 'authenticationSettings.msiEndpoint', status: 'fail', message: problem?.message ?? 'unusable msiEndpoint', ...(problem?.fix ? { fix: problem.fix } : {}) });
+    add(report, {
+      id: 'imds',
+      target: 'authenticationSettings.msiEndpoint',
+      status: 'fail',
+      message: problem?.message ?? 'unusable msiEndpoint',
+      ...(problem?.fix ? { fix: problem.fix } : {}),
+    });
     add(report, { id: 'identity', target: who, status: 'skip', message: 'no usable identity endpoint' });
     return { ok: false };
   }
@@ -276,9 +322,10 @@ async function probeIdentity(report: DoctorReport, imdsUrl: URL | undefined, pro
       target: endpoint,
       status: 'fail',
       message: `the managed-identity endpoint ${endpoint} is not reachable (${code})`,
-      fix: imdsUrl.hostname === DEFAULT_IMDS_HOST
-        ? `Run doctor on the Azure VM itself; ${DEFAULT_IMDS_HOST} must be reachable without a proxy (add it to NO_PROXY) and not blocked by a local firewall (iptables/nftables owner rules).`
-        : `Check authenticationSettings.msiEndpoint (${endpoint}): nothing answers there. On Azure VMs remove msiEndpoint; on Arc machines check that himdsd is running.`,
+      fix:
+        imdsUrl.hostname === DEFAULT_IMDS_HOST
+          ? `Run doctor on the Azure VM itself; ${DEFAULT_IMDS_HOST} must be reachable without a proxy (add it to NO_PROXY) and not blocked by a local firewall (iptables/nftables owner rules).`
+          : `Check authenticationSettings.msiEndpoint (${endpoint}): nothing answers there. On Azure VMs remove msiEndpoint; on Arc machines check that himdsd is running.`,
     });
     add(report, { id: 'identity', target: who, status: 'skip', message: 'identity endpoint not reachable' });
     return { ok: false };
@@ -292,10 +339,17 @@ async function probeIdentity(report: DoctorReport, imdsUrl: URL | undefined, pro
       token = undefined;
     }
     if (typeof token !== 'string' || token === '') {
-      add(report, { id: 'identity', target: who, status: 'fail', message: 'the endpoint answered 200 without an access token', fix: 'The identity endpoint is not a managed-identity endpoint; check authenticationSettings.msiEndpoint.' });
+      add(report, {
+        id: 'identity',
+        target: who,
+        status: 'fail',
+        message: 'the endpoint answered 200 without an access token',
+        fix: 'The identity endpoint is not a managed-identity endpoint; check authenticationSettings.msiEndpoint.',
+      });
       return { ok: false };
     }
     const claims = decodeTokenIdentity(token); // read the claims, then forget the token
+    // eslint-disable-next-line no-useless-assignment -- drop the token as soon as its claims are read
     token = undefined;
     const named = claims?.objectId ? ` (object id ${claims.objectId}${claims.clientId ? `, client id ${claims.clientId}` : ''})` : ' (opaque token: object id not readable)';
     add(report, { id: 'identity', target: who, status: 'pass', message: `token issued for ${resource}${named}` });
@@ -304,7 +358,8 @@ async function probeIdentity(report: DoctorReport, imdsUrl: URL | undefined, pro
   let detail = `HTTP ${answer.status}`;
   try {
     const b = JSON.parse(answer.body) as { error_description?: unknown; error?: unknown };
-    detail = String(b.error_description ?? b.error ?? detail);
+    const said = b.error_description ?? b.error;
+    detail = typeof said === 'string' ? said : said === undefined || said === null ? detail : JSON.stringify(said);
   } catch {
     // not JSON: keep the status
   }
@@ -332,16 +387,20 @@ async function probeSecret(report: DoctorReport, cert: ObservedCertificate, conf
       target,
       status: warn ? 'warn' : 'pass',
       message: `readable: version ${secret.version} (${kind}), ${versions.length} version${versions.length === 1 ? '' : 's'} listed`,
-      ...(warn ? { fix: 'This secret is not certificate-backed (content type is not application/x-pkcs12 or application/x-pem-file); import the certificate into Key Vault as a certificate.' } : {}),
+      ...(warn
+        ? {
+            fix: 'This secret is not certificate-backed (content type is not application/x-pkcs12 or application/x-pem-file); import the certificate into Key Vault as a certificate.',
+          }
+        : {}),
     });
   } catch (err) {
     const e = err instanceof KvvmError ? err : new KvvmError('vault-error', String(err));
     const who = { label: report.identity.label, objectId: report.identity.objectId, clientId: config.authentication.msiClientId?.trim() || undefined };
     let fix = e.fix;
     if (e.reason === 'forbidden') {
-      if (/ForbiddenByFirewall/.test(e.message)) fix = firewallFix(cert.vaultName);
-      else if (/ForbiddenByPolicy|AccessDenied/.test(e.message)) fix = accessPolicyFix(cert.vaultName, who);
-      else if (/\(401\)/.test(e.message)) fix = e.fix;
+      if (e.detail === 'ForbiddenByFirewall') fix = firewallFix(cert.vaultName);
+      else if (e.detail === 'ForbiddenByPolicy' || e.detail === 'AccessDenied') fix = accessPolicyFix(cert.vaultName, who);
+      else if (e.detail === 'HTTP 401') fix = e.fix;
       else fix = rbacFix(cert.vaultName, who);
     } else if (e.reason === 'secret-not-found') {
       fix = secretNotFoundFix(cert.vaultName, cert.secretName);
@@ -352,7 +411,13 @@ async function probeSecret(report: DoctorReport, cert: ObservedCertificate, conf
 
 async function probeStore(report: DoctorReport, dir: string): Promise<void> {
   const fail = (message: string): void =>
-    add(report, { id: 'store', target: dir, status: 'fail', message, fix: `Run the service as root (the guest agent does), or let its user write ${dir}: install -d -m 700 ${dir}.` });
+    add(report, {
+      id: 'store',
+      target: dir,
+      status: 'fail',
+      message,
+      fix: `Run the service as root (the guest agent does), or let its user write ${dir}: install -d -m 700 ${dir}.`,
+    });
   let existing = dir;
   try {
     // The service creates the store on first sync: the nearest existing parent must then be writable.

@@ -122,7 +122,9 @@ export async function openTcp(host: string, port: number, proxy: URL | undefined
   } catch (err) {
     throw new ProbeError('proxy', codeOf(err), `the proxy ${redactProxy(proxy.toString())} is not reachable (${codeOf(err)})`);
   }
-  const auth = proxy.username ? `Proxy-Authorization: Basic ${Buffer.from(`${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`).toString('base64')}\r\n` : '';
+  const auth = proxy.username
+    ? `Proxy-Authorization: Basic ${Buffer.from(`${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`).toString('base64')}\r\n`
+    : '';
   s.write(`CONNECT ${host}:${port} HTTP/1.1\r\nHost: ${host}:${port}\r\n${auth}\r\n`);
   const head = await new Promise<string>((resolve, reject) => {
     let buf = '';

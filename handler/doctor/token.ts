@@ -80,6 +80,6 @@ export function firewallFix(vaultName: string): string {
 export function secretNotFoundFix(vaultName: string, secretName: string): string {
   return (
     `The vault has no secret "${secretName}". List what exists: az keyvault secret list --vault-name ${vaultName} --query "[].name" -o tsv; ` +
-    'the observed URL must be the certificate\'s secret identifier https://<vault>.vault.azure.net/secrets/<certificate name> (names are case-insensitive, no version needed).'
+    "the observed URL must be the certificate's secret identifier https://<vault>.vault.azure.net/secrets/<certificate name> (names are case-insensitive, no version needed)."
   );
 }

@@ -25,6 +25,15 @@ export interface CertificateSyncResult {
   /** Operator-facing text for error/skipped, or a warning for an otherwise successful sync. */
   message?: string;
   reason?: string;
+  /** Set when this cycle made another version the active one: what was active before (nothing on a first install). */
+  activated?: { previousVersion?: string; previousThumbprint?: string };
+  /** What consumers did after the change (onChange command, moved bindings), one sentence each, for the substatus. */
+  followUps?: FollowUp[];
+}
+
+export interface FollowUp {
+  ok: boolean;
+  text: string;
 }
 
 export interface SyncLogger {
@@ -40,6 +49,11 @@ export interface CertificateSyncDeps {
   parse: (value: string, contentType: string | undefined) => CertificateMaterial | Promise<CertificateMaterial>;
   /** Chain check for server-auth leaves; undefined result = accepted. */
   checkChain: (material: CertificateMaterial, now: Date, cert: ObservedCertificate) => KvvmError | undefined;
+  /**
+   * What a failed chain check means (profile.ts chainFailure): 'refuse' (4.x, default) does not install the
+   * version; 'warn' (3.x, which has no chain check) installs it and says why in the certificate's substatus.
+   */
+  chainFailure?: 'refuse' | 'warn';
   now: () => Date;
   log: SyncLogger;
 }
@@ -48,6 +62,7 @@ const CERT_CONTENT_TYPES = new Set(['application/x-pkcs12', 'application/x-pem-f
 
 export async function syncCertificate(cert: ObservedCertificate, deps: CertificateSyncDeps): Promise<CertificateSyncResult> {
   const label = `${cert.vaultName}/${cert.secretName}`;
+  const activation: Activation = {};
   try {
     const now = deps.now();
     const versions = await listWantedCandidates(cert, deps);
@@ -69,9 +84,10 @@ export async function syncCertificate(cert: ObservedCertificate, deps: Certifica
     const newest = wanted[0]!.version;
     let changed = false;
     let warning: string | undefined;
+    const notes: string[] = [];
     for (const action of actions) {
       try {
-        changed = (await applyAction(cert, action, installed, versions.prefetched, deps)) || changed;
+        changed = (await applyAction(cert, action, installed, versions.prefetched, deps, notes, activation)) || changed;
       } catch (err) {
         // The newest version and its activation are the point of the sync; an older version is best effort.
         if (action.version === newest || action.kind === 'activate') throw err;
@@ -86,11 +102,14 @@ export async function syncCertificate(cert: ObservedCertificate, deps: Certifica
     if (active) {
       Object.assign(result, activeFields(active));
     }
-    if (warning !== undefined) result.message = warning;
+    const message = [...notes, ...(warning === undefined ? [] : [warning])].join(' ');
+    if (message !== '') result.message = message;
+    if (activation.done) result.activated = activation.done;
     // The chain check (which refuses expired server-auth certificates) does not cover other certificates, and a
     // secret without an expiry attribute passes the version filter: what is in place may still be expired.
     if (active && active.notAfter.getTime() <= now.getTime()) {
-      const expired = `Warning: the installed certificate ${active.thumbprint} expired on ${active.notAfter.toISOString()}; ` +
+      const expired =
+        `Warning: the installed certificate ${active.thumbprint} expired on ${active.notAfter.toISOString()}; ` +
         'anything using it will fail. Fix: renew the certificate in Key Vault; kvvm installs the new version at the next poll.';
       deps.log.warn(`${label}: ${expired}`);
       result.message = result.message === undefined ? expired : `${result.message} ${expired}`;
@@ -102,6 +121,8 @@ export async function syncCertificate(cert: ObservedCertificate, deps: Certifica
     const skipped = reason === 'not-a-certificate';
     (skipped ? deps.log.warn : deps.log.error).call(deps.log, `${label}: ${message}`, { reason });
     const result: CertificateSyncResult = { cert, state: skipped ? 'skipped' : 'error', changed: false, message, reason };
+    // A step after the activation failed: the new version is in use all the same, and its consumers must hear of it.
+    if (activation.done) result.activated = activation.done;
     // Report what is still installed so the status shows the machine is not left without a certificate.
     try {
       const active = (await deps.store.list(cert)).find((i) => i.active);
@@ -117,6 +138,10 @@ export async function syncCertificate(cert: ObservedCertificate, deps: Certifica
 
 function activeFields(active: InstalledCertificate): Pick<CertificateSyncResult, 'activeVersion' | 'thumbprint' | 'notAfter' | 'location'> {
   return { activeVersion: active.version, thumbprint: active.thumbprint, notAfter: active.notAfter, location: active.location };
+}
+
+interface Activation {
+  done?: NonNullable<CertificateSyncResult['activated']>;
 }
 
 interface Candidates {
@@ -156,6 +181,8 @@ async function applyAction(
   installedBefore: readonly InstalledCertificate[],
   prefetched: Map<string, FetchedSecret>,
   deps: CertificateSyncDeps,
+  notes: string[],
+  activation: Activation,
 ): Promise<boolean> {
   const label = `${cert.vaultName}/${cert.secretName}`;
   const id: CertificateVersionId = { vaultName: cert.vaultName, secretName: cert.secretName, version: action.version };
@@ -164,7 +191,12 @@ async function applyAction(
       const secret = prefetched.get(action.version) ?? (await deps.vault.getSecret(cert.vaultUrl, cert.secretName, action.version));
       const material = await materialFromSecret(secret, deps);
       const checked = deps.checkChain(material, deps.now(), cert);
-      if (checked) throw checked;
+      if (checked && deps.chainFailure !== 'warn') throw checked;
+      if (checked) {
+        const note = `Version ${action.version} installed although its chain does not validate (the 3.x profile has no chain check; 4.x would refuse it): ${checked.describe()}`;
+        notes.push(note);
+        deps.log.warn(`${label}: ${note}`, { reason: checked.reason });
+      }
       const entry = await deps.store.install(cert, id, material);
       deps.log.info(`${label}: installed version ${action.version}`, {
         thumbprint: entry.thumbprint,
@@ -176,6 +208,7 @@ async function applyAction(
     case 'activate': {
       const previous = (await deps.store.list(cert)).find((i) => i.active) ?? installedBefore.find((i) => i.active);
       await deps.store.activate(cert, id, previous);
+      activation.done = previous ? { previousVersion: previous.version, previousThumbprint: previous.thumbprint } : {};
       deps.log.info(`${label}: version ${action.version} is now active`, { previous: previous?.version ?? null });
       return true;
     }
@@ -193,12 +226,9 @@ async function applyAction(
 async function materialFromSecret(secret: FetchedSecret, deps: CertificateSyncDeps): Promise<CertificateMaterial> {
   const type = secret.contentType?.toLowerCase();
   if (type !== undefined && !CERT_CONTENT_TYPES.has(type)) {
-    throw new KvvmError(
-      'not-a-certificate',
-      `Secret '${secret.name}' has content type '${secret.contentType}', so it is not a certificate; it is skipped.`,
-      { fix: 'Observe only certificate-backed secrets (content type application/x-pkcs12 or application/x-pem-file).' },
-    );
+    throw new KvvmError('not-a-certificate', `Secret '${secret.name}' has content type '${secret.contentType}', so it is not a certificate; it is skipped.`, {
+      fix: 'Observe only certificate-backed secrets (content type application/x-pkcs12 or application/x-pem-file).',
+    });
   }
   return await deps.parse(secret.value, secret.contentType);
 }
-

@@ -8,10 +8,7 @@ import type { SecretVersionInfo } from '../vault/types.js';
 /** How many versions of each certificate stay installed (4.x keeps the two newest). */
 export const VERSIONS_KEPT = 2;
 
-export type PlannedAction =
-  | { kind: 'install'; version: string }
-  | { kind: 'activate'; version: string }
-  | { kind: 'remove'; version: string };
+export type PlannedAction = { kind: 'install'; version: string } | { kind: 'activate'; version: string } | { kind: 'remove'; version: string };
 
 /**
  * The versions that should be installed, newest first: the enabled versions ordered by creation time, at most
@@ -19,10 +16,7 @@ export type PlannedAction =
  * disables a version to withdraw it), and versions not yet valid are skipped so a pre-staged certificate does
  * not replace one that works today.
  */
-export function selectWantedVersions(
-  versions: readonly SecretVersionInfo[],
-  options: { keep: number; now: Date; pinnedVersion?: string | undefined },
-): SecretVersionInfo[] {
+export function selectWantedVersions(versions: readonly SecretVersionInfo[], options: { keep: number; now: Date; pinnedVersion?: string | undefined }): SecretVersionInfo[] {
   if (options.pinnedVersion !== undefined) {
     const pinned = versions.find((v) => v.version.toLowerCase() === options.pinnedVersion?.toLowerCase());
     return pinned && pinned.enabled ? [pinned] : [];
@@ -37,9 +31,10 @@ export function selectWantedVersions(
 }
 
 /**
- * Actions that bring the store to `wanted` (newest first). Order matters and the applier stops at the first
- * failure: the newest version is installed and activated first, then the previous one is installed, and nothing
- * is removed until the newest wanted version is active — a failed download never costs the machine the certificate it has.
+ * Actions that bring the store to `wanted` (newest first). Order matters: the newest version is installed and
+ * activated first, then the previous one is installed, and nothing is removed until the newest wanted version is
+ * active. The applier (certificateSync.ts) stops at a failure of the newest version or of the activation, and only
+ * warns when an older version fails, so a failed download never costs the machine the certificate it has.
  */
 export function planCertificate(wanted: readonly string[], installed: readonly InstalledCertificate[]): PlannedAction[] {
   const newest = wanted[0];

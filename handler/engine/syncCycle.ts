@@ -17,12 +17,8 @@ export interface SyncCycleOptions {
   signal?: AbortSignal;
 }
 
-export async function runSyncCycle(
-  certs: readonly ObservedCertificate[],
-  deps: CertificateSyncDeps,
-  options: SyncCycleOptions,
-): Promise<CertificateSyncResult[]> {
-  const results: CertificateSyncResult[] = new Array(certs.length);
+export async function runSyncCycle(certs: readonly ObservedCertificate[], deps: CertificateSyncDeps, options: SyncCycleOptions): Promise<CertificateSyncResult[]> {
+  const results: CertificateSyncResult[] = new Array<CertificateSyncResult>(certs.length);
   let next = 0;
   const worker = async (): Promise<void> => {
     for (;;) {

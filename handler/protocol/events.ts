@@ -26,7 +26,7 @@ export const EVENT_LIMITS = { messageChars: 3072, eventBytes: 6 * 1024 } as cons
  * it sees, so it must never see half a file. Returns the file written.
  */
 export async function writeEvent(eventsFolder: string, event: ExtensionEvent, now: Date): Promise<string> {
-  if (event.message.trim() === '') throw new KvvmError('event-invalid', 'Refusing to write a telemetry event with an empty message (the agent drops it).', { code: -1 });
+  if (event.message.trim() === '') throw new KvvmError('event-invalid', 'Refusing to write a telemetry event with an empty message (the agent drops it).');
   const body = {
     Version: truncateChars(event.version ?? '1.0', 64),
     Timestamp: now.toISOString(),

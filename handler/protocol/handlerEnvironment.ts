@@ -70,12 +70,10 @@ export async function findHandlerEnvironment(options: FindHandlerEnvironmentOpti
   if (last && 'problem' in last) {
     throw new KvvmError('handler-environment', `${last.file} is unusable: ${last.problem}. Folders searched: ${folders.join(', ')}.`, {
       fix: 'Reinstall the extension so the guest agent rewrites HandlerEnvironment.json.',
-      code: -1,
     });
   }
   throw new KvvmError('handler-environment', `${HANDLER_ENVIRONMENT_FILE} not found. Folders searched: ${folders.join(', ')}.`, {
     fix: 'Run kvvm through the Azure guest agent, or set AZURE_GUEST_AGENT_EXTENSION_PATH to the extension folder.',
-    code: -1,
   });
 }
 
@@ -145,4 +143,36 @@ function normaliseVersion(value: unknown): string | undefined {
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+export interface HandlerVersion {
+  version: string;
+  source: 'environment' | 'folder' | 'package';
+}
+
+const VERSION_TEXT = /^\d{1,6}(?:\.\d{1,9}){0,3}$/;
+
+/**
+ * The handler's own version, as the agent gives it: AZURE_GUEST_AGENT_EXTENSION_VERSION (set for every command),
+ * else the extension folder name — `<Publisher>.<Type>-<version>` on Linux (/var/lib/waagent/...),
+ * `<Publisher>.<Type>\<version>` on Windows (C:\Packages\Plugins\...) — else the version the package was
+ * stamped with. A value that is not a dotted version is skipped, not guessed at.
+ */
+export function detectHandlerVersion(input: { env: Record<string, string | undefined>; extensionFolder: string; packagedVersion: () => string }): HandlerVersion {
+  const fromEnv = input.env['AZURE_GUEST_AGENT_EXTENSION_VERSION']?.trim();
+  if (fromEnv !== undefined && VERSION_TEXT.test(fromEnv)) return { version: fromEnv, source: 'environment' };
+  const fromFolder = versionFromExtensionFolder(input.extensionFolder);
+  if (fromFolder !== undefined) return { version: fromFolder, source: 'folder' };
+  return { version: input.packagedVersion(), source: 'package' };
+}
+
+/** Both layouts, whatever the separator: the path may be a Windows one read on Linux (tests) or the reverse. */
+export function versionFromExtensionFolder(folder: string): string | undefined {
+  const parts = folder.split(/[\\/]+/).filter((p) => p !== '');
+  const last = parts[parts.length - 1] ?? '';
+  const linux = /^[A-Za-z][\w]*(?:\.[\w]+)+-(\d{1,6}(?:\.\d{1,9}){0,3})$/.exec(last);
+  if (linux?.[1] !== undefined) return linux[1];
+  const parent = parts[parts.length - 2] ?? '';
+  if (VERSION_TEXT.test(last) && /^[A-Za-z][\w]*(?:\.[\w]+)+$/.test(parent)) return last;
+  return undefined;
 }

@@ -27,12 +27,7 @@ export interface DecryptOptions {
  *
  * Nothing decrypted ever appears in an error message.
  */
-export async function decryptProtectedSettings(
-  base64: string,
-  thumbprint: string,
-  keyDir: string,
-  options: DecryptOptions = {},
-): Promise<Record<string, unknown>> {
+export async function decryptProtectedSettings(base64: string, thumbprint: string, keyDir: string, options: DecryptOptions = {}): Promise<Record<string, unknown>> {
   const { crtPath, prvPath, certPem, keyPem } = await readKeyPair(thumbprint, keyDir);
 
   const compact = base64.replace(/\s+/g, '');
@@ -70,7 +65,6 @@ async function readKeyPair(thumbprint: string, keyDir: string) {
     `The protected settings are encrypted to certificate ${thumbprint.toUpperCase()}, but ${[...new Set(missing)].join(' and ')} ${missing.length > 1 ? 'are' : 'is'} missing.`,
     {
       fix: 'Let the guest agent fetch the goal-state certificates (restart walinuxagent), then reapply the extension settings.',
-      code: -1,
     },
   );
 }
@@ -82,7 +76,6 @@ async function readOptional(path: string): Promise<string | undefined> {
     if (isNotFound(err)) return undefined;
     throw new KvvmError('protected-settings-key-missing', `Cannot read ${path}: ${(err as Error).message}.`, {
       fix: 'Run the handler as root, as the guest agent does.',
-      code: -1,
     });
   }
 }
@@ -169,18 +162,21 @@ export function parsePlaintext(plaintext: Buffer, thumbprint: string): Record<st
 
 export function decryptError(thumbprint: string, problem: string): KvvmError {
   return new KvvmError('protected-settings-decrypt', `Cannot decrypt the protected settings (certificate ${thumbprint.toUpperCase()}): ${problem}.`, {
-    fix: 'Reapply the extension settings so the platform re-encrypts them to the VM\'s current certificate.',
-    code: -1,
+    fix: "Reapply the extension settings so the platform re-encrypts them to the VM's current certificate.",
   });
 }
 
 function corruptError(thumbprint: string, what: string): KvvmError {
   return new KvvmError('protected-settings-corrupt', `The decrypted protected settings (certificate ${thumbprint.toUpperCase()}) are ${what}.`, {
     fix: 'Set protectedSettings to a JSON object and reapply the extension settings.',
-    code: 1,
   });
 }
 
 function firstLine(text: string): string {
-  return text.split('\n').map((l) => l.trim()).find((l) => l !== '') ?? '';
+  return (
+    text
+      .split('\n')
+      .map((l) => l.trim())
+      .find((l) => l !== '') ?? ''
+  );
 }

@@ -5,14 +5,16 @@
  * RSA key transport and any content cipher Windows supports included: no key ever leaves the store, and the key need
  * not be exportable.
  *
- * The arguments are a pure function (decryptArgs) so tests check them on Linux; Wine's LocalMachine keys cannot be
- * acquired (0x8009200B, docs/windows.md), so the Wine test decrypts from CurrentUser\My with the same code.
+ * The arguments are a pure function (decryptArgs) so tests check them on Linux (test/windows/pure/service.test.ts).
+ * Wine 8 has no CryptDecryptMessage, so the Wine test (test/windows/wine/protectedSettings.test.ts) covers what runs
+ * before it: the store lookup by thumbprint and its errors; the decryption itself is checked on real Windows
+ * (docs/windows.md).
  */
 import { KvvmError } from '../errors.js';
-import { ENCODING, findBySha1, freeContext, systemStoreFlags, withSystemStore } from '../stores/windows/certStore.js';
-import { win32Error } from '../stores/windows/errors.js';
-import type { StoreLocation } from '../stores/windows/flags.js';
-import { CRYPT_MESSAGE_SILENT_KEYSET_FLAG, loadNative } from '../stores/windows/native.js';
+import { ENCODING, findBySha1, freeContext, systemStoreFlags, withSystemStore } from '../platform/win32/certStore.js';
+import { win32Failure } from '../platform/win32/errors.js';
+import type { StoreLocation } from '../platform/win32/certStore.js';
+import { CRYPT_MESSAGE_SILENT_KEYSET_FLAG, loadNative } from '../platform/win32/native.js';
 import { decryptError, parsePlaintext } from './protectedSettings.js';
 
 export const PROTECTED_SETTINGS_STORE = 'MY';
@@ -55,11 +57,9 @@ export async function decryptProtectedSettingsWindows(base64: string, thumbprint
     const where = `${args.location}\\${args.storeName}`;
     const cert = store === undefined ? undefined : findBySha1(n, store, thumbprint);
     if (store === undefined || cert === undefined) {
-      throw new KvvmError('protected-settings-key-missing',
-        `The protected settings are encrypted to certificate ${thumbprint.toUpperCase()}, which is not in ${where}.`, {
-          fix: 'Let the guest agent fetch the goal-state certificates (restart the RdAgent/WindowsAzureGuestAgent services), then reapply the extension settings.',
-          code: -1,
-        });
+      throw new KvvmError('protected-settings-key-missing', `The protected settings are encrypted to certificate ${thumbprint.toUpperCase()}, which is not in ${where}.`, {
+        fix: 'Let the guest agent fetch the goal-state certificates (restart the RdAgent/WindowsAzureGuestAgent services), then reapply the extension settings.',
+      });
     }
     freeContext(n, cert);
     const { koffi, types } = n;
@@ -70,8 +70,7 @@ export async function decryptProtectedSettingsWindows(base64: string, thumbprint
       const out = Buffer.alloc(der.length); // the plaintext is never longer than the envelope
       const size = [out.length];
       if (!n.CryptDecryptMessage(para, der, der.length, out, size, null)) {
-        const err = win32Error('CryptDecryptMessage', n.GetLastError(), 'decrypt the protected settings');
-        throw decryptError(thumbprint, `${err.message.replace(/^Cannot decrypt the protected settings: /, '').replace(/\.$/, '')} (key of ${thumbprint.toUpperCase()} in ${where})`);
+        throw decryptError(thumbprint, `${win32Failure('CryptDecryptMessage', n.GetLastError())} (key of ${thumbprint.toUpperCase()} in ${where})`);
       }
       return Buffer.from(out.subarray(0, size[0] ?? 0));
     } finally {

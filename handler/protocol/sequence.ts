@@ -50,7 +50,6 @@ export async function resolveSequenceNumber(configFolder: string, env: Record<st
 function noSettings(configFolder: string, why: string): KvvmError {
   return new KvvmError('no-settings', `No sequence number: ConfigSequenceNumber is not set and ${configFolder}: ${why}.`, {
     fix: 'Run kvvm through the Azure guest agent (it writes <seq>.settings and sets ConfigSequenceNumber), or set ConfigSequenceNumber.',
-    code: -1,
   });
 }
 
@@ -73,7 +72,7 @@ export async function readMrseq(extensionFolder: string): Promise<number | undef
 
 export async function writeMrseq(extensionFolder: string, seq: number): Promise<void> {
   if (!Number.isSafeInteger(seq) || seq < 0) {
-    throw new KvvmError('mrseq-invalid', `Refusing to record sequence number ${String(seq)}: not a non-negative integer.`, { code: -1 });
+    throw new KvvmError('mrseq-invalid', `Refusing to record sequence number ${String(seq)}: not a non-negative integer.`);
   }
   await writeFileAtomic(join(extensionFolder, MRSEQ_FILE), String(seq));
 }

@@ -38,7 +38,6 @@ export async function readHandlerSettings(configFolder: string, seq: number, opt
   } catch (err) {
     throw new KvvmError('no-settings', isNotFound(err) ? `${file} does not exist.` : `Cannot read ${file}: ${(err as Error).message}.`, {
       fix: 'Check that the guest agent wrote the settings for this sequence number; reapply the extension settings.',
-      code: -1,
     });
   }
   const body = text.replace(/^\uFEFF/, '');
@@ -105,7 +104,6 @@ function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>)
 function corrupt(file: string, what: string): KvvmError {
   return new KvvmError('settings-corrupt', `${file} is corrupt: ${what}.`, {
     fix: 'Reapply the extension settings (for example az vm extension set) so the guest agent rewrites the file.',
-    code: -1,
   });
 }
 

@@ -73,8 +73,7 @@ export function renderStatusDocument(handlerName: string, report: HandlerStatusR
   };
   // JSON.stringify writes 1.0 as 1; the protocol examples (and the Linux agent's own files) say 1.0, so the
   // envelope is written by hand around the serialised status object.
-  const envelope = (s: Record<string, unknown>) =>
-    `[{"version":1.0,"timestampUTC":${JSON.stringify(formatTimestampUTC(now))},"status":${JSON.stringify(s)}}]`;
+  const envelope = (s: Record<string, unknown>) => `[{"version":1.0,"timestampUTC":${JSON.stringify(formatTimestampUTC(now))},"status":${JSON.stringify(s)}}]`;
   if (report.substatus === undefined) return envelope(status);
 
   const entries = report.substatus.map(renderSubstatus);
@@ -148,7 +147,7 @@ function checkReport(report: HandlerStatusReport): void {
 }
 
 function invalid(what: string): KvvmError {
-  return new KvvmError('status-invalid', `Refusing to write an invalid status: ${what}.`, { code: -1 });
+  return new KvvmError('status-invalid', `Refusing to write an invalid status: ${what}.`);
 }
 
 export type StatusValidation = { ok: true } | { ok: false; reason: string };

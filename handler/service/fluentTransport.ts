@@ -42,7 +42,9 @@ export function createFluentTransport(config: LoggingConfig, options: FluentTran
   const failed = (err: Error): void => {
     if (failing) return;
     failing = true;
-    options.onStateChange?.(`fluentd forwarding to ${config.endpoint} failed (${err.message}); records are queued (at most ${FLUENT_QUEUE_LIMIT.length}) and the connection is retried`);
+    options.onStateChange?.(
+      `fluentd forwarding to ${config.endpoint} failed (${err.message}); records are queued (at most ${FLUENT_QUEUE_LIMIT.length}) and the connection is retried`,
+    );
   };
   client.socketOn(FluentSocketEvent.ERROR, failed);
   client.socketOn(FluentSocketEvent.WRITABLE, () => {

@@ -28,9 +28,6 @@ export interface CreateLoggerOptions {
   redact?: (text: string) => string;
 }
 
-/** Kept for callers of the logger module; the patterns live in ../redaction.ts. */
-export const redact = redactSecrets;
-
 function redactValue(value: unknown, extra: ((text: string) => string) | undefined, depth = 0): unknown {
   if (typeof value === 'string') return extra ? extra(redactSecrets(value)) : redactSecrets(value);
   if (depth > 4 || value === null || typeof value !== 'object') return value;

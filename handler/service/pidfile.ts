@@ -47,7 +47,10 @@ export function linuxProcInspector(procRoot = '/proc'): ProcessInspector {
       const state = fields[0];
       const startTime = fields[22 - 3];
       if (state === undefined || state === 'Z' || state === 'X' || startTime === undefined) return undefined;
-      bootId ??= readFile(`${procRoot}/sys/kernel/random/boot_id`, 'utf8').then((s) => s.trim(), () => 'unknown-boot');
+      bootId ??= readFile(`${procRoot}/sys/kernel/random/boot_id`, 'utf8').then(
+        (s) => s.trim(),
+        () => 'unknown-boot',
+      );
       return `${await bootId}:${startTime}`;
     },
   };

@@ -6,15 +6,8 @@ import type { CertificateSyncDeps, CertificateSyncResult } from '../engine/certi
 import { allInstalled, runSyncCycle } from '../engine/syncCycle.js';
 import type { HandlerStatusReport } from '../protocol/status.js';
 import type { KvvmConfig } from '../settings/config.js';
+import { backoffDelayMs, type RetryPolicy } from '../vault/backoff.js';
 import { buildStatusReport, type ServicePhase } from './statusReport.js';
-
-export interface RetryPolicy {
-  /** Attempts for the bounded initial sync (4.0: 25). */
-  maxAttempts: number;
-  baseDelayMs: number;
-  factor: number;
-  maxDelayMs: number;
-}
 
 /** 25 attempts growing from 2 s by 1.5× up to 5 min: about 75 minutes in all, inside the agent's 90-minute wait. */
 export const DEFAULT_RETRY_POLICY: RetryPolicy = { maxAttempts: 25, baseDelayMs: 2000, factor: 1.5, maxDelayMs: 300_000 };
@@ -27,19 +20,17 @@ export interface PollLoopDeps {
   /** Resolves after `ms`, or early when `signal` aborts. */
   sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   random: () => number;
+  /** The bounded initial sync's retries (maxAttempts: 4.0 has 25). */
   retry: RetryPolicy;
   concurrency: number;
   /** Spread polls over ±10 % of the interval, and delay the first sync by up to `initialJitterMs`. */
   jitter: boolean;
   initialJitterMs: number;
+  /** Runs after every cycle, before the status is written: hands changed certificates to their consumers
+   *  (onChange commands, Windows bindings) and adds what they did to the results. */
+  afterCycle?: (results: CertificateSyncResult[]) => Promise<void>;
   /** Called after every cycle (tests, the demo's live table). */
   onCycle?: (results: readonly CertificateSyncResult[]) => void;
-}
-
-export function retryDelayMs(attempt: number, policy: RetryPolicy, random: () => number): number {
-  const raw = Math.min(policy.maxDelayMs, policy.baseDelayMs * policy.factor ** (attempt - 1));
-  // Full jitter on the upper half keeps a scale set's retries apart without making any delay tiny.
-  return Math.round(raw / 2 + (raw / 2) * random());
 }
 
 export function pollDelayMs(intervalS: number, jitter: boolean, random: () => number): number {
@@ -54,9 +45,7 @@ export async function runPollLoop(config: KvvmConfig, deps: PollLoopDeps, signal
   let results: CertificateSyncResult[] = [];
   const report = async (phase: ServicePhase): Promise<boolean> => {
     if (await deps.isSuperseded()) return false;
-    await deps.writeStatus(
-      buildStatusReport({ mode: config.initialSync, phase, expected, results, warnings: config.warnings }),
-    );
+    await deps.writeStatus(buildStatusReport({ mode: config.initialSync, phase, expected, results, warnings: config.warnings }));
     return true;
   };
 
@@ -71,6 +60,7 @@ export async function runPollLoop(config: KvvmConfig, deps: PollLoopDeps, signal
   while (!signal.aborted) {
     results = await runSyncCycle(certs, deps.sync, { concurrency: deps.concurrency, signal });
     if (signal.aborted) break;
+    await deps.afterCycle?.(results);
     deps.onCycle?.(results);
     let phase: ServicePhase;
     let delay: number;
@@ -82,7 +72,7 @@ export async function runPollLoop(config: KvvmConfig, deps: PollLoopDeps, signal
         phase = { kind: 'gave-up', attempts: attempt };
         delay = pollDelayMs(config.pollingIntervalS, deps.jitter, deps.random);
       } else {
-        delay = retryDelayMs(attempt, deps.retry, deps.random);
+        delay = backoffDelayMs(attempt, deps.retry, deps.random);
         phase = {
           kind: 'retrying',
           attempt,

@@ -10,7 +10,10 @@ import { KvvmError } from '../errors.js';
 import { tryAcquireLock } from './fileLock.js';
 import { removePidFile, type ProcessInspector } from './pidfile.js';
 import { restartLoopArgs, type RestartPolicy } from './restartLoop.js';
-import { isRunning, startDetached, stopProcess, type StopResult } from './supervisor.js';
+import { posixSupervisor } from './posixSupervisor.js';
+import type { StopResult } from './supervisor.js';
+
+const { isRunning, startDetached, stopProcess } = posixSupervisor;
 
 export interface PosixServiceFiles {
   supervisorPidFile: string;

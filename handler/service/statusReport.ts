@@ -25,6 +25,19 @@ export interface StatusReportInput {
 }
 
 export function certificateSubstatus(r: CertificateSyncResult): SubStatus {
+  const sub = installSubstatus(r);
+  if (!r.followUps?.length) return sub;
+  // What the consumers did (onChange command, moved bindings): a failure there is a warning, never an error,
+  // because the certificate itself is in place.
+  const failed = r.followUps.some((f) => !f.ok);
+  return {
+    ...sub,
+    status: failed && sub.status === 'success' ? 'warning' : sub.status,
+    message: `${sub.message} ${r.followUps.map((f) => f.text).join(' ')}`,
+  };
+}
+
+function installSubstatus(r: CertificateSyncResult): SubStatus {
   const name = `${r.cert.vaultName}/${r.cert.secretName}`;
   const installed =
     r.activeVersion !== undefined
@@ -51,9 +64,7 @@ export function buildStatusReport(input: StatusReportInput): HandlerStatusReport
   const substatus = input.results.map(certificateSubstatus);
   const failed = input.results.filter((r) => r.state === 'error');
   const done = input.results.filter((r) => r.state !== 'error').length;
-  const warnings = input.warnings.length
-    ? ` Settings warnings: ${input.warnings.map((w) => `${w.path}: ${w.message}`).join(' ')}`
-    : '';
+  const warnings = input.warnings.length ? ` Settings warnings: ${input.warnings.map((w) => `${w.path}: ${w.message}`).join(' ')}` : '';
   const firstErrors = failed
     .slice(0, 3)
     .map((r) => `${r.cert.vaultName}/${r.cert.secretName}: ${r.message ?? r.reason ?? 'failed'}`)
@@ -74,11 +85,7 @@ export function buildStatusReport(input: StatusReportInput): HandlerStatusReport
       return report('transitioning', 0, `Initial sync of ${input.expected} certificates started.`);
     case 'retrying': {
       const of = phase.maxAttempts === undefined ? '' : ` of ${phase.maxAttempts}`;
-      return report(
-        'transitioning',
-        0,
-        `Initial sync: ${progress}; attempt ${phase.attempt}${of} failed, next attempt at ${phase.nextRetryAt.toISOString()}. ${firstErrors}`,
-      );
+      return report('transitioning', 0, `Initial sync: ${progress}; attempt ${phase.attempt}${of} failed, next attempt at ${phase.nextRetryAt.toISOString()}. ${firstErrors}`);
     }
     case 'gave-up':
       return report(

@@ -1,29 +1,47 @@
 /**
  * The Windows `Supervisor`: enable registers (or reconfigures) the "kvvm" Windows service and starts it, disable
  * stops it, uninstall deletes it. All arguments come from windowsServiceConfig.ts (pure, tested on Linux); this file
- * makes the Service Control Manager calls through koffi (declared in stores/windows/native.ts) and closes every
+ * makes the Service Control Manager calls through koffi (declared in platform/win32/native.ts) and closes every
  * handle. The service process itself is windowsServiceHost.ts.
  *
  * The pid file of the POSIX supervisor is kept (it names the service host's pid, for people and `kvvm doctor`),
  * but the SCM is the only judge of "running": a Windows service has no process group to signal.
  */
+import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KvvmError } from '../errors.js';
 import { writeFileAtomic } from '../protocol/atomicFile.js';
-import { win32Error } from '../stores/windows/errors.js';
+import { win32Error } from '../platform/win32/errors.js';
 import {
-  DELETE, ERROR_SERVICE_ALREADY_RUNNING, ERROR_SERVICE_CANNOT_ACCEPT_CTRL, ERROR_SERVICE_DOES_NOT_EXIST, ERROR_SERVICE_EXISTS,
-  ERROR_SERVICE_MARKED_FOR_DELETE, ERROR_SERVICE_NOT_ACTIVE, SC_MANAGER_CONNECT, SC_MANAGER_CREATE_SERVICE, SC_STATUS_PROCESS_INFO,
-  SERVICE_CHANGE_CONFIG, SERVICE_CONFIG_DESCRIPTION, SERVICE_CONFIG_FAILURE_ACTIONS, SERVICE_CONFIG_FAILURE_ACTIONS_FLAG,
-  SERVICE_CONTROL_STOP, SERVICE_QUERY_CONFIG, SERVICE_QUERY_STATUS, SERVICE_START, SERVICE_STOP, SERVICE_STOPPED,
-  ERROR_INVALID_LEVEL, loadNative, type Handle, type Native,
-} from '../stores/windows/native.js';
+  DELETE,
+  ERROR_SERVICE_ALREADY_RUNNING,
+  ERROR_SERVICE_CANNOT_ACCEPT_CTRL,
+  ERROR_SERVICE_DOES_NOT_EXIST,
+  ERROR_SERVICE_EXISTS,
+  ERROR_SERVICE_MARKED_FOR_DELETE,
+  ERROR_SERVICE_NOT_ACTIVE,
+  SC_MANAGER_CONNECT,
+  SC_MANAGER_CREATE_SERVICE,
+  SC_STATUS_PROCESS_INFO,
+  SERVICE_CHANGE_CONFIG,
+  SERVICE_CONFIG_DESCRIPTION,
+  SERVICE_CONFIG_FAILURE_ACTIONS,
+  SERVICE_CONFIG_FAILURE_ACTIONS_FLAG,
+  SERVICE_CONTROL_STOP,
+  SERVICE_QUERY_CONFIG,
+  SERVICE_QUERY_STATUS,
+  SERVICE_START,
+  SERVICE_STOP,
+  SERVICE_STOPPED,
+  ERROR_INVALID_LEVEL,
+  loadNative,
+  type Handle,
+  type Native,
+} from '../platform/win32/native.js';
 import { removePidFile, writePidFile } from './pidfile.js';
 import type { StartDetachedOptions, StopOptions, StopResult, Supervisor } from './supervisor.js';
-import {
-  KVVM_SERVICE_NAME, LAUNCH_FILE, ownsService, serviceEnvironment, serviceRegistration, type LaunchSpec, type ServiceRegistration,
-} from './windowsServiceConfig.js';
+import { KVVM_SERVICE_NAME, LAUNCH_FILE, ownsService, serviceEnvironment, serviceRegistration, type LaunchSpec, type ServiceRegistration } from './windowsServiceConfig.js';
 
 const ALL_WE_USE = (SERVICE_QUERY_CONFIG | SERVICE_CHANGE_CONFIG | SERVICE_QUERY_STATUS | SERVICE_START | SERVICE_STOP | DELETE) >>> 0;
 const START_WAIT_MS = 60_000;
@@ -89,8 +107,10 @@ function statusOf(n: Native, svc: Handle): { state: number; pid: number; win32Ex
     throw win32Error('QueryServiceStatusEx', n.GetLastError(), 'query the service state');
   }
   return {
-    state: status['dwCurrentState'] ?? 0, pid: status['dwProcessId'] ?? 0,
-    win32ExitCode: status['dwWin32ExitCode'] ?? 0, serviceExitCode: status['dwServiceSpecificExitCode'] ?? 0,
+    state: status['dwCurrentState'] ?? 0,
+    pid: status['dwProcessId'] ?? 0,
+    win32ExitCode: status['dwWin32ExitCode'] ?? 0,
+    serviceExitCode: status['dwServiceSpecificExitCode'] ?? 0,
   };
 }
 
@@ -108,14 +128,26 @@ export function registerService(reg: ServiceRegistration): 'created' | 'updated'
   const n = loadNative();
   return withScm(n, (SC_MANAGER_CONNECT | SC_MANAGER_CREATE_SERVICE) >>> 0, (scm) => {
     let outcome: 'created' | 'updated' = 'created';
-    let svc = n.CreateServiceW(scm, reg.serviceName, reg.displayName, ALL_WE_USE, reg.serviceType, reg.startType, reg.errorControl,
-      reg.binaryPathName, null, null, null, reg.account, null) as Handle | null;
+    let svc = n.CreateServiceW(
+      scm,
+      reg.serviceName,
+      reg.displayName,
+      ALL_WE_USE,
+      reg.serviceType,
+      reg.startType,
+      reg.errorControl,
+      reg.binaryPathName,
+      null,
+      null,
+      null,
+      reg.account,
+      null,
+    ) as Handle | null;
     if (!svc) {
       const err = n.GetLastError();
       if (err === ERROR_SERVICE_MARKED_FOR_DELETE) {
         throw new KvvmError('service-start', `The Windows service ${reg.serviceName} is marked for deletion and cannot be registered again yet.`, {
           fix: 'Close the Services console (services.msc) and any program holding the service open, then let the agent run enable again.',
-          code: -1,
         });
       }
       if (err !== ERROR_SERVICE_EXISTS) throw win32Error('CreateServiceW', err, `register the Windows service ${reg.serviceName}`);
@@ -154,13 +186,25 @@ function configureRecovery(n: Native, svc: Handle, reg: ServiceRegistration): vo
     }
   };
   call(SERVICE_CONFIG_DESCRIPTION, types.SERVICE_DESCRIPTIONW, { lpDescription: reg.description }, 'set the service description');
-  call(SERVICE_CONFIG_FAILURE_ACTIONS, types.SERVICE_FAILURE_ACTIONSW, {
-    dwResetPeriod: reg.failureActions.resetPeriodS, lpRebootMsg: null, lpCommand: null,
-    cActions: reg.failureActions.actions.length,
-    lpsaActions: reg.failureActions.actions.map((a) => ({ Type: a.type, Delay: a.delayMs })),
-  }, 'set the service recovery actions (restart on failure)');
-  call(SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, types.SERVICE_FAILURE_ACTIONS_FLAG,
-    { fFailureActionsOnNonCrashFailures: reg.failureActionsOnNonCrashFailures ? 1 : 0 }, 'enable recovery actions for non-crash failures', true);
+  call(
+    SERVICE_CONFIG_FAILURE_ACTIONS,
+    types.SERVICE_FAILURE_ACTIONSW,
+    {
+      dwResetPeriod: reg.failureActions.resetPeriodS,
+      lpRebootMsg: null,
+      lpCommand: null,
+      cActions: reg.failureActions.actions.length,
+      lpsaActions: reg.failureActions.actions.map((a) => ({ Type: a.type, Delay: a.delayMs })),
+    },
+    'set the service recovery actions (restart on failure)',
+  );
+  call(
+    SERVICE_CONFIG_FAILURE_ACTIONS_FLAG,
+    types.SERVICE_FAILURE_ACTIONS_FLAG,
+    { fFailureActionsOnNonCrashFailures: reg.failureActionsOnNonCrashFailures ? 1 : 0 },
+    'enable recovery actions for non-crash failures',
+    true,
+  );
 }
 
 /** StartServiceW, then waits until the SCM reports it running (or stopped again: a failed start). */
@@ -172,28 +216,32 @@ export async function startService(name = KVVM_SERVICE_NAME, timeoutMs = START_W
     if (err === ERROR_SERVICE_ALREADY_RUNNING) return true;
     throw win32Error('StartServiceW', err, `start the Windows service ${name}`);
   });
-  if (!started) throw new KvvmError('service-start', `The Windows service ${name} is not registered.`, { code: -1 });
+  if (!started) throw new KvvmError('service-start', `The Windows service ${name} is not registered.`);
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     const s = withService(n, name, (svc) => statusOf(n, svc));
     if (s && s.state === 4 /* SERVICE_RUNNING */) return s.pid;
     if (!s || s.state === SERVICE_STOPPED) {
       throw new KvvmError('service-start', `The Windows service ${name} stopped right after starting (exit code ${s?.win32ExitCode ?? '?'}/${s?.serviceExitCode ?? '?'}).`, {
-        fix: 'Read kvvm-windows-service.log and kvvm-service.out in the extension\'s log folder.',
-        code: -1,
+        fix: "Read kvvm-windows-service.log and kvvm-service.out in the extension's log folder.",
       });
     }
     if (performance.now() >= deadline) {
       throw new KvvmError('service-start', `The Windows service ${name} did not reach the running state within ${timeoutMs / 1000} s.`, {
-        fix: 'Read kvvm-windows-service.log in the extension\'s log folder; check the System event log (Service Control Manager).',
-        code: -1,
+        fix: "Read kvvm-windows-service.log in the extension's log folder; check the System event log (Service Control Manager).",
       });
     }
     await delay(200);
   }
 }
 
-/** ControlService(STOP), then waits for SERVICE_STOPPED; after the timeout the host process is terminated. */
+/** How long the SCM gets to notice a terminated host and report SERVICE_STOPPED. */
+const KILL_WAIT_MS = 10_000;
+
+/**
+ * ControlService(STOP), then waits for SERVICE_STOPPED; after the timeout the host process is terminated and the
+ * wait goes on until the SCM reports the service stopped, so a start that follows never finds it still running.
+ */
 export async function stopService(name: string, timeoutMs: number, pollMs = 200): Promise<StopResult> {
   const n = loadNative();
   const first = withService(n, name, (svc) => {
@@ -209,20 +257,30 @@ export async function stopService(name: string, timeoutMs: number, pollMs = 200)
     return { ...s, sent: true };
   });
   if (!first || !first.sent) return 'not-running';
+  if (await waitForStopped(n, name, timeoutMs, pollMs)) return 'stopped';
+  const s = withService(n, name, (svc) => statusOf(n, svc));
+  if (s && s.pid > 0) {
+    try {
+      process.kill(s.pid); // TerminateProcess; the child notices its IPC channel closing and stops too
+    } catch {
+      // gone meanwhile
+    }
+  }
+  if (!(await waitForStopped(n, name, KILL_WAIT_MS, pollMs))) {
+    throw new KvvmError('service-stop', `The Windows service ${name} is not stopped ${KILL_WAIT_MS / 1000} s after its host process was terminated.`, {
+      fix: 'Check the System event log (Service Control Manager) and stop the service with "sc.exe stop kvvm".',
+    });
+  }
+  return 'killed';
+}
+
+/** Polls the SCM until the service is stopped (or gone); false when the time runs out first. */
+async function waitForStopped(n: Native, name: string, timeoutMs: number, pollMs: number): Promise<boolean> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     const s = withService(n, name, (svc) => statusOf(n, svc));
-    if (!s || s.state === SERVICE_STOPPED) return 'stopped';
-    if (performance.now() >= deadline) {
-      if (s.pid > 0) {
-        try {
-          process.kill(s.pid); // TerminateProcess; the child notices its IPC channel closing and stops too
-        } catch {
-          // gone meanwhile
-        }
-      }
-      return 'killed';
-    }
+    if (!s || s.state === SERVICE_STOPPED) return true;
+    if (performance.now() >= deadline) return false;
     await delay(pollMs);
   }
 }
@@ -251,8 +309,14 @@ export const windowsSupervisor: Supervisor = {
     const launchFile = launchFileFor(options.pidFile);
     const logFile = options.logFile ?? join(options.cwd, 'kvvm-service.out');
     const spec: LaunchSpec = {
-      version: 1, serviceName: KVVM_SERVICE_NAME, command: options.command, args: options.args,
-      env: serviceEnvironment(options.env), cwd: options.cwd, outputFile: logFile, logFolder: dirname(logFile),
+      version: 1,
+      serviceName: KVVM_SERVICE_NAME,
+      command: options.command,
+      args: options.args,
+      env: serviceEnvironment(options.env),
+      cwd: options.cwd,
+      outputFile: logFile,
+      logFolder: dirname(logFile),
     };
     await writeFileAtomic(launchFile, `${JSON.stringify(spec, null, 2)}\n`);
     // args is [<cli.js>, 'service'] (node.exe, and the single executable whose launcher sets argv[1] to cli.js too).
@@ -260,7 +324,11 @@ export const windowsSupervisor: Supervisor = {
     registerService(serviceRegistration({ execPath: options.command, cliScript, launchFile }));
     const pid = await startService();
     await writePidFile(options.pidFile, {
-      pid, markerKind: 'none', startMarker: undefined, command: `service ${KVVM_SERVICE_NAME}`, startedAt: (options.now?.() ?? new Date()).toISOString(),
+      pid,
+      markerKind: 'none',
+      startMarker: undefined,
+      command: `service ${KVVM_SERVICE_NAME}`,
+      startedAt: (options.now?.() ?? new Date()).toISOString(),
     });
     return { pid };
   },
@@ -276,10 +344,16 @@ export const windowsSupervisor: Supervisor = {
     await removePidFile(pidFile);
     return result;
   },
+
+  async remove(pidFile) {
+    const removed = removeWindowsService(pidFile);
+    await rm(launchFileFor(pidFile), { force: true });
+    return `Windows service ${removed === 'deleted' ? 'deleted' : removed === 'absent' ? 'was not registered' : 'belongs to another version; kept'}`;
+  },
 };
 
 /** Uninstall: stop (done by the caller) and delete the service when it is this extension folder's. */
-export async function removeWindowsService(pidFile: string): Promise<'deleted' | 'absent' | 'not-ours'> {
+function removeWindowsService(pidFile: string): 'deleted' | 'absent' | 'not-ours' {
   const s = queryService();
   if (!s) return 'absent';
   if (!ownsService(s.binaryPathName, launchFileFor(pidFile))) return 'not-ours';

@@ -10,10 +10,23 @@
  * value, measured), and NODE_EXTRA_CA_CERTS and friends must be in a Node process's environment from its start.
  */
 import {
-  ERROR_CALL_NOT_IMPLEMENTED, ERROR_SERVICE_SPECIFIC_ERROR, NO_ERROR, SC_ACTION_RESTART, SERVICE_ACCEPT_SHUTDOWN,
-  SERVICE_ACCEPT_STOP, SERVICE_AUTO_START, SERVICE_CONTROL_INTERROGATE, SERVICE_CONTROL_SHUTDOWN, SERVICE_CONTROL_STOP,
-  SERVICE_ERROR_NORMAL, SERVICE_RUNNING, SERVICE_START_PENDING, SERVICE_STOPPED, SERVICE_STOP_PENDING, SERVICE_WIN32_OWN_PROCESS,
-} from '../stores/windows/native.js';
+  ERROR_CALL_NOT_IMPLEMENTED,
+  ERROR_SERVICE_SPECIFIC_ERROR,
+  NO_ERROR,
+  SC_ACTION_RESTART,
+  SERVICE_ACCEPT_SHUTDOWN,
+  SERVICE_ACCEPT_STOP,
+  SERVICE_AUTO_START,
+  SERVICE_CONTROL_INTERROGATE,
+  SERVICE_CONTROL_SHUTDOWN,
+  SERVICE_CONTROL_STOP,
+  SERVICE_ERROR_NORMAL,
+  SERVICE_RUNNING,
+  SERVICE_START_PENDING,
+  SERVICE_STOPPED,
+  SERVICE_STOP_PENDING,
+  SERVICE_WIN32_OWN_PROCESS,
+} from '../platform/win32/native.js';
 
 import { serviceOverrideVariables } from '../overrides.js';
 
@@ -115,7 +128,8 @@ export function serviceRegistration(input: RegistrationInput): ServiceRegistrati
   return {
     serviceName: KVVM_SERVICE_NAME,
     displayName: 'kvvm Key Vault certificate sync',
-    description: 'Keeps Azure Key Vault certificates installed in the Windows certificate store (kvvm, the open KeyVault VM extension). Managed by the extension: enable starts it, disable stops it, uninstall removes it.',
+    description:
+      'Keeps Azure Key Vault certificates installed in the Windows certificate store (kvvm, the open KeyVault VM extension). Managed by the extension: enable starts it, disable stops it, uninstall removes it.',
     binaryPathName: serviceBinaryPath(serviceHostArgv(input)),
     serviceType: SERVICE_WIN32_OWN_PROCESS,
     startType: SERVICE_AUTO_START,
@@ -135,8 +149,13 @@ export function ownsService(binaryPathName: string, launchFile: string): boolean
 export type HostPhase = 'starting' | 'running' | 'stopping' | { stopped: { exitCode: number | null; requested: boolean } };
 
 export interface ServiceStatusArgs {
-  dwServiceType: number; dwCurrentState: number; dwControlsAccepted: number; dwWin32ExitCode: number;
-  dwServiceSpecificExitCode: number; dwCheckPoint: number; dwWaitHint: number;
+  dwServiceType: number;
+  dwCurrentState: number;
+  dwControlsAccepted: number;
+  dwWin32ExitCode: number;
+  dwServiceSpecificExitCode: number;
+  dwCheckPoint: number;
+  dwWaitHint: number;
 }
 
 /**

@@ -19,7 +19,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync, readFileSync } from 'node:fs';
 import { describeError } from '../errors.js';
-import { loadNative, type Handle } from '../stores/windows/native.js';
+import { loadNative, type Handle } from '../platform/win32/native.js';
 import { createLogger, type KvvmLogger } from './logger.js';
 import { controlAction, serviceStatusFor, SERVICE_STOP_WAIT_MS, STOP_MESSAGE, type HostPhase, type LaunchSpec } from './windowsServiceConfig.js';
 
@@ -83,7 +83,10 @@ function dispatch(spec: LaunchSpec, log: KvvmLogger): Promise<number> {
     const out = openSync(spec.outputFile, 'a');
     try {
       child = spawn(spec.command, spec.args, {
-        cwd: spec.cwd, env: { ...process.env, ...spec.env }, stdio: ['ignore', out, out, 'ipc'], windowsHide: true,
+        cwd: spec.cwd,
+        env: { ...process.env, ...spec.env },
+        stdio: ['ignore', out, out, 'ipc'],
+        windowsHide: true,
       });
     } finally {
       closeSync(out);
@@ -114,7 +117,11 @@ function dispatch(spec: LaunchSpec, log: KvvmLogger): Promise<number> {
 
   log.info(`service host starting for ${spec.serviceName} (pid ${process.pid})`);
   return new Promise<number>((done) => {
-    n.StartServiceCtrlDispatcherW.async([{ lpServiceName: spec.serviceName, lpServiceProc: main }, { lpServiceName: null, lpServiceProc: null }],
+    n.StartServiceCtrlDispatcherW.async(
+      [
+        { lpServiceName: spec.serviceName, lpServiceProc: main },
+        { lpServiceName: null, lpServiceProc: null },
+      ],
       (err: unknown, ok: unknown) => {
         koffi.unregister(main);
         koffi.unregister(handler);
@@ -123,11 +130,14 @@ function dispatch(spec: LaunchSpec, log: KvvmLogger): Promise<number> {
           done(1);
         } else if (!ok) {
           // Its last error is on the worker thread; the usual cause is ERROR_FAILED_SERVICE_CONTROLLER_CONNECT.
-          log.error('StartServiceCtrlDispatcherW failed: this program only runs as the kvvm Windows service, started by the Service Control Manager; to run the certificate service in a console use `kvvm service`');
+          log.error(
+            'StartServiceCtrlDispatcherW failed: this program only runs as the kvvm Windows service, started by the Service Control Manager; to run the certificate service in a console use `kvvm service`',
+          );
           done(1);
         } else {
           done(typeof phase === 'object' && phase.stopped.exitCode !== null ? phase.stopped.exitCode : 0);
         }
-      });
+      },
+    );
   });
 }

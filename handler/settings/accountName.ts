@@ -20,7 +20,10 @@ export function accountNameProblem(value: string): string | undefined {
   if (value.startsWith('-')) return 'it starts with "-"';
   if (!NAME.test(bare)) {
     const bad = [...bare].find((c) => !/[A-Za-z0-9_.-]/.test(c));
-    return bad === undefined ? 'it is not a Linux account name' : `it contains ${JSON.stringify(bad)}; Linux account names have only letters, digits, "_", "." and "-" (and an optional final "$")`;
+    if (bad === '@') return 'it contains "@"; a directory account (SSSD, user@domain) is given by its numeric id';
+    return bad === undefined
+      ? 'it is not a Linux account name'
+      : `it contains ${JSON.stringify(bad)}; Linux account names have only letters, digits, "_", "." and "-" (and an optional final "$")`;
   }
   return undefined;
 }

@@ -31,23 +31,35 @@ function guid(key: string, value: string, sink: Sink, what: string): string | un
   const path = `${BASE}/${key}`;
   const v = value.trim();
   if (looksLikePlaceholder(v)) {
-    sink.problems.push(problem(path, 'auth-placeholder', `${key} ${show(value)} is a template placeholder that was not replaced.`,
-      `Set ${key} to the client id (a GUID) of ${what}, e.g. "c7373ae5-91c2-4165-8ab6-7381d6e75619".`));
+    sink.problems.push(
+      problem(
+        path,
+        'auth-placeholder',
+        `${key} ${show(value)} is a template placeholder that was not replaced.`,
+        `Set ${key} to the client id (a GUID) of ${what}, e.g. "c7373ae5-91c2-4165-8ab6-7381d6e75619".`,
+      ),
+    );
     return undefined;
   }
   if (!GUID.test(v)) {
     const hint = /^\{.*\}$/.test(v) ? ' (remove the braces)' : /^\/subscriptions\//i.test(v) ? ' (this is a resource id, not a client id)' : '';
-    sink.problems.push(problem(path, 'invalid-guid', `${key} ${show(value)} is not a GUID${hint}; expected the client id of ${what}, like "c7373ae5-91c2-4165-8ab6-7381d6e75619".`,
-      key === 'msiClientId'
-        ? 'Use the identity\'s Client ID (az identity show --query clientId), e.g. "[reference(<identity resource id>, \'2018-11-30\').clientId]" in a template.'
-        : `Use the application (client) id of ${what}.`));
+    sink.problems.push(
+      problem(
+        path,
+        'invalid-guid',
+        `${key} ${show(value)} is not a GUID${hint}; expected the client id of ${what}, like "c7373ae5-91c2-4165-8ab6-7381d6e75619".`,
+        key === 'msiClientId'
+          ? "Use the identity's Client ID (az identity show --query clientId), e.g. \"[reference(<identity resource id>, '2018-11-30').clientId]\" in a template."
+          : `Use the application (client) id of ${what}.`,
+      ),
+    );
     return undefined;
   }
   if (v !== value) sink.warnings.push({ path, message: `${key} had surrounding whitespace; kvvm uses "${v}".` });
   return v.toLowerCase();
 }
 
-export function normalizeAuthentication(raw: unknown, requireInitialSync: boolean | undefined, sink: Sink): AuthenticationConfig {
+export function normalizeAuthentication(raw: unknown, requireInitialSync: boolean | undefined, platform: 'linux' | 'win32', sink: Sink): AuthenticationConfig {
   const auth: AuthenticationConfig = {};
   const o = asObject(raw) ?? {};
   const clientIdRaw = present(o, 'msiClientId', sink);
@@ -83,26 +95,58 @@ export function normalizeAuthentication(raw: unknown, requireInitialSync: boolea
       sink.warnings.push({ path: `${BASE}/clientCertificateSubjectName`, message: `clientCertificateSubjectName should not include "CN="; kvvm uses "${subject}".` });
     }
     if (looksLikePlaceholder(subject)) {
-      sink.problems.push(problem(`${BASE}/clientCertificateSubjectName`, 'auth-placeholder',
-        `clientCertificateSubjectName ${show(subjectRaw)} is a template placeholder that was not replaced.`,
-        'Set it to the subject name of the bootstrap certificate, without "CN=".'));
+      sink.problems.push(
+        problem(
+          `${BASE}/clientCertificateSubjectName`,
+          'auth-placeholder',
+          `clientCertificateSubjectName ${show(subjectRaw)} is a template placeholder that was not replaced.`,
+          'Set it to the subject name of the bootstrap certificate, without "CN=".',
+        ),
+      );
     } else {
       auth.clientCertificateSubjectName = subject;
     }
   }
+  if (platform === 'linux' && (paasIdRaw !== undefined || subjectRaw !== undefined)) {
+    // KeyVaultForLinux has no certificate-based (Cloud Services) sign-in; accepting the keys would fall back to
+    // the managed identity silently, or fail later with an authorization error that names the wrong identity.
+    const keys = [paasIdRaw !== undefined ? 'clientId' : '', subjectRaw !== undefined ? 'clientCertificateSubjectName' : ''].filter((k) => k !== '');
+    sink.problems.push(
+      problem(
+        `${BASE}/${keys[0] ?? 'clientId'}`,
+        'paas-auth-on-linux',
+        `authenticationSettings ${keys.join(' and ')} ${keys.length > 1 ? 'are' : 'is'} the Cloud Services (KeyVaultForPaaS) sign-in with a bootstrap certificate, which exists only on Windows.`,
+        'On Linux remove clientId and clientCertificateSubjectName and use a managed identity: msiClientId for a user-assigned identity, or nothing for the system-assigned one.',
+      ),
+    );
+    return auth;
+  }
   if (clientIdRaw !== undefined && (paasIdRaw !== undefined || subjectRaw !== undefined)) {
-    sink.problems.push(problem(`${BASE}/clientId`, 'auth-conflict',
-      'authenticationSettings sets both a managed identity (msiClientId) and an application (clientId/clientCertificateSubjectName); kvvm cannot tell which one to use.',
-      'Keep msiClientId (VMs and scale sets) or clientId + clientCertificateSubjectName (Cloud Services), not both.'));
+    sink.problems.push(
+      problem(
+        `${BASE}/clientId`,
+        'auth-conflict',
+        'authenticationSettings sets both a managed identity (msiClientId) and an application (clientId/clientCertificateSubjectName); kvvm cannot tell which one to use.',
+        'Keep msiClientId (VMs and scale sets) or clientId + clientCertificateSubjectName (Cloud Services), not both.',
+      ),
+    );
   } else if ((paasIdRaw === undefined) !== (subjectRaw === undefined)) {
     const missing = paasIdRaw === undefined ? 'clientId' : 'clientCertificateSubjectName';
-    sink.problems.push(problem(`${BASE}/${missing}`, 'paas-auth-incomplete',
-      `authenticationSettings has ${missing === 'clientId' ? 'clientCertificateSubjectName' : 'clientId'} but no ${missing}; certificate-based (Cloud Services) authentication needs both.`,
-      `Add "${missing}", or remove the other key to use the managed identity.`));
+    sink.problems.push(
+      problem(
+        `${BASE}/${missing}`,
+        'paas-auth-incomplete',
+        `authenticationSettings has ${missing === 'clientId' ? 'clientCertificateSubjectName' : 'clientId'} but no ${missing}; certificate-based (Cloud Services) authentication needs both.`,
+        `Add "${missing}", or remove the other key to use the managed identity.`,
+      ),
+    );
   }
   if (requireInitialSync === true && clientIdRaw === undefined && paasIdRaw === undefined) {
-    sink.warnings.push({ path: '/secretsManagementSettings/requireInitialSync',
-      message: 'requireInitialSync is true with the system-assigned identity: if the same deployment grants that identity access to the vault, it deadlocks (access is granted only after every extension has started). Prefer a user-assigned identity with vault access granted before deployment.' });
+    sink.warnings.push({
+      path: '/secretsManagementSettings/requireInitialSync',
+      message:
+        'requireInitialSync is true with the system-assigned identity: if the same deployment grants that identity access to the vault, it deadlocks (access is granted only after every extension has started). Prefer a user-assigned identity with vault access granted before deployment.',
+    });
   }
   return auth;
 }

@@ -17,18 +17,32 @@ export function oversizedArrays(data: unknown): SettingsProblem[] {
   if (!Array.isArray(list)) return [];
   const at = pointer('secretsManagementSettings', 'observedCertificates');
   if (list.length > MAX_OBSERVED_CERTIFICATES) {
-    return [problem(at, 'too-many-items', `observedCertificates has ${list.length} entries; at most ${MAX_OBSERVED_CERTIFICATES} are allowed.`,
-      'Split the certificates over several VMs or extensions, or observe fewer certificates.')];
+    return [
+      problem(
+        at,
+        'too-many-items',
+        `observedCertificates has ${list.length} entries; at most ${MAX_OBSERVED_CERTIFICATES} are allowed.`,
+        'Split the certificates over several VMs or extensions, or observe fewer certificates.',
+      ),
+    ];
   }
   const out: SettingsProblem[] = [];
   list.forEach((entry, i) => {
     const o = asObject(entry);
-    for (const [key, max] of [['acls', MAX_ACLS], ['accounts', MAX_ACCOUNTS]] as const) {
+    for (const [key, max] of [
+      ['acls', MAX_ACLS],
+      ['accounts', MAX_ACCOUNTS],
+    ] as const) {
       const value = o?.[key];
       if (Array.isArray(value) && value.length > max) {
-        out.push(problem(pointer('secretsManagementSettings', 'observedCertificates', i, key), 'too-many-items',
-          `${key} has ${value.length} entries; at most ${max} are allowed.`,
-          key === 'acls' ? 'Grant access through a group instead of listing every user.' : 'Grant access through a group instead of listing every account.'));
+        out.push(
+          problem(
+            pointer('secretsManagementSettings', 'observedCertificates', i, key),
+            'too-many-items',
+            `${key} has ${value.length} entries; at most ${max} are allowed.`,
+            key === 'acls' ? 'Grant access through a group instead of listing every user.' : 'Grant access through a group instead of listing every account.',
+          ),
+        );
       }
     }
   });

@@ -4,14 +4,17 @@
  * failing, because one template is often shared by Windows and Linux scale sets.
  */
 import { posix } from 'node:path';
-import { DEFAULT_LINUX_STORE, type FileAcl, type ObservedCertificate, type SettingsWarning } from './config.js';
+import { DEFAULT_LINUX_STORE, type ChangeCommand, type FileAcl, type ObservedCertificate, type SettingsWarning } from './config.js';
 import { pointer, problem, show, type SettingsProblem } from './problems.js';
+import type { BehaviourProfile } from './profile.js';
+import { removedIn4 } from './removed.js';
 import { accountNameProblem } from './accountName.js';
 import { isSharedDirectory } from './sharedDirectories.js';
 import { parseObservedUrl } from './url.js';
 import { asBoolean, asObject, asString } from './values.js';
+import { changeCommand, consumerSettings, POSIX_ACCOUNT, type ConsumerDefaults } from './consumers.js';
 
-export interface CertificateDefaults {
+export interface CertificateDefaults extends ConsumerDefaults {
   platform: 'linux' | 'win32';
   env: Readonly<Record<string, string | undefined>>;
   /** 1.0 global values (or 3.0/4.0 defaults), with the path they came from. */
@@ -19,6 +22,9 @@ export interface CertificateDefaults {
   storeLocation?: { value: string; path: string };
   /** Linux aclEnabled: explicit false turns acls off. */
   aclEnabled?: boolean;
+  profile: BehaviourProfile;
+  /** secretsManagementSettings.onChange, already checked: the default for entries without their own. */
+  onChange?: ChangeCommand;
 }
 
 const WINDOWS_LOCATIONS = ['LocalMachine', 'CurrentUser'] as const;
@@ -37,13 +43,23 @@ function storeLocation(value: string, path: string, d: CertificateDefaults, sink
     if ((WINDOWS_LOCATIONS as readonly string[]).includes(value)) return value;
     const right = WINDOWS_LOCATIONS.find((w) => w.toLowerCase() === value.trim().toLowerCase());
     if (right) {
-      sink.problems.push(problem(path, 'store-location-case',
-        `certificateStoreLocation ${show(value)} is not valid: it is case-sensitive; expected "LocalMachine" or "CurrentUser".`,
-        `Write "${right}" exactly.`));
+      sink.problems.push(
+        problem(
+          path,
+          'store-location-case',
+          `certificateStoreLocation ${show(value)} is not valid: it is case-sensitive; expected "LocalMachine" or "CurrentUser".`,
+          `Write "${right}" exactly.`,
+        ),
+      );
     } else {
-      sink.problems.push(problem(path, 'invalid-store-location',
-        `certificateStoreLocation ${show(value)} is not a Windows store location; expected "LocalMachine" or "CurrentUser" (case-sensitive).`,
-        'Set certificateStoreLocation to "LocalMachine" (the default) or "CurrentUser".'));
+      sink.problems.push(
+        problem(
+          path,
+          'invalid-store-location',
+          `certificateStoreLocation ${show(value)} is not a Windows store location; expected "LocalMachine" or "CurrentUser" (case-sensitive).`,
+          'Set certificateStoreLocation to "LocalMachine" (the default) or "CurrentUser".',
+        ),
+      );
     }
     return undefined;
   }
@@ -52,27 +68,44 @@ function storeLocation(value: string, path: string, d: CertificateDefaults, sink
     return DEFAULT_LINUX_STORE;
   }
   if (!value.startsWith('/') || value.includes('\0')) {
-    sink.problems.push(problem(path, 'store-location-not-absolute',
-      `certificateStoreLocation ${show(value)} is not an absolute Linux directory path.`,
-      `Use an absolute directory such as "${DEFAULT_LINUX_STORE}", or remove the key for that default.`));
+    sink.problems.push(
+      problem(
+        path,
+        'store-location-not-absolute',
+        `certificateStoreLocation ${show(value)} is not an absolute Linux directory path.`,
+        `Use an absolute directory such as "${DEFAULT_LINUX_STORE}", or remove the key for that default.`,
+      ),
+    );
     return undefined;
   }
   if (value.split('/').some((s) => s === '..' || s === '.')) {
-    sink.problems.push(problem(path, 'store-location-not-absolute',
-      `certificateStoreLocation ${show(value)} contains "." or ".." segments.`, 'Write the directory without "." and ".." segments.'));
+    sink.problems.push(
+      problem(path, 'store-location-not-absolute', `certificateStoreLocation ${show(value)} contains "." or ".." segments.`, 'Write the directory without "." and ".." segments.'),
+    );
     return undefined;
   }
   const normalized = posix.normalize(value).replace(/\/+$/, '');
   if (normalized !== '' && isSharedDirectory(normalized)) {
-    sink.problems.push(problem(path, 'store-location-shared',
-      `certificateStoreLocation ${show(value)} is a directory the whole system shares: kvvm keeps its store private (mode 700) and would lock other software out of it, or mix private keys into a public place.`,
-      `Use a dedicated directory such as "${DEFAULT_LINUX_STORE}" (the default) or a new subdirectory, e.g. "${normalized === '/' ? '' : normalized}/kvvm".`));
+    sink.problems.push(
+      problem(
+        path,
+        'store-location-shared',
+        `certificateStoreLocation ${show(value)} is a directory the whole system shares: kvvm keeps its store private (mode 700) and would lock other software out of it, or mix private keys into a public place.`,
+        `Use a dedicated directory such as "${DEFAULT_LINUX_STORE}" (the default) or a new subdirectory, e.g. "${normalized === '/' ? '' : normalized}/kvvm".`,
+      ),
+    );
     return undefined;
   }
   if (normalized === '') {
     // kvvm makes the store directory mode 700: on "/" that would lock everyone out of the machine.
-    sink.problems.push(problem(path, 'store-location-root', 'certificateStoreLocation is "/": the store directory is made private (mode 700), which must never be the root directory.',
-      `Use a dedicated directory such as "${DEFAULT_LINUX_STORE}".`));
+    sink.problems.push(
+      problem(
+        path,
+        'store-location-root',
+        'certificateStoreLocation is "/": the store directory is made private (mode 700), which must never be the root directory.',
+        `Use a dedicated directory such as "${DEFAULT_LINUX_STORE}".`,
+      ),
+    );
     return undefined;
   }
   return normalized;
@@ -90,8 +123,14 @@ function linkName(entry: Record<string, unknown>, at: string, vaultName: string,
   const name = custom.trim();
   const why = linkNameProblem(custom, name);
   if (why !== undefined) {
-    sink.problems.push(problem(path, 'invalid-link-name', `customSymbolicLinkName ${show(custom)} is not usable: ${why}.`,
-      `Use a plain file name such as "${fallback}"; the link is always created inside certificateStoreLocation.`));
+    sink.problems.push(
+      problem(
+        path,
+        'invalid-link-name',
+        `customSymbolicLinkName ${show(custom)} is not usable: ${why}.`,
+        `Use a plain file name such as "${fallback}"; the link is always created inside certificateStoreLocation.`,
+      ),
+    );
   }
   return name;
 }
@@ -130,9 +169,14 @@ function acls(entry: Record<string, unknown>, at: string, d: CertificateDefaults
       if (v === undefined) continue;
       const why = accountNameProblem(v);
       if (why !== undefined) {
-        sink.problems.push(problem(`${at}/acls/${j}/${k}`, 'invalid-acl-name',
-          `acls ${k} ${show(v)} is not a valid Linux ${k} name: ${why}.`,
-          `Write the ${k} name exactly as "getent ${k === 'user' ? 'passwd' : 'group'}" shows it, or a numeric ${k === 'user' ? 'uid' : 'gid'}.`));
+        sink.problems.push(
+          problem(
+            `${at}/acls/${j}/${k}`,
+            'invalid-acl-name',
+            `acls ${k} ${show(v)} is not a valid Linux ${k} name: ${why}.`,
+            `Write the ${k} name exactly as "getent ${k === 'user' ? 'passwd' : 'group'}" shows it, or a numeric ${k === 'user' ? 'uid' : 'gid'}.`,
+          ),
+        );
         continue;
       }
       acl[k] = v;
@@ -170,6 +214,8 @@ function one(entry: unknown, i: number, d: CertificateDefaults, sink: Sink): Obs
   }
   const link = linkName(own, at, parsed.vaultName, parsed.secretName, d, sink);
   const fileAcls = acls(own, at, d, sink);
+  const consumers = consumerSettings(own, at, d, sink);
+  const onChange = own['onChange'] !== undefined ? changeCommand(own['onChange'], `${at}/onChange`, d, sink) : d.onChange;
   if (location === undefined) return undefined;
 
   const cert: ObservedCertificate = {
@@ -180,13 +226,37 @@ function one(entry: unknown, i: number, d: CertificateDefaults, sink: Sink): Obs
     secretName: parsed.secretName,
     certificateStoreName,
     certificateStoreLocation: location,
-    keyExportable: asBoolean(own['keyExportable']) ?? false,
+    keyExportable: keyExportable(own, at, d, sink),
     accounts: d.platform === 'win32' ? accounts : [],
     linkName: link,
     acls: fileAcls,
+    ...consumers,
   };
-  if (parsed.pinnedVersion !== undefined) cert.pinnedVersion = parsed.pinnedVersion;
+  if (onChange !== undefined) cert.onChange = onChange;
+  if (parsed.pinnedVersion !== undefined) {
+    if (d.profile.refuseRemovedSettings) {
+      sink.problems.push(removedIn4(urlPath, 'pinnedVersion', parsed.pinnedVersion, d.profile));
+      return undefined;
+    }
+    cert.pinnedVersion = parsed.pinnedVersion;
+  }
   return cert;
+}
+
+/** 3.x Windows honours keyExportable; 4.x refuses true (removed in 4.0) and notes that false changes nothing. */
+function keyExportable(own: Record<string, unknown>, at: string, d: CertificateDefaults, sink: Sink): boolean {
+  const b = asBoolean(own['keyExportable']);
+  if (b === undefined) return false;
+  const path = `${at}/keyExportable`;
+  if (d.profile.refuseRemovedSettings) {
+    if (b) sink.problems.push(removedIn4(path, 'keyExportable', b, d.profile));
+    else sink.warnings.push({ path, message: 'keyExportable was removed in 4.0 and is ignored: 4.x keys are never exportable.' });
+    return false;
+  }
+  if (b && d.platform === 'linux') {
+    sink.warnings.push({ path, message: 'keyExportable is a Windows setting; PEM files on Linux always hold the key.' });
+  }
+  return b;
 }
 
 /** What two entries must not share: the Windows store slot, or the Linux symlink. */
@@ -206,9 +276,14 @@ export function normalizeCertificates(list: unknown[], d: CertificateDefaults, s
   const firstKind = typeof list[0] === 'string' ? 'string' : 'object';
   const mixedAt = list.findIndex((e) => (typeof e === 'string' ? 'string' : 'object') !== firstKind);
   if (mixedAt >= 0) {
-    sink.problems.push(problem(`${LIST}/${mixedAt}`, 'mixed-observed-certificates',
-      `observedCertificates mixes URL strings (1.0 form) and objects (3.0/4.0 form); entry ${mixedAt} is ${show(list[mixedAt])} while entry 0 is ${show(list[0])}.`,
-      'Use one form for every entry, preferably objects: {"url": "https://<vault>.vault.azure.net/secrets/<certificate>"}.'));
+    sink.problems.push(
+      problem(
+        `${LIST}/${mixedAt}`,
+        'mixed-observed-certificates',
+        `observedCertificates mixes URL strings (1.0 form) and objects (3.0/4.0 form); entry ${mixedAt} is ${show(list[mixedAt])} while entry 0 is ${show(list[0])}.`,
+        'Use one form for every entry, preferably objects: {"url": "https://<vault>.vault.azure.net/secrets/<certificate>"}.',
+      ),
+    );
     return [];
   }
   const out: ObservedCertificate[] = [];
@@ -224,12 +299,18 @@ export function normalizeCertificates(list: unknown[], d: CertificateDefaults, s
       return;
     }
     if (earlier) {
-      const what = d.platform === 'win32'
-        ? `installs the same certificate into the same store (${cert.certificateStoreLocation}\\${cert.certificateStoreName}) as entry ${earlier.index} with different settings`
-        : `uses the same symlink ${cert.certificateStoreLocation}/${cert.linkName} as entry ${earlier.index}`;
-      sink.problems.push(problem(at, d.platform === 'win32' ? 'duplicate-certificate' : 'duplicate-link-name',
-        `observedCertificates entry ${i} ${what}.`,
-        d.platform === 'win32' ? 'Merge the two entries into one.' : 'Give one of them a different customSymbolicLinkName or certificateStoreLocation, or remove the duplicate.'));
+      const what =
+        d.platform === 'win32'
+          ? `installs the same certificate into the same store (${cert.certificateStoreLocation}\\${cert.certificateStoreName}) as entry ${earlier.index} with different settings`
+          : `uses the same symlink ${cert.certificateStoreLocation}/${cert.linkName} as entry ${earlier.index}`;
+      sink.problems.push(
+        problem(
+          at,
+          d.platform === 'win32' ? 'duplicate-certificate' : 'duplicate-link-name',
+          `observedCertificates entry ${i} ${what}.`,
+          d.platform === 'win32' ? 'Merge the two entries into one.' : 'Give one of them a different customSymbolicLinkName or certificateStoreLocation, or remove the duplicate.',
+        ),
+      );
       return;
     }
     byTarget.set(key, { cert, index: i });

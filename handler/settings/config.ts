@@ -1,3 +1,5 @@
+import type { BehaviourProfile } from './profile.js';
+
 /**
  * The ONE normalized configuration every settings generation (1.0, 3.0, 4.0, Linux keys) is turned into.
  * The sync engine and the stores only ever see this shape.
@@ -44,7 +46,31 @@ export interface ObservedCertificate {
   linkName: string;
   /** Linux: owners/groups that get read access to the PEM files. */
   acls: FileAcl[];
+  /** Command run after the active version changed (this certificate's own, or the global default). */
+  onChange?: ChangeCommand;
+  /** Linux: files written per version besides the PEM; absent = the PEM only (the default). */
+  formats?: CertificateFormat[];
+  /** Linux: owner and group of this certificate's files and links (names or numeric ids). */
+  fileOwner?: string;
+  fileGroup?: string;
+  /** Linux: absolute path of the file holding the pfx password; absent = pfx without password. */
+  pfxPasswordFile?: string;
+  /** Windows: move http.sys SSL bindings from the replaced thumbprint to the new one (absent = false). */
+  updateBindings?: boolean;
 }
+
+export type CertificateFormat = 'pem' | 'key' | 'crt' | 'pfx';
+
+/** An onChange command as validated: an argument vector (never a shell string) and its time limit. */
+export interface ChangeCommand {
+  /** argv[0] is an absolute path to an existing executable (checked where the service runs). */
+  argv: string[];
+  timeoutS: number;
+  /** JSON path it came from, for messages. */
+  path: string;
+}
+
+export const DEFAULT_CHANGE_TIMEOUT_S = 60;
 
 export interface SettingsWarning {
   /** JSON path in the settings, e.g. /secretsManagementSettings/pollingIntervalInS */
@@ -76,6 +102,8 @@ export interface LoggingConfig {
 export interface KvvmConfig {
   /** Settings generation detected: "1.0" (string array + global store), "3.0"/"4.0" (objects). */
   generation: '1.0' | '3.0' | '4.0';
+  /** The behaviour line chosen by the handler version (profile.ts): every 3.x/4.x difference is read from it. */
+  profile: BehaviourProfile;
   pollingIntervalS: number;
   linkOnRenewal: boolean;
   initialSync: InitialSyncMode;
@@ -88,5 +116,8 @@ export interface KvvmConfig {
 
 export const DEFAULT_LINUX_STORE = '/var/lib/waagent/Microsoft.Azure.KeyVault.Store';
 export const MIN_POLLING_INTERVAL_S = 300;
+/** 3.x takes any positive interval; outside these it warns (a poll per minute or less than one a day is a slip). */
+export const WARN_BELOW_POLLING_INTERVAL_S = 60;
+export const WARN_ABOVE_POLLING_INTERVAL_S = 86_400;
 export const MAX_POLLING_INTERVAL_S = 3600;
 export const DEFAULT_POLLING_INTERVAL_S = 3600;

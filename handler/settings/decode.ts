@@ -12,9 +12,7 @@ const HASHTABLE_FIX =
   'In PowerShell pass the settings as a hashtable (Set-AzVMExtension -Settings @{ secretsManagementSettings = @{ ... } }) ' +
   'or pass the raw file text with -SettingString (Get-Content -Raw settings.json) without extra quoting or backslashes.';
 
-export type DecodeResult =
-  | { ok: true; value: Record<string, unknown>; warnings: SettingsWarning[] }
-  | { ok: false; problems: SettingsProblem[] };
+export type DecodeResult = { ok: true; value: Record<string, unknown>; warnings: SettingsWarning[] } | { ok: false; problems: SettingsProblem[] };
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -57,9 +55,7 @@ export function decodeJsonString(text: string, path: string): { ok: true; value:
     if (!parsed.ok) {
       return {
         ok: false,
-        problem: problem(path, 'settings-not-json',
-          `${where} a string, not a JSON object, and the string is not valid JSON ${parsed.error}.`,
-          HASHTABLE_FIX),
+        problem: problem(path, 'settings-not-json', `${where} a string, not a JSON object, and the string is not valid JSON ${parsed.error}.`, HASHTABLE_FIX),
       };
     }
     unescaped ||= parsed.unescaped;
@@ -97,15 +93,27 @@ export function decodeSettings(raw: unknown): DecodeResult {
   if (value === null || value === undefined || (isPlainObject(value) && Object.keys(value).length === 0)) {
     return {
       ok: false,
-      problems: [problem('', 'settings-empty', 'The extension has no settings: there are no certificates to observe.',
-        'Deploy the extension with settings such as {"secretsManagementSettings": {"observedCertificates": [{"url": "https://<vault>.vault.azure.net/secrets/<certificate>"}]}}.')],
+      problems: [
+        problem(
+          '',
+          'settings-empty',
+          'The extension has no settings: there are no certificates to observe.',
+          'Deploy the extension with settings such as {"secretsManagementSettings": {"observedCertificates": [{"url": "https://<vault>.vault.azure.net/secrets/<certificate>"}]}}.',
+        ),
+      ],
     };
   }
   if (!isPlainObject(value)) {
     return {
       ok: false,
-      problems: [problem('', 'settings-not-object', `The settings are ${typeof value === 'object' ? kindOf(value) : `${kindOf(value)} (${show(value)})`}; expected a JSON object.`,
-        'Make the settings a JSON object with a "secretsManagementSettings" key. ' + HASHTABLE_FIX)],
+      problems: [
+        problem(
+          '',
+          'settings-not-object',
+          `The settings are ${typeof value === 'object' ? kindOf(value) : `${kindOf(value)} (${show(value)})`}; expected a JSON object.`,
+          'Make the settings a JSON object with a "secretsManagementSettings" key. ' + HASHTABLE_FIX,
+        ),
+      ],
     };
   }
   // The same slip one level down: a hashtable whose value is a JSON string.

@@ -28,9 +28,14 @@ function endpoint(raw: string, sink: Sink): LoggingTarget | undefined {
   const m = /^tcp:\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})\/?$/.exec(text);
   const port = m ? Number(m[2]) : NaN;
   if (!m || m[1] === undefined || port < 1 || port > 65535) {
-    sink.problems.push(problem(path, 'logging-endpoint-invalid',
-      `loggingSettings.endpoint ${show(raw)} is not a fluentd forward endpoint; expected tcp://<host>:<port> or unix://<absolute socket path>.`,
-      `Write it as "${DEFAULT_FLUENTD_ENDPOINT}" (the fluentd forward input's address), or remove loggingSettings.`));
+    sink.problems.push(
+      problem(
+        path,
+        'logging-endpoint-invalid',
+        `loggingSettings.endpoint ${show(raw)} is not a fluentd forward endpoint; expected tcp://<host>:<port> or unix://<absolute socket path>.`,
+        `Write it as "${DEFAULT_FLUENTD_ENDPOINT}" (the fluentd forward input's address), or remove loggingSettings.`,
+      ),
+    );
     return undefined;
   }
   return { kind: 'tcp', host: m[1].replace(/^\[|\]$/g, ''), port };
@@ -46,21 +51,36 @@ export function normalizeLogging(raw: unknown, platform: 'linux' | 'win32', sink
   }
   const logger = asString(o['logger']) ?? 'fluentd';
   if (logger.trim().toLowerCase() !== 'fluentd') {
-    sink.problems.push(problem(`${BASE}/logger`, 'logging-logger-unsupported',
-      `loggingSettings.logger is ${show(logger)}; the only logger KeyVaultForLinux supports is "fluentd".`,
-      'Set "logger": "fluentd", or remove loggingSettings to log only to the extension log folder.'));
+    sink.problems.push(
+      problem(
+        `${BASE}/logger`,
+        'logging-logger-unsupported',
+        `loggingSettings.logger is ${show(logger)}; the only logger KeyVaultForLinux supports is "fluentd".`,
+        'Set "logger": "fluentd", or remove loggingSettings to log only to the extension log folder.',
+      ),
+    );
   }
   const format = asString(o['format']) ?? 'forward';
   if (format.trim().toLowerCase() !== 'forward') {
-    sink.problems.push(problem(`${BASE}/format`, 'logging-format-unsupported',
-      `loggingSettings.format is ${show(format)}; the only format is "forward" (fluentd's forward protocol).`,
-      'Set "format": "forward".'));
+    sink.problems.push(
+      problem(
+        `${BASE}/format`,
+        'logging-format-unsupported',
+        `loggingSettings.format is ${show(format)}; the only format is "forward" (fluentd's forward protocol).`,
+        'Set "format": "forward".',
+      ),
+    );
   }
   const serviceName = (asString(o['servicename']) ?? DEFAULT_FLUENTD_SERVICE_NAME).trim();
   if (!TAG.test(serviceName)) {
-    sink.problems.push(problem(`${BASE}/servicename`, 'logging-servicename-invalid',
-      `loggingSettings.servicename ${show(asString(o['servicename']))} is not a usable fluentd tag (letters, digits, ".", "_", "-"; at most 128).`,
-      `Use a tag such as "${DEFAULT_FLUENTD_SERVICE_NAME}".`));
+    sink.problems.push(
+      problem(
+        `${BASE}/servicename`,
+        'logging-servicename-invalid',
+        `loggingSettings.servicename ${show(asString(o['servicename']))} is not a usable fluentd tag (letters, digits, ".", "_", "-"; at most 128).`,
+        `Use a tag such as "${DEFAULT_FLUENTD_SERVICE_NAME}".`,
+      ),
+    );
   }
   const endpointText = asString(o['endpoint']) ?? DEFAULT_FLUENTD_ENDPOINT;
   const target = endpoint(endpointText, sink);

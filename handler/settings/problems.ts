@@ -16,6 +16,9 @@ export interface SettingsProblem {
   fix: string;
 }
 
+/** Reason of an unknown key that resembles no known key: reported as a warning, never as a failure. */
+export const UNKNOWN_KEY_IGNORED = 'unknown-key-ignored';
+
 export function problem(path: string, reason: string, message: string, fix: string): SettingsProblem {
   return { path, reason, message, fix };
 }
@@ -38,21 +41,23 @@ export function show(value: unknown): string {
 }
 
 /** Where a key lives when it is written in the wrong object (a common copy-paste slip). */
-const HOME_OF_KEY: ReadonlyMap<string, string> = new Map(Object.entries({
-  secretsManagementSettings: '',
-  authenticationSettings: '',
-  observedCertificates: '/secretsManagementSettings',
-  pollingIntervalInS: '/secretsManagementSettings',
-  requireInitialSync: '/secretsManagementSettings',
-  linkOnRenewal: '/secretsManagementSettings',
-  msiEndpoint: '/authenticationSettings',
-  msiClientId: '/authenticationSettings',
-  url: '/secretsManagementSettings/observedCertificates/<n>',
-  keyExportable: '/secretsManagementSettings/observedCertificates/<n>',
-  accounts: '/secretsManagementSettings/observedCertificates/<n>',
-  acls: '/secretsManagementSettings/observedCertificates/<n>',
-  customSymbolicLinkName: '/secretsManagementSettings/observedCertificates/<n>',
-}));
+const HOME_OF_KEY: ReadonlyMap<string, string> = new Map(
+  Object.entries({
+    secretsManagementSettings: '',
+    authenticationSettings: '',
+    observedCertificates: '/secretsManagementSettings',
+    pollingIntervalInS: '/secretsManagementSettings',
+    requireInitialSync: '/secretsManagementSettings',
+    linkOnRenewal: '/secretsManagementSettings',
+    msiEndpoint: '/authenticationSettings',
+    msiClientId: '/authenticationSettings',
+    url: '/secretsManagementSettings/observedCertificates/<n>',
+    keyExportable: '/secretsManagementSettings/observedCertificates/<n>',
+    accounts: '/secretsManagementSettings/observedCertificates/<n>',
+    acls: '/secretsManagementSettings/observedCertificates/<n>',
+    customSymbolicLinkName: '/secretsManagementSettings/observedCertificates/<n>',
+  }),
+);
 
 function typeNames(t: unknown): string {
   const list = Array.isArray(t) ? t.map(String) : [String(t)];
@@ -73,7 +78,10 @@ function valueAt(root: unknown, path: string): unknown {
 
 function lastSegment(path: string): string {
   const i = path.lastIndexOf('/');
-  return path.slice(i + 1).replace(/~1/g, '/').replace(/~0/g, '~');
+  return path
+    .slice(i + 1)
+    .replace(/~1/g, '/')
+    .replace(/~0/g, '~');
 }
 
 function isBooleanEnum(values: unknown): boolean {
@@ -103,72 +111,108 @@ function fromAjvError(err: ErrorObject, data: unknown): SettingsProblem | undefi
       const home = HOME_OF_KEY.get(extra);
       if (guess !== undefined && guess !== extra) {
         const caseOnly = guess.toLowerCase() === extra.toLowerCase();
-        return problem(path, 'unknown-key',
+        return problem(
+          path,
+          'unknown-key',
           `Unknown key "${extra}" in ${where}; did you mean "${guess}"?${caseOnly ? ' Keys are case-sensitive.' : ''}`,
-          `Rename "${extra}" to "${guess}".`);
+          `Rename "${extra}" to "${guess}".`,
+        );
       }
       if (home !== undefined && home !== at) {
-        return problem(path, 'misplaced-key',
+        return problem(
+          path,
+          'misplaced-key',
           `Key "${extra}" does not belong in ${where}; it belongs in ${home === '' ? 'the top level of the settings' : home}.`,
-          `Move "${extra}" into ${home === '' ? 'the top level of the settings' : home}.`);
+          `Move "${extra}" into ${home === '' ? 'the top level of the settings' : home}.`,
+        );
       }
-      return problem(path, 'unknown-key',
-        `Unknown key "${extra}" in ${where}. Allowed keys: ${allowed.join(', ')}.`,
-        `Remove "${extra}" or correct its spelling (keys are case-sensitive).`);
+      // Not a near miss of any key: the Microsoft handler ignores keys it does not know (a template written for a
+      // newer version, an extra property), so this becomes a warning in parse.ts and provisioning goes on.
+      return problem(
+        path,
+        UNKNOWN_KEY_IGNORED,
+        `Unknown key "${extra}" in ${where} is ignored. Known keys there: ${allowed.join(', ')}.`,
+        `Remove "${extra}" if it is not meant for this extension.`,
+      );
     }
     case 'required': {
       const missing = String((err.params as { missingProperty?: unknown }).missingProperty);
       const path = `${at}/${missing}`;
       if (missing === 'observedCertificates') {
-        return problem(path, 'missing-key', `secretsManagementSettings has no "observedCertificates": nothing to observe.`,
-          `Add "observedCertificates": ["https://<vault>.vault.azure.net/secrets/<certificate>"] to secretsManagementSettings.`);
+        return problem(
+          path,
+          'missing-key',
+          `secretsManagementSettings has no "observedCertificates": nothing to observe.`,
+          `Add "observedCertificates": ["https://<vault>.vault.azure.net/secrets/<certificate>"] to secretsManagementSettings.`,
+        );
       }
       if (missing === 'secretsManagementSettings') {
-        return problem(path, 'missing-key', 'The settings have no "secretsManagementSettings" object.',
-          'Add "secretsManagementSettings": {"observedCertificates": [...]} at the top level of the settings.');
+        return problem(
+          path,
+          'missing-key',
+          'The settings have no "secretsManagementSettings" object.',
+          'Add "secretsManagementSettings": {"observedCertificates": [...]} at the top level of the settings.',
+        );
       }
       return problem(path, 'missing-key', `${at === '' ? 'The settings' : at} has no "${missing}".`, `Add "${missing}".`);
     }
     case 'type': {
       if (isBooleanEnum((err.parentSchema as { enum?: unknown } | undefined)?.enum)) {
-        return problem(at, 'invalid-boolean', `${key} is ${show(value)}; expected true or false (a JSON boolean, or the string "true"/"false").`,
-          `Set "${key}" to true or false.`);
+        return problem(at, 'invalid-boolean', `${key} is ${show(value)}; expected true or false (a JSON boolean, or the string "true"/"false").`, `Set "${key}" to true or false.`);
       }
       const expected = typeNames((err.params as { type?: unknown }).type);
       if (OBSERVED_ITEM.test(at)) {
-        return problem(at, 'wrong-type', `Observed certificate entry is ${show(value)}; expected a URL string (1.0 form) or an object with "url" (3.0/4.0 form).`,
-          'Write the entry as "https://<vault>.vault.azure.net/secrets/<certificate>" or {"url": "https://..."}.');
+        return problem(
+          at,
+          'wrong-type',
+          `Observed certificate entry is ${show(value)}; expected a URL string (1.0 form) or an object with "url" (3.0/4.0 form).`,
+          'Write the entry as "https://<vault>.vault.azure.net/secrets/<certificate>" or {"url": "https://..."}.',
+        );
       }
       if (key === 'pollingIntervalInS') {
-        return problem(at, 'wrong-type', `pollingIntervalInS is ${show(value)}; expected a whole number of seconds (a number or a string such as "3600").`,
-          'Write a whole number of seconds between 300 and 3600, e.g. "pollingIntervalInS": "3600".');
+        return problem(
+          at,
+          'wrong-type',
+          `pollingIntervalInS is ${show(value)}; expected a whole number of seconds (a number or a string such as "3600").`,
+          'Write a whole number of seconds between 300 and 3600, e.g. "pollingIntervalInS": "3600".',
+        );
       }
       if (key === 'observedCertificates' && typeof value === 'string') {
-        return problem(at, 'wrong-type', `observedCertificates is the string ${show(value)}; expected a JSON array.`,
-          'Wrap the URL(s) in an array: "observedCertificates": ["https://<vault>.vault.azure.net/secrets/<certificate>"]. In an ARM template make the parameter of type array.');
+        return problem(
+          at,
+          'wrong-type',
+          `observedCertificates is the string ${show(value)}; expected a JSON array.`,
+          'Wrap the URL(s) in an array: "observedCertificates": ["https://<vault>.vault.azure.net/secrets/<certificate>"]. In an ARM template make the parameter of type array.',
+        );
       }
-      return problem(at, 'wrong-type', `${key || 'The settings'} is ${show(value)}; expected a ${expected}.`,
-        `Change ${at || 'the settings'} to a ${expected}.`);
+      return problem(at, 'wrong-type', `${key || 'The settings'} is ${show(value)}; expected a ${expected}.`, `Change ${at || 'the settings'} to a ${expected}.`);
     }
     case 'enum': {
       const allowed = (err.params as { allowedValues?: unknown }).allowedValues;
       if (isBooleanEnum(allowed)) {
-        return problem(at, 'invalid-boolean', `${key} is ${show(value)}; expected true or false (a JSON boolean, or the string "true"/"false").`,
-          `Set "${key}" to true or false.`);
+        return problem(at, 'invalid-boolean', `${key} is ${show(value)}; expected true or false (a JSON boolean, or the string "true"/"false").`, `Set "${key}" to true or false.`);
       }
       const list = Array.isArray(allowed) ? allowed.map((v) => JSON.stringify(v)).join(', ') : '';
       return problem(at, 'invalid-value', `${key} is ${show(value)}; expected one of ${list}.`, `Set "${key}" to one of ${list}.`);
     }
     case 'pattern':
       if (key === 'pollingIntervalInS') {
-        return problem(at, 'invalid-number', `pollingIntervalInS is ${show(value)}, which is not a whole number of seconds.`,
-          'Write digits only, e.g. "pollingIntervalInS": "3600" (between 300 and 3600).');
+        return problem(
+          at,
+          'invalid-number',
+          `pollingIntervalInS is ${show(value)}, which is not a whole number of seconds.`,
+          'Write digits only, e.g. "pollingIntervalInS": "3600" (between 300 and 3600).',
+        );
       }
       return problem(at, 'invalid-format', `${key} is ${show(value)}; it does not have the expected format.`, `Correct "${key}".`);
     case 'minItems':
       if (key === 'observedCertificates') {
-        return problem(at, 'nothing-to-observe', 'observedCertificates is an empty array: there is nothing to observe.',
-          'List at least one certificate: "observedCertificates": ["https://<vault>.vault.azure.net/secrets/<certificate>"], or remove the extension.');
+        return problem(
+          at,
+          'nothing-to-observe',
+          'observedCertificates is an empty array: there is nothing to observe.',
+          'List at least one certificate: "observedCertificates": ["https://<vault>.vault.azure.net/secrets/<certificate>"], or remove the extension.',
+        );
       }
       return problem(at, 'empty-value', `${key} is empty.`, `Give "${key}" at least one entry or remove it.`);
     case 'minLength':
@@ -182,8 +226,20 @@ function fromAjvError(err: ErrorObject, data: unknown): SettingsProblem | undefi
       return problem(at, 'too-many-items', `${key} has ${Array.isArray(value) ? value.length : '?'} entries; at most ${limit} are allowed.`, `Shorten "${key}".`);
     }
     case 'minProperties':
-      return problem(at, 'empty-value', `${at} is an empty object; expected at least one of its keys.`,
-        at.includes('/acls/') ? 'Give each ACL entry a "user", a "group" or both, or remove the entry.' : `Fill in ${at} or remove it.`);
+      return problem(
+        at,
+        'empty-value',
+        `${at} is an empty object; expected at least one of its keys.`,
+        at.includes('/acls/') ? 'Give each ACL entry a "user", a "group" or both, or remove the entry.' : `Fill in ${at} or remove it.`,
+      );
+    case 'minimum':
+    case 'maximum': {
+      const s = err.parentSchema as { minimum?: number; maximum?: number } | undefined;
+      const range = `${s?.minimum ?? '…'} to ${s?.maximum ?? '…'}`;
+      return problem(at, 'out-of-range', `${key} is ${show(value)}; expected ${range}.`, `Set "${key}" to a value from ${range}.`);
+    }
+    case 'uniqueItems':
+      return problem(at, 'duplicate-value', `${key} lists the same value twice.`, `Remove the repeated value from "${key}".`);
     default:
       return problem(at, `schema-${err.keyword}`, `${at || 'The settings'} ${err.message ?? 'is invalid'}.`, `Correct ${at || 'the settings'}.`);
   }

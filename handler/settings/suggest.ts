@@ -20,6 +20,7 @@ const KNOWN_ALIASES: Readonly<Record<string, string>> = {
   certificateurl: 'url',
   uri: 'url',
   exportable: 'keyExportable',
+  owner: 'user',
 };
 
 /** Optimal string alignment distance (Levenshtein plus adjacent transpositions). */

@@ -1,16 +1,19 @@
 /**
- * `kvvm validate <file> [--platform linux|win32] [--json]`: check settings before deploying them.
+ * `kvvm validate <file> [--handler-version <v>] [--platform linux|win32] [--json]`: check settings before
+ * deploying them, under the behaviour profile (3.x / 4.x) of the handler version that will run them.
  *
- * The file may hold the public settings, a guest-agent `<seq>.settings` file, or an ARM extension resource
- * (properties.settings, with plain properties.protectedSettings merged over it as the agent would).
+ * The file may hold anything pasted.ts recognises (public settings, a .settings file, an ARM resource, template
+ * or parameters file, {settings}, {publicSettings}); every KeyVaultFor* extension found is checked, each under
+ * its own typeHandlerVersion and platform unless the options say otherwise.
  * Exit codes: 0 valid, 1 invalid, 2 usage error (bad arguments, unreadable file).
  */
 import { readFile as fsReadFile } from 'node:fs/promises';
 import { describeJsonError } from '../jsonError.js';
 import type { KvvmConfig } from './config.js';
 import { parseSettings } from './parse.js';
+import { extractTargets, replaceArmExpressions, type ValidationTarget } from './pasted.js';
 import type { SettingsProblem } from './problems.js';
-import { asObject, asString } from './values.js';
+import { describeProfile, majorOf, profileFor, type BehaviourProfile } from './profile.js';
 
 export interface ValidateIo {
   stdout: (s: string) => void;
@@ -23,46 +26,21 @@ export interface ValidateIo {
   schemasDir?: string;
 }
 
-export const VALIDATE_USAGE = `Usage: kvvm validate <settings.json> [--platform linux|win32] [--json]
+export const VALIDATE_USAGE = `Usage: kvvm validate <file.json> [--handler-version <v>] [--platform linux|win32] [--json]
 
 Checks Key Vault VM extension settings and prints the normalized configuration or every problem found.
-<settings.json> may contain the public settings, a guest-agent .settings file ({"runtimeSettings": [...]}),
-or an ARM extension resource ({"properties": {"settings": ...}}).
+<file.json> may contain the public settings, {"settings": ...}, {"publicSettings": ...}, a guest-agent
+.settings file ({"runtimeSettings": [...]}), an ARM extension resource, or a whole ARM template or parameters
+file (every KeyVaultForLinux/KeyVaultForWindows extension in it is checked). ARM expressions ("[...]") are
+evaluated at deployment: they are noted, and everything else is checked.
 
-  --platform linux|win32  validate for this platform (default: the current one)
+  --handler-version <v>   check under the profile of this typeHandlerVersion: 3.x (major <= 3) or 4.x
+                          (default: the document's typeHandlerVersion, else 4.x)
+  --platform linux|win32  validate for this platform (default: the document's extension type, else the current one)
   --json                  print a machine-readable result
   --help                  show this help
 
 Exit codes: 0 valid, 1 invalid, 2 usage error.`;
-
-type Source = { kind: string; settings: unknown; notes: string[] };
-
-/** Find the settings inside whatever file the operator pointed us at. */
-export function extractSettings(doc: unknown): Source {
-  const o = asObject(doc);
-  const runtime = o?.['runtimeSettings'];
-  if (Array.isArray(runtime)) {
-    const hs = asObject(asObject(runtime[0])?.['handlerSettings']);
-    const notes: string[] = [];
-    if (typeof hs?.['protectedSettings'] === 'string' && hs['protectedSettings'] !== '') {
-      notes.push('protectedSettings are encrypted to the VM certificate and were not checked.');
-    }
-    return { kind: 'guest-agent .settings file', settings: hs?.['publicSettings'] ?? null, notes };
-  }
-  const props = asObject(o?.['properties']);
-  if (props && ('settings' in props || 'protectedSettings' in props || 'typeHandlerVersion' in props)) {
-    const notes: string[] = [];
-    const pub = props['settings'];
-    const prot = asObject(props['protectedSettings']);
-    let settings: unknown = pub ?? null;
-    const pubObj = asObject(pub);
-    if (prot && pubObj) settings = { ...pubObj, ...prot }; // the agent merges protected over public
-    const thv = asString(props['typeHandlerVersion']) ?? (typeof props['typeHandlerVersion'] === 'number' ? String(props['typeHandlerVersion']) : undefined);
-    if (thv !== undefined) notes.push(`typeHandlerVersion ${thv}`);
-    return { kind: 'ARM extension resource', settings, notes };
-  }
-  return { kind: 'public settings', settings: doc, notes: [] };
-}
 
 function summary(config: KvvmConfig, platform: string): string[] {
   const lines = [
@@ -70,12 +48,15 @@ function summary(config: KvvmConfig, platform: string): string[] {
       `polling every ${config.pollingIntervalS} s, initial sync: ${config.initialSync}, link on renewal: ${config.linkOnRenewal}`,
   ];
   const a = config.authentication;
-  lines.push(`identity: ${a.msiClientId ? `user-assigned ${a.msiClientId}` : a.clientId ? `application ${a.clientId} (certificate ${a.clientCertificateSubjectName ?? '?'})` : 'system-assigned'}` +
-    (a.msiEndpoint ? ` via ${a.msiEndpoint}` : ''));
+  lines.push(
+    `identity: ${a.msiClientId ? `user-assigned ${a.msiClientId}` : a.clientId ? `application ${a.clientId} (certificate ${a.clientCertificateSubjectName ?? '?'})` : 'system-assigned'}` +
+      (a.msiEndpoint ? ` via ${a.msiEndpoint}` : ''),
+  );
   for (const c of config.observedCertificates) {
-    const target = platform === 'win32'
-      ? `${c.certificateStoreLocation}\\${c.certificateStoreName}${c.keyExportable ? ' (exportable)' : ''}${c.accounts.length ? ` accounts: ${c.accounts.join(', ')}` : ''}`
-      : `${c.certificateStoreLocation}/${c.linkName}${c.acls.length ? ` acls: ${c.acls.map((x) => `${x.user ?? ''}${x.group !== undefined ? ':' + x.group : ''}`).join(', ')}` : ''}`;
+    const target =
+      platform === 'win32'
+        ? `${c.certificateStoreLocation}\\${c.certificateStoreName}${c.keyExportable ? ' (exportable)' : ''}${c.accounts.length ? ` accounts: ${c.accounts.join(', ')}` : ''}`
+        : `${c.certificateStoreLocation}/${c.linkName}${c.acls.length ? ` acls: ${c.acls.map((x) => `${x.user ?? ''}${x.group !== undefined ? ':' + x.group : ''}`).join(', ')}` : ''}`;
     lines.push(`  ${c.vaultUrl}/secrets/${c.secretName}${c.pinnedVersion ? `/${c.pinnedVersion}` : ''} -> ${target}`);
   }
   return lines;
@@ -89,7 +70,8 @@ function problemLines(problems: readonly SettingsProblem[]): string[] {
 export async function runValidateCommand(argv: string[], io: ValidateIo): Promise<number> {
   let file: string | undefined;
   let json = false;
-  let platform: 'linux' | 'win32' = io.platform === 'win32' ? 'win32' : 'linux';
+  let platformOption: 'linux' | 'win32' | undefined;
+  let versionOption: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? '';
     if (arg === '--help' || arg === '-h') {
@@ -103,7 +85,14 @@ export async function runValidateCommand(argv: string[], io: ValidateIo): Promis
         io.stderr(`kvvm validate: --platform must be "linux" or "win32", got ${JSON.stringify(value ?? '')}.\n\n${VALIDATE_USAGE}\n`);
         return 2;
       }
-      platform = value;
+      platformOption = value;
+    } else if (arg === '--handler-version' || arg.startsWith('--handler-version=')) {
+      const value = arg.includes('=') ? arg.slice('--handler-version='.length) : argv[++i];
+      if (value === undefined || majorOf(value) === undefined) {
+        io.stderr(`kvvm validate: --handler-version must be a version such as "3.0" or "4.0", got ${JSON.stringify(value ?? '')}.\n\n${VALIDATE_USAGE}\n`);
+        return 2;
+      }
+      versionOption = value;
     } else if (arg.startsWith('-') && arg !== '-') {
       io.stderr(`kvvm validate: unknown option ${arg}.\n\n${VALIDATE_USAGE}\n`);
       return 2;
@@ -127,6 +116,7 @@ export async function runValidateCommand(argv: string[], io: ValidateIo): Promis
   }
   // PowerShell's Out-File/Set-Content write a BOM; JSON.parse rejects it.
   text = text.replace(/^\uFEFF/, '');
+  const defaultPlatform = platformOption ?? (io.platform === 'win32' ? 'win32' : 'linux');
   let doc: unknown = null;
   if (text.trim() !== '') {
     try {
@@ -135,39 +125,95 @@ export async function runValidateCommand(argv: string[], io: ValidateIo): Promis
       // Maybe the escaped-quote form: parseSettings knows how to decode a string holding JSON.
       doc = text;
       if (!text.includes('\\"')) {
-        const problemsOut: SettingsProblem[] = [{ path: '', reason: 'file-not-json', message: `${file} is not valid JSON ${describeJsonError(text)}.`, fix: 'Fix the JSON syntax (an editor with the kvvm schema shows where).' }];
-        return report(io, json, file, 'file', platform, { ok: false, problems: problemsOut }, []);
+        const problemsOut: SettingsProblem[] = [
+          {
+            path: '',
+            reason: 'file-not-json',
+            message: `${file} is not valid JSON ${describeJsonError(text)}.`,
+            fix: 'Fix the JSON syntax (an editor with the kvvm schema shows where).',
+          },
+        ];
+        const profile = profileFor(versionOption ?? '4.0', defaultPlatform, versionOption ? 'option' : 'default');
+        return report(io, json, file, [{ target: { kind: 'file', at: '', settings: null, notes: [] }, profile, result: { ok: false, problems: problemsOut }, notes: [] }]);
       }
     }
   }
-  const source = extractSettings(doc);
-  const result = parseSettings(source.settings, { platform, env: io.env, ...(io.schemasDir !== undefined ? { schemasDir: io.schemasDir } : {}) });
-  const notes = [...source.notes];
-  const thv = source.notes.find((n) => n.startsWith('typeHandlerVersion '))?.slice('typeHandlerVersion '.length);
-  if (result.ok && thv !== undefined && thv.startsWith('4') && result.config.generation !== '4.0') {
-    notes.push('typeHandlerVersion is 4.x but the settings use 3.0-only keys (linkOnRenewal, requireInitialSync, keyExportable): the Microsoft 4.x extension ignores them; kvvm honours them.');
-  }
-  return report(io, json, file, source.kind, platform, result, notes);
+  const checked = extractTargets(doc).map((target) => check(target, { platformOption, versionOption, defaultPlatform, env: io.env, schemasDir: io.schemasDir }));
+  return report(io, json, file, checked);
 }
 
-function report(io: ValidateIo, json: boolean, file: string, kind: string, platform: string,
-  result: ReturnType<typeof parseSettings>, notes: string[]): number {
-  if (json) {
-    io.stdout(JSON.stringify({ file, source: kind, platform, notes, ...result }, null, 2) + '\n');
-    return result.ok ? 0 : 1;
+interface Checked {
+  target: ValidationTarget;
+  profile: BehaviourProfile;
+  result: ReturnType<typeof parseSettings>;
+  notes: string[];
+}
+
+function check(
+  target: ValidationTarget,
+  o: {
+    platformOption: 'linux' | 'win32' | undefined;
+    versionOption: string | undefined;
+    defaultPlatform: 'linux' | 'win32';
+    env: Record<string, string | undefined>;
+    schemasDir: string | undefined;
+  },
+): Checked {
+  const platform = o.platformOption ?? target.platform ?? o.defaultPlatform;
+  const version = o.versionOption ?? target.handlerVersion;
+  // Without any version, kvvm's strict 4.x rules: whatever passes them passes 3.x too, except the 3.x-only keys.
+  const profile = profileFor(version ?? '4.0', platform, o.versionOption !== undefined ? 'option' : version !== undefined ? 'document' : 'default');
+  const notes = [...target.notes];
+  if (version === undefined) notes.push('No handler version given: checked under the 4.x profile (pass --handler-version 3.0 for the 3.x rules).');
+  const replaced = replaceArmExpressions(target.settings, platform);
+  notes.push(...replaced.notes);
+  if (typeof target.settings === 'string' && replaced.settings === undefined) {
+    return { target, profile, notes, result: { ok: false, problems: [] } };
   }
-  const out: string[] = [`${file} (${kind}, checked for ${platform})`];
-  for (const n of notes) out.push(`note: ${n}`);
-  if (result.ok) {
-    out.push('OK: ' + summary(result.config, platform).join('\n'));
-    if (result.config.warnings.length > 0) {
-      out.push(`${result.config.warnings.length} warning${result.config.warnings.length === 1 ? '' : 's'}:`);
-      for (const w of result.config.warnings) out.push(`  ${w.path === '' ? '(settings)' : w.path}: ${w.message}`);
+  const result = parseSettings(replaced.settings ?? null, { platform, env: o.env, profile, ...(o.schemasDir !== undefined ? { schemasDir: o.schemasDir } : {}) });
+  return { target, profile, result, notes };
+}
+
+/** Whole settings given as one ARM expression: nothing to check before deployment, and not a failure. */
+function deferred(c: Checked): boolean {
+  return !c.result.ok && c.result.problems.length === 0;
+}
+
+function report(io: ValidateIo, json: boolean, file: string, checked: Checked[]): number {
+  const ok = checked.every((c) => c.result.ok || deferred(c));
+  if (json) {
+    const items = checked.map((c) => ({
+      source: c.target.kind,
+      at: c.target.at,
+      platform: c.profile.platform,
+      profile: c.profile.line,
+      handlerVersion: c.profile.handlerVersion,
+      notes: c.notes,
+      ...c.result,
+    }));
+    // One target keeps the original flat shape; several are listed.
+    const first = items[0];
+    io.stdout(JSON.stringify(items.length === 1 && first ? { file, ...first } : { file, ok, targets: items }, null, 2) + '\n');
+    return ok ? 0 : 1;
+  }
+  const out: string[] = [];
+  for (const c of checked) {
+    const platform = c.profile.platform;
+    out.push(`${file}${c.target.at ? ` ${c.target.at}` : ''} (${c.target.kind}, checked for ${platform}, ${describeProfile(c.profile)})`);
+    for (const n of c.notes) out.push(`note: ${n}`);
+    if (deferred(c)) {
+      out.push('DEFERRED: the settings are one ARM expression, evaluated at deployment.');
+    } else if (c.result.ok) {
+      out.push('OK: ' + summary(c.result.config, platform).join('\n'));
+      if (c.result.config.warnings.length > 0) {
+        out.push(`${c.result.config.warnings.length} warning${c.result.config.warnings.length === 1 ? '' : 's'}:`);
+        for (const w of c.result.config.warnings) out.push(`  ${w.path === '' ? '(settings)' : w.path}: ${w.message}`);
+      }
+    } else {
+      out.push(`INVALID: ${c.result.problems.length} problem${c.result.problems.length === 1 ? '' : 's'}`);
+      out.push(...problemLines(c.result.problems));
     }
-  } else {
-    out.push(`INVALID: ${result.problems.length} problem${result.problems.length === 1 ? '' : 's'}`);
-    out.push(...problemLines(result.problems));
   }
   io.stdout(out.join('\n') + '\n');
-  return result.ok ? 0 : 1;
+  return ok ? 0 : 1;
 }

@@ -2,7 +2,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { KvvmError } from '../errors.js';
 import { isAccountName } from '../settings/accountName.js';
-import type { FileAcl } from '../settings/config.js';
+import type { FileAcl, ObservedCertificate } from '../settings/config.js';
 import type { OpenTarget } from './safeWrite.js';
 
 /**
@@ -29,8 +29,12 @@ export const defaultCommandRunner: CommandRunner = (file, args, options = {}) =>
     const child = spawn(file, [...args], { stdio: ['ignore', 'pipe', 'pipe', ...(options.fds ?? [])], timeout: 30_000 });
     let stdout = '';
     let stderr = '';
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => { if (stdout.length < 65_536) stdout += d; });
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => { if (stderr.length < 65_536) stderr += d; });
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+      if (stdout.length < 65_536) stdout += d;
+    });
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+      if (stderr.length < 65_536) stderr += d;
+    });
     child.on('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ENOENT' ? { notFound: true } : { exitCode: 1, stdout, stderr: err.message }));
     child.on('close', (code) => resolve({ exitCode: code ?? 1, stdout, stderr }));
   });
@@ -46,7 +50,6 @@ export interface AclOptions {
   /** Group the store directory has when kvvm created it (the process's gid or the configured one). */
   ownGid: number;
 }
-
 
 export interface AclApplier {
   /** Grants read on one open file (a temp file before its rename). Returns how it was done, for logs. */
@@ -66,9 +69,13 @@ export function createAclApplier(options: AclOptions): AclApplier {
       const result = await options.runCommand('setfacl', ['-m', specs.join(','), INHERITED_FD_PATH], { fds: [target.handle.fd] });
       if (!('notFound' in result)) {
         if (result.exitCode !== 0) {
-          throw new KvvmError('acl-failed', `setfacl could not grant ${perm === 'r' ? 'read' : 'traverse'} access on ${target.path}: ${result.stderr.trim().replace(INHERITED_FD_PATH, target.path)}`, {
-            fix: 'Check that the users and groups in "acls" exist and that the file system supports POSIX ACLs.',
-          });
+          throw new KvvmError(
+            'acl-failed',
+            `setfacl could not grant ${perm === 'r' ? 'read' : 'traverse'} access on ${target.path}: ${result.stderr.trim().replace(INHERITED_FD_PATH, target.path)}`,
+            {
+              fix: 'Check that the users and groups in "acls" exist and that the file system supports POSIX ACLs.',
+            },
+          );
         }
         return 'setfacl';
       }
@@ -88,12 +95,7 @@ export function createAclApplier(options: AclOptions): AclApplier {
   };
 }
 
-async function groupFallback(
-  target: OpenTarget,
-  entries: { users: string[]; groups: string[] },
-  perm: 'r' | 'x',
-  options: AclOptions,
-): Promise<'group'> {
+async function groupFallback(target: OpenTarget, entries: { users: string[]; groups: string[] }, perm: 'r' | 'x', options: AclOptions): Promise<'group'> {
   if (entries.users.length > 0 || entries.groups.length !== 1) {
     throw aclUnsupported('without setfacl only a single group can be given read access');
   }
@@ -101,9 +103,13 @@ async function groupFallback(
   const gid = options.resolveGroup(group) as number; // validated above
   const current = await target.handle.stat();
   if (perm === 'x' && current.gid !== gid && current.gid !== options.ownGid) {
-    throw new KvvmError('acl-conflict', `The store directory ${target.path} already belongs to another group (gid ${current.gid}); it cannot also give group "${group}" access without POSIX ACLs.`, {
-      fix: 'Install the acl package (setfacl), or use the same group for every certificate in this directory.',
-    });
+    throw new KvvmError(
+      'acl-conflict',
+      `The store directory ${target.path} already belongs to another group (gid ${current.gid}); it cannot also give group "${group}" access without POSIX ACLs.`,
+      {
+        fix: 'Install the acl package (setfacl), or use the same group for every certificate in this directory.',
+      },
+    );
   }
   await target.handle.chown(-1, gid);
   await target.handle.chmod(perm === 'r' ? 0o640 : 0o710);
@@ -175,4 +181,40 @@ function lookupWithGetent(db: 'passwd' | 'group', name: string): number | undefi
   } catch {
     return undefined; // not found (exit 2) or getent missing
   }
+}
+
+/**
+ * Owner of one certificate's files and links: its own "owner"/"group" settings (names or numeric ids), else the
+ * store's. An account that does not exist is the operator's to fix, before anything is written.
+ */
+export function certificateOwner(
+  cert: ObservedCertificate,
+  base: { uid?: number; gid?: number },
+  resolve: { resolveUser(name: string): number | undefined; resolveGroup(name: string): number | undefined },
+): { uid?: number; gid?: number } {
+  const out = { ...base };
+  for (const [name, kind] of [
+    [cert.fileOwner, 'user'],
+    [cert.fileGroup, 'group'],
+  ] as const) {
+    if (name === undefined) continue;
+    const id = /^\d+$/.test(name) ? Number(name) : kind === 'user' ? resolve.resolveUser(name) : resolve.resolveGroup(name);
+    const key = kind === 'user' ? 'owner' : 'group';
+    if (id === undefined) {
+      throw new KvvmError('file-owner-unknown', `The ${kind} "${name}" (${key} of ${cert.vaultName}/${cert.secretName}'s files) does not exist on this machine.`, {
+        fix: `Create the ${kind} first (e.g. install the package that owns it), or correct "${key}" in the settings.`,
+      });
+    }
+    if (kind === 'user') out.uid = id;
+    else out.gid = id;
+  }
+  return out;
+}
+
+/** Who needs to traverse the store directory: the acls, plus this certificate's own file owner/group. */
+export function traverseAcls(cert: ObservedCertificate): FileAcl[] {
+  const own: FileAcl = {};
+  if (cert.fileOwner !== undefined) own.user = cert.fileOwner;
+  if (cert.fileGroup !== undefined) own.group = cert.fileGroup;
+  return own.user === undefined && own.group === undefined ? cert.acls : [...cert.acls, own];
 }

@@ -1,4 +1,5 @@
 import { basename, dirname, join } from 'node:path';
+import { EXTRA_FORMATS, extraFormatsOf, type ExtraFormat } from './pemFormats.js';
 import { KvvmError } from '../errors.js';
 import type { ObservedCertificate } from '../settings/config.js';
 import { TEMP_PREFIX } from './pemFiles.js';
@@ -27,15 +28,33 @@ export interface Layout {
    */
   linkTargetVersion(target: string): string | undefined;
   cert: ObservedCertificate;
+  /** The formats written besides the PEM (settings "formats"). */
+  extras: ExtraFormat[];
+  extraName(version: string, format: ExtraFormat): string;
+  extraLinkName(format: ExtraFormat): string;
+  /** Whether a directory entry is one of this certificate's key/crt/pfx version files. */
+  isExtraFile(name: string): boolean;
 }
 
 export function layoutOf(cert: ObservedCertificate): Layout {
-  for (const [what, value] of [['vault name', cert.vaultName], ['secret name', cert.secretName]] as const) {
+  for (const [what, value] of [
+    ['vault name', cert.vaultName],
+    ['secret name', cert.secretName],
+  ] as const) {
     if (!NAME.test(value)) throw invalidName(what, value);
   }
   const link = cert.linkName;
-  if (link === '' || link === '.' || link === '..' || link.includes('/') || /[\u0000-\u001f\u007f]/.test(link) || Buffer.byteLength(link) > 255
-    || link.startsWith(TEMP_PREFIX) || link.startsWith('-') || link === STORE_MARKER) {
+  if (
+    link === '' ||
+    link === '.' ||
+    link === '..' ||
+    link.includes('/') ||
+    /[\u0000-\u001f\u007f]/.test(link) ||
+    Buffer.byteLength(link) > 255 ||
+    link.startsWith(TEMP_PREFIX) ||
+    link.startsWith('-') ||
+    link === STORE_MARKER
+  ) {
     throw invalidName('symbolic link name', link);
   }
   if (!cert.certificateStoreLocation.startsWith('/')) throw invalidName('store directory (must be absolute)', cert.certificateStoreLocation);
@@ -53,7 +72,18 @@ export function layoutOf(cert: ObservedCertificate): Layout {
       const version = name.slice(prefix.length, -'.PEM'.length);
       return NAME.test(version) ? version : undefined;
     },
-    owns: (finalName) => finalName.startsWith(prefix) || finalName === link,
+    owns: (finalName) => finalName.startsWith(prefix) || finalName === link || EXTRA_FORMATS.some((f) => finalName === `${link}.${f}`),
+    extras: extraFormatsOf(cert),
+    extraName(version, format) {
+      if (!NAME.test(version)) throw invalidName('secret version', version);
+      return `${prefix}${version}.${format}`;
+    },
+    extraLinkName: (format) => `${link}.${format}`,
+    isExtraFile(name) {
+      const match = /^(.*)\.(key|crt|pfx)$/.exec(name);
+      if (!match || !match[1]!.startsWith(prefix)) return false;
+      return NAME.test(match[1]!.slice(prefix.length));
+    },
     linkTargetVersion(target) {
       const inDir = !target.includes('/') || (target.startsWith('/') && dirname(target) === cert.certificateStoreLocation);
       if (!inDir) return undefined;
@@ -68,4 +98,3 @@ function invalidName(what: string, value: string): KvvmError {
     fix: 'Correct the certificate URL or customSymbolicLinkName in the settings.',
   });
 }
-

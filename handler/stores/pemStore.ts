@@ -6,20 +6,18 @@ import type { CertificateMaterial, CertificateVersionId } from '../certs/materia
 import { CONTENT_TYPE_PEM, materialToPem, notAfterOf, parseCertificateSecret } from '../certs/parse.js';
 import { DEFAULT_LINUX_STORE, type FileAcl, type ObservedCertificate } from '../settings/config.js';
 import type { CertificateStore, InstalledCertificate } from './store.js';
-import {
-  createAclApplier, defaultCommandRunner, resolveGroupDefault, resolveUserDefault,
-  type AclStrategy, type CommandRunner,
-} from './pemAcl.js';
+import { certificateOwner, createAclApplier, defaultCommandRunner, resolveGroupDefault, resolveUserDefault, traverseAcls, type AclStrategy, type CommandRunner } from './pemAcl.js';
 import { cleanTempFiles, errnoOf, finalNameOfTemp } from './pemFiles.js';
 import { layoutOf, type Layout } from './pemLayout.js';
 import { fsyncDir, openDirectory, replaceSymlink, writePrivateFile } from './safeWrite.js';
+import { EXTRA_FORMATS, renderExtra } from './pemFormats.js';
 import { checkStoreDirectory, ensureStoreDirectory, STORE_MARKER, type StoreDirectoryPolicy } from './storeDirectory.js';
 
 /**
  * The Linux store, laid out like KeyVaultForLinux 3.x:
  *
  *   <certificateStoreLocation>/            mode 0700 (0710 when "acls" need traverse)
- *     <vault>.<secret>.<version>.PEM       mode 0600: PKCS#8 key + leaf + chain, one file per version
+ *     <vault>.<secret>.<version>.PEM       mode 0600: leaf + chain + PKCS#8 key (3.x: key last), one file per version
  *     <linkName>  ->  <vault>.<secret>.<version>.PEM   (default linkName "<vault>.<secret>")
  *
  * KeyVaultForLinux itself names version files "<vault>.<cert>.<id>.<n>.<n>.PEM" (seen in user reports, fields
@@ -47,14 +45,20 @@ export interface PemStoreOptions {
   /** 'auto' (default): setfacl when installed, else the single-group fallback. */
   aclStrategy?: AclStrategy;
   now?: () => Date;
+  /** Where the private key goes in each file (profile.ts pemKeyPosition): 'last' for KeyVaultForLinux 3.x. Default 'first'. */
+  keyPosition?: 'first' | 'last';
   /** The documented default store, which kvvm manages even when it did not create it (tests point it elsewhere). */
   defaultStore?: string;
 }
 
-
 export function createPemStore(options: PemStoreOptions = {}): CertificateStore {
   const now = options.now ?? (() => new Date());
   const owner = { ...(options.uid === undefined ? {} : { uid: options.uid }), ...(options.gid === undefined ? {} : { gid: options.gid }) };
+  const ownerOf = (cert: ObservedCertificate): { uid?: number; gid?: number } =>
+    certificateOwner(cert, owner, {
+      resolveUser: options.resolveUser ?? resolveUserDefault,
+      resolveGroup: options.resolveGroup ?? resolveGroupDefault,
+    });
   const ownGid = options.gid ?? process.getgid?.() ?? 0;
   const acl = createAclApplier({
     runCommand: options.runCommand ?? defaultCommandRunner,
@@ -99,7 +103,10 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     return guard(`list certificates in ${layout.dir}`, async () => {
       const names = await entriesOf(layout.dir);
       const removed = new Set(await cleanTempFiles(layout.dir, layout.owns, now(), names));
-      return readInstalled(layout, names.filter((n) => !removed.has(n)));
+      return readInstalled(
+        layout,
+        names.filter((n) => !removed.has(n)),
+      );
     });
   }
 
@@ -108,27 +115,54 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     const fileName = layout.fileName(id.version);
     let content: string;
     try {
-      content = materialToPem(material);
+      content = materialToPem(material, { keyPosition: options.keyPosition ?? 'first' });
     } catch (cause) {
       throw new KvvmError('store-bad-material', `The certificate ${describeId(id)} cannot be written as PEM.`, {
-        fix: 'Re-import the certificate into Key Vault.', code: -1, cause,
+        fix: 'Re-import the certificate into Key Vault.',
+        code: -1,
+        cause,
       });
     }
+    const fileOwner = ownerOf(cert);
     return guard(`install ${describeId(id)} into ${layout.dir}`, async () => {
-      await ensureDirectory(layout.dir, cert.acls);
+      await ensureDirectory(layout.dir, traverseAcls(cert));
       await cleanTempFiles(layout.dir, layout.owns, now());
-      const installed = await readInstalled(layout);
+      const names = await readdir(layout.dir);
+      const installed = await readInstalled(layout, names, { complete: false });
       const existing = installed.find((e) => e.version === id.version);
       // Versions are immutable in Key Vault: same name + same thumbprint is the same content.
-      if (existing && existing.thumbprint === material.thumbprint) return existing;
+      const samePem = existing !== undefined && existing.thumbprint === material.thumbprint;
       const newest = Math.max(0, ...installed.map((e) => e.mtimeMs));
-      const current = now().getTime();
-      await writePrivateFile(layout.dir, fileName, content, {
-        mode: 0o600,
-        mtime: new Date(Math.max(current, Math.floor(newest) + 1)),
-        ...owner,
-        onHandle: async (target) => { await acl.applyToFile(target, cert.acls); },
-      });
+      const mtime = new Date(Math.max(now().getTime(), Math.floor(newest) + 1));
+      const write = (name: string, data: string | Buffer): Promise<void> =>
+        writePrivateFile(layout.dir, name, data, {
+          mode: 0o600,
+          mtime,
+          ...fileOwner,
+          onHandle: async (target) => {
+            await acl.applyToFile(target, cert.acls);
+          },
+        });
+      // Every file is rendered before the first is written (a missing pfx password file must leave nothing behind);
+      // the other formats are written first and the PEM last: the PEM is what makes the version listed (installed).
+      const extras: Array<{ name: string; data: string | Buffer }> = [];
+      for (const format of layout.extras) {
+        const name = layout.extraName(id.version, format);
+        if (samePem && names.includes(name)) continue; // added by an earlier install of this very version
+        extras.push({ name, data: await renderExtra(material, format, cert) });
+      }
+      const written: string[] = [];
+      try {
+        for (const { name, data } of extras) {
+          await write(name, data);
+          written.push(name);
+        }
+        if (!samePem) await write(fileName, content);
+      } catch (err) {
+        // No half-installed version stays visible: what this call wrote of it goes again.
+        for (const name of written) await unlink(join(layout.dir, name)).catch(() => undefined);
+        throw err;
+      }
       const entry = (await readInstalled(layout)).find((e) => e.version === id.version);
       if (!entry) throw new Error(`${fileName} is not readable after writing it`);
       return entry;
@@ -141,11 +175,42 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     const target = await lstat(join(layout.dir, fileName)).catch(() => undefined);
     if (!target?.isFile()) {
       throw new KvvmError('store-version-missing', `Cannot activate ${describeId(id)}: ${join(layout.dir, fileName)} is not installed.`, {
-        fix: 'This is a kvvm bug (activate before install); restart the service to resynchronise.', code: -1,
+        fix: 'This is a kvvm bug (activate before install); restart the service to resynchronise.',
+        code: -1,
+      });
+    }
+    const linkOwner = ownerOf(cert);
+    // The other formats' links first, the PEM's last: the PEM link says which version is active, so a crash in
+    // between is repaired by the next poll's activate.
+    for (const format of layout.extras) {
+      const name = layout.extraLinkName(format);
+      const target = layout.extraName(id.version, format);
+      const linkPath = join(layout.dir, name);
+      await guard(`point ${linkPath} at ${target}`, async () => {
+        const link = await lstat(linkPath).catch(() => undefined);
+        if (link && !link.isSymbolicLink()) {
+          throw new KvvmError('store-link-occupied', `${linkPath} exists and is not a symbolic link; kvvm does not overwrite it.`, {
+            fix: 'Move that file away or choose another customSymbolicLinkName.',
+          });
+        }
+        if (link) {
+          const current = await readlink(linkPath);
+          if (!layout.isExtraFile(basename(current)) || current.includes('/')) {
+            throw new KvvmError(
+              'store-link-foreign',
+              `${linkPath} is a symbolic link to ${JSON.stringify(current)}, which is not one of this certificate's files; kvvm does not replace a link it did not make.`,
+              {
+                fix: `Remove ${linkPath} if nothing needs it, or choose another customSymbolicLinkName.`,
+              },
+            );
+          }
+          if (current === target) return;
+        }
+        await replaceSymlink(layout.dir, name, target, linkOwner);
       });
     }
     await guard(`point ${layout.linkPath} at ${fileName}`, async () => {
-      await ensureDirectory(layout.dir, cert.acls);
+      await ensureDirectory(layout.dir, traverseAcls(cert));
       const link = await lstat(layout.linkPath).catch(() => undefined);
       if (link && !link.isSymbolicLink()) {
         throw new KvvmError('store-link-occupied', `${layout.linkPath} exists and is not a symbolic link; kvvm does not overwrite it.`, {
@@ -155,13 +220,17 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
       if (link) {
         const current = await readlink(layout.linkPath);
         if (layout.linkTargetVersion(current) === undefined) {
-          throw new KvvmError('store-link-foreign', `${layout.linkPath} is a symbolic link to ${JSON.stringify(current)}, which is not one of this certificate's files; kvvm does not replace a link it did not make.`, {
-            fix: `Remove ${layout.linkPath} if nothing needs it (rm ${layout.linkPath}), or choose another customSymbolicLinkName.`,
-          });
+          throw new KvvmError(
+            'store-link-foreign',
+            `${layout.linkPath} is a symbolic link to ${JSON.stringify(current)}, which is not one of this certificate's files; kvvm does not replace a link it did not make.`,
+            {
+              fix: `Remove ${layout.linkPath} if nothing needs it (rm ${layout.linkPath}), or choose another customSymbolicLinkName.`,
+            },
+          );
         }
         if (basename(current) === fileName) return;
       }
-      await replaceSymlink(layout.dir, cert.linkName, fileName, owner);
+      await replaceSymlink(layout.dir, cert.linkName, fileName, linkOwner);
     });
   }
 
@@ -170,16 +239,20 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     const fileName = layout.fileName(installed.version);
     if ((await activeFileName(layout)) === fileName) {
       throw new KvvmError('store-remove-active', `Refusing to remove ${join(layout.dir, fileName)}: it is the active version.`, {
-        fix: 'This is a kvvm bug (the planner removed the active version); nothing was changed.', code: -1,
+        fix: 'This is a kvvm bug (the planner removed the active version); nothing was changed.',
+        code: -1,
       });
     }
     await guard(`remove ${fileName} from ${layout.dir}`, async () => {
       if (!(await checkStoreDirectory(layout.dir, policy))) return;
-      try {
-        await unlink(join(layout.dir, fileName));
-      } catch (err) {
-        if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return; // "not found" is not an error
-        throw err;
+      // Every format's file goes with its version, whatever "formats" says today.
+      for (const name of [fileName, ...EXTRA_FORMATS.map((f) => layout.extraName(installed.version, f))]) {
+        try {
+          await unlink(join(layout.dir, name));
+        } catch (err) {
+          if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') continue; // "not found" is not an error
+          throw err;
+        }
       }
       await fsyncDir(layout.dir);
     });
@@ -194,10 +267,17 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
       // The link first: applications then fail to open rather than read a file being deleted. Only our link.
       const link = await lstat(layout.linkPath).catch(() => undefined);
       if (link?.isSymbolicLink() && layout.linkTargetVersion(await readlink(layout.linkPath)) !== undefined) await unlink(layout.linkPath);
+      for (const format of EXTRA_FORMATS) {
+        const extraLink = join(layout.dir, layout.extraLinkName(format));
+        const info = await lstat(extraLink).catch(() => undefined);
+        if (info?.isSymbolicLink() && layout.isExtraFile(await readlink(extraLink))) await unlink(extraLink);
+      }
       for (const name of await readdir(layout.dir)) {
         const tempFor = finalNameOfTemp(name);
-        if (layout.versionOf(name) !== undefined || (tempFor !== undefined && layout.owns(tempFor))) {
-          await unlink(join(layout.dir, name)).catch((err: unknown) => { if (errnoOf(err) !== 'ENOENT') throw err; });
+        if (layout.versionOf(name) !== undefined || layout.isExtraFile(name) || (tempFor !== undefined && layout.owns(tempFor))) {
+          await unlink(join(layout.dir, name)).catch((err: unknown) => {
+            if (errnoOf(err) !== 'ENOENT') throw err;
+          });
         }
       }
       await fsyncDir(layout.dir);
@@ -215,9 +295,13 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     if (!checked.managed) {
       // Not ours: used as it is. Readers named in "acls" need to traverse it, which kvvm may not grant here.
       if (acls.length > 0 && (checked.stats.mode & 0o001) === 0) {
-        throw new KvvmError('store-dir-foreign', `The store directory ${dir} was not created by kvvm, which therefore does not change its permissions, and the users in "acls" cannot enter it (mode ${(checked.stats.mode & 0o777).toString(8)}).`, {
-          fix: `Hand the directory to kvvm with "touch ${join(dir, STORE_MARKER)}" (kvvm then keeps it 0710 with ACLs for those users), or remove it so kvvm creates it, or "chmod o+x ${dir}".`,
-        });
+        throw new KvvmError(
+          'store-dir-foreign',
+          `The store directory ${dir} was not created by kvvm, which therefore does not change its permissions, and the users in "acls" cannot enter it (mode ${(checked.stats.mode & 0o777).toString(8)}).`,
+          {
+            fix: `Hand the directory to kvvm with "touch ${join(dir, STORE_MARKER)}" (kvvm then keeps it 0710 with ACLs for those users), or remove it so kvvm creates it, or "chmod o+x ${dir}".`,
+          },
+        );
       }
       return;
     }
@@ -282,12 +366,17 @@ async function readVersionFile(path: string, info: { ino: bigint; size: bigint; 
 }
 
 /** Reads every version file back (thumbprint and expiry come from the file itself, so they cannot drift). */
-async function readInstalled(layout: Layout, names?: readonly string[]): Promise<Listed[]> {
+async function readInstalled(layout: Layout, names?: readonly string[], options: { complete: boolean } = { complete: true }): Promise<Listed[]> {
   const active = await activeFileName(layout);
   const entries: Listed[] = [];
-  for (const name of names ?? (await readdir(layout.dir))) {
+  const all = names ?? (await readdir(layout.dir));
+  const present = new Set(all);
+  for (const name of all) {
     const version = layout.versionOf(name);
     if (version === undefined) continue;
+    // A version counts only with every configured format's file: one missing (formats added later, an install
+    // cut short) makes the engine install it again, which writes what is missing.
+    if (options.complete && layout.extras.some((f) => !present.has(layout.extraName(version, f)))) continue;
     const path = join(layout.dir, name);
     const info = await lstat(path, { bigint: true }).catch(() => undefined);
     if (!info?.isFile()) continue;
@@ -299,8 +388,15 @@ async function readInstalled(layout: Layout, names?: readonly string[]): Promise
       continue; // damaged by hand: not listed, so the engine installs that version again (which replaces it)
     }
     entries.push({
-      vaultName: layout.cert.vaultName, secretName: layout.cert.secretName, version, thumbprint, notAfter,
-      active: name === active, location: path, mtimeMs: Number(info.mtimeMs), mtimeNs: info.mtimeNs,
+      vaultName: layout.cert.vaultName,
+      secretName: layout.cert.secretName,
+      version,
+      thumbprint,
+      notAfter,
+      active: name === active,
+      location: path,
+      mtimeMs: Number(info.mtimeMs),
+      mtimeNs: info.mtimeNs,
     });
   }
   entries.sort((a, b) => (a.mtimeNs === b.mtimeNs ? (a.location < b.location ? 1 : -1) : a.mtimeNs < b.mtimeNs ? 1 : -1));
@@ -339,7 +435,8 @@ async function guard<T>(action: string, fn: () => Promise<T>): Promise<T> {
     const path = (err as NodeJS.ErrnoException | undefined)?.path;
     if (path === undefined) {
       throw new KvvmError('store-io', `Cannot ${action}: ${errnoOf(err) ?? (err instanceof Error ? err.message : String(err))}.`, {
-        fix: 'Check that the store directory is on a writable local file system with free space.', cause: err,
+        fix: 'Check that the store directory is on a writable local file system with free space.',
+        cause: err,
       });
     }
     throw fileSystemError(action, path, err, 'store-io');

@@ -55,7 +55,13 @@ export async function ensureStoreDirectory(dir: string, policy: StoreDirectoryPo
   let walked = await walk(dir, policy);
   while (walked.missing.length > 0) {
     const [name, ...rest] = walked.missing as [string, ...string[]];
-    if (name === '..') throw unsafe(dir, join(walked.path, name), 'leads through a directory that does not exist yet ("..")', 'Write the store path without symbolic links into missing directories.');
+    if (name === '..')
+      throw unsafe(
+        dir,
+        join(walked.path, name),
+        'leads through a directory that does not exist yet ("..")',
+        'Write the store path without symbolic links into missing directories.',
+      );
     const isStore = rest.length === 0;
     const path = join(walked.path, name);
     let created = true;
@@ -135,7 +141,12 @@ async function walk(dir: string, policy: StoreDirectoryPolicy): Promise<Walked> 
     const parentShared = (stats.mode & 0o022) !== 0;
     if (info.isSymbolicLink()) {
       if (parentShared && !trusted(info.uid, policy)) {
-        throw unsafe(dir, next, `is a symbolic link owned by uid ${info.uid} in ${path}, which others can write to`, `Remove ${next}, or use a path that does not pass through ${path}.`);
+        throw unsafe(
+          dir,
+          next,
+          `is a symbolic link owned by uid ${info.uid} in ${path}, which others can write to`,
+          `Remove ${next}, or use a path that does not pass through ${path}.`,
+        );
       }
       if (++links > MAX_SYMLINKS) throw unsafe(dir, next, 'is part of a symbolic link loop', 'Fix the symbolic links on the way to the store directory.');
       const target = await readlink(next);
@@ -160,15 +171,25 @@ async function walk(dir: string, policy: StoreDirectoryPolicy): Promise<Walked> 
 
 function checkDirectory(dir: string, path: string, info: Stats, policy: StoreDirectoryPolicy, isStore: boolean): void {
   if (!trusted(info.uid, policy)) {
-    throw unsafe(dir, path, `is owned by uid ${info.uid}, not by root or the kvvm service user, so that user could replace what is in it`,
-      `Use a directory owned by root on a path owned by root (e.g. the default /var/lib/waagent/Microsoft.Azure.KeyVault.Store), or run "chown root ${path}" if that is right for it.`);
+    throw unsafe(
+      dir,
+      path,
+      `is owned by uid ${info.uid}, not by root or the kvvm service user, so that user could replace what is in it`,
+      `Use a directory owned by root on a path owned by root (e.g. the default /var/lib/waagent/Microsoft.Azure.KeyVault.Store), or run "chown root ${path}" if that is right for it.`,
+    );
   }
   const othersWrite = (info.mode & 0o022) !== 0;
   const sticky = (info.mode & 0o1000) !== 0;
   if (othersWrite && (isStore || !sticky)) {
     const who = (info.mode & 0o002) !== 0 ? 'every user' : 'its group';
-    throw unsafe(dir, path, `is writable by ${who} (mode ${(info.mode & 0o7777).toString(8).padStart(4, '0')}), who could plant symbolic links or swap files in it`,
-      isStore ? `Use a directory only root can write to; kvvm does not change the permissions of a directory it did not create.` : `Run "chmod go-w ${path}" if that is right for it, or choose a store path whose parents only root can write to.`);
+    throw unsafe(
+      dir,
+      path,
+      `is writable by ${who} (mode ${(info.mode & 0o7777).toString(8).padStart(4, '0')}), who could plant symbolic links or swap files in it`,
+      isStore
+        ? `Use a directory only root can write to; kvvm does not change the permissions of a directory it did not create.`
+        : `Run "chmod go-w ${path}" if that is right for it, or choose a store path whose parents only root can write to.`,
+    );
   }
 }
 
@@ -208,7 +229,11 @@ function unsafe(dir: string, path: string, why: string, fix: string): KvvmError 
 }
 
 function sharedDirectory(dir: string, realPath: string): KvvmError {
-  return new KvvmError('store-dir-shared', `The store directory ${dir}${realPath === dir ? '' : ` (${realPath})`} is a directory the whole system shares; kvvm keeps its store private and would lock others out of it.`, {
-    fix: 'Set certificateStoreLocation to a dedicated directory, e.g. /var/lib/waagent/Microsoft.Azure.KeyVault.Store (the default) or /etc/ssl/private/<app>.',
-  });
+  return new KvvmError(
+    'store-dir-shared',
+    `The store directory ${dir}${realPath === dir ? '' : ` (${realPath})`} is a directory the whole system shares; kvvm keeps its store private and would lock others out of it.`,
+    {
+      fix: 'Set certificateStoreLocation to a dedicated directory, e.g. /var/lib/waagent/Microsoft.Azure.KeyVault.Store (the default) or /etc/ssl/private/<app>.',
+    },
+  );
 }

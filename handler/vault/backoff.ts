@@ -8,14 +8,17 @@
  * jitter, capped, with a bounded number of attempts. Sleep and randomness are injected so tests count retries
  * instead of waiting.
  */
-export interface RetryOptions {
+/** A bounded exponential backoff: the vault client's retries and the service's initial-sync retries alike. */
+export interface RetryPolicy {
   /** Total attempts including the first (>= 1). */
   maxAttempts: number;
   baseDelayMs: number;
   maxDelayMs: number;
+  /** Growth per retry; 2 when absent. */
+  factor?: number;
 }
 
-export const DEFAULT_RETRY: RetryOptions = { maxAttempts: 5, baseDelayMs: 1000, maxDelayMs: 30_000 };
+export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 5, baseDelayMs: 1000, maxDelayMs: 30_000 };
 
 /** A server-supplied Retry-After is honoured but never beyond this (a bogus header must not stall the service). */
 export const MAX_RETRY_AFTER_MS = 120_000;
@@ -49,7 +52,7 @@ export interface RetryDeps {
 
 export const realSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-export function validateRetryOptions(o: RetryOptions): RetryOptions {
+export function validateRetryOptions(o: RetryPolicy): RetryPolicy {
   if (!Number.isInteger(o.maxAttempts) || o.maxAttempts < 1) throw new Error('kvvm: retry.maxAttempts must be an integer >= 1');
   if (!(o.baseDelayMs >= 0) || !(o.maxDelayMs >= o.baseDelayMs)) throw new Error('kvvm: retry delays must satisfy 0 <= baseDelayMs <= maxDelayMs');
   return o;
@@ -59,8 +62,9 @@ export function validateRetryOptions(o: RetryOptions): RetryOptions {
  * Delay before retry number `retry` (1-based): "equal jitter" — half of the capped exponential step is fixed,
  * half random — so clients spread out but never retry immediately.
  */
-export function backoffDelayMs(retry: number, o: RetryOptions, random: () => number): number {
-  const step = Math.min(o.maxDelayMs, o.baseDelayMs * 2 ** Math.min(retry - 1, 30));
+export function backoffDelayMs(retry: number, o: RetryPolicy, random: () => number): number {
+  // The exponent is capped so a zero base never meets an infinite power (0 × Infinity is NaN).
+  const step = Math.min(o.maxDelayMs, o.baseDelayMs * (o.factor ?? 2) ** Math.min(retry - 1, 1000));
   return Math.round(step / 2 + random() * (step / 2));
 }
 
@@ -77,7 +81,7 @@ export function parseRetryAfter(value: string | null | undefined, now: () => num
 export async function withRetry<T>(
   operation: (attempt: number) => Promise<T>,
   classify: (err: unknown) => RetryDecision,
-  options: RetryOptions,
+  options: RetryPolicy,
   deps: RetryDeps,
   stats: RetryStats,
 ): Promise<T> {

@@ -22,7 +22,7 @@ import { KvvmError } from '../errors.js';
 import { remoteDetail } from '../redaction.js';
 import type { AuthenticationConfig } from '../settings/config.js';
 import { identityGet, type IdentityAnswer } from './identityHttp.js';
-import { parseRetryAfter, withRetry, type RetryDecision, type RetryDeps, type RetryOptions, type RetryStats } from './backoff.js';
+import { parseRetryAfter, withRetry, type RetryDecision, type RetryDeps, type RetryPolicy, type RetryStats } from './backoff.js';
 
 export const DEFAULT_IMDS_HOST = '169.254.169.254';
 const IMDS_TOKEN_PATH = '/metadata/identity/oauth2/token';
@@ -119,7 +119,7 @@ export class LibraryManagedIdentity implements TokenCredential {
 
 export interface EndpointCredentialDeps extends RetryDeps {
   now: () => number;
-  retry: RetryOptions;
+  retry: RetryPolicy;
   stats: RetryStats;
   /** Per-request timeout; IMDS answers in milliseconds when present. */
   timeoutMs?: number;
@@ -283,11 +283,7 @@ export function parseTokenResponse(text: string, now: () => number, endpoint: st
 }
 
 /** The credential for an extension's authenticationSettings. */
-export function createIdentityCredential(
-  auth: AuthenticationConfig,
-  env: Readonly<Record<string, string | undefined>>,
-  deps: EndpointCredentialDeps,
-): TokenCredential {
+export function createIdentityCredential(auth: AuthenticationConfig, env: Readonly<Record<string, string | undefined>>, deps: EndpointCredentialDeps): TokenCredential {
   const source = resolveIdentitySource(auth.msiEndpoint);
   const clientId = auth.msiClientId?.trim() || undefined;
   if (source.kind === 'library') return new LibraryManagedIdentity(clientId, env);

@@ -27,11 +27,7 @@ function describeTarget(url: URL): string {
 /** Same scheme, host (case-insensitive, as URL normalises it) and port; no user info. */
 export function isSameOrigin(requestUrl: URL, vault: URL): boolean {
   return (
-    requestUrl.protocol === vault.protocol &&
-    requestUrl.hostname === vault.hostname &&
-    requestUrl.port === vault.port &&
-    requestUrl.username === '' &&
-    requestUrl.password === ''
+    requestUrl.protocol === vault.protocol && requestUrl.hostname === vault.hostname && requestUrl.port === vault.port && requestUrl.username === '' && requestUrl.password === ''
   );
 }
 

@@ -2,7 +2,7 @@
  * The client assertion of the PaaS variant (authenticationSettings.clientId + clientCertificateSubjectName), as a
  * PURE function: a JWT (RS256) that proves to Microsoft Entra ID that this machine holds the bootstrap
  * certificate's private key. The signature itself is made by whoever holds the key (on Windows: crypt32/ncrypt
- * with the store's key, which need not be exportable; see stores/windows/bootstrapKey.ts).
+ * with the store's key, which need not be exportable; see platform/win32/bootstrapKey.ts).
  *
  * Format (Microsoft identity platform "certificate credentials"): header {alg: RS256, typ: JWT, x5t: base64url
  * SHA-1 of the certificate DER}; claims {aud: <authority>/<tenant>/oauth2/v2.0/token, iss = sub = client id,
@@ -26,8 +26,19 @@ export interface ClientAssertionInput {
   jti: string;
 }
 
-export interface ClientAssertionHeader { alg: 'RS256'; typ: 'JWT'; x5t: string }
-export interface ClientAssertionClaims { aud: string; iss: string; sub: string; jti: string; nbf: number; exp: number }
+export interface ClientAssertionHeader {
+  alg: 'RS256';
+  typ: 'JWT';
+  x5t: string;
+}
+export interface ClientAssertionClaims {
+  aud: string;
+  iss: string;
+  sub: string;
+  jti: string;
+  nbf: number;
+  exp: number;
+}
 
 export interface UnsignedAssertion {
   header: ClientAssertionHeader;

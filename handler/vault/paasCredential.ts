@@ -16,7 +16,7 @@ import { KvvmError } from '../errors.js';
 import { clientAssertion, DEFAULT_AUTHORITY_HOST } from './paasAssertion.js';
 import type { TransportOptions } from './transport.js';
 
-/** What signs: on Windows findBootstrapCertificate (stores/windows/bootstrapKey.ts); tests pass a node:crypto key. */
+/** What signs: on Windows findBootstrapCertificate (platform/win32/bootstrapKey.ts); tests pass a node:crypto key. */
 export interface AssertionSigner {
   /** DER of the certificate registered with the application (its SHA-1 is the assertion's x5t). */
   der: Buffer;
@@ -55,18 +55,29 @@ export class PaasCredential implements TokenCredential {
   /** The assertion for one tenant (exported for the tests: a real signature over real claims). */
   assertionFor(tenantId: string): string {
     const signer = this.options.signer();
-    return clientAssertion({
-      clientId: this.options.clientId, tenantId, authorityHost: this.authorityHost, certificateDer: signer.der,
-      nowMs: (this.options.now ?? Date.now)(), jti: randomUUID(),
-    }, (input) => signer.sign(input));
+    return clientAssertion(
+      {
+        clientId: this.options.clientId,
+        tenantId,
+        authorityHost: this.authorityHost,
+        certificateDer: signer.der,
+        nowMs: (this.options.now ?? Date.now)(),
+        jti: randomUUID(),
+      },
+      (input) => signer.sign(input),
+    );
   }
 
   async getToken(scopes: string | string[], options: GetTokenOptions = {}): Promise<AccessToken | null> {
     const tenantId = options.tenantId;
     if (!tenantId) {
-      throw new KvvmError('paas-no-tenant', `The application ${this.options.clientId} needs the Microsoft Entra tenant, which the vault names in its authentication challenge; none was given.`, {
-        fix: 'This is a kvvm bug (a token was requested outside a Key Vault request); report it.', code: -1,
-      });
+      throw new KvvmError(
+        'paas-no-tenant',
+        `The application ${this.options.clientId} needs the Microsoft Entra tenant, which the vault names in its authentication challenge; none was given.`,
+        {
+          fix: 'This is a kvvm bug (a token was requested outside a Key Vault request); report it.',
+        },
+      );
     }
     let credential = this.byTenant.get(tenantId);
     if (!credential) {
@@ -81,10 +92,14 @@ export class PaasCredential implements TokenCredential {
       return await credential.getToken(scopes, options);
     } catch (err) {
       if (err instanceof KvvmError || !ENTRA_REFUSALS.has((err as { name?: string }).name ?? '')) throw err;
-      throw new KvvmError('paas-authentication', `Microsoft Entra ID refused the application ${this.options.clientId} in tenant ${tenantId}: ${(err as Error).message.split('\n')[0] ?? ''}`, {
-        fix: 'Upload the bootstrap certificate (.cer) to the app registration\'s "Certificates & secrets", check authenticationSettings.clientId, and grant the application get/list on secrets in the vault.',
-        cause: err,
-      });
+      throw new KvvmError(
+        'paas-authentication',
+        `Microsoft Entra ID refused the application ${this.options.clientId} in tenant ${tenantId}: ${(err as Error).message.split('\n')[0] ?? ''}`,
+        {
+          fix: 'Upload the bootstrap certificate (.cer) to the app registration\'s "Certificates & secrets", check authenticationSettings.clientId, and grant the application get/list on secrets in the vault.',
+          cause: err,
+        },
+      );
     }
   }
 }

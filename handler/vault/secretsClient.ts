@@ -13,13 +13,14 @@ import { SecretClient, type SecretProperties } from '@azure/keyvault-secrets';
 import type { TokenCredential } from '@azure/identity';
 import { KvvmError } from '../errors.js';
 import type { AuthenticationConfig } from '../settings/config.js';
-import { allowedSuffixesForMessage, EXTRA_SUFFIXES_ENV, isAllowedVaultHost } from './cloud.js';
-import { DEFAULT_RETRY, newRetryStats, realSleep, validateRetryOptions, withRetry, type RetryOptions, type RetryStats } from './backoff.js';
+import { allowedSuffixesForMessage, EXTRA_SUFFIXES_ENV, isAllowedVaultHost } from '../cloud.js';
+import { DEFAULT_RETRY, newRetryStats, realSleep, validateRetryOptions, withRetry, type RetryPolicy, type RetryStats } from './backoff.js';
 import { createIdentityCredential } from './identity.js';
 import { vaultOriginPolicy } from './originPolicy.js';
 import { transportFor, trustedCas } from './transport.js';
 import type { FetchedSecret, SecretVersionInfo, VaultReader } from './types.js';
 import { classifyVaultError, mapVaultError, type VaultCallContext } from './vaultErrors.js';
+import { userAgentPrefix } from '../version.js';
 
 export interface VaultReaderStats {
   vault: RetryStats;
@@ -31,9 +32,9 @@ export interface CreateVaultReaderOptions {
   env: Readonly<Record<string, string | undefined>>;
   /** Extra trusted CA PEMs (e.g. the dev vault's), added to Node's roots. */
   tlsCa?: string[];
-  retry?: RetryOptions;
+  retry?: RetryPolicy;
   /** Retry policy for the identity endpoint (default: 4 attempts, 0.5–8 s). */
-  identityRetry?: RetryOptions;
+  identityRetry?: RetryPolicy;
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
   now?: () => number;
@@ -57,7 +58,7 @@ export interface KvvmVaultReader extends VaultReader {
   readonly stats: VaultReaderStats;
 }
 
-const DEFAULT_IDENTITY_RETRY: RetryOptions = { maxAttempts: 4, baseDelayMs: 500, maxDelayMs: 8000 };
+const DEFAULT_IDENTITY_RETRY: RetryPolicy = { maxAttempts: 4, baseDelayMs: 500, maxDelayMs: 8000 };
 
 /** Checks scheme and host of a vault URL; returns the normalised origin. Throws 'vault-host-not-allowed'. */
 export function checkVaultUrl(vaultUrl: string, env: Readonly<Record<string, string | undefined>>): URL {
@@ -136,7 +137,7 @@ export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultR
       client = new SecretClient(url.origin, remembering(credential), {
         // kvvm's backoff owns retries (see backoff.ts); two stacked layers would multiply attempts.
         retryOptions: { maxRetries: 0 },
-        userAgentOptions: { userAgentPrefix: 'kvvm/0.1' },
+        userAgentOptions: { userAgentPrefix: userAgentPrefix() },
         additionalPolicies: [vaultOriginPolicy(url)],
         ...transportFor(url.hostname, ca),
       });
@@ -165,7 +166,13 @@ export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultR
     const ctx: VaultCallContext = { vaultUrl, secretName: name, identity: identityLabel, knownTokens: recentTokens };
     const client = clientFor(vaultUrl);
     try {
-      return await withRetry(() => attempt(client, op), (err) => classifyVaultError(err, now), retry, deps, stats.vault);
+      return await withRetry(
+        () => attempt(client, op),
+        (err) => classifyVaultError(err, now),
+        retry,
+        deps,
+        stats.vault,
+      );
     } catch (err) {
       throw mapVaultError(err, ctx);
     }
@@ -176,7 +183,7 @@ export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultR
     async getSecret(vaultUrl, name, version) {
       const secret = await call(vaultUrl, name, (c, requestOptions) => c.getSecret(name, version === undefined ? { requestOptions } : { version, requestOptions }));
       if (secret.value === undefined) {
-        throw new KvvmError('vault-error', `Vault returned secret "${name}" without a value.`, { code: -1 });
+        throw new KvvmError('vault-error', `Vault returned secret "${name}" without a value.`);
       }
       return { ...versionInfo(secret.properties), name: secret.name, value: secret.value, keyId: secret.properties.certificateKeyId } satisfies FetchedSecret;
     },

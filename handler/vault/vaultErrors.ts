@@ -97,34 +97,41 @@ export function mapVaultError(err: unknown, ctx: VaultCallContext): KvvmError {
   if (status === 401) {
     return new KvvmError('forbidden', `Vault ${host} rejected the token of ${ctx.identity} (401).`, {
       fix: "The vault must be in the same Microsoft Entra tenant as the VM's managed identity; check the vault URL and the identity.",
+      detail: 'HTTP 401',
       ...cause,
     });
   }
   if (status === 403) {
     const inner = innerCode(e);
     if (inner === 'SecretDisabled') {
-      return new KvvmError('secret-disabled', `The requested version of ${what} in vault ${host} is disabled.`, { fix: 'Enable the version in Key Vault or create a new version of the certificate.', ...cause });
+      return new KvvmError('secret-disabled', `The requested version of ${what} in vault ${host} is disabled.`, {
+        fix: 'Enable the version in Key Vault or create a new version of the certificate.',
+        ...cause,
+      });
     }
     if (inner === 'ForbiddenByFirewall') {
       return new KvvmError('forbidden', `Vault ${host} refused ${ctx.identity}: the vault firewall does not allow this VM's network (ForbiddenByFirewall).`, {
         fix: "Add the VM's virtual network/subnet (service endpoint or private endpoint) or its public IP to the vault's network rules.",
+        detail: inner,
         ...cause,
       });
     }
     if (inner === 'ForbiddenByPolicy' || inner === 'AccessDenied') {
       return new KvvmError('forbidden', `Vault ${host} refused ${ctx.identity}: no access policy grants it get/list on secrets (${inner}).`, {
         fix: `Add an access policy for ${ctx.identity} with secret permissions Get and List, or switch the vault to Azure RBAC and assign 'Key Vault Secrets User'.`,
+        detail: inner,
         ...cause,
       });
     }
     return new KvvmError('forbidden', `Vault ${host} refused ${ctx.identity} access to ${what} (403${inner ? ` ${inner}` : ''}).`, {
       fix: `Assign the 'Key Vault Secrets User' role on the vault scope to ${ctx.identity} (role assignments can take a few minutes to apply).`,
+      ...(inner ? { detail: inner } : {}),
       ...cause,
     });
   }
   if (status === 404) {
     return new KvvmError('secret-not-found', `Vault ${host} has no ${what} (404 SecretNotFound).`, {
-      fix: 'Check the secret name: the observed URL must be the certificate\'s secret identifier, https://<vault>.vault.azure.net/secrets/<certificate name>.',
+      fix: "Check the secret name: the observed URL must be the certificate's secret identifier, https://<vault>.vault.azure.net/secrets/<certificate name>.",
       ...cause,
     });
   }
@@ -155,17 +162,20 @@ export function mapVaultError(err: unknown, ctx: VaultCallContext): KvvmError {
   }
   if ((code && NETWORK_CODES.has(code)) || isTruncatedResponse(e)) {
     return new KvvmError('vault-unreachable', `Could not reach vault ${host} (${code ?? 'connection closed early'}).`, {
-      fix: code === 'ENOTFOUND'
-        ? 'Check the vault name in the URL and that the VM can resolve it (private DNS zone privatelink.vaultcore.azure.net for private endpoints).'
-        : 'Check outbound HTTPS (443) to the vault from the VM, the proxy settings (HTTPS_PROXY/NO_PROXY) and network security groups.',
+      fix:
+        code === 'ENOTFOUND'
+          ? 'Check the vault name in the URL and that the VM can resolve it (private DNS zone privatelink.vaultcore.azure.net for private endpoints).'
+          : 'Check outbound HTTPS (443) to the vault from the VM, the proxy settings (HTTPS_PROXY/NO_PROXY) and network security groups.',
       ...cause,
     });
   }
   if (/challenge resource/i.test(e.message ?? '')) {
     return new KvvmError('vault-challenge-mismatch', `Vault ${host} asked for a token for a different resource: ${vaultDetail(e, ctx)}`, {
-      fix: 'The URL must use the vault\'s own DNS name (<vault>.vault.azure.net or your cloud\'s suffix), not an alias.',
+      fix: "The URL must use the vault's own DNS name (<vault>.vault.azure.net or your cloud's suffix), not an alias.",
       ...cause,
     });
   }
-  return new KvvmError('vault-error', `Reading ${what} from vault ${host} failed: ${e.message === undefined ? remoteDetail(String(err), ctx.knownTokens) : vaultDetail(e, ctx)}`, { code: -1, ...cause });
+  return new KvvmError('vault-error', `Reading ${what} from vault ${host} failed: ${e.message === undefined ? remoteDetail(String(err), ctx.knownTokens) : vaultDetail(e, ctx)}`, {
+    ...cause,
+  });
 }

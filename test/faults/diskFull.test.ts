@@ -58,7 +58,8 @@ function fill(dir: string): string {
 async function statusOf(layout: AgentLayout): Promise<{ status: string; message: string; sub: string } | undefined> {
   const view = await layout.readStatus(0);
   if (view.state !== 'valid') return undefined;
-  const s = (view.document as Array<{ status: { status: string; formattedMessage: { message: string }; substatus?: Array<{ formattedMessage: { message: string } }> } }>)[0]!.status;
+  const s = (view.document as Array<{ status: { status: string; formattedMessage: { message: string }; substatus?: Array<{ formattedMessage: { message: string } }> } }>)[0]!
+    .status;
   return { status: s.status, message: s.formattedMessage.message, sub: (s.substatus ?? []).map((x) => x.formattedMessage.message).join(' ') };
 }
 
@@ -123,7 +124,9 @@ test('ENOSPC on the status and log folders: the service keeps syncing, never exi
     assert.deepEqual(serviceProcesses(layout.extensionFolder), procsBefore);
     assert.equal((await readPidFile(join(layout.extensionFolder, 'kvvm-service.pid')))?.pid, worker);
     // The log resumes: the line saying the status is written again reaches the log file.
-    await until('the log to resume', async () => ((await readFile(join(layout.logFolder, 'kvvm-service.log'), 'utf8')).includes('the status file is written again') ? true : undefined));
+    await until('the log to resume', async () =>
+      (await readFile(join(layout.logFolder, 'kvvm-service.log'), 'utf8')).includes('the status file is written again') ? true : undefined,
+    );
   } finally {
     await run(process.execPath, [CLI, 'disable'], { cwd: layout.extensionFolder, env }).catch(() => undefined);
     registerSecrets('diskfull', { tokens: vault.issuedTokens() });

@@ -15,12 +15,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createCa, issueCertificate, toPemSecret } from '../../handler/devvault/certFactory.js';
 import { startDevVault, type DevVault } from '../../handler/devvault/server.js';
 import { packageRoot } from '../../handler/paths.js';
-import { isRunning } from '../../handler/service/supervisor.js';
+import { posixSupervisor } from '../../handler/service/posixSupervisor.js';
 import { EXIT_SETTINGS_INVALID } from '../../handler/service/restartLoop.js';
 import { makeAgentLayout, type AgentLayout } from '../helpers/agentFolder.js';
 import { serviceProcesses } from '../helpers/serviceProcesses.js';
 import { childProcessEnv } from '../helpers/devVault.js';
 import { faultWorkDir, registerSecrets } from '../helpers/faults.js';
+
+const { isRunning } = posixSupervisor;
 
 const run = promisify(execFile);
 const CLI = join(packageRoot(), 'lib', 'handler', 'cli.js');

@@ -76,7 +76,11 @@ test('the look-alike forwards to the dev vault faithfully while it is not hostil
 
 const foreignLinks: Array<{ name: string; link: () => string; names: () => string }> = [
   { name: 'another host', link: () => `https://evil.localhost:${evil.httpsPort}/secrets/web/versions?$skiptoken=p2`, names: () => `evil.localhost:${evil.httpsPort}` },
-  { name: 'the vault host as user info before another host', link: () => `https://kvvm.localhost@evil.localhost:${evil.httpsPort}/secrets/web/versions`, names: () => `kvvm.localhost@evil.localhost:${evil.httpsPort}` },
+  {
+    name: 'the vault host as user info before another host',
+    link: () => `https://kvvm.localhost@evil.localhost:${evil.httpsPort}/secrets/web/versions`,
+    names: () => `kvvm.localhost@evil.localhost:${evil.httpsPort}`,
+  },
   { name: 'the vault host on another port', link: () => `https://kvvm.localhost:${evil.httpsPort}/secrets/web/versions`, names: () => `kvvm.localhost:${evil.httpsPort}` },
   { name: 'the vault host over plain http', link: () => `http://kvvm.localhost:${evil.httpPort}/secrets/web/versions`, names: () => `http://kvvm.localhost:${evil.httpPort}` },
 ];
@@ -84,10 +88,12 @@ const foreignLinks: Array<{ name: string; link: () => string; names: () => strin
 for (const c of foreignLinks) {
   test(`a versions listing whose nextLink points at ${c.name} is refused, naming the host, and nothing is sent there`, async () => {
     hostile.setMode({ kind: 'next-link', nextLink: c.link() });
-    const err = await reader().listVersions(hostile.vaultUrl, 'web').then(
-      () => assert.fail('the listing must fail'),
-      (e: unknown) => e,
-    );
+    const err = await reader()
+      .listVersions(hostile.vaultUrl, 'web')
+      .then(
+        () => assert.fail('the listing must fail'),
+        (e: unknown) => e,
+      );
     assert.ok(err instanceof KvvmError, String(err));
     assert.equal(err.reason, 'vault-foreign-link');
     assert.ok(err.message.includes(c.names()), err.message);
@@ -108,7 +114,9 @@ test('the service keeps the installed certificate and its substatus names the fo
   const layout = makeAgentLayout(join(work, 'agent'));
   const store = join(work, 'store');
   const env = { KVVM_EXTRA_VAULT_SUFFIXES: 'localhost', NODE_EXTRA_CA_CERTS: tls.caFile, KVVM_NO_JITTER: '1' };
-  const settings = { secretsManagementSettings: { pollingIntervalInS: '3600', observedCertificates: [{ url: `${hostile.vaultUrl}/secrets/web`, certificateStoreLocation: store }] } };
+  const settings = {
+    secretsManagementSettings: { pollingIntervalInS: '3600', observedCertificates: [{ url: `${hostile.vaultUrl}/secrets/web`, certificateStoreLocation: store }] },
+  };
   const protectedSettings = { authenticationSettings: { msiEndpoint: dev.imdsEndpoint } };
   try {
     layout.writeSettings(0, settings, protectedSettings);
@@ -157,7 +165,7 @@ async function redirectingIdentity(): Promise<{ base: string; followed: () => nu
   return { base: `http://127.0.0.1:${port}`, followed: () => followed, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
-test('an identity endpoint answering with a redirect gets no second request: kvvm\'s IMDS client (msiEndpoint)', async () => {
+test("an identity endpoint answering with a redirect gets no second request: kvvm's IMDS client (msiEndpoint)", async () => {
   const imds = await redirectingIdentity();
   try {
     const r = createVaultReader({
@@ -185,7 +193,13 @@ test('an identity endpoint answering with a redirect gets no second request: the
   `;
   try {
     const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', child], {
-      env: { ...process.env, NODE_EXTRA_CA_CERTS: dev.caCertFile, KVVM_EXTRA_VAULT_SUFFIXES: 'localhost', TEST_VAULT_URL: dev.vaultUrl, AZURE_POD_IDENTITY_AUTHORITY_HOST: imds.base },
+      env: {
+        ...process.env,
+        NODE_EXTRA_CA_CERTS: dev.caCertFile,
+        KVVM_EXTRA_VAULT_SUFFIXES: 'localhost',
+        TEST_VAULT_URL: dev.vaultUrl,
+        AZURE_POD_IDENTITY_AUTHORITY_HOST: imds.base,
+      },
     });
     assert.deepEqual(JSON.parse(stdout.trim()), { reason: 'identity-unavailable' });
     assert.equal(imds.followed(), 0, 'the redirect was followed');

@@ -57,7 +57,7 @@ const VALID_SETTINGS = {
 /** Replace the value at a random path of `doc` by `replacement` (or delete it when replacement is undefined). */
 function mutateAt(doc: unknown, path: number[], replacement: unknown): unknown {
   if (path.length === 0 || doc === null || typeof doc !== 'object') return replacement;
-  const copy: Record<string, unknown> | unknown[] = Array.isArray(doc) ? [...doc] : { ...(doc as Record<string, unknown>) };
+  const copy: Record<string, unknown> | unknown[] = Array.isArray(doc) ? [...(doc as unknown[])] : { ...(doc as Record<string, unknown>) };
   const keys = Object.keys(copy);
   if (keys.length === 0) return replacement;
   const key = keys[path[0]! % keys.length]!;
@@ -67,12 +67,15 @@ function mutateAt(doc: unknown, path: number[], replacement: unknown): unknown {
   return copy;
 }
 
-const smallJson = fc.jsonValue({ maxDepth: 4, depthSize: "small" });
+const smallJson = fc.jsonValue({ maxDepth: 4, depthSize: 'small' });
 
 describe('settings parser fuzzing', () => {
   it('arbitrary JSON values are parsed or refused with problems, never an unexpected exception', () => {
     const seen = new Set<string>();
-    fc.assert(fc.property(smallJson, (v) => void seen.add(settingsOutcome(v))), { seed: 0x5e771, numRuns: 2000 });
+    fc.assert(
+      fc.property(smallJson, (v) => void seen.add(settingsOutcome(v))),
+      { seed: 0x5e771, numRuns: 2000 },
+    );
     assert.ok(seen.has('problems'));
   });
 
@@ -198,9 +201,13 @@ describe('certificate parser fuzzing', () => {
 
   it('PFX bytes passed as PEM, PEM as PFX, and arbitrary text either way throw KvvmError', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.constant(pfx[0]!.bytes.toString('base64')), fc.constant(pems[0]!), fc.string({ maxLength: 2000 })), fc.constantFrom('application/x-pkcs12', 'application/x-pem-file', 'text/plain'), (value, type) => {
-        void certOutcome(value, type);
-      }),
+      fc.property(
+        fc.oneof(fc.constant(pfx[0]!.bytes.toString('base64')), fc.constant(pems[0]!), fc.string({ maxLength: 2000 })),
+        fc.constantFrom('application/x-pkcs12', 'application/x-pem-file', 'text/plain'),
+        (value, type) => {
+          void certOutcome(value, type);
+        },
+      ),
       { seed: 0xc0ffee, numRuns: 1000 },
     );
   });

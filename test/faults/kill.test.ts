@@ -93,8 +93,7 @@ test(`the service killed with SIGKILL at random points never leaves a broken sto
       const c = spawn(process.execPath, [CLI, 'service'], { cwd: layout.extensionFolder, env, stdio: ['ignore', outFd, outFd] });
       return c;
     };
-    const exited = (c: ChildProcess): Promise<void> =>
-      c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise((r) => c.once('exit', () => r()));
+    const exited = (c: ChildProcess): Promise<void> => (c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise((r) => c.once('exit', () => r())));
 
     const newestOf = (n: string): string => versions.get(n)!.at(-1)!;
     const converged = (snap: StoreSnapshot): boolean =>
@@ -114,6 +113,7 @@ test(`the service killed with SIGKILL at random points never leaves a broken sto
       for (const t of before.temps) await utimes(join(store, t.name), old, old).catch(() => undefined);
       child = startService();
       const deadline = Date.now() + 60_000;
+      // eslint-disable-next-line no-useless-assignment -- read after the loop when the deadline passed before it ran
       let snap = before;
       while (Date.now() < deadline) {
         // The service is live here: it may remove an old version between the listing and the read (ENOENT).
@@ -157,7 +157,9 @@ test(`the service killed with SIGKILL at random points never leaves a broken sto
     await converge('final');
     reading = false;
     await reader;
-    console.log(`kill test: ${TRIALS} kills, ${midInstall} with some certificates rotated and others not yet, ${withTemp} leaving a temp file; status reads ok ${statusReads.ok}, absent ${statusReads.missing}`);
+    console.log(
+      `kill test: ${TRIALS} kills, ${midInstall} with some certificates rotated and others not yet, ${withTemp} leaving a temp file; status reads ok ${statusReads.ok}, absent ${statusReads.missing}`,
+    );
     assert.deepEqual(statusReads.invalid, [], 'the status file was unparsable when read');
     assert.ok(statusReads.ok > 100, 'the status file was actually read during the trials');
     // The kills must land inside sync work, not only before or after it, or the test proves little.

@@ -47,7 +47,9 @@ test(`the poll loop's heap does not grow over ${CYCLES} cycles`, { timeout: 240_
   const first = mean(steady.slice(0, q).map((s) => s.heapUsed));
   const last = mean(steady.slice(-q).map((s) => s.heapUsed));
   const perCycle = slope(steady.slice(Math.floor(steady.length / 2)));
-  console.log(`memory: ${cycles} cycles, heap first quarter ${(first / 1048576).toFixed(1)} MiB, last quarter ${(last / 1048576).toFixed(1)} MiB, ratio ${(last / first).toFixed(3)}, second-half slope ${perCycle.toFixed(0)} B/cycle`);
+  console.log(
+    `memory: ${cycles} cycles, heap first quarter ${(first / 1048576).toFixed(1)} MiB, last quarter ${(last / 1048576).toFixed(1)} MiB, ratio ${(last / first).toFixed(3)}, second-half slope ${perCycle.toFixed(0)} B/cycle`,
+  );
   assert.ok(last / first < 1.2, `heap grew from ${first} to ${last} bytes`);
   // 1 KiB per cycle would be 2 MiB over this run and 100 MiB over a year of 5-minute polls.
   assert.ok(perCycle < 1024, `heap grows ${perCycle.toFixed(0)} bytes per cycle`);

@@ -67,14 +67,26 @@ async function assertNowhere(dir: string, needles: readonly string[], what: stri
 
 /** Each value carries a marker; the marker must appear in no file (hosts are lower-cased by URL parsing). */
 const invalidProtected: Array<{ name: string; marker: string; settings: Record<string, unknown> }> = [
-  { name: 'msiEndpoint with an unsupported scheme', marker: 'mkr-scheme-7q2', settings: { authenticationSettings: { msiEndpoint: 'ftp://mkr-scheme-7q2.example/metadata/identity' } } },
+  {
+    name: 'msiEndpoint with an unsupported scheme',
+    marker: 'mkr-scheme-7q2',
+    settings: { authenticationSettings: { msiEndpoint: 'ftp://mkr-scheme-7q2.example/metadata/identity' } },
+  },
   { name: 'msiEndpoint that is not a URL', marker: 'mkr-noturl-4k9', settings: { authenticationSettings: { msiEndpoint: 'not a url mkr-noturl-4k9' } } },
-  { name: 'msiEndpoint with credentials', marker: 'mkr-cred-8z1', settings: { authenticationSettings: { msiEndpoint: 'http://user:mkr-cred-8z1@169.254.169.254/metadata/identity' } } },
+  {
+    name: 'msiEndpoint with credentials',
+    marker: 'mkr-cred-8z1',
+    settings: { authenticationSettings: { msiEndpoint: 'http://user:mkr-cred-8z1@169.254.169.254/metadata/identity' } },
+  },
   { name: 'msiClientId that is not a GUID', marker: 'mkr-guid-3m5', settings: { authenticationSettings: { msiClientId: 'mkr-guid-3m5-not-a-guid' } } },
   { name: 'msiClientId as a number', marker: '73915286', settings: { authenticationSettings: { msiClientId: 73915286 } } },
   { name: 'msiClientId with quotes and a line break', marker: 'mkr-esc-6h0', settings: { authenticationSettings: { msiClientId: 'mkr-esc-6h0"\n\\x' } } },
   { name: 'a 300-character msiClientId', marker: 'mkr-long-2w8', settings: { authenticationSettings: { msiClientId: `mkr-long-2w8${'y'.repeat(288)}` } } },
-  { name: 'an observed URL on a host that is not a vault', marker: 'mkr-host-5t3', settings: { secretsManagementSettings: { observedCertificates: [{ url: 'https://mkr-host-5t3.example.com/secrets/web' }] } } },
+  {
+    name: 'an observed URL on a host that is not a vault',
+    marker: 'mkr-host-5t3',
+    settings: { secretsManagementSettings: { observedCertificates: [{ url: 'https://mkr-host-5t3.example.com/secrets/web' }] } },
+  },
   { name: 'a misspelt key', marker: 'mkr-key-1p6', settings: { authenticationSettings: { msiEndpont: 'http://mkr-key-1p6.example/metadata/identity' } } },
 ];
 
@@ -99,13 +111,22 @@ test('invalid protected settings are reported by path through enable, and their 
   } finally {
     await agentCommand(layout, invalidProtected.length - 1, 'disable', env);
   }
-  const scanned = await assertNowhere(layout.root, invalidProtected.map((c) => c.marker), 'a protected value');
+  const scanned = await assertNowhere(
+    layout.root,
+    invalidProtected.map((c) => c.marker),
+    'a protected value',
+  );
   assert.ok(scanned >= invalidProtected.length + 2, `status, log and event files were written (${scanned} files)`);
 });
 
 test('a vault error body echoing the bearer token is reduced to code and a redacted, capped message', async () => {
   hostile.setMode({ kind: 'echo-token', status: 400 });
-  const reader = createVaultReader({ authentication: { msiEndpoint: dev.imdsEndpoint }, env: { KVVM_EXTRA_VAULT_SUFFIXES: 'localhost' }, tlsCa: [tls.caPem], retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 } });
+  const reader = createVaultReader({
+    authentication: { msiEndpoint: dev.imdsEndpoint },
+    env: { KVVM_EXTRA_VAULT_SUFFIXES: 'localhost' },
+    tlsCa: [tls.caPem],
+    retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+  });
   const err = await reader.getSecret(hostile.vaultUrl, 'web').then(
     () => assert.fail('must fail'),
     (e: unknown) => e,
@@ -122,7 +143,12 @@ test('through the service, an echoed token reaches neither the status nor any lo
   hostile.setMode({ kind: 'echo-token', status: 400 });
   const layout = makeAgentLayout(join(work, 'agent-echo'));
   const env = { KVVM_EXTRA_VAULT_SUFFIXES: 'localhost', NODE_EXTRA_CA_CERTS: tls.caFile, KVVM_NO_JITTER: '1' };
-  const settings = { secretsManagementSettings: { pollingIntervalInS: '3600', observedCertificates: [{ url: `${hostile.vaultUrl}/secrets/web`, certificateStoreLocation: join(work, 'store-echo') }] } };
+  const settings = {
+    secretsManagementSettings: {
+      pollingIntervalInS: '3600',
+      observedCertificates: [{ url: `${hostile.vaultUrl}/secrets/web`, certificateStoreLocation: join(work, 'store-echo') }],
+    },
+  };
   layout.writeSettings(0, settings, { authenticationSettings: { msiEndpoint: dev.imdsEndpoint } });
   try {
     assert.equal((await agentCommand(layout, 0, 'install', env)).code, 0);

@@ -156,7 +156,10 @@ async function scenario(inject: () => void, expect: Expect, options: { rotate?: 
   return a;
 }
 
-const getA = (spec: FaultSpec): (() => void) => () => tv.vault.injectFaults({ route: 'getSecret', ...spec });
+const getA =
+  (spec: FaultSpec): (() => void) =>
+  () =>
+    tv.vault.injectFaults({ route: 'getSecret', ...spec });
 
 test('the first cycle installs all three certificates', async () => {
   await converge();
@@ -217,47 +220,59 @@ test('a new version with a non-certificate content type is skipped and the old o
 
 test('a PFX labelled as PEM fails to parse with a named KvvmError reason and the old version stays', async () => {
   // Any named reason from the parser, not 'unexpected' (which would mean a non-KvvmError escaped it).
-  await scenario(() => undefined, { reason: /^(?!unexpected$)[a-z][a-z-]+$/ }, {
-    rotate: () => {
-      const issued = pool[0]!;
-      const value = toPkcs12Base64(issued.keyPem, [issued.certPem]);
-      register(issued, value);
-      return tv.vault.setSecret('a', value, { contentType: 'application/x-pem-file' });
+  await scenario(
+    () => undefined,
+    { reason: /^(?!unexpected$)[a-z][a-z-]+$/ },
+    {
+      rotate: () => {
+        const issued = pool[0]!;
+        const value = toPkcs12Base64(issued.keyPem, [issued.certPem]);
+        register(issued, value);
+        return tv.vault.setSecret('a', value, { contentType: 'application/x-pem-file' });
+      },
     },
-  });
+  );
 });
 
 test('a secret deleted between the versions list and the get reports secret-not-found and keeps the installed version', async () => {
   let deleted = false;
-  const a = await scenario(() => undefined, { reason: 'secret-not-found' }, {
-    wrap: (r) => ({
-      getSecret: (u, n, v) => r.getSecret(u, n, v),
-      listVersions: async (u, n) => {
-        const list = await r.listVersions(u, n);
-        if (n === 'a' && !deleted) {
-          deleted = tv.vault.deleteSecret('a');
-        }
-        return list;
-      },
-    }),
-  });
+  const a = await scenario(
+    () => undefined,
+    { reason: 'secret-not-found' },
+    {
+      wrap: (r) => ({
+        getSecret: (u, n, v) => r.getSecret(u, n, v),
+        listVersions: async (u, n) => {
+          const list = await r.listVersions(u, n);
+          if (n === 'a' && !deleted) {
+            deleted = tv.vault.deleteSecret('a');
+          }
+          return list;
+        },
+      }),
+    },
+  );
   assert.ok(deleted);
   assert.equal(a.state, 'error');
 });
 
 test('a version disabled between the versions list and the get reports secret-disabled', async () => {
   let newA = '';
-  await scenario(() => undefined, { reason: 'secret-disabled' }, {
-    rotate: () => (newA = rotateA()),
-    wrap: (r) => ({
-      getSecret: (u, n, v) => r.getSecret(u, n, v),
-      listVersions: async (u, n) => {
-        const list = await r.listVersions(u, n);
-        if (n === 'a') tv.vault.setVersionEnabled('a', newA, false);
-        return list;
-      },
-    }),
-  });
+  await scenario(
+    () => undefined,
+    { reason: 'secret-disabled' },
+    {
+      rotate: () => (newA = rotateA()),
+      wrap: (r) => ({
+        getSecret: (u, n, v) => r.getSecret(u, n, v),
+        listVersions: async (u, n) => {
+          const list = await r.listVersions(u, n);
+          if (n === 'a') tv.vault.setVersionEnabled('a', newA, false);
+          return list;
+        },
+      }),
+    },
+  );
 });
 
 test('failed version listings cost only the certificate that exhausted its retries; nothing is removed', async () => {

@@ -21,9 +21,7 @@ interface Leak {
 function needles(secret: string): string[] {
   const out = [secret];
   const keyBlocks = secret.match(/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]+?-----END [A-Z ]*PRIVATE KEY-----/g);
-  const bodies = keyBlocks
-    ? keyBlocks.map((b) => b.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, ''))
-    : secret.includes('-----BEGIN ') ? [] : [secret.replace(/\s+/g, '')];
+  const bodies = keyBlocks ? keyBlocks.map((b) => b.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, '')) : secret.includes('-----BEGIN ') ? [] : [secret.replace(/\s+/g, '')];
   for (const body of bodies) {
     // Logs may re-wrap base64, so look for line-sized slices, not only the whole body; skip the first 64 chars
     // (DER headers common to every key of a kind).
@@ -104,7 +102,10 @@ test('no log, status or event file written by the fault run contains a private k
     const { files, leaks } = await scan(root, registry);
     console.log(`secret scan: ${files} files, ${registry.secrets.length} secret values, ${registry.tokens.length} tokens, ${leaks.length} leaks`);
     assert.ok(files >= 10, `only ${files} output files found under ${root}`);
-    assert.deepEqual(leaks.map((l) => `${l.file}: ${l.kind}`), []);
+    assert.deepEqual(
+      leaks.map((l) => `${l.file}: ${l.kind}`),
+      [],
+    );
   } finally {
     await rm(root, { recursive: true, force: true });
   }

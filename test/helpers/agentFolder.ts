@@ -52,7 +52,8 @@ export interface AgentLayout {
 
 export function makeAgentLayout(root: string, options: { name?: string; version?: string } = {}): AgentLayout {
   const name = options.name ?? 'Microsoft.Azure.KeyVault.KeyVaultForLinux';
-  const version = options.version ?? '3.0.0';
+  // 4.x by default: kvvm's strict rules; tests of the 3.x profile pass the version they run as.
+  const version = options.version ?? '4.0.0';
   const waagentDir = join(root, 'var', 'lib', 'waagent');
   const extensionFolder = join(waagentDir, `${name}-${version}`);
   const configFolder = join(extensionFolder, 'config');
@@ -74,7 +75,16 @@ export function makeAgentLayout(root: string, options: { name?: string; version?
 
   let own: TestCertificate | undefined;
   const layout: AgentLayout = {
-    root, name, version, waagentDir, extensionFolder, configFolder, statusFolder, logFolder, eventsFolder, heartbeatFile,
+    root,
+    name,
+    version,
+    waagentDir,
+    extensionFolder,
+    configFolder,
+    statusFolder,
+    logFolder,
+    eventsFolder,
+    heartbeatFile,
     certificate() {
       own ??= makeCertificate(waagentDir, 'agent-transport');
       return own;
@@ -93,9 +103,7 @@ export function makeAgentLayout(root: string, options: { name?: string; version?
         thumbprint = opts.thumbprint ?? cert.thumbprint;
       }
       const doc = {
-        runtimeSettings: [
-          { handlerSettings: { publicSettings: publicSettings ?? null, protectedSettings: protectedBlob, protectedSettingsCertThumbprint: thumbprint } },
-        ],
+        runtimeSettings: [{ handlerSettings: { publicSettings: publicSettings ?? null, protectedSettings: protectedBlob, protectedSettingsCertThumbprint: thumbprint } }],
       };
       writeFileSync(file, pythonJsonDumps(doc));
       return file;

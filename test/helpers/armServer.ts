@@ -191,7 +191,10 @@ export async function startArmServer(options: { subscriptionId?: string } = {}):
   function handle(req: IncomingMessage, res: ServerResponse, raw: string): void {
     const url = new URL(req.url ?? '/', 'https://127.0.0.1');
     const query = Object.fromEntries(url.searchParams.entries());
-    const segs = url.pathname.split('/').filter((s) => s !== '').map((s) => decodeURIComponent(s));
+    const segs = url.pathname
+      .split('/')
+      .filter((s) => s !== '')
+      .map((s) => decodeURIComponent(s));
     let body: unknown = undefined;
     if (raw !== '') {
       try {
@@ -208,7 +211,7 @@ export async function startArmServer(options: { subscriptionId?: string } = {}):
       return;
     }
     if (query['api-version'] === undefined) {
-      armError(res, 400, 'MissingApiVersionParameter', "The api-version query parameter (?api-version=) is required for all requests.");
+      armError(res, 400, 'MissingApiVersionParameter', 'The api-version query parameter (?api-version=) is required for all requests.');
       return;
     }
     const lower = segs.map((s) => s.toLowerCase());
@@ -259,7 +262,12 @@ export async function startArmServer(options: { subscriptionId?: string } = {}):
         for (const [k, stored] of extensions) {
           if (!k.startsWith(key(rg, 'vm', parent) + '/')) continue;
           const p = stored.body['properties'] as Json;
-          exts.push({ name: stored.body['name'], type: `${String(p['publisher'])}.${String(p['type'])}`, typeHandlerVersion: p['typeHandlerVersion'], ...(stored.instanceView ?? {}) });
+          exts.push({
+            name: stored.body['name'],
+            type: `${String(p['publisher'])}.${String(p['type'])}`,
+            typeHandlerVersion: p['typeHandlerVersion'],
+            ...(stored.instanceView ?? {}),
+          });
         }
         iv['extensions'] = exts;
         return send(res, 200, iv);
@@ -273,7 +281,8 @@ export async function startArmServer(options: { subscriptionId?: string } = {}):
     }
     if (type === 'virtualmachinescalesets') {
       const instances = vmssInstances.get(key(rg, parent));
-      if (!instances) return armError(res, 404, 'ResourceNotFound', `The Resource 'Microsoft.Compute/virtualMachineScaleSets/${parent}' under resource group '${rg}' was not found.`);
+      if (!instances)
+        return armError(res, 404, 'ResourceNotFound', `The Resource 'Microsoft.Compute/virtualMachineScaleSets/${parent}' under resource group '${rg}' was not found.`);
       if (rest.length === 2 && rest[0] === 'extensions') {
         const extName = segs[9] ?? '';
         const k = key(rg, 'vmss', parent, extName);

@@ -30,7 +30,11 @@ const certificates = new CertificateClient(vaultUrl, credential);
 const secrets = new SecretClient(vaultUrl, credential);
 
 const imported = await certificates.importCertificate('imported', readFileSync(pfxFile), { password });
-const poller = await certificates.beginCreateCertificate('created', { issuerName: 'Self', subject: 'CN=created.test', contentType: 'application/x-pem-file', validityInMonths: 3 }, { intervalInMs: 50 });
+const poller = await certificates.beginCreateCertificate(
+  'created',
+  { issuerName: 'Self', subject: 'CN=created.test', contentType: 'application/x-pem-file', validityInMonths: 3 },
+  { intervalInMs: 50 },
+);
 // begin* creates and reads the pending operation once: "inProgress", so the poller is not done yet and polls.
 const doneAfterBegin = poller.isDone();
 const created = await poller.pollUntilDone();
@@ -40,12 +44,32 @@ for await (const p of certificates.listPropertiesOfCertificateVersions('imported
 const importedSecret = await secrets.getSecret('imported');
 const createdSecret = await secrets.getSecret('created');
 
-process.stdout.write(`${JSON.stringify({
-  https, fetch: { status: fetched.status, challenge: fetched.headers.get('www-authenticate') ?? '' },
-  imported: { name: imported.name, version: imported.properties.version, x5t: Buffer.from(imported.properties.x509Thumbprint ?? []).toString('hex'), secretId: imported.secretId, policyContentType: imported.policy?.contentType },
-  created: { name: created.name, subject: created.policy?.subject, contentType: created.policy?.contentType, doneAfterBegin, doneAtEnd: poller.isDone(), version: created.properties.version },
-  got: { version: got.properties.version, cerBytes: got.cer?.length ?? 0 },
-  versions,
-  importedSecret: { contentType: importedSecret.properties.contentType, managed: importedSecret.properties.managed, version: importedSecret.properties.version },
-  createdSecret: { contentType: createdSecret.properties.contentType, hasKey: (createdSecret.value ?? '').includes('PRIVATE KEY'), hasCert: (createdSecret.value ?? '').includes('BEGIN CERTIFICATE') },
-})}\n`);
+process.stdout.write(
+  `${JSON.stringify({
+    https,
+    fetch: { status: fetched.status, challenge: fetched.headers.get('www-authenticate') ?? '' },
+    imported: {
+      name: imported.name,
+      version: imported.properties.version,
+      x5t: Buffer.from(imported.properties.x509Thumbprint ?? []).toString('hex'),
+      secretId: imported.secretId,
+      policyContentType: imported.policy?.contentType,
+    },
+    created: {
+      name: created.name,
+      subject: created.policy?.subject,
+      contentType: created.policy?.contentType,
+      doneAfterBegin,
+      doneAtEnd: poller.isDone(),
+      version: created.properties.version,
+    },
+    got: { version: got.properties.version, cerBytes: got.cer?.length ?? 0 },
+    versions,
+    importedSecret: { contentType: importedSecret.properties.contentType, managed: importedSecret.properties.managed, version: importedSecret.properties.version },
+    createdSecret: {
+      contentType: createdSecret.properties.contentType,
+      hasKey: (createdSecret.value ?? '').includes('PRIVATE KEY'),
+      hasCert: (createdSecret.value ?? '').includes('BEGIN CERTIFICATE'),
+    },
+  })}\n`,
+);

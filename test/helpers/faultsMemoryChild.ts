@@ -28,12 +28,19 @@ const tv = await startTestVault({ rateLimit: { requests: 1_000_000, windowMs: 10
 const log = createLogger({ logFolder: join(work, 'log'), name: 'service' });
 const ca = createCa('memory root');
 const pool = Array.from({ length: 3 }, (_, i) => issueCertificate({ issuer: ca, subjectCn: `m${i}.test`, serverAuth: false }));
-const values = pool.map((c, i) => (i % 2 === 0 ? { v: toPkcs12Base64(c.keyPem, [c.certPem]), t: 'application/x-pkcs12' } : { v: toPemSecret(c.keyPem, [c.certPem]), t: 'application/x-pem-file' }));
+const values = pool.map((c, i) =>
+  i % 2 === 0 ? { v: toPkcs12Base64(c.keyPem, [c.certPem]), t: 'application/x-pkcs12' } : { v: toPemSecret(c.keyPem, [c.certPem]), t: 'application/x-pem-file' },
+);
 registerSecrets('memory', { secrets: [...pool.map((c) => c.keyPem), ...values.map((x) => x.v)] });
 const names = ['m0', 'm1', 'm2'];
 names.forEach((n, i) => tv.vault.setSecret(n, values[i]!.v, { contentType: values[i]!.t }));
 const parsed = parseSettings(
-  { secretsManagementSettings: { pollingIntervalInS: '3600', observedCertificates: names.map((n) => ({ url: `${tv.vault.vaultUrl}/secrets/${n}`, certificateStoreLocation: join(work, 'store') })) } },
+  {
+    secretsManagementSettings: {
+      pollingIntervalInS: '3600',
+      observedCertificates: names.map((n) => ({ url: `${tv.vault.vaultUrl}/secrets/${n}`, certificateStoreLocation: join(work, 'store') })),
+    },
+  },
   { platform: 'linux', env: tv.env },
 );
 if (!parsed.ok) throw new Error('settings');

@@ -20,10 +20,7 @@ import { createCa, issueCertificate, type IssuedCertificate } from '../../handle
 import type { DevVault } from '../../handler/devvault/server.js';
 
 export type HostileMode =
-  | { kind: 'pass' }
-  | { kind: 'next-link'; nextLink: string }
-  | { kind: 'redirect'; location: string; status?: number }
-  | { kind: 'echo-token'; status: number };
+  { kind: 'pass' } | { kind: 'next-link'; nextLink: string } | { kind: 'redirect'; location: string; status?: number } | { kind: 'echo-token'; status: number };
 
 export interface HostileVault {
   vaultUrl: string;

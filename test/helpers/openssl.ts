@@ -68,9 +68,10 @@ export class OpensslFactory {
     const cached = this.keys.get(cacheKey);
     if (cached) return cached;
     const file = join(this.dir, `${cacheKey}.key`);
-    const args = type === 'rsa'
-      ? ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', file]
-      : ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', file];
+    const args =
+      type === 'rsa'
+        ? ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', file]
+        : ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', file];
     openssl(args);
     this.keys.set(cacheKey, file);
     return file;
@@ -81,13 +82,23 @@ export class OpensslFactory {
   }
 
   intermediate(name: string, issuer: Issued, options: IssueOptions = {}): Issued {
-    return this.issue(name, issuer, 'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid', options);
+    return this.issue(
+      name,
+      issuer,
+      'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid',
+      options,
+    );
   }
 
   /** A leaf (CA:FALSE); self-signed when `issuer` is undefined, as Key Vault's "Self" issuer makes them. */
   leaf(name: string, issuer: Issued | undefined, options: IssueOptions = {}): Issued {
     const eku = options.serverAuth === false ? 'clientAuth' : 'serverAuth,clientAuth';
-    return this.issue(name, issuer, `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=${eku}\nsubjectAltName=DNS:${options.cn ?? name}.example`, options);
+    return this.issue(
+      name,
+      issuer,
+      `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=${eku}\nsubjectAltName=DNS:${options.cn ?? name}.example`,
+      options,
+    );
   }
 
   /** base64 PFX of leaf (+ key) + chain, as a Key Vault application/x-pkcs12 secret value. */
@@ -138,20 +149,52 @@ export class OpensslFactory {
     mkdirSync(caDir);
     writeFileSync(join(caDir, 'index.txt'), '');
     const config = join(caDir, 'ca.cnf');
-    writeFileSync(config, [
-      '[ ca ]', 'default_ca = kvvm_ca', '[ kvvm_ca ]',
-      `database = ${join(caDir, 'index.txt')}`, `new_certs_dir = ${caDir}`, 'default_md = sha256',
-      'policy = kvvm_policy', 'unique_subject = no', 'copy_extensions = none', 'email_in_dn = no', 'rand_serial = yes',
-      '[ kvvm_policy ]', 'commonName = supplied', '[ req ]', 'distinguished_name = kvvm_dn', '[ kvvm_dn ]',
-      '[ kvvm_ext ]', extensions, '',
-    ].join('\n'));
+    writeFileSync(
+      config,
+      [
+        '[ ca ]',
+        'default_ca = kvvm_ca',
+        '[ kvvm_ca ]',
+        `database = ${join(caDir, 'index.txt')}`,
+        `new_certs_dir = ${caDir}`,
+        'default_md = sha256',
+        'policy = kvvm_policy',
+        'unique_subject = no',
+        'copy_extensions = none',
+        'email_in_dn = no',
+        'rand_serial = yes',
+        '[ kvvm_policy ]',
+        'commonName = supplied',
+        '[ req ]',
+        'distinguished_name = kvvm_dn',
+        '[ kvvm_dn ]',
+        '[ kvvm_ext ]',
+        extensions,
+        '',
+      ].join('\n'),
+    );
     const csr = join(caDir, 'req.csr');
     openssl(['req', '-new', '-key', keyFile, '-subj', `/CN=${options.cn ?? name}`, '-config', config, '-out', csr]);
     const certFile = join(this.dir, `${id}.crt`);
     const notBefore = options.notBefore ?? new Date(Date.now() - DAY);
     const notAfter = options.notAfter ?? new Date(Date.now() + 30 * DAY);
-    const args = ['ca', '-batch', '-notext', '-config', config, '-in', csr, '-out', certFile, '-extensions', 'kvvm_ext',
-      '-startdate', asn1Time(notBefore), '-enddate', asn1Time(notAfter)];
+    const args = [
+      'ca',
+      '-batch',
+      '-notext',
+      '-config',
+      config,
+      '-in',
+      csr,
+      '-out',
+      certFile,
+      '-extensions',
+      'kvvm_ext',
+      '-startdate',
+      asn1Time(notBefore),
+      '-enddate',
+      asn1Time(notAfter),
+    ];
     if (issuer) args.push('-cert', issuer.certFile, '-keyfile', issuer.keyFile);
     else args.push('-selfsign', '-keyfile', keyFile);
     openssl(args);
@@ -162,7 +205,10 @@ export class OpensslFactory {
 
 /** GeneralizedTime as `openssl ca -startdate` takes it: YYYYMMDDHHMMSSZ. */
 function asn1Time(date: Date): string {
-  return date.toISOString().replace(/[-:T]/g, '').replace(/\.\d{3}Z$/, 'Z');
+  return date
+    .toISOString()
+    .replace(/[-:T]/g, '')
+    .replace(/\.\d{3}Z$/, 'Z');
 }
 
 function openssl(args: string[]): string {
@@ -170,7 +216,7 @@ function openssl(args: string[]): string {
     return execFileSync('openssl', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (err) {
     const e = err as { stderr?: string };
-    throw new Error(`openssl ${args[0] ?? ''} failed: ${e.stderr ?? String(err)}`);
+    throw new Error(`openssl ${args[0] ?? ''} failed: ${e.stderr ?? String(err)}`, { cause: err });
   }
 }
 

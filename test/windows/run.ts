@@ -25,7 +25,10 @@ const ci = process.env['CI'] === 'true';
 function testFiles(dir: string): string[] {
   const abs = join(root, 'lib', 'test', 'windows', dir);
   if (!existsSync(abs)) return [];
-  return readdirSync(abs).filter((f) => f.endsWith('.test.js')).sort().map((f) => join(abs, f));
+  return readdirSync(abs)
+    .filter((f) => f.endsWith('.test.js'))
+    .sort()
+    .map((f) => join(abs, f));
 }
 
 function has(command: string): boolean {
@@ -33,8 +36,7 @@ function has(command: string): boolean {
 }
 
 function ready(): boolean {
-  return has('wine') && existsSync(nodeExe) && existsSync(join(prefix, '.kvvm-win10')) &&
-    existsSync(join(root, 'node_modules', '@koromix', 'koffi-win32-x64', 'package.json'));
+  return has('wine') && existsSync(nodeExe) && existsSync(join(prefix, '.kvvm-win10')) && existsSync(join(root, 'node_modules', '@koromix', 'koffi-win32-x64', 'package.json'));
 }
 
 /** Unix path -> the Z: drive path Wine maps to "/". */
@@ -51,11 +53,14 @@ async function makeChains(dir: string): Promise<void> {
     const otherRoot = factory.rootCa('kvvm-wine-untrusted-root');
     const otherInter = factory.intermediate('kvvm-wine-untrusted-ca', otherRoot);
     const otherLeaf = factory.leaf('kvvm-wine-untrusted', otherInter);
-    writeFileSync(join(dir, 'chains.json'), JSON.stringify({
-      trustedRootPem: root.certPem,
-      trustedSecret: pemSecret(leaf.keyPem, leaf.certPem, inter.certPem, root.certPem),
-      untrustedSecret: pemSecret(otherLeaf.keyPem, otherLeaf.certPem, otherInter.certPem, otherRoot.certPem),
-    }));
+    writeFileSync(
+      join(dir, 'chains.json'),
+      JSON.stringify({
+        trustedRootPem: root.certPem,
+        trustedSecret: pemSecret(leaf.keyPem, leaf.certPem, inter.certPem, root.certPem),
+        untrustedSecret: pemSecret(otherLeaf.keyPem, otherLeaf.certPem, otherInter.certPem, otherRoot.certPem),
+      }),
+    );
   } finally {
     await factory.cleanup();
   }
@@ -70,15 +75,18 @@ function makeProtectedSettings(dir: string): void {
   const other = transportCertificate(join(dir, 'protected-other'), 'kvvm-wine-other-transport');
   const payload = { authenticationSettings: { msiClientId: WINE_CLIENT_ID }, nested: { secret: 'p@ss "quoted" ✓' } };
   const text = JSON.stringify(payload);
-  writeFileSync(join(dir, 'protected.json'), JSON.stringify({
-    thumbprint: cert.thumbprint,
-    secret: pemSecret(readFileSync(cert.prvPath, 'utf8'), readFileSync(cert.crtPath, 'utf8')),
-    payload,
-    aes256: cmsEncrypt(text, cert, 'aes256'),
-    des3: cmsEncrypt(text, cert, 'des3'),
-    toOther: cmsEncrypt(text, other, 'aes256'),
-    otherThumbprint: other.thumbprint,
-  }));
+  writeFileSync(
+    join(dir, 'protected.json'),
+    JSON.stringify({
+      thumbprint: cert.thumbprint,
+      secret: pemSecret(readFileSync(cert.prvPath, 'utf8'), readFileSync(cert.crtPath, 'utf8')),
+      payload,
+      aes256: cmsEncrypt(text, cert, 'aes256'),
+      des3: cmsEncrypt(text, cert, 'des3'),
+      toOther: cmsEncrypt(text, other, 'aes256'),
+      otherThumbprint: other.thumbprint,
+    }),
+  );
 }
 
 /**
@@ -116,14 +124,17 @@ async function startLifecycleVault(dir: string): Promise<DevVault> {
   vault.setSecret('api', toPemSecret(api.keyPem, [ca.certPem, api.certPem]), { contentType: 'application/x-pem-file' });
   const thumb = (c: { cert: { fingerprint: string } }): string => c.cert.fingerprint.replace(/:/g, '');
   writeFileSync(join(dir, 'trusted.pem'), vault.caCertPem);
-  writeFileSync(join(dir, 'lifecycle.json'), JSON.stringify({
-    vaultUrl: vault.vaultUrl,
-    imdsEndpoint: vault.imdsEndpoint,
-    imdsHost: vault.imdsHost,
-    clientId: WINE_CLIENT_ID,
-    thumbprints: { web1: thumb(web1), web2: thumb(web2), api: thumb(api) },
-    web2Secret: toPkcs12Base64(web2.keyPem, [web2.certPem, ca.certPem]),
-  }));
+  writeFileSync(
+    join(dir, 'lifecycle.json'),
+    JSON.stringify({
+      vaultUrl: vault.vaultUrl,
+      imdsEndpoint: vault.imdsEndpoint,
+      imdsHost: vault.imdsHost,
+      clientId: WINE_CLIENT_ID,
+      thumbprints: { web1: thumb(web1), web2: thumb(web2), api: thumb(api) },
+      web2Secret: toPkcs12Base64(web2.keyPem, [web2.certPem, ca.certPem]),
+    }),
+  );
   return vault;
 }
 
@@ -141,12 +152,14 @@ async function main(): Promise<number> {
         return 1;
       }
     } else {
-      console.log([
-        '',
-        'test:windows: SKIPPED the crypt32 tests: Wine is not installed on this machine.',
-        'To run them: sudo apt-get install -y --no-install-recommends wine wine64 && bash scripts/wine-setup.sh && npm run test:windows',
-        '(or KVVM_WINE_SETUP=1 npm run test:windows as root). In CI (CI=true) a missing Wine fails the run.',
-      ].join('\n'));
+      console.log(
+        [
+          '',
+          'test:windows: SKIPPED the crypt32 tests: Wine is not installed on this machine.',
+          'To run them: sudo apt-get install -y --no-install-recommends wine wine64 && bash scripts/wine-setup.sh && npm run test:windows',
+          '(or KVVM_WINE_SETUP=1 npm run test:windows as root). In CI (CI=true) a missing Wine fails the run.',
+        ].join('\n'),
+      );
       return pureStatus;
     }
   }
@@ -159,7 +172,9 @@ async function main(): Promise<number> {
     vault = await startLifecycleVault(work);
     // KVVM_WINE_ONLY=<substring> runs only the matching Wine test files (a developer convenience).
     const only = process.env['KVVM_WINE_ONLY'];
-    const files = testFiles('wine').filter((f) => !only || f.includes(only)).map((f) => relative(root, f).replace(/\//g, '\\'));
+    const files = testFiles('wine')
+      .filter((f) => !only || f.includes(only))
+      .map((f) => relative(root, f).replace(/\//g, '\\'));
     const out = join(work, 'stdout.txt');
     const err = join(work, 'stderr.txt');
     console.log(`test:windows: ${files.length} test files in Windows Node under Wine`);
@@ -168,15 +183,28 @@ async function main(): Promise<number> {
     const command = `exec wine "${nodeExe}" --test --test-concurrency=1 ${files.map((f) => `'${f}'`).join(' ')} >'${out}' 2>'${err}' </dev/null`;
     const status = await new Promise<number>((resolveExit) => {
       const child = spawn('sh', ['-c', command], {
-        cwd: root, stdio: 'inherit',
+        cwd: root,
+        stdio: 'inherit',
         env: {
-          ...process.env, WINEPREFIX: prefix, WINEDEBUG: '-all', WINEDLLOVERRIDES: 'mscoree,mshtml=', KVVM_WINE_FIXTURES: winePath(work),
-          NODE_EXTRA_CA_CERTS: winePath(join(work, 'trusted.pem')), KVVM_WINE_NODE: winePath(nodeExe), KVVM_WINE_ROOT: winePath(root),
+          ...process.env,
+          WINEPREFIX: prefix,
+          WINEDEBUG: '-all',
+          WINEDLLOVERRIDES: 'mscoree,mshtml=',
+          KVVM_WINE_FIXTURES: winePath(work),
+          NODE_EXTRA_CA_CERTS: winePath(join(work, 'trusted.pem')),
+          KVVM_WINE_NODE: winePath(nodeExe),
+          KVVM_WINE_ROOT: winePath(root),
         },
       });
       const timer = setTimeout(() => child.kill('SIGKILL'), 20 * 60_000);
-      child.once('error', (e) => { console.error(`test:windows: cannot run wine: ${e.message}`); resolveExit(1); });
-      child.once('exit', (code) => { clearTimeout(timer); resolveExit(code ?? 1); });
+      child.once('error', (e) => {
+        console.error(`test:windows: cannot run wine: ${e.message}`);
+        resolveExit(1);
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        resolveExit(code ?? 1);
+      });
     });
     process.stdout.write(existsSync(out) ? readFileSync(out, 'utf8') : '');
     const errors = existsSync(err) ? readFileSync(err, 'utf8').trim() : '';

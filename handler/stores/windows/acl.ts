@@ -4,9 +4,7 @@
  * arguments; Wine accepts the calls but enforces nothing, so only real Windows shows the effect (docs/windows.md).
  */
 import { KvvmError } from '../../errors.js';
-import {
-  DACL_SECURITY_INFORMATION, NCRYPT_SECURITY_DESCR_PROPERTY, PP_KEYSET_SEC_DESCR,
-} from './native.js';
+import { DACL_SECURITY_INFORMATION, NCRYPT_SECURITY_DESCR_PROPERTY, PP_KEYSET_SEC_DESCR } from '../../platform/win32/native.js';
 
 export const SID_LOCAL_SYSTEM = 'S-1-5-18';
 export const SID_LOCAL_SERVICE = 'S-1-5-19';
@@ -31,7 +29,10 @@ const SID_STRING = /^S-1-\d+(-\d+)+$/i;
 export function wellKnownSid(account: string): string | undefined {
   const trimmed = account.trim();
   if (SID_STRING.test(trimmed)) return trimmed.toUpperCase();
-  const key = trimmed.toLowerCase().replace(/^(nt authority|builtin)\\/, '').replace(/[\s_]/g, '');
+  const key = trimmed
+    .toLowerCase()
+    .replace(/^(nt authority|builtin)\\/, '')
+    .replace(/[\s_]/g, '');
   return WELL_KNOWN[key];
 }
 
@@ -48,9 +49,7 @@ export function buildKeySddl(readerSids: readonly string[]): string {
   return `D:P(A;;GA;;;SY)(A;;GA;;;BA)${readers.map((s) => `(A;;GR;;;${s})`).join('')}`;
 }
 
-export type KeyAclCall =
-  | { api: 'NCryptSetProperty'; property: string; flags: number }
-  | { api: 'CryptSetProvParam'; param: number; flags: number };
+export type KeyAclCall = { api: 'NCryptSetProperty'; property: string; flags: number } | { api: 'CryptSetProvParam'; param: number; flags: number };
 
 /** How the descriptor is applied, from the key kind CryptAcquireCertificatePrivateKey reported. */
 export function keyAclCall(keyKind: 'cng' | 'capi'): KeyAclCall {

@@ -6,23 +6,38 @@
  */
 import type { CertificateMaterial } from '../../certs/material.js';
 import { KvvmError } from '../../errors.js';
-import { ENCODING } from './certStore.js';
-import { win32Error } from './errors.js';
-import type { StoreLocation } from './flags.js';
+import { ENCODING } from '../../platform/win32/certStore.js';
+import { win32Error } from '../../platform/win32/errors.js';
+import type { StoreLocation } from '../../platform/win32/certStore.js';
 import {
-  AUTHTYPE_SERVER, CERT_CHAIN_CACHE_ONLY_URL_RETRIEVAL, CERT_CHAIN_DISABLE_AIA, CERT_CHAIN_POLICY_SSL,
-  CERT_STORE_ADD_USE_EXISTING, HCCE_CURRENT_USER, HCCE_LOCAL_MACHINE, USAGE_MATCH_TYPE_AND, hex32, loadNative,
-  type Handle, type Native,
-} from './native.js';
+  AUTHTYPE_SERVER,
+  CERT_CHAIN_CACHE_ONLY_URL_RETRIEVAL,
+  CERT_CHAIN_DISABLE_AIA,
+  CERT_CHAIN_POLICY_SSL,
+  CERT_STORE_ADD_USE_EXISTING,
+  HCCE_CURRENT_USER,
+  HCCE_LOCAL_MACHINE,
+  USAGE_MATCH_TYPE_AND,
+  hex32,
+  loadNative,
+  type Handle,
+  type Native,
+} from '../../platform/win32/native.js';
 
 export const CERT_STORE_PROV_MEMORY = 2;
 export const OID_PKIX_KP_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
 
 /** CERT_TRUST_* error bits (wincrypt.h), for messages. */
 const TRUST_ERRORS: Array<[number, string]> = [
-  [0x1, 'CERT_TRUST_IS_NOT_TIME_VALID'], [0x4, 'CERT_TRUST_IS_REVOKED'], [0x8, 'CERT_TRUST_IS_NOT_SIGNATURE_VALID'],
-  [0x10, 'CERT_TRUST_IS_NOT_VALID_FOR_USAGE'], [0x20, 'CERT_TRUST_IS_UNTRUSTED_ROOT'], [0x40, 'CERT_TRUST_REVOCATION_STATUS_UNKNOWN'],
-  [0x80, 'CERT_TRUST_IS_CYCLIC'], [0x10000, 'CERT_TRUST_IS_PARTIAL_CHAIN'], [0x1000000, 'CERT_TRUST_IS_OFFLINE_REVOCATION'],
+  [0x1, 'CERT_TRUST_IS_NOT_TIME_VALID'],
+  [0x4, 'CERT_TRUST_IS_REVOKED'],
+  [0x8, 'CERT_TRUST_IS_NOT_SIGNATURE_VALID'],
+  [0x10, 'CERT_TRUST_IS_NOT_VALID_FOR_USAGE'],
+  [0x20, 'CERT_TRUST_IS_UNTRUSTED_ROOT'],
+  [0x40, 'CERT_TRUST_REVOCATION_STATUS_UNKNOWN'],
+  [0x80, 'CERT_TRUST_IS_CYCLIC'],
+  [0x10000, 'CERT_TRUST_IS_PARTIAL_CHAIN'],
+  [0x1000000, 'CERT_TRUST_IS_OFFLINE_REVOCATION'],
 ];
 
 export function trustErrorNames(status: number): string[] {
@@ -61,7 +76,9 @@ export function verifyServerAuthChain(material: CertificateMaterial, location: S
     leaf = n.CertCreateCertificateContext(ENCODING, der, der.length) as Handle | null;
     if (!leaf) throw win32Error('CertCreateCertificateContext', n.GetLastError(), 'decode the leaf certificate');
     const para = {
-      cbSize: n.koffi.sizeof(n.types.CERT_CHAIN_PARA), dwType: USAGE_MATCH_TYPE_AND, cUsageIdentifier: 1,
+      cbSize: n.koffi.sizeof(n.types.CERT_CHAIN_PARA),
+      dwType: USAGE_MATCH_TYPE_AND,
+      cUsageIdentifier: 1,
       rgpszUsageIdentifier: [OID_PKIX_KP_SERVER_AUTH],
     };
     const out: [Handle | null] = [null];
@@ -71,7 +88,8 @@ export function verifyServerAuthChain(material: CertificateMaterial, location: S
     chain = out[0];
     const head = n.koffi.decode(chain, n.types.CERT_CHAIN_CONTEXT_HEAD) as { dwErrorStatus: number };
     const policyPara = {
-      cbSize: n.koffi.sizeof(n.types.CERT_CHAIN_POLICY_PARA), dwFlags: 0,
+      cbSize: n.koffi.sizeof(n.types.CERT_CHAIN_POLICY_PARA),
+      dwFlags: 0,
       pvExtraPolicyPara: { cbSize: n.koffi.sizeof(n.types.SSL_EXTRA_CERT_CHAIN_POLICY_PARA), dwAuthType: AUTHTYPE_SERVER, fdwChecks: 0, pwszServerName: null },
     };
     const status = { cbSize: n.koffi.sizeof(n.types.CERT_CHAIN_POLICY_STATUS), dwError: 0, lChainIndex: 0, lElementIndex: 0, pvExtraPolicyStatus: null };
@@ -93,7 +111,11 @@ export function windowsChainError(material: CertificateMaterial, location: Store
   const verdict = verifyServerAuthChain(material, location, n);
   if (verdict.ok) return undefined;
   const problems = [...trustErrorNames(verdict.errorStatus), ...(verdict.policyError ? [`SSL policy ${hex32(verdict.policyError)}`] : [])];
-  return new KvvmError('chain-untrusted', `Windows does not trust the certificate ${material.thumbprint} for server authentication: ${problems.join(', ') || hex32(verdict.errorStatus)}.`, {
-    fix: 'Upload the full chain (leaf, intermediates) to Key Vault and make sure its root is in the LocalMachine\\Root store.',
-  });
+  return new KvvmError(
+    'chain-untrusted',
+    `Windows does not trust the certificate ${material.thumbprint} for server authentication: ${problems.join(', ') || hex32(verdict.errorStatus)}.`,
+    {
+      fix: 'Upload the full chain (leaf, intermediates) to Key Vault and make sure its root is in the LocalMachine\\Root store.',
+    },
+  );
 }

@@ -10,7 +10,7 @@
  * Reported: the certificate's location reads "LocalMachine\My (KeyGuard)" (log line "installed version ...") and
  * the store description records it (state.ts `keyGuard`).
  */
-import { PKCS12_NO_PERSIST_KEY, PKCS12_PREFER_CNG_KSP, PKCS12_VIRTUAL_ISOLATION_KEY, type Handle, type Native } from './native.js';
+import { PKCS12_NO_PERSIST_KEY, PKCS12_PREFER_CNG_KSP, PKCS12_VIRTUAL_ISOLATION_KEY, type Handle, type Native } from '../../platform/win32/native.js';
 import type { ImportPfx } from './pfx.js';
 
 /** Probe flags: CNG, VBS isolation, nothing persisted. */

@@ -3,13 +3,21 @@
  * The arguments come from acl.ts (pure); this file only makes the calls and frees every handle.
  */
 import { buildKeySddl, keyAclCall, resolveAccountSids } from './acl.js';
-import { win32Error } from './errors.js';
+import { win32Error } from '../../platform/win32/errors.js';
 import {
-  CERT_KEY_PROV_INFO_PROP_ID, CERT_NCRYPT_KEY_SPEC, CRYPT_ACQUIRE_ALLOW_NCRYPT_KEY_FLAG, CRYPT_ACQUIRE_SILENT_FLAG,
-  CRYPT_DELETEKEYSET, CRYPT_MACHINE_KEYSET, NCRYPT_MACHINE_KEY_FLAG, NCRYPT_SILENT_FLAG, SDDL_REVISION_1,
-  hresultOf, type Handle, type Native,
-} from './native.js';
-import { getProperty } from './certStore.js';
+  CERT_NCRYPT_KEY_SPEC,
+  CRYPT_ACQUIRE_ALLOW_NCRYPT_KEY_FLAG,
+  CRYPT_ACQUIRE_SILENT_FLAG,
+  CRYPT_DELETEKEYSET,
+  CRYPT_MACHINE_KEYSET,
+  NCRYPT_MACHINE_KEY_FLAG,
+  NCRYPT_SILENT_FLAG,
+  SDDL_REVISION_1,
+  hresultOf,
+  type Handle,
+  type Native,
+} from '../../platform/win32/native.js';
+import { keyOf } from '../../platform/win32/certStore.js';
 
 /** Looks an account name up with LookupAccountNameW; undefined when the account does not exist. */
 export function lookupAccountSid(n: Native, name: string): string | undefined {
@@ -71,20 +79,6 @@ export function applyKeyAcl(n: Native, ctx: Handle, sddl: string): 'cng' | 'capi
     }
   }
   return kind;
-}
-
-/** The key container (and provider) a certificate's CERT_KEY_PROV_INFO_PROP_ID names, if it has a key. */
-export function keyOf(n: Native, ctx: Handle): { container: string; provider: string | null; info: KeyProvInfo } | undefined {
-  const raw = getProperty(n, ctx, CERT_KEY_PROV_INFO_PROP_ID);
-  if (!raw) return undefined;
-  const info = n.koffi.decode(raw, n.types.CRYPT_KEY_PROV_INFO) as KeyProvInfo;
-  const str = (p: bigint | null): string | null => (p ? (n.koffi.decode(p, 'char16_t', -1) as string) : null);
-  const container = str(info.pwszContainerName);
-  return container === null ? undefined : { container, provider: str(info.pwszProvName), info };
-}
-
-interface KeyProvInfo {
-  pwszContainerName: bigint | null; pwszProvName: bigint | null; dwProvType: number; dwFlags: number; dwKeySpec: number;
 }
 
 /**

@@ -13,7 +13,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { win32 } from 'node:path';
-import type { StoreLocation } from './flags.js';
+import type { StoreLocation } from '../../platform/win32/certStore.js';
 
 /** Exit code of the script when the PKI module (Switch-Certificate) is not installed. */
 export const NO_PKI_MODULE_EXIT = 3;
@@ -62,9 +62,7 @@ export function switchCertificateCommand(input: SwitchCertificateInput): Command
   return { file: powershellPath(input.systemRoot), args: ['-NoProfile', '-NonInteractive', '-Command', script] };
 }
 
-export type LifecycleOutcome =
-  | { raised: true }
-  | { raised: false; reason: 'no-powershell' | 'no-pki-module' | 'failed'; detail: string };
+export type LifecycleOutcome = { raised: true } | { raised: false; reason: 'no-powershell' | 'no-pki-module' | 'failed'; detail: string };
 
 export interface LifecycleHost {
   exists: (path: string) => boolean;
@@ -73,12 +71,13 @@ export interface LifecycleHost {
 
 export const realLifecycleHost: LifecycleHost = {
   exists: existsSync,
-  run: (command) => new Promise((resolve) => {
-    execFile(command.file, command.args, { timeout: RUN_TIMEOUT_MS, windowsHide: true }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null;
-      resolve({ code, output: `${stdout}${stderr}`.trim() || (err?.message ?? '') });
-    });
-  }),
+  run: (command) =>
+    new Promise((resolve) => {
+      execFile(command.file, command.args, { timeout: RUN_TIMEOUT_MS, windowsHide: true }, (err, stdout, stderr) => {
+        const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null;
+        resolve({ code, output: `${stdout}${stderr}`.trim() || (err?.message ?? '') });
+      });
+    }),
 };
 
 /** Raises event 1001 through Switch-Certificate -NotifyOnly; never throws (a notification must not fail an activation). */
@@ -102,7 +101,8 @@ export function lifecycleLogLine(input: SwitchCertificateInput, outcome: Lifecyc
   if (outcome.raised) return { level: 'info', message: `certificate lifecycle event 1001 raised (Switch-Certificate -NotifyOnly) for ${what}` };
   return {
     level: 'warn',
-    message: `certificate lifecycle event 1001 NOT raised for ${what}: ${outcome.detail}; the renewal link (CERT_RENEWAL_PROP_ID) is set, ` +
+    message:
+      `certificate lifecycle event 1001 NOT raised for ${what}: ${outcome.detail}; the renewal link (CERT_RENEWAL_PROP_ID) is set, ` +
       'but IIS Automatic Rebind will not see this renewal until the binding is updated or the event is raised by hand',
   };
 }

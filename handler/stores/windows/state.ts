@@ -61,9 +61,15 @@ export function decodeState(description: string | undefined): EntryState | undef
 
 function isOwner(o: unknown): o is Owner {
   const x = o as Owner;
-  return typeof x === 'object' && x !== null && typeof x.vault === 'string' && typeof x.secret === 'string' &&
-    typeof x.version === 'string' && Number.isSafeInteger(x.installed) &&
-    (x.activated === undefined || Number.isSafeInteger(x.activated));
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    typeof x.vault === 'string' &&
+    typeof x.secret === 'string' &&
+    typeof x.version === 'string' &&
+    Number.isSafeInteger(x.installed) &&
+    (x.activated === undefined || Number.isSafeInteger(x.activated))
+  );
 }
 
 /** A certificate entry as read back from the store. */

@@ -17,22 +17,38 @@ import { KvvmError } from '../../errors.js';
 import type { ObservedCertificate } from '../../settings/config.js';
 import type { CertificateStore, InstalledCertificate } from '../store.js';
 import {
-  certificateOf, deleteCertificate, ENCODING, findBySha1, forEachCertificate, freeContext, getStringProperty,
-  setProperty, thumbprintOfContext, utf16z, withSystemStore,
-} from './certStore.js';
-import { win32Error } from './errors.js';
-import { cngProbeFlags, pfxImportFlags, storeLocationOf, type StoreLocation } from './flags.js';
-import { applyKeyAcl, deletePersistedKey, keyOf, keySddlFor } from './keys.js';
+  certificateOf,
+  deleteCertificate,
+  ENCODING,
+  findBySha1,
+  forEachCertificate,
+  freeContext,
+  getStringProperty,
+  keyOf,
+  setProperty,
+  storeLocationOf,
+  thumbprintOfContext,
+  utf16z,
+  withSystemStore,
+  type StoreLocation,
+} from '../../platform/win32/certStore.js';
+import { win32Error } from '../../platform/win32/errors.js';
+import { cngProbeFlags, pfxImportFlags } from './flags.js';
+import { applyKeyAcl, deletePersistedKey, keySddlFor } from './keys.js';
 import { keyGuardProbeFlags, locationLabel, probeImport, useKeyGuard } from './keyGuard.js';
 import { lifecycleLogLine, raiseRenewalEvent, type LifecycleHost, type SwitchCertificateInput } from './lifecycleEvent.js';
 import {
-  CERT_DESCRIPTION_PROP_ID, CERT_FRIENDLY_NAME_PROP_ID, CERT_RENEWAL_PROP_ID, CERT_STORE_ADD_REPLACE_EXISTING_INHERIT_PROPERTIES,
-  CERT_STORE_ADD_USE_EXISTING, loadNative, type Handle, type Native,
-} from './native.js';
+  CERT_DESCRIPTION_PROP_ID,
+  CERT_FRIENDLY_NAME_PROP_ID,
+  CERT_RENEWAL_PROP_ID,
+  CERT_STORE_ADD_REPLACE_EXISTING_INHERIT_PROPERTIES,
+  CERT_STORE_ADD_USE_EXISTING,
+  loadNative,
+  type Handle,
+  type Native,
+} from '../../platform/win32/native.js';
 import { buildImportPfx, type ImportPfx } from './pfx.js';
-import {
-  decodeState, encodeState, friendlyNameOf, nextCounter, sameSecret, versionsOf, type EntryState, type OwnedVersion, type StoreEntry,
-} from './state.js';
+import { decodeState, encodeState, friendlyNameOf, nextCounter, sameSecret, versionsOf, type EntryState, type OwnedVersion, type StoreEntry } from './state.js';
 
 export interface WindowsStoreOptions {
   /** Set CERT_RENEWAL_PROP_ID on the previous version when a new one is activated (settings linkOnRenewal). */
@@ -45,6 +61,8 @@ export interface WindowsStoreOptions {
   lifecycle?: LifecycleHost;
   /** %SystemRoot%, where powershell.exe is looked for. */
   systemRoot?: string;
+  /** profile.ts windowsKeyStorage: 'cng' (4.x, default) or 'pfx-default' (3.x: the PFX's CSP attribute decides). */
+  keyStorage?: 'cng' | 'pfx-default';
 }
 
 interface Target {
@@ -56,6 +74,7 @@ interface Target {
 export function createWindowsStore(options: WindowsStoreOptions = {}): CertificateStore {
   const native = options.native ?? loadNative;
   const linkOnRenewal = options.linkOnRenewal ?? false;
+  const keyStorage = options.keyStorage ?? 'cng';
   const systemRoot = options.systemRoot ?? process.env['SystemRoot'];
   /** Capability probe result, once per store (process): can PFXImportCertStore put keys into CNG here? */
   let cng: boolean | undefined;
@@ -65,6 +84,10 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
 
   function importLeaf(n: Native, target: Handle, cert: ObservedCertificate, t: Target, pfx: ImportPfx, thumbprint: string): { ctx: Handle; keyGuard: boolean } {
     const blob = { cbData: pfx.der.length, pbData: pfx.der };
+    if (keyStorage === 'pfx-default') {
+      const flags = pfxImportFlags({ location: t.location, keyExportable: cert.keyExportable, cng: false, keyStorage });
+      return { ctx: addImportedLeaf(n, target, t, n.PFXImportCertStore(blob, pfx.password, flags) as Handle | null, flags, thumbprint), keyGuard: false };
+    }
     const probed = cng ?? probeImport(n, pfx, cngProbeFlags());
     if (!cert.keyExportable && probed && keyGuardSupported === undefined) keyGuardSupported = probeImport(n, pfx, keyGuardProbeFlags());
     let keyGuard = useKeyGuard({ keyExportable: cert.keyExportable, cng: probed, keyGuardSupported: keyGuardSupported ?? false });
@@ -77,19 +100,25 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
       flags = pfxImportFlags({ location: t.location, keyExportable: cert.keyExportable, cng: probed });
       memory = n.PFXImportCertStore(blob, pfx.password, flags) as Handle | null;
     }
-    if (!memory) throw win32Error('PFXImportCertStore', n.GetLastError(), `import the certificate ${thumbprint} (flags 0x${flags.toString(16)})`);
+    const ctx = addImportedLeaf(n, target, t, memory, flags, thumbprint);
     cng = probed; // only trusted once an import with these flags worked
+    return { ctx, keyGuard };
+  }
+
+  /** The leaf out of PFXImportCertStore's memory store into the target store; the memory store is always closed. */
+  function addImportedLeaf(n: Native, target: Handle, t: Target, memory: Handle | null, flags: number, thumbprint: string): Handle {
+    if (!memory) throw win32Error('PFXImportCertStore', n.GetLastError(), `import the certificate ${thumbprint} (flags 0x${flags.toString(16)})`);
     let leaf: Handle | undefined;
     try {
       leaf = findBySha1(n, memory, thumbprint);
-      if (leaf === undefined) throw new KvvmError('windows-import-no-leaf', `The imported PKCS#12 does not contain the certificate ${thumbprint}.`, { code: -1 });
+      if (leaf === undefined) throw new KvvmError('windows-import-no-leaf', `The imported PKCS#12 does not contain the certificate ${thumbprint}.`);
       const out: [Handle | null] = [null];
       if (!n.CertAddCertificateContextToStore(target, leaf, CERT_STORE_ADD_REPLACE_EXISTING_INHERIT_PROPERTIES, out) || !out[0]) {
         const err = n.GetLastError();
         deletePersistedKey(n, leaf, () => false); // the import persisted a key nobody will point at
         throw win32Error('CertAddCertificateContextToStore', err, `add the certificate ${thumbprint} to ${t.where}`);
       }
-      return { ctx: out[0], keyGuard };
+      return out[0];
     } finally {
       freeContext(n, leaf);
       n.CertCloseStore(memory, 0);
@@ -140,18 +169,19 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
   }
 
   async function list(cert: ObservedCertificate): Promise<InstalledCertificate[]> {
-    return withTarget(cert, 'read', (n, store, t) =>
-      store === undefined ? [] : versionsOf(readEntries(n, store), cert.vaultName, cert.secretName).map((v) => installedOf(v, t)));
+    return withTarget(cert, 'read', (n, store, t) => (store === undefined ? [] : versionsOf(readEntries(n, store), cert.vaultName, cert.secretName).map((v) => installedOf(v, t))));
   }
 
   async function install(cert: ObservedCertificate, id: CertificateVersionId, material: CertificateMaterial): Promise<InstalledCertificate> {
     targetOf(cert);
     let pfx: ImportPfx;
     try {
-      pfx = buildImportPfx(material.leaf, material.privateKey);
+      // 3.x: the source PFX's CSP Name goes along so PFXImportCertStore chooses CAPI1/CNG as it would for the original.
+      pfx = buildImportPfx(material.leaf, material.privateKey, undefined, keyStorage === 'pfx-default' ? { cspName: material.keyProvider } : {});
     } catch (cause) {
       throw new KvvmError('store-bad-material', `The certificate ${describeId(id)} cannot be packaged for the Windows certificate store.`, {
-        fix: 'Re-import the certificate into Key Vault.', code: -1, cause,
+        fix: 'Re-import the certificate into Key Vault.',
+        cause,
       });
     }
     const sddl = keySddlFor(native(), cert.accounts);
@@ -164,9 +194,13 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
 
       const found = findBySha1(n, store, material.thumbprint);
       const hadKey = found !== undefined && keyOf(n, found) !== undefined;
-      const before = found === undefined ? undefined : {
-        description: getStringProperty(n, found, CERT_DESCRIPTION_PROP_ID), friendlyName: getStringProperty(n, found, CERT_FRIENDLY_NAME_PROP_ID),
-      };
+      const before =
+        found === undefined
+          ? undefined
+          : {
+              description: getStringProperty(n, found, CERT_DESCRIPTION_PROP_ID),
+              friendlyName: getStringProperty(n, found, CERT_FRIENDLY_NAME_PROP_ID),
+            };
       let ctx: Handle | undefined = found;
       const previous = decodeState(before?.description);
       let keyGuard = previous?.keyGuard === true;
@@ -196,9 +230,13 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
         freeContext(n, ctx);
       }
       // The same version held by another certificate before (re-issued by hand): that one is no longer it.
-      if (existing) updateEntry(n, store, existing.entry.thumbprint, t, (s) => ({ ...s, owners: s.owners.filter((o) => o !== existing.owner && !(sameSecret(o, id.vaultName, id.secretName) && o.version === id.version)) }));
+      if (existing)
+        updateEntry(n, store, existing.entry.thumbprint, t, (s) => ({
+          ...s,
+          owners: s.owners.filter((o) => o !== existing.owner && !(sameSecret(o, id.vaultName, id.secretName) && o.version === id.version)),
+        }));
       const entry = versionsOf(readEntries(n, store), id.vaultName, id.secretName).find((v) => v.owner.version === id.version);
-      if (!entry) throw new KvvmError('windows-install-lost', `${describeId(id)} is not in ${t.where} after installing it.`, { code: -1 });
+      if (!entry) throw new KvvmError('windows-install-lost', `${describeId(id)} is not in ${t.where} after installing it.`);
       return installedOf(entry, t);
     });
   }
@@ -210,13 +248,14 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
       const target = versionsOf(entries, id.vaultName, id.secretName).find((v) => v.owner.version === id.version);
       if (!target) {
         throw new KvvmError('store-version-missing', `Cannot activate ${describeId(id)}: it is not installed in ${t.where}.`, {
-          fix: 'This is a kvvm bug (activate before install); restart the service to resynchronise.', code: -1,
+          fix: 'This is a kvvm bug (activate before install); restart the service to resynchronise.',
         });
       }
       if (!target.active) {
         const activated = nextCounter(entries, id.vaultName, id.secretName, 'activated');
         updateEntry(n, store, target.entry.thumbprint, t, (s) => ({
-          ...s, owners: s.owners.map((o) => (sameSecret(o, id.vaultName, id.secretName) && o.version === id.version ? { ...o, activated } : o)),
+          ...s,
+          owners: s.owners.map((o) => (sameSecret(o, id.vaultName, id.secretName) && o.version === id.version ? { ...o, activated } : o)),
         }));
       }
       if (linkOnRenewal && previous && previous.thumbprint !== target.entry.thumbprint) {
@@ -227,7 +266,13 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
           } finally {
             freeContext(n, old);
           }
-          return { location: t.location, storeName: t.storeName, oldThumbprint: previous.thumbprint, newThumbprint: target.entry.thumbprint, ...(systemRoot ? { systemRoot } : {}) };
+          return {
+            location: t.location,
+            storeName: t.storeName,
+            oldThumbprint: previous.thumbprint,
+            newThumbprint: target.entry.thumbprint,
+            ...(systemRoot ? { systemRoot } : {}),
+          };
         }
       }
       return undefined;
@@ -246,11 +291,18 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
       const version = versionsOf(readEntries(n, store), cert.vaultName, cert.secretName).find((v) => v.owner.version === installed.version);
       if (!version) return; // "not found" is not an error
       if (version.active) {
-        throw new KvvmError('store-remove-active', `Refusing to remove ${installed.vaultName}/${installed.secretName}/${installed.version} from ${t.where}: it is the active version.`, {
-          fix: 'This is a kvvm bug (the planner removed the active version); nothing was changed.', code: -1,
-        });
+        throw new KvvmError(
+          'store-remove-active',
+          `Refusing to remove ${installed.vaultName}/${installed.secretName}/${installed.version} from ${t.where}: it is the active version.`,
+          {
+            fix: 'This is a kvvm bug (the planner removed the active version); nothing was changed.',
+          },
+        );
       }
-      updateEntry(n, store, version.entry.thumbprint, t, (s) => ({ ...s, owners: s.owners.filter((o) => !(sameSecret(o, cert.vaultName, cert.secretName) && o.version === installed.version)) }));
+      updateEntry(n, store, version.entry.thumbprint, t, (s) => ({
+        ...s,
+        owners: s.owners.filter((o) => !(sameSecret(o, cert.vaultName, cert.secretName) && o.version === installed.version)),
+      }));
     });
   }
 
@@ -277,7 +329,14 @@ function writeLabels(n: Native, ctx: Handle, state: EntryState): void {
 }
 
 /** Undo a failed install: delete what was added, or put the labels of an existing entry back. Frees ctx. */
-function rollback(n: Native, store: Handle, ctx: Handle, existed: boolean, before: { description: string | undefined; friendlyName: string | undefined } | undefined, t: Target): void {
+function rollback(
+  n: Native,
+  store: Handle,
+  ctx: Handle,
+  existed: boolean,
+  before: { description: string | undefined; friendlyName: string | undefined } | undefined,
+  t: Target,
+): void {
   try {
     if (!existed) {
       const thumbprint = thumbprintOfContext(n, ctx);
@@ -314,8 +373,13 @@ function readEntries(n: Native, store: Handle): StoreEntry[] {
 
 function installedOf(v: OwnedVersion, t: Target): InstalledCertificate {
   return {
-    vaultName: v.owner.vault, secretName: v.owner.secret, version: v.owner.version,
-    thumbprint: v.entry.thumbprint, notAfter: v.entry.notAfter, active: v.active, location: locationLabel(t.where, v.entry.state.keyGuard === true),
+    vaultName: v.owner.vault,
+    secretName: v.owner.secret,
+    version: v.owner.version,
+    thumbprint: v.entry.thumbprint,
+    notAfter: v.entry.notAfter,
+    active: v.active,
+    location: locationLabel(t.where, v.entry.state.keyGuard === true),
   };
 }
 

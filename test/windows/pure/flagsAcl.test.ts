@@ -3,9 +3,9 @@ import { describe, it } from 'node:test';
 import { KvvmError } from '../../../handler/errors.js';
 import { buildKeySddl, keyAclCall, resolveAccountSids, wellKnownSid } from '../../../handler/stores/windows/acl.js';
 import { chainEngineFor, chainFlags, trustErrorNames } from '../../../handler/stores/windows/chain.js';
-import { systemStoreFlags } from '../../../handler/stores/windows/certStore.js';
-import { cngProbeFlags, pfxImportFlags, storeLocationOf } from '../../../handler/stores/windows/flags.js';
-import { hresultOf } from '../../../handler/stores/windows/native.js';
+import { storeLocationOf, systemStoreFlags } from '../../../handler/platform/win32/certStore.js';
+import { cngProbeFlags, pfxImportFlags } from '../../../handler/stores/windows/flags.js';
+import { hresultOf } from '../../../handler/platform/win32/native.js';
 
 /**
  * The exact arguments kvvm passes to Windows where Wine cannot show the effect (CNG import, key ACLs):
@@ -55,18 +55,31 @@ describe('private key ACL', () => {
   });
   it('well-known accounts resolve by SID whatever the spelling or language prefix', () => {
     for (const [name, sid] of [
-      ['Network Service', 'S-1-5-20'], ['NT AUTHORITY\\NETWORK SERVICE', 'S-1-5-20'], ['NetworkService', 'S-1-5-20'],
-      ['Local Service', 'S-1-5-19'], ['SYSTEM', 'S-1-5-18'], ['LocalSystem', 'S-1-5-18'],
-      ['Administrators', 'S-1-5-32-544'], ['BUILTIN\\Administrators', 'S-1-5-32-544'], ['s-1-5-21-9-9-9-500', 'S-1-5-21-9-9-9-500'],
-    ] as const) assert.equal(wellKnownSid(name), sid, name);
+      ['Network Service', 'S-1-5-20'],
+      ['NT AUTHORITY\\NETWORK SERVICE', 'S-1-5-20'],
+      ['NetworkService', 'S-1-5-20'],
+      ['Local Service', 'S-1-5-19'],
+      ['SYSTEM', 'S-1-5-18'],
+      ['LocalSystem', 'S-1-5-18'],
+      ['Administrators', 'S-1-5-32-544'],
+      ['BUILTIN\\Administrators', 'S-1-5-32-544'],
+      ['s-1-5-21-9-9-9-500', 'S-1-5-21-9-9-9-500'],
+    ] as const)
+      assert.equal(wellKnownSid(name), sid, name);
     assert.equal(wellKnownSid('CONTOSO\\webapp'), undefined);
   });
   it('other names go to LookupAccountNameW; an unknown account is an operator error', () => {
     const asked: string[] = [];
-    const sids = resolveAccountSids(['Network Service', 'CONTOSO\\webapp'], (name) => { asked.push(name); return 'S-1-5-21-1-2-3-1105'; });
+    const sids = resolveAccountSids(['Network Service', 'CONTOSO\\webapp'], (name) => {
+      asked.push(name);
+      return 'S-1-5-21-1-2-3-1105';
+    });
     assert.deepEqual(sids, ['S-1-5-20', 'S-1-5-21-1-2-3-1105']);
     assert.deepEqual(asked, ['CONTOSO\\webapp']);
-    assert.throws(() => resolveAccountSids(['nobody'], () => undefined), (e: unknown) => e instanceof KvvmError && e.reason === 'windows-account-unknown' && e.code > 0);
+    assert.throws(
+      () => resolveAccountSids(['nobody'], () => undefined),
+      (e: unknown) => e instanceof KvvmError && e.reason === 'windows-account-unknown' && e.code > 0,
+    );
   });
   it('CNG keys get the descriptor through NCryptSetProperty("Security Descr"), CAPI keys through PP_KEYSET_SEC_DESCR', () => {
     assert.deepEqual(keyAclCall('cng'), { api: 'NCryptSetProperty', property: 'Security Descr', flags: 4 });

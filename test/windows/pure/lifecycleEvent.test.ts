@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  lifecycleLogLine, raiseRenewalEvent, switchCertificateCommand, type CommandLine, type LifecycleHost,
-} from '../../../handler/stores/windows/lifecycleEvent.js';
+import { lifecycleLogLine, raiseRenewalEvent, switchCertificateCommand, type CommandLine, type LifecycleHost } from '../../../handler/stores/windows/lifecycleEvent.js';
 
 /**
  * Event 1001 for IIS Automatic Rebind: the exact powershell.exe command line (no PowerShell under Wine, checked on
@@ -22,24 +20,29 @@ describe('certificate lifecycle event 1001 (Switch-Certificate -NotifyOnly)', ()
     const cmd = switchCertificateCommand(input);
     assert.equal(cmd.file, 'C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe');
     assert.deepEqual(cmd.args.slice(0, 3), ['-NoProfile', '-NonInteractive', '-Command']);
-    assert.equal(cmd.args[3],
-      "if (-not (Get-Command Switch-Certificate -ErrorAction SilentlyContinue)) { Import-Module PKI -ErrorAction SilentlyContinue }; " +
-      'if (-not (Get-Command Switch-Certificate -ErrorAction SilentlyContinue)) { exit 3 }; ' +
-      "Switch-Certificate -OldCert (Get-Item -LiteralPath 'Cert:\\LocalMachine\\WebHosting\\A1B2C3D4E5F60718293A4B5C6D7E8F9012345678') " +
-      "-NewCert (Get-Item -LiteralPath 'Cert:\\LocalMachine\\WebHosting\\0123456789ABCDEF0123456789ABCDEF01234567') -NotifyOnly -ErrorAction Stop; " +
-      "Write-Output 'kvvm:lifecycle-event-raised'");
+    assert.equal(
+      cmd.args[3],
+      'if (-not (Get-Command Switch-Certificate -ErrorAction SilentlyContinue)) { Import-Module PKI -ErrorAction SilentlyContinue }; ' +
+        'if (-not (Get-Command Switch-Certificate -ErrorAction SilentlyContinue)) { exit 3 }; ' +
+        "Switch-Certificate -OldCert (Get-Item -LiteralPath 'Cert:\\LocalMachine\\WebHosting\\A1B2C3D4E5F60718293A4B5C6D7E8F9012345678') " +
+        "-NewCert (Get-Item -LiteralPath 'Cert:\\LocalMachine\\WebHosting\\0123456789ABCDEF0123456789ABCDEF01234567') -NotifyOnly -ErrorAction Stop; " +
+        "Write-Output 'kvvm:lifecycle-event-raised'",
+    );
     assert.equal(cmd.args.length, 4);
   });
   it('quotes store names with spaces and refuses anything that is not a thumbprint', () => {
-    assert.match(switchCertificateCommand({ ...input, storeName: "My Store" }).args[3] ?? '', /'Cert:\\LocalMachine\\My Store\\A1B2/);
+    assert.match(switchCertificateCommand({ ...input, storeName: 'My Store' }).args[3] ?? '', /'Cert:\\LocalMachine\\My Store\\A1B2/);
     assert.throws(() => switchCertificateCommand({ ...input, newThumbprint: `${NEW.slice(0, 39)}'` }), /thumbprint/);
   });
-  it('raised: exit 0 with the script\'s marker', async () => {
+  it("raised: exit 0 with the script's marker", async () => {
     const h = host(true, { code: 0, output: 'kvvm:lifecycle-event-raised' });
     const outcome = await raiseRenewalEvent(input, h);
     assert.deepEqual(outcome, { raised: true });
     assert.equal(h.runs.length, 1);
-    assert.deepEqual(lifecycleLogLine(input, outcome), { level: 'info', message: `certificate lifecycle event 1001 raised (Switch-Certificate -NotifyOnly) for LocalMachine\\WebHosting: ${OLD} -> ${NEW}` });
+    assert.deepEqual(lifecycleLogLine(input, outcome), {
+      level: 'info',
+      message: `certificate lifecycle event 1001 raised (Switch-Certificate -NotifyOnly) for LocalMachine\\WebHosting: ${OLD} -> ${NEW}`,
+    });
   });
   it('no powershell.exe: nothing is run and the log line says why', async () => {
     const h = host(false, { code: 0, output: '' });
@@ -50,7 +53,7 @@ describe('certificate lifecycle event 1001 (Switch-Certificate -NotifyOnly)', ()
     assert.equal(line.level, 'warn');
     assert.match(line.message, /event 1001 NOT raised .*powershell\.exe does not exist/);
   });
-  it('a powershell.exe that exits 0 without running the script (Wine\'s stub) is not taken for success', async () => {
+  it("a powershell.exe that exits 0 without running the script (Wine's stub) is not taken for success", async () => {
     const outcome = await raiseRenewalEvent(input, host(true, { code: 0, output: '' }));
     assert.equal(outcome.raised, false);
     assert.match(lifecycleLogLine(input, outcome).message, /NOT raised.*not a working PowerShell/);

@@ -6,8 +6,15 @@ import { after, before, describe, it } from 'node:test';
 import { createCa, issueCertificate, type IssuedCertificate } from '../../../handler/devvault/certFactory.js';
 import { KvvmError } from '../../../handler/errors.js';
 import {
-  capiAesProviderArgs, capiKeySpecsToTry, capiSignArgs, capiSignatureToBigEndian, chooseBootstrapCertificate, ncryptSignArgs, SIGN_ACQUIRE_FLAGS, subjectFindArgs,
-} from '../../../handler/stores/windows/bootstrapKey.js';
+  capiAesProviderArgs,
+  capiKeySpecsToTry,
+  capiSignArgs,
+  capiSignatureToBigEndian,
+  chooseBootstrapCertificate,
+  ncryptSignArgs,
+  SIGN_ACQUIRE_FLAGS,
+  subjectFindArgs,
+} from '../../../handler/platform/win32/bootstrapKey.js';
 import { assertionAudience, clientAssertion, unsignedClientAssertion } from '../../../handler/vault/paasAssertion.js';
 import { PaasCredential, type AssertionSigner } from '../../../handler/vault/paasCredential.js';
 import { transportFor } from '../../../handler/vault/transport.js';
@@ -36,7 +43,14 @@ describe('PaaS client assertion (JWT RS256)', () => {
   const key: KeyObject = createPrivateKey(cert.keyPem);
   const der = cert.cert.raw;
   const nowMs = Date.UTC(2025, 0, 2, 3, 4, 5, 678);
-  const input = { clientId: CLIENT_ID, tenantId: TENANT, authorityHost: 'https://login.microsoftonline.com/', certificateDer: der, nowMs, jti: '0b7f7c52-52b2-4d0b-a9a4-1b8d0d3f3c11' };
+  const input = {
+    clientId: CLIENT_ID,
+    tenantId: TENANT,
+    authorityHost: 'https://login.microsoftonline.com/',
+    certificateDer: der,
+    nowMs,
+    jti: '0b7f7c52-52b2-4d0b-a9a4-1b8d0d3f3c11',
+  };
 
   it('has the header and the claims Entra ID checks, field by field', () => {
     const jwt = clientAssertion(input, (data) => rsaSign('sha256', data, key));
@@ -45,15 +59,18 @@ describe('PaaS client assertion (JWT RS256)', () => {
     assert.equal(header['x5t'], Buffer.from(cert.cert.fingerprint.replace(/:/g, ''), 'hex').toString('base64url'));
     assert.deepEqual(claims, {
       aud: `https://login.microsoftonline.com/${TENANT}/oauth2/v2.0/token`,
-      iss: CLIENT_ID, sub: CLIENT_ID, jti: input.jti,
-      nbf: Math.floor(nowMs / 1000), exp: Math.floor(nowMs / 1000) + 600,
+      iss: CLIENT_ID,
+      sub: CLIENT_ID,
+      jti: input.jti,
+      nbf: Math.floor(nowMs / 1000),
+      exp: Math.floor(nowMs / 1000) + 600,
     });
     assert.doesNotMatch(jwt, /[+/=]/, 'base64url without padding');
   });
 
-  it('is signed over base64url(header).base64url(claims); the signature verifies with the certificate\'s public key', () => {
+  it("is signed over base64url(header).base64url(claims); the signature verifies with the certificate's public key", () => {
     let signed: Buffer | undefined;
-    const jwt = clientAssertion(input, (data) => (signed = data, rsaSign('sha256', data, key)));
+    const jwt = clientAssertion(input, (data) => ((signed = data), rsaSign('sha256', data, key)));
     const parts = decodeJwt(jwt);
     assert.equal(signed?.toString('ascii'), parts.signingInput);
     assert.equal(verify('sha256', Buffer.from(parts.signingInput), new X509Certificate(der).publicKey, parts.signature), true);
@@ -63,7 +80,12 @@ describe('PaaS client assertion (JWT RS256)', () => {
 
   it('the audience follows the authority host (sovereign clouds, AZURE_AUTHORITY_HOST)', () => {
     assert.equal(assertionAudience('https://login.chinacloudapi.cn', 'contoso.onmicrosoft.com'), 'https://login.chinacloudapi.cn/contoso.onmicrosoft.com/oauth2/v2.0/token');
-    const cred = new PaasCredential({ clientId: CLIENT_ID, env: { AZURE_AUTHORITY_HOST: 'https://login.microsoftonline.us/' }, signer: () => ({ der, sign: (d) => rsaSign('sha256', d, key) }), now: () => nowMs });
+    const cred = new PaasCredential({
+      clientId: CLIENT_ID,
+      env: { AZURE_AUTHORITY_HOST: 'https://login.microsoftonline.us/' },
+      signer: () => ({ der, sign: (d) => rsaSign('sha256', d, key) }),
+      now: () => nowMs,
+    });
     const { claims, header } = decodeJwt(cred.assertionFor(TENANT));
     assert.equal(claims['aud'], `https://login.microsoftonline.us/${TENANT}/oauth2/v2.0/token`);
     assert.equal(header['x5t'], unsignedClientAssertion(input).header.x5t);
@@ -80,7 +102,13 @@ describe('PaaS client assertion (JWT RS256)', () => {
   });
 
   it('asking for a token without the tenant the vault challenge names is refused with a reason', async () => {
-    const cred = new PaasCredential({ clientId: CLIENT_ID, env: {}, signer: () => { throw new Error('not reached'); } });
+    const cred = new PaasCredential({
+      clientId: CLIENT_ID,
+      env: {},
+      signer: () => {
+        throw new Error('not reached');
+      },
+    });
     await assert.rejects(cred.getToken('https://vault.azure.net/.default'), (e: unknown) => e instanceof KvvmError && e.reason === 'paas-no-tenant');
   });
 });
@@ -110,7 +138,12 @@ describe('PaaS bootstrap certificate: crypt32 / ncrypt arguments (LocalMachine\\
     assert.equal(args.alg, 0x800c);
     assert.equal(args.param, 0x2);
     assert.deepEqual(args.hash, createHash('sha256').update('a.b').digest());
-    assert.deepEqual(capiAesProviderArgs('te-1234', 0x20), { container: 'te-1234', provider: 'Microsoft Enhanced RSA and AES Cryptographic Provider', provType: 24, flags: 0x20 | 0x40 });
+    assert.deepEqual(capiAesProviderArgs('te-1234', 0x20), {
+      container: 'te-1234',
+      provider: 'Microsoft Enhanced RSA and AES Cryptographic Provider',
+      provType: 24,
+      flags: 0x20 | 0x40,
+    });
     assert.deepEqual(capiAesProviderArgs('te-1234', 0x1), { container: 'te-1234', provider: 'Microsoft Enhanced RSA and AES Cryptographic Provider', provType: 24, flags: 0x40 });
   });
   it('CryptSignHash tries the key spec Windows named, then the other slot (Wine answers 3, neither)', () => {
@@ -145,41 +178,54 @@ describe('PaaS credential: a token request through @azure/identity against a loo
   before(async () => {
     server = createServer({ key: tls.keyPem, cert: tls.certPem }, (req, res) => {
       let body = '';
-      req.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => {
-        const url = new URL(req.url ?? '/', host);
-        const [, tenant, ...rest] = url.pathname.split('/');
-        const json = (status: number, value: unknown): void => { res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(value)); };
-        if (rest.join('/') === 'v2.0/.well-known/openid-configuration') {
-          json(200, {
-            token_endpoint: `${host}/${tenant}/oauth2/v2.0/token`, authorization_endpoint: `${host}/${tenant}/oauth2/v2.0/authorize`,
-            end_session_endpoint: `${host}/${tenant}/oauth2/v2.0/logout`, issuer: `${host}/${tenant}/v2.0`, jwks_uri: `${host}/${tenant}/discovery/v2.0/keys`,
-          });
-          return;
-        }
-        if (req.method === 'POST' && rest.join('/') === 'oauth2/v2.0/token') {
-          const form = new URLSearchParams(body);
-          const jwt = decodeJwt(form.get('client_assertion') ?? '..');
-          const verified = verify('sha256', Buffer.from(jwt.signingInput), app.cert.publicKey, jwt.signature);
-          assertions.push({ claims: jwt.claims, verified, form });
-          if (!verified || jwt.claims['aud'] !== `${host}/${tenant}/oauth2/v2.0/token`) {
-            json(401, { error: 'invalid_client', error_description: 'AADSTS700027: Client assertion contains an invalid signature.' });
+      req
+        .setEncoding('utf8')
+        .on('data', (c: string) => (body += c))
+        .on('end', () => {
+          const url = new URL(req.url ?? '/', host);
+          const [, tenant, ...rest] = url.pathname.split('/');
+          const json = (status: number, value: unknown): void => {
+            res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(value));
+          };
+          if (rest.join('/') === 'v2.0/.well-known/openid-configuration') {
+            json(200, {
+              token_endpoint: `${host}/${tenant}/oauth2/v2.0/token`,
+              authorization_endpoint: `${host}/${tenant}/oauth2/v2.0/authorize`,
+              end_session_endpoint: `${host}/${tenant}/oauth2/v2.0/logout`,
+              issuer: `${host}/${tenant}/v2.0`,
+              jwks_uri: `${host}/${tenant}/discovery/v2.0/keys`,
+            });
             return;
           }
-          json(200, { token_type: 'Bearer', expires_in: 3600, ext_expires_in: 3600, access_token: `token-for-${tenant}` });
-          return;
-        }
-        json(404, { error: 'not_found' });
-      });
+          if (req.method === 'POST' && rest.join('/') === 'oauth2/v2.0/token') {
+            const form = new URLSearchParams(body);
+            const jwt = decodeJwt(form.get('client_assertion') ?? '..');
+            const verified = verify('sha256', Buffer.from(jwt.signingInput), app.cert.publicKey, jwt.signature);
+            assertions.push({ claims: jwt.claims, verified, form });
+            if (!verified || jwt.claims['aud'] !== `${host}/${tenant}/oauth2/v2.0/token`) {
+              json(401, { error: 'invalid_client', error_description: 'AADSTS700027: Client assertion contains an invalid signature.' });
+              return;
+            }
+            json(200, { token_type: 'Bearer', expires_in: 3600, ext_expires_in: 3600, access_token: `token-for-${tenant}` });
+            return;
+          }
+          json(404, { error: 'not_found' });
+        });
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     host = `https://localhost:${(server.address() as AddressInfo).port}`;
   });
   after(() => new Promise<void>((r) => server.close(() => r())));
 
-  const credential = (signer: () => AssertionSigner): PaasCredential => new PaasCredential({
-    clientId: CLIENT_ID, env: {}, authorityHost: host, disableInstanceDiscovery: true, signer,
-    transport: transportFor('localhost', [ca.certPem]),
-  });
+  const credential = (signer: () => AssertionSigner): PaasCredential =>
+    new PaasCredential({
+      clientId: CLIENT_ID,
+      env: {},
+      authorityHost: host,
+      disableInstanceDiscovery: true,
+      signer,
+      transport: transportFor('localhost', [ca.certPem]),
+    });
 
   it('gets a token for the tenant the vault named, with an assertion the endpoint verifies', async () => {
     const token = await credential(() => ({ der: app.cert.raw, sign: (d) => rsaSign('sha256', d, appKey) })).getToken('https://vault.azure.net/.default', { tenantId: TENANT });

@@ -14,7 +14,9 @@ function opensslPkcs12(der: Buffer, password: string): string {
 
 describe('the PKCS#12 handed to PFXImportCertStore', () => {
   let factory: OpensslFactory;
-  before(async () => { factory = await OpensslFactory.create(); });
+  before(async () => {
+    factory = await OpensslFactory.create();
+  });
   after(() => factory.cleanup());
 
   it('holds exactly the leaf and its key, under a one-time password, with legacy algorithms every Windows imports', () => {

@@ -2,9 +2,16 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { decryptArgs } from '../../../handler/protocol/protectedSettingsWindows.js';
 import {
-  controlAction, isNodeBinary, ownsService, quoteWindowsArg, serviceEnvironment, serviceHostArgv, serviceRegistration, serviceStatusFor,
+  controlAction,
+  isNodeBinary,
+  ownsService,
+  quoteWindowsArg,
+  serviceEnvironment,
+  serviceHostArgv,
+  serviceRegistration,
+  serviceStatusFor,
 } from '../../../handler/service/windowsServiceConfig.js';
-import { supervisorFor } from '../../../handler/service/supervisor.js';
+import { supervisorFor } from '../../../handler/service/supervisorFor.js';
 
 /**
  * The exact Service Control Manager and CryptDecryptMessage arguments, as numbers against winsvc.h / wincrypt.h.
@@ -25,16 +32,21 @@ describe('Windows service registration (CreateServiceW / ChangeServiceConfig2W a
     assert.equal(reg.account, null); // lpServiceStartName NULL = LocalSystem
   });
   it('node.exe runs cli.js windows-service-host with the launch file, every path quoted', () => {
-    assert.equal(reg.binaryPathName,
+    assert.equal(
+      reg.binaryPathName,
       '"C:\\Packages\\Plugins\\Microsoft.Azure.KeyVault.KeyVaultForWindows\\3.0.0\\bin\\node.exe" ' +
-      '"C:\\Packages\\Plugins\\Microsoft.Azure.KeyVault.KeyVaultForWindows\\3.0.0\\lib\\handler\\cli.js" windows-service-host ' +
-      '"C:\\Packages\\Plugins\\Microsoft.Azure.KeyVault.KeyVaultForWindows\\3.0.0\\kvvm-service.launch.json"');
+        '"C:\\Packages\\Plugins\\Microsoft.Azure.KeyVault.KeyVaultForWindows\\3.0.0\\lib\\handler\\cli.js" windows-service-host ' +
+        '"C:\\Packages\\Plugins\\Microsoft.Azure.KeyVault.KeyVaultForWindows\\3.0.0\\kvvm-service.launch.json"',
+    );
   });
   it('the single executable (execPath not node.exe) runs its own windows-service-host command, without cli.js', () => {
     const sea = serviceRegistration({ execPath: 'C:\\ext\\bin\\kvvm.exe', cliScript: 'C:\\ext\\lib\\handler\\cli.js', launchFile: 'C:\\ext\\kvvm-service.launch.json' });
     assert.equal(sea.binaryPathName, '"C:\\ext\\bin\\kvvm.exe" windows-service-host "C:\\ext\\kvvm-service.launch.json"');
-    assert.deepEqual(serviceHostArgv({ execPath: 'C:\\ext\\bin\\kvvm.exe', cliScript: undefined, launchFile: 'C:\\l.json' }),
-      ['C:\\ext\\bin\\kvvm.exe', 'windows-service-host', 'C:\\l.json']);
+    assert.deepEqual(serviceHostArgv({ execPath: 'C:\\ext\\bin\\kvvm.exe', cliScript: undefined, launchFile: 'C:\\l.json' }), [
+      'C:\\ext\\bin\\kvvm.exe',
+      'windows-service-host',
+      'C:\\l.json',
+    ]);
   });
   it('tells node from the single executable by the file name only, case-insensitively', () => {
     for (const p of ['C:\\Program Files\\nodejs\\node.exe', 'C:\\x\\NODE.EXE', '/usr/bin/node', 'node']) assert.equal(isNodeBinary(p), true, p);
@@ -46,7 +58,11 @@ describe('Windows service registration (CreateServiceW / ChangeServiceConfig2W a
   it('restarts on failure after 10 s, 60 s, then 5 min, resetting the count after a day, non-crash failures included', () => {
     assert.deepEqual(reg.failureActions, {
       resetPeriodS: 86_400,
-      actions: [{ type: 1, delayMs: 10_000 }, { type: 1, delayMs: 60_000 }, { type: 1, delayMs: 300_000 }], // SC_ACTION_RESTART
+      actions: [
+        { type: 1, delayMs: 10_000 },
+        { type: 1, delayMs: 60_000 },
+        { type: 1, delayMs: 300_000 },
+      ], // SC_ACTION_RESTART
     });
     assert.equal(reg.failureActionsOnNonCrashFailures, true);
   });
@@ -64,15 +80,29 @@ describe('Windows service registration (CreateServiceW / ChangeServiceConfig2W a
 describe('Windows service environment carried from enable', () => {
   it('keeps the agent, proxy and CA variables and the known kvvm variables the service reads, and nothing else', () => {
     const env = serviceEnvironment({
-      ConfigSequenceNumber: '4', AZURE_GUEST_AGENT_EXTENSION_PATH: 'C:\\ext', KVVM_EXTRA_VAULT_SUFFIXES: 'localhost',
-      NODE_EXTRA_CA_CERTS: 'C:\\ca.pem', HTTPS_PROXY: 'http://proxy:3128', no_proxy: '169.254.169.254',
-      PATH: 'C:\\Windows', USERPROFILE: 'C:\\Users\\agent', SOME_TOKEN: 'x', UNSET: undefined,
+      ConfigSequenceNumber: '4',
+      AZURE_GUEST_AGENT_EXTENSION_PATH: 'C:\\ext',
+      KVVM_EXTRA_VAULT_SUFFIXES: 'localhost',
+      NODE_EXTRA_CA_CERTS: 'C:\\ca.pem',
+      HTTPS_PROXY: 'http://proxy:3128',
+      no_proxy: '169.254.169.254',
+      PATH: 'C:\\Windows',
+      USERPROFILE: 'C:\\Users\\agent',
+      SOME_TOKEN: 'x',
+      UNSET: undefined,
       // a test harness's own variable, a typo, and a deploy-only variable: never persisted into the launch file
-      KVVM_WINE_FIXTURES: 'Z:\\tmp', KVVM_NO_JITER: '1', KVVM_ARM_ENDPOINT: 'https://arm.localhost', KVVM_RETRY_BASE_MS: undefined,
+      KVVM_WINE_FIXTURES: 'Z:\\tmp',
+      KVVM_NO_JITER: '1',
+      KVVM_ARM_ENDPOINT: 'https://arm.localhost',
+      KVVM_RETRY_BASE_MS: undefined,
     });
     assert.deepEqual(env, {
-      ConfigSequenceNumber: '4', AZURE_GUEST_AGENT_EXTENSION_PATH: 'C:\\ext', KVVM_EXTRA_VAULT_SUFFIXES: 'localhost',
-      NODE_EXTRA_CA_CERTS: 'C:\\ca.pem', HTTPS_PROXY: 'http://proxy:3128', no_proxy: '169.254.169.254',
+      ConfigSequenceNumber: '4',
+      AZURE_GUEST_AGENT_EXTENSION_PATH: 'C:\\ext',
+      KVVM_EXTRA_VAULT_SUFFIXES: 'localhost',
+      NODE_EXTRA_CA_CERTS: 'C:\\ca.pem',
+      HTTPS_PROXY: 'http://proxy:3128',
+      no_proxy: '169.254.169.254',
     });
   });
 });
@@ -80,7 +110,13 @@ describe('Windows service environment carried from enable', () => {
 describe('SetServiceStatus and the control handler', () => {
   it('start pending, then running accepting STOP and SHUTDOWN', () => {
     assert.deepEqual(serviceStatusFor('starting', 1), {
-      dwServiceType: 0x10, dwCurrentState: 2, dwControlsAccepted: 0, dwWin32ExitCode: 0, dwServiceSpecificExitCode: 0, dwCheckPoint: 1, dwWaitHint: 30_000,
+      dwServiceType: 0x10,
+      dwCurrentState: 2,
+      dwControlsAccepted: 0,
+      dwWin32ExitCode: 0,
+      dwServiceSpecificExitCode: 0,
+      dwCheckPoint: 1,
+      dwWaitHint: 30_000,
     });
     const running = serviceStatusFor('running');
     assert.equal(running.dwCurrentState, 4);
@@ -94,9 +130,16 @@ describe('SetServiceStatus and the control handler', () => {
   });
   it('a requested stop is a clean stop; an unrequested exit is a service-specific error the SCM restarts', () => {
     assert.deepEqual(
-      [serviceStatusFor({ stopped: { exitCode: 0, requested: true } }), serviceStatusFor({ stopped: { exitCode: null, requested: true } })]
-        .map((s) => [s.dwCurrentState, s.dwWin32ExitCode, s.dwServiceSpecificExitCode]),
-      [[1, 0, 0], [1, 0, 0]]);
+      [serviceStatusFor({ stopped: { exitCode: 0, requested: true } }), serviceStatusFor({ stopped: { exitCode: null, requested: true } })].map((s) => [
+        s.dwCurrentState,
+        s.dwWin32ExitCode,
+        s.dwServiceSpecificExitCode,
+      ]),
+      [
+        [1, 0, 0],
+        [1, 0, 0],
+      ],
+    );
     const crashed = serviceStatusFor({ stopped: { exitCode: 1, requested: false } });
     assert.deepEqual([crashed.dwCurrentState, crashed.dwWin32ExitCode, crashed.dwServiceSpecificExitCode], [1, 1066, 1]);
     const killed = serviceStatusFor({ stopped: { exitCode: null, requested: false } });

@@ -17,21 +17,40 @@ describe('Windows store labels and state', () => {
     assert.equal(decodeState(undefined), undefined);
     assert.equal(decodeState('Web server certificate'), undefined);
     assert.equal(decodeState('kvvm:{not json'), undefined);
-    assert.deepEqual(decodeState('kvvm:{"owners":[{"vault":"v"},{"vault":"v","secret":"s","version":"2","installed":3}]}'),
-      { owners: [{ vault: 'v', secret: 's', version: '2', installed: 3 }] });
+    assert.deepEqual(decodeState('kvvm:{"owners":[{"vault":"v"},{"vault":"v","secret":"s","version":"2","installed":3}]}'), {
+      owners: [{ vault: 'v', secret: 's', version: '2', installed: 3 }],
+    });
   });
   it('versions are listed newest install first; the last activated one is active', () => {
     const entries = [
       entry('AA', [{ vault: 'v', secret: 's', version: '1', installed: 1, activated: 1 }]),
-      entry('BB', [{ vault: 'v', secret: 's', version: '2', installed: 2, activated: 2 }, { vault: 'v', secret: 'other', version: '9', installed: 1 }]),
+      entry('BB', [
+        { vault: 'v', secret: 's', version: '2', installed: 2, activated: 2 },
+        { vault: 'v', secret: 'other', version: '9', installed: 1 },
+      ]),
       entry('CC', [{ vault: 'v', secret: 's', version: '3', installed: 3 }]),
     ];
-    assert.deepEqual(versionsOf(entries, 'v', 's').map((x) => [x.owner.version, x.entry.thumbprint, x.active]), [['3', 'CC', false], ['2', 'BB', true], ['1', 'AA', false]]);
-    assert.deepEqual(versionsOf(entries, 'v', 'other').map((x) => [x.owner.version, x.active]), [['9', false]]);
+    assert.deepEqual(
+      versionsOf(entries, 'v', 's').map((x) => [x.owner.version, x.entry.thumbprint, x.active]),
+      [
+        ['3', 'CC', false],
+        ['2', 'BB', true],
+        ['1', 'AA', false],
+      ],
+    );
+    assert.deepEqual(
+      versionsOf(entries, 'v', 'other').map((x) => [x.owner.version, x.active]),
+      [['9', false]],
+    );
     assert.deepEqual(versionsOf(entries, 'v', 'none'), []);
   });
   it('counters continue from what the store holds for that secret only', () => {
-    const entries = [entry('AA', [{ vault: 'v', secret: 's', version: '1', installed: 4, activated: 2 }, { vault: 'v', secret: 't', version: '1', installed: 9 }])];
+    const entries = [
+      entry('AA', [
+        { vault: 'v', secret: 's', version: '1', installed: 4, activated: 2 },
+        { vault: 'v', secret: 't', version: '1', installed: 9 },
+      ]),
+    ];
     assert.equal(nextCounter(entries, 'v', 's', 'installed'), 5);
     assert.equal(nextCounter(entries, 'v', 's', 'activated'), 3);
     assert.equal(nextCounter(entries, 'v', 'x', 'installed'), 1);

@@ -4,7 +4,7 @@ import { after, describe, it } from 'node:test';
 import { parseCertificateSecret } from '../../../handler/certs/parse.js';
 import { issueCertificate, toPemSecret } from '../../../handler/devvault/certFactory.js';
 import { KvvmError } from '../../../handler/errors.js';
-import { findBootstrapCertificate } from '../../../handler/stores/windows/bootstrapKey.js';
+import { findBootstrapCertificate } from '../../../handler/platform/win32/bootstrapKey.js';
 import { createWindowsStore } from '../../../handler/stores/windows/windowsStore.js';
 import { clientAssertion } from '../../../handler/vault/paasAssertion.js';
 import { deleteSystemStore, observed, uniqueStoreName, VAULT } from './fixture.js';
@@ -29,7 +29,10 @@ describe('PaaS bootstrap certificate in the Windows store', () => {
   };
 
   it('nothing with that subject: a paas-certificate-not-found error, not a crash', () => {
-    assert.throws(() => findBootstrapCertificate(subject, opts), (e: unknown) => e instanceof KvvmError && e.reason === 'paas-certificate-not-found');
+    assert.throws(
+      () => findBootstrapCertificate(subject, opts),
+      (e: unknown) => e instanceof KvvmError && e.reason === 'paas-certificate-not-found',
+    );
   });
 
   it('is found by its subject without "CN=" (and by a part of it), the newest valid one of several', async () => {
@@ -50,10 +53,17 @@ describe('PaaS bootstrap certificate in the Windows store', () => {
     const issued = await install('signer', new Date(Date.now() - 60_000), signer);
     const found = findBootstrapCertificate(signer, opts);
     assert.equal(found.thumbprint, issued.cert.fingerprint.replace(/:/g, ''));
-    const jwt = clientAssertion({
-      clientId: '3c1a6a5e-2b7f-4f0e-9d1c-5a8b7e6f4d21', tenantId: '72f988bf-86f1-41af-91ab-2d7cd011db47', authorityHost: 'https://login.microsoftonline.com',
-      certificateDer: found.der, nowMs: Date.now(), jti: 'f1e2d3c4-b5a6-4978-8877-665544332211',
-    }, (data) => found.sign(data));
+    const jwt = clientAssertion(
+      {
+        clientId: '3c1a6a5e-2b7f-4f0e-9d1c-5a8b7e6f4d21',
+        tenantId: '72f988bf-86f1-41af-91ab-2d7cd011db47',
+        authorityHost: 'https://login.microsoftonline.com',
+        certificateDer: found.der,
+        nowMs: Date.now(),
+        jti: 'f1e2d3c4-b5a6-4978-8877-665544332211',
+      },
+      (data) => found.sign(data),
+    );
     const [h, c, s] = jwt.split('.') as [string, string, string];
     const publicKey = new X509Certificate(found.der).publicKey;
     assert.equal(verify('sha256', Buffer.from(`${h}.${c}`), publicKey, Buffer.from(s, 'base64url')), true);

@@ -4,15 +4,18 @@
  * Usage: node dumpStores.js <out.json> LocalMachine\MY CurrentUser\CA ...
  */
 import { writeFileSync } from 'node:fs';
+import { certificateOf, forEachCertificate, getProperty, getStringProperty, openSystemStore, thumbprintOfContext } from '../../../handler/platform/win32/certStore.js';
+import type { StoreLocation } from '../../../handler/platform/win32/certStore.js';
+import { keyOf } from '../../../handler/platform/win32/certStore.js';
 import {
-  certificateOf, forEachCertificate, getProperty, getStringProperty, openSystemStore, thumbprintOfContext,
-} from '../../../handler/stores/windows/certStore.js';
-import type { StoreLocation } from '../../../handler/stores/windows/flags.js';
-import { keyOf } from '../../../handler/stores/windows/keys.js';
-import {
-  CERT_DESCRIPTION_PROP_ID, CERT_FRIENDLY_NAME_PROP_ID, CERT_RENEWAL_PROP_ID, CRYPT_ACQUIRE_SILENT_FLAG, CRYPT_ACQUIRE_ALLOW_NCRYPT_KEY_FLAG,
-  CERT_NCRYPT_KEY_SPEC, loadNative,
-} from '../../../handler/stores/windows/native.js';
+  CERT_DESCRIPTION_PROP_ID,
+  CERT_FRIENDLY_NAME_PROP_ID,
+  CERT_RENEWAL_PROP_ID,
+  CRYPT_ACQUIRE_SILENT_FLAG,
+  CRYPT_ACQUIRE_ALLOW_NCRYPT_KEY_FLAG,
+  CERT_NCRYPT_KEY_SPEC,
+  loadNative,
+} from '../../../handler/platform/win32/native.js';
 import type { Dump, DumpedCertificate } from './fixture.js';
 
 const [out, ...stores] = process.argv.slice(2);
@@ -37,9 +40,13 @@ for (const spec of stores) {
       const renewal = getProperty(n, ctx, CERT_RENEWAL_PROP_ID)?.toString('hex').toUpperCase();
       const container = keyOf(n, ctx)?.container;
       found.push({
-        thumbprint: thumbprintOfContext(n, ctx), subject: certificateOf(n, ctx).subject, privateKeyUsable: usable,
-        ...(friendlyName === undefined ? {} : { friendlyName }), ...(description === undefined ? {} : { description }),
-        ...(renewal === undefined ? {} : { renewal }), ...(container === undefined ? {} : { keyContainer: container }),
+        thumbprint: thumbprintOfContext(n, ctx),
+        subject: certificateOf(n, ctx).subject,
+        privateKeyUsable: usable,
+        ...(friendlyName === undefined ? {} : { friendlyName }),
+        ...(description === undefined ? {} : { description }),
+        ...(renewal === undefined ? {} : { renewal }),
+        ...(container === undefined ? {} : { keyContainer: container }),
       });
     });
     n.CertCloseStore(store, 0);

@@ -10,10 +10,14 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ObservedCertificate } from '../../../handler/settings/config.js';
-import type { StoreLocation } from '../../../handler/stores/windows/flags.js';
+import type { StoreLocation } from '../../../handler/platform/win32/certStore.js';
 import {
-  CERT_STORE_DELETE_FLAG, CERT_STORE_PROV_SYSTEM_W, CERT_SYSTEM_STORE_CURRENT_USER, CERT_SYSTEM_STORE_LOCAL_MACHINE, loadNative,
-} from '../../../handler/stores/windows/native.js';
+  CERT_STORE_DELETE_FLAG,
+  CERT_STORE_PROV_SYSTEM_W,
+  CERT_SYSTEM_STORE_CURRENT_USER,
+  CERT_SYSTEM_STORE_LOCAL_MACHINE,
+  loadNative,
+} from '../../../handler/platform/win32/native.js';
 
 export const VAULT = 'kvvmtest';
 
@@ -23,9 +27,18 @@ export function uniqueStoreName(): string {
 
 export function observed(location: StoreLocation, storeName: string, name: string, extra: Partial<ObservedCertificate> = {}): ObservedCertificate {
   return {
-    sourceUrl: `https://${VAULT}.vault.azure.net/secrets/${name}`, vaultUrl: `https://${VAULT}.vault.azure.net`,
-    vaultHost: `${VAULT}.vault.azure.net`, vaultName: VAULT, secretName: name, certificateStoreName: storeName,
-    certificateStoreLocation: location, keyExportable: true, accounts: [], linkName: name, acls: [], ...extra,
+    sourceUrl: `https://${VAULT}.vault.azure.net/secrets/${name}`,
+    vaultUrl: `https://${VAULT}.vault.azure.net`,
+    vaultHost: `${VAULT}.vault.azure.net`,
+    vaultName: VAULT,
+    secretName: name,
+    certificateStoreName: storeName,
+    certificateStoreLocation: location,
+    keyExportable: true,
+    accounts: [],
+    linkName: name,
+    acls: [],
+    ...extra,
   };
 }
 

@@ -4,7 +4,7 @@ import { after, describe, it } from 'node:test';
 import { parseCertificateSecret } from '../../../handler/certs/parse.js';
 import { issueCertificate, toPemSecret } from '../../../handler/devvault/certFactory.js';
 import { keyGuardProbeFlags, probeImport } from '../../../handler/stores/windows/keyGuard.js';
-import { loadNative } from '../../../handler/stores/windows/native.js';
+import { loadNative } from '../../../handler/platform/win32/native.js';
 import { buildImportPfx } from '../../../handler/stores/windows/pfx.js';
 import { createWindowsStore } from '../../../handler/stores/windows/windowsStore.js';
 import { deleteSystemStore, dumpInFreshProcess, observed, uniqueStoreName, VAULT } from './fixture.js';
@@ -44,6 +44,6 @@ describe('KeyGuard probe and fallback in crypt32', () => {
     assert.equal(installed.location, supported ? `CurrentUser\\${storeName} (KeyGuard)` : `CurrentUser\\${storeName}`);
     const entry = dumpInFreshProcess([`CurrentUser\\${storeName}`])[`CurrentUser\\${storeName}`]?.find((c) => c.thumbprint === material.thumbprint);
     assert.equal(entry?.privateKeyUsable, true);
-    assert.equal(JSON.parse((entry?.description ?? 'kvvm:{}').slice(5)).keyGuard, supported ? true : undefined);
+    assert.equal((JSON.parse((entry?.description ?? 'kvvm:{}').slice(5)) as { keyGuard?: boolean }).keyGuard, supported ? true : undefined);
   });
 });

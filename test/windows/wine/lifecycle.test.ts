@@ -17,13 +17,17 @@ import { after, describe, it } from 'node:test';
 import { readStatus, statusFilePath } from '../../../handler/protocol/status.js';
 import { deleteService, queryService } from '../../../handler/service/windowsService.js';
 import { KVVM_SERVICE_NAME } from '../../../handler/service/windowsServiceConfig.js';
-import { SERVICE_RUNNING, SERVICE_STOPPED } from '../../../handler/stores/windows/native.js';
+import { SERVICE_RUNNING, SERVICE_STOPPED } from '../../../handler/platform/win32/native.js';
 import { loopbackLookup } from '../../../handler/vault/transport.js';
 import { deleteSystemStore, dumpInFreshProcess, uniqueStoreName } from './fixture.js';
 
 interface LifecycleFixture {
-  vaultUrl: string; imdsEndpoint: string; imdsHost: string; clientId: string;
-  thumbprints: { web1: string; web2: string; api: string }; web2Secret: string;
+  vaultUrl: string;
+  imdsEndpoint: string;
+  imdsHost: string;
+  clientId: string;
+  thumbprints: { web1: string; web2: string; api: string };
+  web2Secret: string;
 }
 
 function fixture(): LifecycleFixture {
@@ -47,22 +51,38 @@ function windowsLayout() {
   rmSync(logFolder, { recursive: true, force: true });
   for (const d of [configFolder, statusFolder, logFolder]) mkdirSync(d, { recursive: true });
   // What the Windows agent writes: UTF-8 with BOM, version "1", the Windows-only keys.
-  writeFileSync(join(extensionFolder, 'HandlerEnvironment.json'), `\uFEFF${JSON.stringify([{
-    name: NAME, version: '1', seqNo: '0',
-    handlerEnvironment: {
-      logFolder, configFolder, statusFolder, heartbeatFile: join(statusFolder, 'HeartBeat.Json'),
-      deploymentid: 'a1b2c3', rolename: '_kvvm-wine', instance: '_kvvm-wine', hostResolverAddress: '168.63.129.16',
-    },
-  }])}`);
+  writeFileSync(
+    join(extensionFolder, 'HandlerEnvironment.json'),
+    `\uFEFF${JSON.stringify([
+      {
+        name: NAME,
+        version: '1',
+        seqNo: '0',
+        handlerEnvironment: {
+          logFolder,
+          configFolder,
+          statusFolder,
+          heartbeatFile: join(statusFolder, 'HeartBeat.Json'),
+          deploymentid: 'a1b2c3',
+          rolename: '_kvvm-wine',
+          instance: '_kvvm-wine',
+          hostResolverAddress: '168.63.129.16',
+        },
+      },
+    ])}`,
+  );
   return { extensionFolder, logFolder, configFolder, statusFolder };
 }
 
 type Layout = ReturnType<typeof windowsLayout>;
 
 function writeSettings(layout: Layout, seq: number, publicSettings: unknown): void {
-  writeFileSync(join(layout.configFolder, `${seq}.settings`), JSON.stringify({
-    runtimeSettings: [{ handlerSettings: { publicSettings, protectedSettings: null, protectedSettingsCertThumbprint: null } }],
-  }));
+  writeFileSync(
+    join(layout.configFolder, `${seq}.settings`),
+    JSON.stringify({
+      runtimeSettings: [{ handlerSettings: { publicSettings, protectedSettings: null, protectedSettingsCertThumbprint: null } }],
+    }),
+  );
 }
 
 /** One agent command: node.exe cli.js <cmd>, output to files (no pipes under Wine), the agent's environment. */
@@ -73,11 +93,17 @@ function agent(layout: Layout, seq: number, command: string): { code: number; st
   const e = openSync(err, 'w');
   try {
     const run = spawnSync(process.execPath, [CLI, command], {
-      cwd: layout.extensionFolder, stdio: ['ignore', o, e], timeout: 300_000,
+      cwd: layout.extensionFolder,
+      stdio: ['ignore', o, e],
+      timeout: 300_000,
       env: {
-        ...process.env, AZURE_GUEST_AGENT_EXTENSION_PATH: layout.extensionFolder, AZURE_GUEST_AGENT_EXTENSION_VERSION: VERSION,
-        ConfigSequenceNumber: String(seq), AZURE_GUEST_AGENT_UNINSTALL_CMD_EXIT_CODE: 'NOT_RUN',
-        KVVM_EXTRA_VAULT_SUFFIXES: 'localhost', KVVM_NO_JITTER: '1',
+        ...process.env,
+        AZURE_GUEST_AGENT_EXTENSION_PATH: layout.extensionFolder,
+        AZURE_GUEST_AGENT_EXTENSION_VERSION: VERSION,
+        ConfigSequenceNumber: String(seq),
+        AZURE_GUEST_AGENT_UNINSTALL_CMD_EXIT_CODE: 'NOT_RUN',
+        KVVM_EXTRA_VAULT_SUFFIXES: 'localhost',
+        KVVM_NO_JITTER: '1',
         // The library identity path (MSAL over node:http) with its documented IMDS host override. kvvm's own IMDS
         // client (msiEndpoint) uses fetch, and undici cannot connect under Wine 8 ("connect UNKNOWN"; measured).
         AZURE_POD_IDENTITY_AUTHORITY_HOST: fixtureHost,
@@ -120,19 +146,30 @@ async function putSecret(f: LifecycleFixture, name: string, value: string, conte
   const token = await new Promise<string>((resolve, reject) => {
     httpGet(tokenUrl, { headers: { Metadata: 'true' } }, (res) => {
       let data = '';
-      res.setEncoding('utf8').on('data', (c: string) => (data += c)).on('end', () => resolve((JSON.parse(data) as { access_token: string }).access_token));
+      res
+        .setEncoding('utf8')
+        .on('data', (c: string) => (data += c))
+        .on('end', () => resolve((JSON.parse(data) as { access_token: string }).access_token));
     }).once('error', reject);
   });
   const url = new URL(`${f.vaultUrl}/secrets/${name}?api-version=7.5`);
   const body = JSON.stringify({ value, contentType });
   const text = await new Promise<string>((resolve, reject) => {
-    const req = request(url, {
-      method: 'PUT', lookup: loopbackLookup,
-      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) },
-    }, (res) => {
-      let data = '';
-      res.setEncoding('utf8').on('data', (c: string) => (data += c)).on('end', () => (res.statusCode === 200 ? resolve(data) : reject(new Error(`PUT ${res.statusCode}: ${data}`))));
-    });
+    const req = request(
+      url,
+      {
+        method: 'PUT',
+        lookup: loopbackLookup,
+        headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        let data = '';
+        res
+          .setEncoding('utf8')
+          .on('data', (c: string) => (data += c))
+          .on('end', () => (res.statusCode === 200 ? resolve(data) : reject(new Error(`PUT ${res.statusCode}: ${data}`))));
+      },
+    );
     req.once('error', reject);
     req.end(body);
   });
@@ -154,6 +191,8 @@ describe('the Windows agent drives kvvm under Wine: a real Windows service, the 
   const settings = {
     secretsManagementSettings: {
       pollingIntervalInS: '3600',
+      // 3.0.0 is the 3.x profile: without this, success would come as soon as polling starts (docs/versions.md).
+      requireInitialSync: true,
       linkOnRenewal: true,
       observedCertificates: [
         { url: `${f.vaultUrl}/secrets/web`, certificateStoreName: storeName, certificateStoreLocation: 'LocalMachine', keyExportable: true },
@@ -183,7 +222,10 @@ describe('the Windows agent drives kvvm under Wine: a real Windows service, the 
     assert.equal(readFileSync(join(layout.extensionFolder, 'mrseq'), 'utf8').trim(), '0');
     const dump = dumpInFreshProcess([where])[where] ?? [];
     assert.deepEqual(new Set(dump.map((c) => c.thumbprint)), new Set([f.thumbprints.web1, f.thumbprints.api]));
-    assert.ok(dump.every((c) => c.friendlyName?.startsWith('kvvm:kvvm/')), JSON.stringify(dump));
+    assert.ok(
+      dump.every((c) => c.friendlyName?.startsWith('kvvm:kvvm/')),
+      JSON.stringify(dump),
+    );
     // The service logs in the handler's log folder: its own host log and the sync service's.
     assert.match(readFileSync(join(layout.logFolder, 'kvvm-windows-service.log'), 'utf8'), /certificate service started/);
     assert.match(readFileSync(join(layout.logFolder, 'kvvm-service.log'), 'utf8'), /service started for sequence 0/);
@@ -202,12 +244,17 @@ describe('the Windows agent drives kvvm under Wine: a real Windows service, the 
     assert.notEqual(svc?.pid, pid0, 'a new sequence number restarts the service');
     const dump = dumpInFreshProcess([where])[where] ?? [];
     const web1 = dump.find((c) => c.thumbprint === f.thumbprints.web1);
-    assert.ok(dump.some((c) => c.thumbprint === f.thumbprints.web2), 'the rotated version is installed');
+    assert.ok(
+      dump.some((c) => c.thumbprint === f.thumbprints.web2),
+      'the rotated version is installed',
+    );
     assert.equal(web1?.renewal, f.thumbprints.web2, 'CERT_RENEWAL_PROP_ID of the old version names the new one');
     // Event 1001 (IIS Automatic Rebind) cannot be raised here: Wine's powershell.exe is a stub that runs nothing.
     // The activation above succeeded anyway, and the service log says why the event was not raised.
-    const messages = readFileSync(join(layout.logFolder, 'kvvm-service.log'), 'utf8').split('\n').filter(Boolean)
-      .map((l) => (JSON.parse(l) as { message: string; level: string }));
+    const messages = readFileSync(join(layout.logFolder, 'kvvm-service.log'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { message: string; level: string });
     const event = messages.find((m) => m.message.startsWith(`certificate lifecycle event 1001 NOT raised for ${where}: ${f.thumbprints.web1} -> ${f.thumbprints.web2}: `));
     assert.ok(event, JSON.stringify(messages.slice(-6)));
     assert.equal(event.level, 'warn');
@@ -229,7 +276,7 @@ describe('the Windows agent drives kvvm under Wine: a real Windows service, the 
     assert.ok((dumpInFreshProcess([where])[where] ?? []).some((c) => c.thumbprint === f.thumbprints.web2));
   });
 
-  it('uninstall deletes the service and kvvm\'s state, and keeps the certificates', () => {
+  it("uninstall deletes the service and kvvm's state, and keeps the certificates", () => {
     const uninstall = agent(layout, 1, 'uninstall');
     assert.equal(uninstall.code, 0, uninstall.stderr);
     assert.match(uninstall.stdout, /Windows service deleted/);

@@ -17,7 +17,13 @@ import { deleteSystemStore, dumpInFreshProcess, observed, uniqueStoreName } from
  * docs/windows.md; what runs here is everything before that call: the store lookup by thumbprint and its errors.
  */
 interface ProtectedFixture {
-  thumbprint: string; secret: string; payload: unknown; aes256: string; des3: string; toOther: string; otherThumbprint: string;
+  thumbprint: string;
+  secret: string;
+  payload: unknown;
+  aes256: string;
+  des3: string;
+  toOther: string;
+  otherThumbprint: string;
 }
 
 function fixture(): ProtectedFixture {
@@ -44,7 +50,10 @@ describe('protected settings: the transport certificate looked up in a CurrentUs
 
   it('the imported transport certificate is found in the store by its thumbprint (a fresh process reads it back)', () => {
     const dump = dumpInFreshProcess([`CurrentUser\\${storeName}`])[`CurrentUser\\${storeName}`] ?? [];
-    assert.ok(dump.some((c) => c.thumbprint === f.thumbprint.toUpperCase() && c.privateKeyUsable), `${f.thumbprint} (with its key) not in ${storeName}`);
+    assert.ok(
+      dump.some((c) => c.thumbprint === f.thumbprint.toUpperCase() && c.privateKeyUsable),
+      `${f.thumbprint} (with its key) not in ${storeName}`,
+    );
   });
   it('a thumbprint that is not in the store is protected-settings-key-missing, naming the store', async () => {
     await assert.rejects(decryptProtectedSettingsWindows(f.toOther, f.otherThumbprint, where), (err: unknown) => {

@@ -6,9 +6,9 @@ import { after, before, describe, it } from 'node:test';
 import type { CertificateMaterial, CertificateVersionId } from '../../../handler/certs/material.js';
 import { parseCertificateSecret } from '../../../handler/certs/parse.js';
 import { KvvmError } from '../../../handler/errors.js';
-import { ENCODING, findBySha1, deleteCertificate, withSystemStore } from '../../../handler/stores/windows/certStore.js';
+import { ENCODING, findBySha1, deleteCertificate, withSystemStore } from '../../../handler/platform/win32/certStore.js';
 import { verifyServerAuthChain, windowsChainError } from '../../../handler/stores/windows/chain.js';
-import { CERT_STORE_ADD_USE_EXISTING, loadNative } from '../../../handler/stores/windows/native.js';
+import { CERT_STORE_ADD_USE_EXISTING, loadNative } from '../../../handler/platform/win32/native.js';
 import { createWindowsStore } from '../../../handler/stores/windows/windowsStore.js';
 import type { InstalledCertificate } from '../../../handler/stores/store.js';
 import { loadSecretVectors } from '../../helpers/vectors.js';
@@ -18,7 +18,11 @@ import { deleteSystemStore, dumpInFreshProcess, observed, uniqueStoreName, VAULT
  * What the Windows store leaves in crypt32, read back by a FRESH Windows node process (dumpStores.js).
  * Chains come from openssl on the Linux side (run.ts writes them to KVVM_WINE_FIXTURES before starting Wine).
  */
-interface ChainFixtures { trustedRootPem: string; trustedSecret: string; untrustedSecret: string }
+interface ChainFixtures {
+  trustedRootPem: string;
+  trustedSecret: string;
+  untrustedSecret: string;
+}
 
 function chainFixtures(): ChainFixtures {
   const dir = process.env['KVVM_WINE_FIXTURES'];
@@ -31,8 +35,14 @@ const id = (secret: string, n: number): CertificateVersionId => ({ vaultName: VA
 
 describe('Windows store: what a fresh process finds in crypt32', () => {
   const created: Array<['CurrentUser' | 'LocalMachine', string]> = [];
-  const fresh = (location: 'CurrentUser' | 'LocalMachine'): string => { const s = uniqueStoreName(); created.push([location, s]); return s; };
-  after(() => { for (const [location, name] of created) deleteSystemStore(location, name); });
+  const fresh = (location: 'CurrentUser' | 'LocalMachine'): string => {
+    const s = uniqueStoreName();
+    created.push([location, s]);
+    return s;
+  };
+  after(() => {
+    for (const [location, name] of created) deleteSystemStore(location, name);
+  });
 
   it('every Key Vault vector (PKCS#12 and PEM) lands in the configured store with its friendly name and a usable key', async () => {
     const storeName = fresh('CurrentUser');
@@ -61,8 +71,14 @@ describe('Windows store: what a fresh process finds in crypt32', () => {
     await createWindowsStore().install(target, id('chained', 1), material);
     const dump = dumpInFreshProcess([`LocalMachine\\${storeName}`, 'LocalMachine\\CA', 'LocalMachine\\Root', 'CurrentUser\\Root', 'CurrentUser\\CA']);
     const thumb = (c: typeof material.leaf) => c.fingerprint.replace(/:/g, '');
-    assert.deepEqual(dump[`LocalMachine\\${storeName}`]?.map((c) => c.thumbprint), [material.thumbprint]);
-    assert.ok(dump['LocalMachine\\CA']?.some((c) => c.thumbprint === thumb(intermediate)), 'intermediate in LocalMachine\\CA');
+    assert.deepEqual(
+      dump[`LocalMachine\\${storeName}`]?.map((c) => c.thumbprint),
+      [material.thumbprint],
+    );
+    assert.ok(
+      dump['LocalMachine\\CA']?.some((c) => c.thumbprint === thumb(intermediate)),
+      'intermediate in LocalMachine\\CA',
+    );
     for (const where of ['LocalMachine\\Root', 'CurrentUser\\Root', 'LocalMachine\\CA', 'CurrentUser\\CA']) {
       assert.ok(!dump[where]?.some((c) => c.thumbprint === thumb(root)), `root must not be in ${where}`);
     }
@@ -77,7 +93,9 @@ describe('Windows store: what a fresh process finds in crypt32', () => {
     const storeName = fresh('LocalMachine');
     const target = observed('LocalMachine', storeName, 'renewed');
     const store = createWindowsStore({ linkOnRenewal: true });
-    const materials = loadSecretVectors().slice(0, 3).map((v) => parseCertificateSecret(v.value, v.contentType));
+    const materials = loadSecretVectors()
+      .slice(0, 3)
+      .map((v) => parseCertificateSecret(v.value, v.contentType));
     let previous: InstalledCertificate | undefined;
     for (const [i, m] of materials.entries()) {
       await store.install(target, id('renewed', i + 1), m);
@@ -92,7 +110,13 @@ describe('Windows store: what a fresh process finds in crypt32', () => {
     assert.ok(!entries.some((e) => e.thumbprint === m1.thumbprint));
     assert.equal(entries.find((e) => e.thumbprint === m2.thumbprint)?.renewal, m3.thumbprint, 'old version points at the new SHA-1');
     assert.equal(entries.find((e) => e.thumbprint === m3.thumbprint)?.renewal, undefined, 'the active version has no successor');
-    assert.deepEqual((await store.list(target)).map((e) => [e.thumbprint, e.active]), [[m3.thumbprint, true], [m2.thumbprint, false]]);
+    assert.deepEqual(
+      (await store.list(target)).map((e) => [e.thumbprint, e.active]),
+      [
+        [m3.thumbprint, true],
+        [m2.thumbprint, false],
+      ],
+    );
   });
 
   it('without linkOnRenewal no renewal property is written', async () => {
@@ -113,8 +137,10 @@ describe('Windows store: what a fresh process finds in crypt32', () => {
     const storeName = fresh('CurrentUser');
     const target = observed('CurrentUser', storeName, 'acl', { accounts: ['Network Service', 'kvvm-no-such-user-7f3a'] });
     const [v] = loadSecretVectors();
-    await assert.rejects(createWindowsStore().install(target, id('acl', 1), parseCertificateSecret(v?.value ?? '', v?.contentType)),
-      (e: unknown) => e instanceof KvvmError && e.reason === 'windows-account-unknown');
+    await assert.rejects(
+      createWindowsStore().install(target, id('acl', 1), parseCertificateSecret(v?.value ?? '', v?.contentType)),
+      (e: unknown) => e instanceof KvvmError && e.reason === 'windows-account-unknown',
+    );
     assert.deepEqual(dumpInFreshProcess([`CurrentUser\\${storeName}`])[`CurrentUser\\${storeName}`] ?? [], []);
   });
 });

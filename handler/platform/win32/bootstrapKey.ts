@@ -17,14 +17,31 @@
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import { KvvmError } from '../../errors.js';
-import { ENCODING, findBySha1, getProperty, thumbprintOfContext, encodedOf, withSystemStore, systemStoreFlags, freeContext } from './certStore.js';
+import { ENCODING, findBySha1, getProperty, thumbprintOfContext, encodedOf, withSystemStore, systemStoreFlags, freeContext, keyOf, type StoreLocation } from './certStore.js';
 import { win32Error } from './errors.js';
-import type { StoreLocation } from './flags.js';
-import { keyOf } from './keys.js';
 import {
-  AT_KEYEXCHANGE, AT_SIGNATURE, BCRYPT_PAD_PKCS1, BCRYPT_SHA256_ALGORITHM, CALG_SHA_256, CERT_FIND_SUBJECT_STR_W, CERT_KEY_PROV_INFO_PROP_ID, CERT_NCRYPT_KEY_SPEC,
-  CRYPT_ACQUIRE_PREFER_NCRYPT_KEY_FLAG, CRYPT_ACQUIRE_SILENT_FLAG, CRYPT_MACHINE_KEYSET, CRYPT_SILENT, HP_HASHVAL, MS_ENH_RSA_AES_PROV,
-  NCRYPT_SILENT_FLAG, NTE_BAD_ALGID, NTE_NO_KEY, PROV_RSA_AES, hresultOf, loadNative, type Handle, type Native,
+  AT_KEYEXCHANGE,
+  AT_SIGNATURE,
+  BCRYPT_PAD_PKCS1,
+  BCRYPT_SHA256_ALGORITHM,
+  CALG_SHA_256,
+  CERT_FIND_SUBJECT_STR_W,
+  CERT_KEY_PROV_INFO_PROP_ID,
+  CERT_NCRYPT_KEY_SPEC,
+  CRYPT_ACQUIRE_PREFER_NCRYPT_KEY_FLAG,
+  CRYPT_ACQUIRE_SILENT_FLAG,
+  CRYPT_MACHINE_KEYSET,
+  CRYPT_SILENT,
+  HP_HASHVAL,
+  MS_ENH_RSA_AES_PROV,
+  NCRYPT_SILENT_FLAG,
+  NTE_BAD_ALGID,
+  NTE_NO_KEY,
+  PROV_RSA_AES,
+  hresultOf,
+  loadNative,
+  type Handle,
+  type Native,
 } from './native.js';
 
 /** Where Cloud Services puts the bootstrap certificate (ServiceDefinition.csdef storeLocation/storeName). */
@@ -120,8 +137,11 @@ export function findSubjectCandidates(n: Native, args: SubjectFindArgs, location
         const der = encodedOf(n, ctx);
         const x509 = new X509Certificate(der);
         found.push({
-          thumbprint: thumbprintOfContext(n, ctx), subject: x509.subject, der,
-          notBefore: new Date(x509.validFrom), notAfter: new Date(x509.validTo),
+          thumbprint: thumbprintOfContext(n, ctx),
+          subject: x509.subject,
+          der,
+          notBefore: new Date(x509.validFrom),
+          notAfter: new Date(x509.validTo),
           hasPrivateKey: getProperty(n, ctx, CERT_KEY_PROV_INFO_PROP_ID) !== undefined,
         });
       }
@@ -142,12 +162,17 @@ export function findBootstrapCertificate(subject: string, options: FindBootstrap
   const candidates = findSubjectCandidates(n, subjectFindArgs(subject, location, storeName), location);
   const chosen = chooseBootstrapCertificate(candidates, now);
   if (!chosen) {
-    const seen = candidates.map((c) => `${c.thumbprint} (${c.subject.replace(/\n/g, ', ')}; ${c.notBefore.toISOString()} to ${c.notAfter.toISOString()}${c.hasPrivateKey ? '' : '; no private key'})`);
-    throw new KvvmError('paas-certificate-not-found',
+    const seen = candidates.map(
+      (c) => `${c.thumbprint} (${c.subject.replace(/\n/g, ', ')}; ${c.notBefore.toISOString()} to ${c.notAfter.toISOString()}${c.hasPrivateKey ? '' : '; no private key'})`,
+    );
+    throw new KvvmError(
+      'paas-certificate-not-found',
       `No certificate in ${location}\\${storeName} whose subject contains "${subject}" is valid now and has a private key` +
-      (seen.length > 0 ? `; found: ${seen.join('; ')}.` : '.'), {
+        (seen.length > 0 ? `; found: ${seen.join('; ')}.` : '.'),
+      {
         fix: `Add the bootstrap certificate to the Cloud Service (osProfile.secrets and <Certificate name=... storeLocation="${location}" storeName="${storeName}"/> in ServiceDefinition.csdef) and set authenticationSettings.clientCertificateSubjectName to its subject without "CN=".`,
-      });
+      },
+    );
   }
   const { der } = candidates.find((c) => c.thumbprint === chosen.thumbprint) as { der: Buffer };
   return {

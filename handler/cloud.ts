@@ -2,7 +2,7 @@
  * Which hosts kvvm will send a managed-identity token to. Only Azure Key Vault DNS suffixes are allowed; an
  * operator may add suffixes (Azure Stack Hub, the local dev vault) with KVVM_EXTRA_VAULT_SUFFIXES, comma-separated.
  */
-import { overridesFrom } from '../overrides.js';
+import { overridesFrom } from './overrides.js';
 
 export interface VaultCloud {
   name: string;

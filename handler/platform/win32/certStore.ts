@@ -5,13 +5,33 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { win32Error } from './errors.js';
-import type { StoreLocation } from './flags.js';
 import {
-  CERT_FIND_SHA1_HASH, CERT_SHA1_HASH_PROP_ID, CERT_STORE_CTRL_COMMIT, CERT_STORE_CTRL_COMMIT_FORCE_FLAG,
-  CERT_STORE_OPEN_EXISTING_FLAG, CERT_STORE_PROV_SYSTEM_W, CERT_STORE_READONLY_FLAG, CERT_SYSTEM_STORE_CURRENT_USER,
-  CERT_SYSTEM_STORE_LOCAL_MACHINE, CRYPT_E_NOT_FOUND, ERROR_FILE_NOT_FOUND, X509_ASN_ENCODING, PKCS_7_ASN_ENCODING,
-  hresultOf, type Handle, type Native,
+  CERT_FIND_SHA1_HASH,
+  CERT_KEY_PROV_INFO_PROP_ID,
+  CERT_SHA1_HASH_PROP_ID,
+  CERT_STORE_CTRL_COMMIT,
+  CERT_STORE_CTRL_COMMIT_FORCE_FLAG,
+  CERT_STORE_OPEN_EXISTING_FLAG,
+  CERT_STORE_PROV_SYSTEM_W,
+  CERT_STORE_READONLY_FLAG,
+  CERT_SYSTEM_STORE_CURRENT_USER,
+  CERT_SYSTEM_STORE_LOCAL_MACHINE,
+  CRYPT_E_NOT_FOUND,
+  ERROR_FILE_NOT_FOUND,
+  X509_ASN_ENCODING,
+  PKCS_7_ASN_ENCODING,
+  hresultOf,
+  type Handle,
+  type Native,
 } from './native.js';
+
+/** A system store location, spelled as the settings spell it (certificateStoreLocation on Windows). */
+export type StoreLocation = 'LocalMachine' | 'CurrentUser';
+
+/** Validates the settings value (case-sensitive, as the extension's schema has it). */
+export function storeLocationOf(value: string): StoreLocation | undefined {
+  return value === 'LocalMachine' || value === 'CurrentUser' ? value : undefined;
+}
 
 export const ENCODING = (X509_ASN_ENCODING | PKCS_7_ASN_ENCODING) >>> 0;
 
@@ -29,7 +49,10 @@ export function openSystemStore(n: Native, location: StoreLocation, name: string
   throw win32Error('CertOpenStore', err, `open the certificate store ${location}\\${name}`);
 }
 
-/** Runs fn on an open store; commits (when writing and fn succeeded) and closes it whatever happens. */
+/**
+ * Runs fn on an open store, then commits (when writing, whether fn succeeded or not) and closes it. A failed commit
+ * is reported only when fn succeeded; otherwise fn's error is the one that matters.
+ */
 export function withSystemStore<T>(n: Native, location: StoreLocation, name: string, mode: 'read' | 'write', fn: (store: Handle | undefined) => T): T {
   const store = openSystemStore(n, location, name, mode);
   let ok = false;
@@ -43,6 +66,7 @@ export function withSystemStore<T>(n: Native, location: StoreLocation, name: str
       const committed = mode === 'read' || n.CertControlStore(store, CERT_STORE_CTRL_COMMIT_FORCE_FLAG, CERT_STORE_CTRL_COMMIT, null) !== 0;
       const err = committed ? 0 : n.GetLastError();
       n.CertCloseStore(store, 0);
+      // eslint-disable-next-line no-unsafe-finally -- only when fn succeeded: a failed commit is then the error to report
       if (!committed && ok) throw win32Error('CertControlStore', err, `commit the certificate store ${location}\\${name}`);
     }
   }
@@ -69,9 +93,10 @@ export function getProperty(n: Native, ctx: Handle, propId: number): Buffer | un
 
 /** Sets a blob property; undefined deletes it. */
 export function setProperty(n: Native, ctx: Handle, propId: number, value: Buffer | undefined): void {
-  const ok = value === undefined
-    ? n.CertDeleteCertificateContextProperty(ctx, propId, 0, null)
-    : n.CertSetCertificateContextProperty(ctx, propId, 0, { cbData: value.length, pbData: value });
+  const ok =
+    value === undefined
+      ? n.CertDeleteCertificateContextProperty(ctx, propId, 0, null)
+      : n.CertSetCertificateContextProperty(ctx, propId, 0, { cbData: value.length, pbData: value });
   if (!ok) throw win32Error('CertSetCertificateContextProperty', n.GetLastError(), `set certificate property ${propId}`);
 }
 
@@ -133,4 +158,22 @@ export function forEachCertificate(n: Native, store: Handle, fn: (ctx: Handle) =
 /** Deletes the certificate the context points at (the call frees the context, even on failure). */
 export function deleteCertificate(n: Native, ctx: Handle, what: string): void {
   if (!n.CertDeleteCertificateFromStore(ctx)) throw win32Error('CertDeleteCertificateFromStore', n.GetLastError(), `remove ${what}`);
+}
+
+/** The key container (and provider) a certificate's CERT_KEY_PROV_INFO_PROP_ID names, if it has a key. */
+export function keyOf(n: Native, ctx: Handle): { container: string; provider: string | null; info: KeyProvInfo } | undefined {
+  const raw = getProperty(n, ctx, CERT_KEY_PROV_INFO_PROP_ID);
+  if (!raw) return undefined;
+  const info = n.koffi.decode(raw, n.types.CRYPT_KEY_PROV_INFO) as KeyProvInfo;
+  const str = (p: bigint | null): string | null => (p ? (n.koffi.decode(p, 'char16_t', -1) as string) : null);
+  const container = str(info.pwszContainerName);
+  return container === null ? undefined : { container, provider: str(info.pwszProvName), info };
+}
+
+interface KeyProvInfo {
+  pwszContainerName: bigint | null;
+  pwszProvName: bigint | null;
+  dwProvType: number;
+  dwFlags: number;
+  dwKeySpec: number;
 }
