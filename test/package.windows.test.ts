@@ -99,6 +99,12 @@ async function makeWineBox(zip: Buffer): Promise<WineBox> {
   await run(wine!, ['wineboot', '-i'], { env });
   await run(wine!, ['winecfg', '-v', 'win10'], { env });
   await run('wineserver', ['-w'], { env }).catch(() => undefined);
+  // One machine session for the whole box, as on a VM the agent's commands do not reboot it. A wineserver that
+  // starts again is a Wine boot: services.exe auto-starts the SERVICE_AUTO_START "kvvm" service, so a `sc query`
+  // that came more than the default 3 s after the last Wine process (a loaded machine) found the service disable
+  // had stopped RUNNING again (measured: STOPPED right after disable, RUNNING after `wineserver -w`, a new host
+  // pid in kvvm-windows-service.log). Persistent (-p) until close() kills it.
+  await wineserverPersistent(env);
 
   const drive = join(prefix, 'drive_c');
   const extensionFolder = join(drive, 'Packages', 'Plugins', NAME, version);
@@ -159,6 +165,16 @@ async function makeWineBox(zip: Buffer): Promise<WineBox> {
       await rm(prefix, { recursive: true, force: true });
     },
   };
+}
+
+/** Starts the prefix's wineserver with no idle shutdown (it detaches; `wineserver -k` ends it). */
+async function wineserverPersistent(env: Record<string, string>): Promise<void> {
+  const code = await new Promise<number | null>((resolve, reject) => {
+    const server = spawn('wineserver', ['-p'], { env, stdio: 'ignore' });
+    server.on('error', reject);
+    server.on('exit', resolve);
+  });
+  assert.equal(code, 0, 'wineserver -p failed');
 }
 
 /** Unix path -> the Z: drive path Wine maps to "/". */
