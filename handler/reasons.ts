@@ -46,6 +46,7 @@ export const REASONS = {
   'vault-request-rejected': { code: 1, meaning: 'The vault rejected the request (a 4xx other than 401/403/404/429).' },
   'vault-unreachable': { code: 1, meaning: 'The vault could not be reached (DNS, connection, truncated response).' },
   'tls-failure': { code: 1, meaning: 'The TLS certificate of the vault host could not be verified.' },
+  'vault-redirect': { code: 1, meaning: 'The vault answered with a redirect (3xx), which Key Vault never sends; kvvm does not follow it.' },
   'vault-foreign-link': { code: 1, meaning: 'The vault answered with a next page or redirect to another origin; kvvm sent nothing there.' },
   'vault-error': { code: -1, meaning: 'Any other vault failure (an unexpected answer or SDK error).' },
 

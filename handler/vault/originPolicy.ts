@@ -1,7 +1,7 @@
 /**
  * The per-request guard that keeps a vault token on the vault: a pipeline policy placed as the LAST step before
  * the HTTP client (position 'perRetry' = after the Sign phase), so it sees every request the SDK would send —
- * first pages, `nextLink` pages, redirect hops, retries and the authentication policy's challenge re-sends — with
+ * first pages, `nextLink` pages, retries and the authentication policy's challenge re-sends — with
  * its final URL and headers. A request whose origin (scheme, host, port) is not the configured vault's, or whose
  * URL carries user info (`https://vault-host@evil-host/`), is refused before a socket is opened: nothing is sent.
  *
@@ -41,6 +41,23 @@ export function foreignOriginError(target: string, vault: URL): KvvmError {
   );
 }
 
+/** A 3xx from the vault: Key Vault never sends one. The Location is not quoted, only whether it stays on the vault. */
+export function redirectError(status: number, location: string | undefined, vault: URL): KvvmError {
+  let target = 'no Location';
+  if (location) {
+    try {
+      const to = new URL(location, vault);
+      target = to.origin === vault.origin ? 'the same host' : describeTarget(to);
+    } catch {
+      target = 'a Location that does not parse';
+    }
+  }
+  return new KvvmError('vault-redirect', `Vault ${vault.host} answered with a redirect (${status}, to ${target}); Key Vault never redirects, so kvvm did not follow it.`, {
+    fix: `Check that ${vault.hostname} resolves to the real vault (DNS, hosts file, private endpoint) and that no proxy or gateway between the VM and Key Vault rewrites its answers.`,
+    detail: `HTTP ${status}`,
+  });
+}
+
 /** The policy for one vault origin, in the shape SecretClient's `additionalPolicies` takes. */
 export function vaultOriginPolicy(vault: URL): AdditionalPolicy {
   const allowed = new URL(vault.origin);
@@ -54,7 +71,12 @@ export function vaultOriginPolicy(vault: URL): AdditionalPolicy {
         return Promise.reject(foreignOriginError('a URL that does not parse', allowed));
       }
       if (!isSameOrigin(url, allowed)) return Promise.reject(foreignOriginError(describeTarget(url), allowed));
-      return next(request);
+      return next(request).then((response) => {
+        // Redirects are not followed (secretsClient.ts sets redirectOptions.maxRetries 0); the generated client
+        // would fail on the empty 3xx body with an unrelated TypeError, so the answer is named here.
+        if (response.status >= 300 && response.status < 400) throw redirectError(response.status, response.headers.get('location'), allowed);
+        return response;
+      });
     },
   };
   return { policy, position: 'perRetry' };

@@ -137,6 +137,8 @@ export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultR
       client = new SecretClient(url.origin, remembering(credential), {
         // kvvm's backoff owns retries (see backoff.ts); two stacked layers would multiply attempts.
         retryOptions: { maxRetries: 0 },
+        // Key Vault never redirects; a 3xx is reported as such (vaultErrors.ts), never followed with the token.
+        redirectOptions: { maxRetries: 0 },
         userAgentOptions: { userAgentPrefix: userAgentPrefix() },
         additionalPolicies: [vaultOriginPolicy(url)],
         ...transportFor(url.hostname, ca),

@@ -207,3 +207,23 @@ test('an identity endpoint answering with a redirect gets no second request: the
     await imds.close();
   }
 });
+
+test('a same-origin redirect from the vault is reported as a redirect, not as a refused token', async () => {
+  for (const status of [301, 302, 307, 308]) {
+    hostile.setMode({ kind: 'redirect', location: `${hostile.vaultUrl}/secrets/elsewhere`, status });
+    const err = await reader()
+      .getSecret(hostile.vaultUrl, 'web')
+      .then(
+        () => assert.fail('the read must fail'),
+        (e: unknown) => e,
+      );
+    assert.ok(err instanceof KvvmError, String(err));
+    assert.equal(err.reason, 'vault-redirect', `${status}: ${err.message}`);
+    assert.ok(err.message.includes(`(${status}, to the same host)`), err.message);
+    assert.ok(err.fix?.includes('resolves to the real vault'), err.fix);
+  }
+  // The listing (the poll's first request) is reported the same way.
+  hostile.setMode({ kind: 'redirect', location: `${hostile.vaultUrl}/secrets/elsewhere/versions`, status: 302 });
+  await assert.rejects(reader().listVersions(hostile.vaultUrl, 'web'), (e: unknown) => e instanceof KvvmError && e.reason === 'vault-redirect');
+  assertNothingReachedEvil();
+});
