@@ -11,13 +11,18 @@ import { KvvmError } from '../../handler/errors.js';
 import { parseCertificateSecret } from '../../handler/certs/parse.js';
 import { createCa, issueCertificate, toPemSecret, toPkcs12Base64 } from '../../handler/devvault/certFactory.js';
 import { parseSettings } from '../../handler/settings/index.js';
+import { profileFor, type BehaviourProfile } from '../../handler/settings/profile.js';
 import { OpensslFactory, pemSecret } from '../helpers/openssl.js';
 
 const ENV = { KVVM_EXTRA_VAULT_SUFFIXES: 'localhost' };
 
-function settingsOutcome(raw: unknown): 'ok' | 'problems' | 'kvvm-error' {
+/** VALID_SETTINGS pins a version and sets requireInitialSync, which only the 3.x line accepts (docs/versions.md). */
+const PROFILE_3X = profileFor('3.0', 'linux', 'option');
+const PROFILE_4X = profileFor('4.0', 'linux', 'option');
+
+function settingsOutcome(raw: unknown, profile?: BehaviourProfile): 'ok' | 'problems' | 'kvvm-error' {
   try {
-    const r = parseSettings(raw, { platform: 'linux', env: ENV });
+    const r = parseSettings(raw, { platform: 'linux', env: ENV, ...(profile ? { profile } : {}) });
     if (r.ok) {
       assert.ok(Array.isArray(r.config.observedCertificates));
       return 'ok';
@@ -80,7 +85,7 @@ describe('settings parser fuzzing', () => {
   });
 
   it('mutated valid settings (a value replaced, deleted or retyped anywhere) never cause an unexpected exception', () => {
-    assert.equal(settingsOutcome(VALID_SETTINGS), 'ok', 'the base document is valid');
+    assert.equal(settingsOutcome(VALID_SETTINGS, PROFILE_3X), 'ok', 'the base document is valid (3.x)');
     const seen = new Set<string>();
     fc.assert(
       fc.property(
@@ -88,9 +93,11 @@ describe('settings parser fuzzing', () => {
         (mutations) => {
           let doc: unknown = VALID_SETTINGS;
           for (const [path, replacement] of mutations) doc = mutateAt(doc, path, replacement);
-          seen.add(settingsOutcome(doc));
-          // The agent may hand the same document over as a JSON string (double encoding).
-          seen.add(settingsOutcome(JSON.stringify(doc)));
+          // Both lines' rules, each on the document and on it handed over as a JSON string (double encoding).
+          for (const profile of [PROFILE_3X, PROFILE_4X]) {
+            seen.add(settingsOutcome(doc, profile));
+            seen.add(settingsOutcome(JSON.stringify(doc), profile));
+          }
         },
       ),
       { seed: 0xbad5e7, numRuns: 2000 },
