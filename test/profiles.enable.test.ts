@@ -3,7 +3,7 @@
  * agent-like folder whose handler version is given the way the agent gives it (AZURE_GUEST_AGENT_EXTENSION_VERSION,
  * or only the extension folder name `<Publisher>.<Type>-<version>`). The handler and its detached service are real
  * processes against the dev vault; the status file and the PEM store are what is asserted.
- * (The Windows rows' crypt32 arguments are asserted in profiles.windows.test.ts.)
+ * (The Windows rows through `enable`, with their crypt32 arguments, are in test/windows/wine/profilesEnable.test.ts.)
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -62,7 +62,7 @@ function createStoreForPlatform(platform: NodeJS.Platform, options: { linkOnRene
     return createWindowsStore({
       ...(options.linkOnRenewal === undefined ? {} : { linkOnRenewal: options.linkOnRenewal }),
       ...(options.profile ? { keyStorage: options.profile.windowsKeyStorage } : {}),
-      // lifecycle event 1001 outcome (IIS Automatic Rebind), one line per renewal link
+      // lifecycle event 1001 outcome (IIS Automatic Rebind), one line per renewal link; the flags of each import
       ...(options.log ? { log: { info: (m: string) => options.log?.info(m), warn: (m: string) => options.log?.warn(m) } } : {}),
     });
   }

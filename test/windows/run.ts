@@ -122,6 +122,12 @@ async function startLifecycleVault(dir: string): Promise<DevVault> {
   const api = issueCertificate({ issuer: ca, subjectCn: 'api.wine.test', serverAuth: false });
   vault.setSecret('web', toPkcs12Base64(web1.keyPem, [web1.certPem, ca.certPem]), { contentType: 'application/x-pkcs12' });
   vault.setSecret('api', toPemSecret(api.keyPem, [ca.certPem, api.certPem]), { contentType: 'application/x-pem-file' });
+  // For profilesEnable.test: a PFX carrying Key Vault's CAPI1 CSP name, and a server-auth leaf whose chain ends at
+  // a root Windows does not trust (3.x installs it with a warning; 4.x refuses it).
+  const profileKv = issueCertificate({ issuer: ca, subjectCn: 'kv.profile.wine.test', serverAuth: false });
+  const profileSrv = issueCertificate({ issuer: ca, subjectCn: 'srv.profile.wine.test', serverAuth: true });
+  vault.setSecret('profile-kv', toPkcs12Base64(profileKv.keyPem, [profileKv.certPem, ca.certPem]), { contentType: 'application/x-pkcs12' });
+  vault.setSecret('profile-srv', toPkcs12Base64(profileSrv.keyPem, [profileSrv.certPem, ca.certPem]), { contentType: 'application/x-pkcs12' });
   const thumb = (c: { cert: { fingerprint: string } }): string => c.cert.fingerprint.replace(/:/g, '');
   writeFileSync(join(dir, 'trusted.pem'), vault.caCertPem);
   writeFileSync(
@@ -131,7 +137,7 @@ async function startLifecycleVault(dir: string): Promise<DevVault> {
       imdsEndpoint: vault.imdsEndpoint,
       imdsHost: vault.imdsHost,
       clientId: WINE_CLIENT_ID,
-      thumbprints: { web1: thumb(web1), web2: thumb(web2), api: thumb(api) },
+      thumbprints: { web1: thumb(web1), web2: thumb(web2), api: thumb(api), profileKv: thumb(profileKv), profileSrv: thumb(profileSrv) },
       web2Secret: toPkcs12Base64(web2.keyPem, [web2.certPem, ca.certPem]),
     }),
   );

@@ -55,7 +55,7 @@ export interface WindowsStoreOptions {
   linkOnRenewal?: boolean;
   /** The native bindings; tests and Linux never load them unless the store is used. */
   native?: () => Native;
-  /** Where the lifecycle-event outcome is logged (the service logger); without one it is not logged. */
+  /** Where the lifecycle-event outcome and each import's flags are logged (the service logger); without one nothing is. */
   log?: { info(message: string): void; warn(message: string): void };
   /** Runs powershell.exe for event 1001 (lifecycleEvent.ts); tests replace it. */
   lifecycle?: LifecycleHost;
@@ -82,11 +82,26 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
   /** Capability probe result for KeyGuard (PKCS12_VIRTUAL_ISOLATION_KEY), once per store, asked only when it matters. */
   let keyGuardSupported: boolean | undefined;
 
-  function importLeaf(n: Native, target: Handle, cert: ObservedCertificate, t: Target, pfx: ImportPfx, thumbprint: string): { ctx: Handle; keyGuard: boolean } {
+  /** One line per import: which PFXImportCertStore flags placed the key, so an operator (and the Wine test) can tell CAPI1 from CNG. */
+  function logImport(thumbprint: string, flags: number, how: string): void {
+    options.log?.info(`imported ${thumbprint}: PFXImportCertStore flags 0x${flags.toString(16)} (${how})`);
+  }
+
+  function importLeaf(
+    n: Native,
+    target: Handle,
+    cert: ObservedCertificate,
+    t: Target,
+    pfx: ImportPfx,
+    thumbprint: string,
+    cspName: string | undefined,
+  ): { ctx: Handle; keyGuard: boolean } {
     const blob = { cbData: pfx.der.length, pbData: pfx.der };
     if (keyStorage === 'pfx-default') {
       const flags = pfxImportFlags({ location: t.location, keyExportable: cert.keyExportable, cng: false, keyStorage });
-      return { ctx: addImportedLeaf(n, target, t, n.PFXImportCertStore(blob, pfx.password, flags) as Handle | null, flags, thumbprint), keyGuard: false };
+      const ctx = addImportedLeaf(n, target, t, n.PFXImportCertStore(blob, pfx.password, flags) as Handle | null, flags, thumbprint);
+      logImport(thumbprint, flags, cspName === undefined ? 'no CNG flag; the PFX names no CSP' : `no CNG flag; the PFX's CSP name "${cspName}" picks the provider`);
+      return { ctx, keyGuard: false };
     }
     const probed = cng ?? probeImport(n, pfx, cngProbeFlags());
     if (!cert.keyExportable && probed && keyGuardSupported === undefined) keyGuardSupported = probeImport(n, pfx, keyGuardProbeFlags());
@@ -101,6 +116,7 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
       memory = n.PFXImportCertStore(blob, pfx.password, flags) as Handle | null;
     }
     const ctx = addImportedLeaf(n, target, t, memory, flags, thumbprint);
+    logImport(thumbprint, flags, probed ? `CNG${keyGuard ? ' with KeyGuard' : ''}` : 'CNG probe failed on this platform, CAPI1 default provider; no CSP name in the PFX');
     cng = probed; // only trusted once an import with these flags worked
     return { ctx, keyGuard };
   }
@@ -208,7 +224,7 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
         if (!hadKey) {
           freeContext(n, found);
           ctx = undefined;
-          const imported = importLeaf(n, store, cert, t, pfx, material.thumbprint);
+          const imported = importLeaf(n, store, cert, t, pfx, material.thumbprint, material.keyProvider);
           ctx = imported.ctx;
           keyGuard = imported.keyGuard;
         }

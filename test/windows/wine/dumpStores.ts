@@ -38,7 +38,8 @@ for (const spec of stores) {
       const friendlyName = getStringProperty(n, ctx, CERT_FRIENDLY_NAME_PROP_ID);
       const description = getStringProperty(n, ctx, CERT_DESCRIPTION_PROP_ID);
       const renewal = getProperty(n, ctx, CERT_RENEWAL_PROP_ID)?.toString('hex').toUpperCase();
-      const container = keyOf(n, ctx)?.container;
+      const prov = keyOf(n, ctx);
+      const container = prov?.container;
       found.push({
         thumbprint: thumbprintOfContext(n, ctx),
         subject: certificateOf(n, ctx).subject,
@@ -47,6 +48,7 @@ for (const spec of stores) {
         ...(description === undefined ? {} : { description }),
         ...(renewal === undefined ? {} : { renewal }),
         ...(container === undefined ? {} : { keyContainer: container }),
+        ...(prov?.provider == null ? {} : { keyProvider: prov.provider, keyProvType: prov.info.dwProvType }),
       });
     });
     n.CertCloseStore(store, 0);

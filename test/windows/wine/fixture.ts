@@ -57,6 +57,9 @@ export interface DumpedCertificate {
   /** CERT_RENEWAL_PROP_ID as uppercase hex. */
   renewal?: string;
   keyContainer?: string;
+  /** CERT_KEY_PROV_INFO_PROP_ID: the provider the key was imported into, and its type (0 = a CNG key storage provider). */
+  keyProvider?: string;
+  keyProvType?: number;
   /** CryptAcquireCertificatePrivateKey succeeded. */
   privateKeyUsable: boolean;
 }

@@ -7,19 +7,17 @@
  * (service stopped) → uninstall (service deleted, certificates kept). Stores are read back by a FRESH process.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { request } from 'node:https';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
-import { readStatus, statusFilePath } from '../../../handler/protocol/status.js';
 import { deleteService, queryService } from '../../../handler/service/windowsService.js';
 import { KVVM_SERVICE_NAME } from '../../../handler/service/windowsServiceConfig.js';
 import { SERVICE_RUNNING, SERVICE_STOPPED } from '../../../handler/platform/win32/native.js';
 import { loopbackLookup } from '../../../handler/vault/transport.js';
 import { deleteSystemStore, dumpInFreshProcess, uniqueStoreName } from './fixture.js';
+import { agent, finalStatus, windowsAgentFolder, writeSettings } from './agent.js';
 
 interface LifecycleFixture {
   vaultUrl: string;
@@ -34,108 +32,6 @@ function fixture(): LifecycleFixture {
   const dir = process.env['KVVM_WINE_FIXTURES'];
   if (!dir) throw new Error('KVVM_WINE_FIXTURES is not set: run these tests through `npm run test:windows`, which starts the dev vault');
   return JSON.parse(readFileSync(join(dir, 'lifecycle.json'), 'utf8')) as LifecycleFixture;
-}
-
-const NAME = 'Microsoft.Azure.KeyVault.KeyVaultForWindows';
-let fixtureHost = '';
-const VERSION = '3.0.0';
-const root = process.env['KVVM_WINE_ROOT'] ?? process.cwd();
-const CLI = join(root, 'lib', 'handler', 'cli.js');
-
-function windowsLayout() {
-  const extensionFolder = `C:\\Packages\\Plugins\\${NAME}\\${VERSION}`;
-  const logFolder = `C:\\WindowsAzure\\Logs\\Plugins\\${NAME}\\${VERSION}`;
-  const configFolder = join(extensionFolder, 'RuntimeSettings');
-  const statusFolder = join(extensionFolder, 'Status');
-  rmSync(extensionFolder, { recursive: true, force: true });
-  rmSync(logFolder, { recursive: true, force: true });
-  for (const d of [configFolder, statusFolder, logFolder]) mkdirSync(d, { recursive: true });
-  // What the Windows agent writes: UTF-8 with BOM, version "1", the Windows-only keys.
-  writeFileSync(
-    join(extensionFolder, 'HandlerEnvironment.json'),
-    `\uFEFF${JSON.stringify([
-      {
-        name: NAME,
-        version: '1',
-        seqNo: '0',
-        handlerEnvironment: {
-          logFolder,
-          configFolder,
-          statusFolder,
-          heartbeatFile: join(statusFolder, 'HeartBeat.Json'),
-          deploymentid: 'a1b2c3',
-          rolename: '_kvvm-wine',
-          instance: '_kvvm-wine',
-          hostResolverAddress: '168.63.129.16',
-        },
-      },
-    ])}`,
-  );
-  return { extensionFolder, logFolder, configFolder, statusFolder };
-}
-
-type Layout = ReturnType<typeof windowsLayout>;
-
-function writeSettings(layout: Layout, seq: number, publicSettings: unknown): void {
-  writeFileSync(
-    join(layout.configFolder, `${seq}.settings`),
-    JSON.stringify({
-      runtimeSettings: [{ handlerSettings: { publicSettings, protectedSettings: null, protectedSettingsCertThumbprint: null } }],
-    }),
-  );
-}
-
-/** One agent command: node.exe cli.js <cmd>, output to files (no pipes under Wine), the agent's environment. */
-function agent(layout: Layout, seq: number, command: string): { code: number; stdout: string; stderr: string } {
-  const out = join(layout.extensionFolder, `${command}.${seq}.out`);
-  const err = join(layout.extensionFolder, `${command}.${seq}.err`);
-  const o = openSync(out, 'w');
-  const e = openSync(err, 'w');
-  try {
-    const run = spawnSync(process.execPath, [CLI, command], {
-      cwd: layout.extensionFolder,
-      stdio: ['ignore', o, e],
-      timeout: 300_000,
-      env: {
-        ...process.env,
-        AZURE_GUEST_AGENT_EXTENSION_PATH: layout.extensionFolder,
-        AZURE_GUEST_AGENT_EXTENSION_VERSION: VERSION,
-        ConfigSequenceNumber: String(seq),
-        AZURE_GUEST_AGENT_UNINSTALL_CMD_EXIT_CODE: 'NOT_RUN',
-        KVVM_EXTRA_VAULT_SUFFIXES: 'localhost',
-        KVVM_NO_JITTER: '1',
-        // The library identity path (MSAL over node:http) with its documented IMDS host override. kvvm's own IMDS
-        // client (msiEndpoint) uses fetch, and undici cannot connect under Wine 8 ("connect UNKNOWN"; measured).
-        AZURE_POD_IDENTITY_AUTHORITY_HOST: fixtureHost,
-      },
-    });
-    return { code: run.status ?? -1, stdout: readFileSync(out, 'utf8'), stderr: readFileSync(err, 'utf8') };
-  } finally {
-    closeSync(o);
-    closeSync(e);
-  }
-}
-
-/** Bounded wait (a liveness deadline, not a timing assertion) for a final status. */
-async function finalStatus(layout: Layout, seq: number): Promise<{ status: string; message: string; substatus: Array<{ status: string }> }> {
-  const deadline = Date.now() + 120_000;
-  let last = 'no status file';
-  while (Date.now() < deadline) {
-    const view = await readStatus(statusFilePath(layout.statusFolder, seq));
-    if (view.state === 'valid') {
-      const s = (view.document as Array<{ status: { status: string; formattedMessage: { message: string }; substatus?: Array<{ status: string }> } }>)[0]!.status;
-      last = `${s.status}: ${s.formattedMessage.message}`;
-      if (s.status === 'success' || s.status === 'error') return { status: s.status, message: s.formattedMessage.message, substatus: s.substatus ?? [] };
-    }
-    await sleep(500);
-  }
-  let logs = '';
-  try {
-    logs = readFileSync(join(layout.logFolder, 'kvvm-windows-service.log'), 'utf8') + readFileSync(join(layout.logFolder, 'kvvm-service.out'), 'utf8');
-  } catch {
-    // no logs yet
-  }
-  throw new Error(`status ${seq} never became final; last: ${last}\n${logs.slice(-3000)}`);
 }
 
 /** Rotates a secret the way an operator would: PUT to the (Linux-side) dev vault with a token from its IMDS (node:http: no fetch under Wine). */
@@ -178,8 +74,8 @@ async function putSecret(f: LifecycleFixture, name: string, value: string, conte
 
 describe('the Windows agent drives kvvm under Wine: a real Windows service, the Windows certificate store', () => {
   const f = fixture();
-  fixtureHost = f.imdsHost;
-  const layout = windowsLayout();
+  // 3.0.0 in the folder name and in AZURE_GUEST_AGENT_EXTENSION_VERSION, as the agent gives both.
+  const layout = windowsAgentFolder('3.0.0', '3.0.0', f.imdsHost);
   const storeName = uniqueStoreName();
   const where = `LocalMachine\\${storeName}`;
   after(() => {
