@@ -21,7 +21,7 @@ export interface AgentBench {
   vault: VaultProcess;
   storeDir: string;
   certificates: number;
-  /** Writes settings for `seq` (requireInitialSync false, hourly polling). */
+  /** Writes settings for `seq` (hourly polling; the 4.x profile of the agent folder, where requireInitialSync is gone). */
   writeSettings(seq: number): void;
   /** Runs a handler command; returns its wall time in ms. Throws on a non-zero exit. */
   command(seq: number, command: string): Promise<number>;
@@ -43,7 +43,6 @@ export async function startAgentBench(certificates: number): Promise<AgentBench>
   const settings = {
     secretsManagementSettings: {
       pollingIntervalInS: '3600',
-      requireInitialSync: false,
       observedCertificates: Array.from({ length: certificates }, (_, i) => ({ url: `${vault.vaultUrl}/secrets/${secretName(i)}`, certificateStoreLocation: storeDir })),
     },
     authenticationSettings: { msiEndpoint: vault.imdsEndpoint },

@@ -1,5 +1,5 @@
 /**
- * Figure 3: `kvvm enable` wall time (installed, requireInitialSync false, a new sequence number, no service
+ * Figure 3: `kvvm enable` wall time (installed, a new sequence number, no service
  * running) against `node -e 0`, medians of interleaved runs. Enable returns once the detached service is started.
  */
 import { median, timeProcess } from './common.js';
@@ -31,7 +31,7 @@ export async function benchEnable(o: { runs: number }, progress: (s: string) => 
           median(bare),
           ENABLE_TARGET,
           'ms',
-          `median of ${o.runs} runs of 'kvvm enable' (new sequence number, service stopped, 10 certificates, requireInitialSync false) vs 'node -e 0'`,
+          `median of ${o.runs} runs of 'kvvm enable' (new sequence number, service stopped, 10 certificates) vs 'node -e 0'`,
         ),
       ),
     ];

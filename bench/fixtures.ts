@@ -88,7 +88,6 @@ export function observedCertificates(vaultUrl: string, storeDir: string, from: n
     {
       secretsManagementSettings: {
         pollingIntervalInS: '3600',
-        requireInitialSync: false,
         observedCertificates: Array.from({ length: count }, (_, k) => ({ url: `${vaultUrl}/secrets/${secretName(from + k)}`, certificateStoreLocation: storeDir })),
       },
     },
