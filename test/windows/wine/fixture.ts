@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 /**
  * Shared pieces of the tests that run INSIDE Windows Node under Wine (or on real Windows): throw-away store
  * names, observed certificates pointing at them, and a store dump taken by a FRESH Windows node process, so a
@@ -78,5 +79,16 @@ export function dumpInFreshProcess(stores: string[]): Dump {
     return JSON.parse(readFileSync(out, 'utf8')) as Dump;
   } finally {
     rmSync(out, { force: true });
+  }
+}
+
+/** Test-only: is this Windows Node running under Wine (ntdll exports wine_get_version)? */
+export function underWine(): boolean {
+  const koffi = createRequire(import.meta.url)('koffi') as { load(p: string): { func(s: string): unknown } };
+  try {
+    koffi.load('ntdll.dll').func('const char *wine_get_version()');
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -5,21 +5,11 @@
  * http.sys does with the records is checked on Windows Server with the PowerShell in docs/windows.md.
  */
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { describe, it } from 'node:test';
+import { underWine } from './fixture.js';
 import { loadNative } from '../../../handler/platform/win32/native.js';
 import { allocArena, createHttpSslApi, moveBindings } from '../../../handler/stores/windows/httpSslBindings.js';
 import { encodeSslSet, parseSslSet, type SslBinding } from '../../../handler/stores/windows/httpSslRecords.js';
-
-function underWine(): boolean {
-  const koffi = createRequire(import.meta.url)('koffi') as { load(p: string): { func(s: string): unknown } };
-  try {
-    koffi.load('ntdll.dll').func('const char *wine_get_version()');
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const binding: SslBinding = {
   kind: 'hostport',

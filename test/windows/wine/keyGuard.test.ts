@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { after, describe, it } from 'node:test';
 import { parseCertificateSecret } from '../../../handler/certs/parse.js';
 import { issueCertificate, toPemSecret } from '../../../handler/devvault/certFactory.js';
@@ -7,18 +6,7 @@ import { keyGuardProbeFlags, probeImport } from '../../../handler/stores/windows
 import { loadNative } from '../../../handler/platform/win32/native.js';
 import { buildImportPfx } from '../../../handler/stores/windows/pfx.js';
 import { createWindowsStore } from '../../../handler/stores/windows/windowsStore.js';
-import { deleteSystemStore, dumpInFreshProcess, observed, uniqueStoreName, VAULT } from './fixture.js';
-
-/** Test-only: is this Windows Node running under Wine (ntdll exports wine_get_version)? */
-function underWine(): boolean {
-  const koffi = createRequire(import.meta.url)('koffi') as { load(p: string): { func(s: string): unknown } };
-  try {
-    koffi.load('ntdll.dll').func('const char *wine_get_version()');
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { deleteSystemStore, dumpInFreshProcess, observed, uniqueStoreName, VAULT, underWine } from './fixture.js';
 
 /**
  * KeyGuard where it cannot exist (Wine: no VBS, no CNG PFX flags): the probe answers "unsupported" and a
