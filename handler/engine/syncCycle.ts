@@ -21,6 +21,8 @@ export interface SyncCycleOptions {
 
 export async function runSyncCycle(certs: readonly ObservedCertificate[], deps: CertificateSyncDeps, options: SyncCycleOptions): Promise<CertificateSyncResult[]> {
   const results: CertificateSyncResult[] = new Array<CertificateSyncResult>(certs.length);
+  // Started before the workers: a vault's secret listing runs beside them, each certificate waiting for its entry.
+  const memory = deps.memory?.beginCycle(certs, deps.vault, deps.now());
   let next = 0;
   const worker = async (): Promise<void> => {
     for (;;) {
@@ -28,7 +30,7 @@ export async function runSyncCycle(certs: readonly ObservedCertificate[], deps: 
       const index = next++;
       const cert = certs[index];
       if (cert === undefined) return;
-      const result = await syncCertificate(cert, deps);
+      const result = await syncCertificate(cert, deps, memory);
       results[index] = result;
       options.onResult?.(index, result);
     }

@@ -18,7 +18,7 @@ import { DEFAULT_RETRY, newRetryStats, realSleep, validateRetryOptions, withRetr
 import { createIdentityCredential } from './identity.js';
 import { vaultOriginPolicy } from './originPolicy.js';
 import { transportFor, trustedCas } from './transport.js';
-import type { FetchedSecret, SecretVersionInfo, VaultReader } from './types.js';
+import type { FetchedSecret, SecretListEntry, SecretListing, SecretVersionInfo, VaultReader } from './types.js';
 import { classifyVaultError, mapVaultError, type VaultCallContext } from './vaultErrors.js';
 import { userAgentPrefix } from '../version.js';
 
@@ -83,9 +83,8 @@ export function checkVaultUrl(vaultUrl: string, env: Readonly<Record<string, str
   return url;
 }
 
-function versionInfo(p: SecretProperties): SecretVersionInfo {
+function attributesOf(p: SecretProperties): Omit<SecretVersionInfo, 'version'> {
   return {
-    version: p.version ?? '',
     enabled: p.enabled ?? true,
     createdOn: p.createdOn,
     updatedOn: p.updatedOn,
@@ -94,6 +93,14 @@ function versionInfo(p: SecretProperties): SecretVersionInfo {
     contentType: p.contentType,
     managed: p.managed ?? false,
   };
+}
+
+function versionInfo(p: SecretProperties): SecretVersionInfo {
+  return { version: p.version ?? '', ...attributesOf(p) };
+}
+
+function listEntry(p: SecretProperties): SecretListEntry {
+  return { name: p.name, ...attributesOf(p) };
 }
 
 export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultReader {
@@ -201,6 +208,17 @@ export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultR
       // Newest first; versions without a creation time sort last.
       const t = (v: SecretVersionInfo): number => v.createdOn?.getTime() ?? Number.MIN_SAFE_INTEGER;
       return out.sort((a, b) => t(b) - t(a));
+    },
+    async listSecrets(vaultUrl, onPage, maxPages) {
+      // Like listVersions, a failed page restarts the listing (the SDK cannot resume one); onPage tolerates repeats.
+      return call(vaultUrl, "(the vault's secret listing)", async (c, requestOptions): Promise<SecretListing> => {
+        let pages = 0;
+        for await (const page of c.listPropertiesOfSecrets({ requestOptions }).byPage()) {
+          pages += 1;
+          if (!onPage(page.map(listEntry)) || pages >= maxPages) return { pages, complete: false };
+        }
+        return { pages, complete: true };
+      });
     },
   };
 }
