@@ -25,6 +25,12 @@ import type { FetchedSecret, SecretListEntry, SecretVersionInfo, VaultReader } f
 /** Every certificate's versions are listed in full at least once in this many cycles (bench/README.md, figure 1b). */
 export const FULL_REFRESH_CYCLES = 12;
 
+/**
+ * A vault's listing size (and a refused listing) is learnt again this often. A size that grew is noticed at once (the
+ * listing stops at its budget); only a vault that shrank, or a `list` permission granted, waits for this.
+ */
+const VAULT_RELEARN_CYCLES = 10 * FULL_REFRESH_CYCLES;
+
 type Attributes = Omit<SecretVersionInfo, 'version'>;
 
 /** What the secret listing shows of a secret's current version. */
@@ -163,8 +169,7 @@ export function createPollMemory(keep: number): PollMemory {
   return {
     beginCycle(certs, vault, now) {
       cycle += 1;
-      // Re-learn each vault's listing size (and whether listing is now permitted) once per refresh period.
-      if (cycle % FULL_REFRESH_CYCLES === 0) vaults = new Map();
+      if (cycle % VAULT_RELEARN_CYCLES === 0) vaults = new Map();
       const fresh = (cert: ObservedCertificate): Remembered | undefined => {
         const m = cert.pinnedVersion === undefined ? remembered.get(certKey(cert)) : undefined;
         return m && cycle < m.refreshAt ? m : undefined;

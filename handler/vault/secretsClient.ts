@@ -14,7 +14,7 @@ import type { TokenCredential } from '@azure/identity';
 import { KvvmError } from '../errors.js';
 import type { AuthenticationConfig } from '../settings/config.js';
 import { allowedSuffixesForMessage, EXTRA_SUFFIXES_ENV, isAllowedVaultHost } from '../cloud.js';
-import { DEFAULT_RETRY, newRetryStats, realSleep, validateRetryOptions, withRetry, type RetryPolicy, type RetryStats } from './backoff.js';
+import { DEFAULT_RETRY, newRetryStats, realSleep, validateRetryOptions, withRetry, type RetryDecision, type RetryPolicy, type RetryStats } from './backoff.js';
 import { createIdentityCredential } from './identity.js';
 import { vaultOriginPolicy } from './originPolicy.js';
 import { transportFor, trustedCas } from './transport.js';
@@ -127,6 +127,12 @@ export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultR
   });
   const ca = trustedCas(options.tlsCa, env);
   const clients = new Map<string, SecretClient>();
+  /**
+   * A vault's throttling is shared by every request this reader sends it (an instance's certificates spend one
+   * budget): a 429's Retry-After pauses them all, so a request that starts during the pause waits for its end
+   * instead of collecting a 429 of its own (each costs an attempt, and the vault's and this machine's time).
+   */
+  const throttledUntil = new Map<string, number>();
 
   function clientFor(vaultUrl: string): SecretClient {
     const url = checkVaultUrl(vaultUrl, env);
@@ -174,14 +180,27 @@ export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultR
   async function call<T>(vaultUrl: string, name: string, op: (client: SecretClient, requestOptions: { timeout: number }) => Promise<T>): Promise<T> {
     const ctx: VaultCallContext = { vaultUrl, secretName: name, identity: identityLabel, knownTokens: recentTokens };
     const client = clientFor(vaultUrl);
+    const vaultKey = client.vaultUrl.toLowerCase();
+    // The pause this operation has already waited out (its own Retry-After is slept by withRetry).
+    let waited = 0;
+    const paced = async (): Promise<T> => {
+      const until = throttledUntil.get(vaultKey) ?? 0;
+      if (until > waited && until > now()) {
+        waited = until;
+        await deps.sleep(until - now());
+      }
+      return attempt(client, op);
+    };
+    const classify = (err: unknown): RetryDecision => {
+      const decision = classifyVaultError(err, now);
+      if (decision.retry && decision.kind === 'throttled' && decision.retryAfterMs !== undefined) {
+        waited = Math.max(throttledUntil.get(vaultKey) ?? 0, now() + decision.retryAfterMs);
+        throttledUntil.set(vaultKey, waited);
+      }
+      return decision;
+    };
     try {
-      return await withRetry(
-        () => attempt(client, op),
-        (err) => classifyVaultError(err, now),
-        retry,
-        deps,
-        stats.vault,
-      );
+      return await withRetry(paced, classify, retry, deps, stats.vault);
     } catch (err) {
       throw mapVaultError(err, ctx);
     }
