@@ -122,7 +122,6 @@ export async function syncCertificate(cert: ObservedCertificate, deps: Certifica
     }
     return result;
   } catch (err) {
-    memory?.forget(cert);
     const message = describeError(err);
     const reason = err instanceof KvvmError ? err.reason : 'unexpected';
     const skipped = reason === 'not-a-certificate';

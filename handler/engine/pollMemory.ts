@@ -4,12 +4,15 @@
  * vault's secret listing (GET /secrets, 25 secrets a page, no values) answers for several certificates.
  *
  * Per certificate (not pinned), each cycle:
- * - no memory (first sight, a restart, an error last cycle) or its periodic refresh is due: the full versions
+ * - no memory (first sight, a restart) or its periodic refresh is due: the full versions
  *   listing, exactly as without memory (certificateSync.ts), and what it saw is remembered;
  * - otherwise the vault is asked whether the current version is still the one remembered, by whichever is fewer
  *   requests for the vault: its secret listing (pages learnt from the last listing) or one GET of the latest version
  *   per certificate. Unchanged: the remembered versions are planned against `now` (so a not-before or an expiry that
  *   is reached changes the wanted set without a request); changed or unknown: the full listing for that certificate.
+ *
+ * The memory is of the vault as last listed, whatever became of applying it: a cycle that failed to download or
+ * install a version retries that at the next one without listing again (the planner compares with the store).
  *
  * What no cheap request shows: a change to an OLDER version (disabled, enabled again), or a new version whose every
  * attribute (created and updated to the second, not-before, expiry, enabled, content type) equals the current one's.
@@ -67,8 +70,6 @@ export interface PollCycleMemory {
   check(cert: ObservedCertificate): Promise<KnownVersions>;
   /** After a full listing (or the latest-only fallback): what the vault holds now. */
   remember(cert: ObservedCertificate, versions: readonly SecretVersionInfo[], listForbidden: boolean): void;
-  /** After an error: the next cycle lists in full. */
-  forget(cert: ObservedCertificate): void;
 }
 
 export interface PollMemory {
@@ -229,9 +230,6 @@ export function createPollMemory(keep: number): PollMemory {
             .map((v) => ({ version: v.version, print: fingerprint(v), enabled: v.enabled }));
           const refreshAt = remembered.has(key) ? cycle + FULL_REFRESH_CYCLES : cycle + 1 + stagger(cert.secretName);
           remembered.set(key, { candidates: stillWantable(versions, keep, now), current, listForbidden, refreshAt });
-        },
-        forget(cert) {
-          remembered.delete(certKey(cert));
         },
       };
     },
