@@ -85,6 +85,7 @@ export const REMOTE_DETAIL_MAX_CHARS = 200;
 export function remoteDetail(text: string, knownTokens: Iterable<string> = []): string {
   const tokens = [...knownTokens].filter((t) => t.length >= 8).sort((a, b) => b.length - a.length);
   const flat = redactSecrets(replaceAll(text, tokens, '[redacted token]'))
+    // eslint-disable-next-line no-control-regex -- control characters are exactly what this looks for
     .replace(/[\u0000-\u001f\u007f]+/g, ' ')
     .replace(/\s{2,}/g, ' ')
     .trim();

@@ -247,7 +247,9 @@ let loaded: Native | undefined;
 export function loadNative(): Native {
   if (loaded) return loaded;
   if (process.platform !== 'win32') throw new Error(`kvvm: the Windows certificate store needs Windows (this is ${process.platform})`);
-  const koffi = createRequire(import.meta.url)('koffi') as Koffi;
+  // Required here, when first needed, so Linux never loads koffi; spelled require('koffi') so knip sees the dependency.
+  const require = createRequire(import.meta.url);
+  const koffi = require('koffi') as Koffi;
   const crypt32 = koffi.load('crypt32.dll');
   const advapi32 = koffi.load('advapi32.dll');
   const kernel32 = koffi.load('kernel32.dll');
