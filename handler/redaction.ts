@@ -15,7 +15,7 @@ const JWT = /\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/g;
 const BEARER = /\b(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}/gi;
 const LONG_BASE64 = /[A-Za-z0-9+/]{200,}={0,2}/g;
 
-export const PROTECTED_PLACEHOLDER = '[protected setting]';
+const PROTECTED_PLACEHOLDER = '[protected setting]';
 
 /** Replaces anything that looks like key material or a token. */
 export function redactSecrets(text: string): string {

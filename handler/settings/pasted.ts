@@ -22,7 +22,7 @@ export interface ValidationTarget {
 }
 
 /** "[...]" is an ARM expression; "[[...]" is ARM's escape for a literal string starting with "[". */
-export function isArmExpression(v: unknown): boolean {
+function isArmExpression(v: unknown): boolean {
   return typeof v === 'string' && /^\s*\[[^[][\s\S]*\]\s*$/.test(v);
 }
 
