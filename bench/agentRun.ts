@@ -14,7 +14,7 @@ import { buildVaultState, makeCertPool, saveVaultState, secretName } from './fix
 import { startVaultProcess, type VaultProcess } from './vaultHost.js';
 
 const run = promisify(execFile);
-export const CLI = join(packageRoot(), 'lib', 'handler', 'cli.js');
+const CLI = join(packageRoot(), 'lib', 'handler', 'cli.js');
 
 export interface AgentBench {
   layout: AgentLayout;

@@ -6,7 +6,7 @@ import { median, timeProcess } from './common.js';
 import { startAgentBench } from './agentRun.js';
 import { measuredFloor, timing, type BenchEntry } from './report.js';
 
-export const ENABLE_TARGET = 8;
+const ENABLE_TARGET = 8;
 
 export async function benchEnable(o: { runs: number }, progress: (s: string) => void): Promise<BenchEntry[]> {
   const bench = await startAgentBench(10);

@@ -13,8 +13,8 @@ const { isRunning } = posixSupervisor;
 
 /** One clock tick: CPU below this is not measurable from /proc, so the floor is never smaller. */
 const MIN_CPU_FLOOR_MS = 10;
-export const IDLE_RSS_TARGET = 3;
-export const IDLE_CPU_TARGET = 2;
+const IDLE_RSS_TARGET = 3;
+const IDLE_CPU_TARGET = 2;
 
 export async function benchIdle(o: { windowS: number; certificates: number }, progress: (s: string) => void): Promise<BenchEntry[]> {
   const bench = await startAgentBench(o.certificates);

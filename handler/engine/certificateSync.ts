@@ -11,7 +11,7 @@ import type { FetchedSecret, SecretVersionInfo, VaultReader } from '../vault/typ
 import { VERSIONS_KEPT, planCertificate, selectWantedVersions, type PlannedAction } from './planner.js';
 import type { PollCycleMemory, PollMemory } from './pollMemory.js';
 
-export type CertificateState = 'installed' | 'unchanged' | 'error' | 'skipped';
+type CertificateState = 'installed' | 'unchanged' | 'error' | 'skipped';
 
 export interface CertificateSyncResult {
   cert: ObservedCertificate;
