@@ -15,7 +15,7 @@ import { buildVaultState, makeCertPool, saveVaultState, secretName } from './fix
 import { startVaultProcess, type VaultProcess } from './vaultHost.js';
 
 const run = promisify(execFile);
-export const CLI = join(packageRoot(), 'lib', 'handler', 'cli.js');
+const CLI = join(packageRoot(), 'lib', 'handler', 'cli.js');
 
 /**
  * The Node runtime the Linux package ships (build/platforms.ts NODE_VERSION), from the package build's cache

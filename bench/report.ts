@@ -111,7 +111,7 @@ export function writeResults(file: string, entries: readonly BenchEntry[]): void
  *   informational: measured on a loaded 2-core machine, "poll 100 unchanged: wall" went from 0.78 to 21.9 x its
  *   computed floor, while every measured-floor ratio stayed within 1.5 x its recorded value.
  */
-export type GateKind = 'info' | 'count' | 'ratio';
+type GateKind = 'info' | 'count' | 'ratio';
 
 export interface GateVerdict {
   name: string;

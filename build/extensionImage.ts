@@ -16,9 +16,9 @@ export interface PackageJson {
   author?: string | { name?: string };
 }
 
-export type ImageValues = Record<'namespace' | 'type' | 'version' | 'label' | 'description' | 'eula' | 'privacyUri' | 'homepageUri' | 'companyName' | 'supportedOS', string>;
+type ImageValues = Record<'namespace' | 'type' | 'version' | 'label' | 'description' | 'eula' | 'privacyUri' | 'homepageUri' | 'companyName' | 'supportedOS', string>;
 
-export function imageValues(platform: Platform, pkg: PackageJson, version: string): ImageValues {
+function imageValues(platform: Platform, pkg: PackageJson, version: string): ImageValues {
   const os = platform.os === 'linux' ? 'Linux' : 'Windows';
   const author = typeof pkg.author === 'string' ? pkg.author : pkg.author?.name;
   return {
@@ -35,7 +35,7 @@ export function imageValues(platform: Platform, pkg: PackageJson, version: strin
   };
 }
 
-export function fillTemplate(template: string, values: Record<string, string>, escape: (s: string) => string): string {
+function fillTemplate(template: string, values: Record<string, string>, escape: (s: string) => string): string {
   const out = template.replace(/\{\{(\w+)\}\}/g, (_m, key: string) => {
     const v = values[key];
     if (v === undefined) throw new Error(`template placeholder {{${key}}} has no value`);
@@ -45,12 +45,12 @@ export function fillTemplate(template: string, values: Record<string, string>, e
   return out;
 }
 
-export function escapeXml(s: string): string {
+function escapeXml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
 }
 
 /** Inside a JSON string literal: JSON.stringify's escaping without the surrounding quotes. */
-export function escapeJsonString(s: string): string {
+function escapeJsonString(s: string): string {
   return JSON.stringify(s).slice(1, -1);
 }
 

@@ -20,7 +20,7 @@ export interface TarEntry {
 }
 
 /** The tarball file name npm pack gives `name@version` (scope "@a/b" becomes "a-b"). */
-export function tarballName(name: string, version: string): string {
+function tarballName(name: string, version: string): string {
   return `${name.replace(/^@/, '').replace('/', '-')}-${version}.tgz`;
 }
 

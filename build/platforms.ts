@@ -13,7 +13,7 @@ export const POSTJECT = { name: 'postject', version: '1.0.0-alpha.6' } as const;
 
 export const PUBLISHER = 'Microsoft.Azure.KeyVault';
 
-export type PlatformId = 'linux-x64' | 'linux-arm64' | 'win-x64' | 'win-arm64';
+type PlatformId = 'linux-x64' | 'linux-arm64' | 'win-x64' | 'win-arm64';
 
 export interface Platform {
   id: PlatformId;

@@ -27,7 +27,7 @@ interface LockPackage {
  * Types, source maps, TypeScript sources, C/C++ sources and prose; licence and notice files are always kept.
  * Everything else stays: pruning by folder name ("browser", "test") is how bundles break in obscure ways.
  */
-export function isPrunable(fileName: string): boolean {
+function isPrunable(fileName: string): boolean {
   if (/licen[cs]e|notice|copying|authors/i.test(fileName)) return false;
   if (fileName === 'CMakeLists.txt') return true;
   // koffi ships its C++ sources and Node-API headers next to the JS; only the prebuilt .node is loaded.

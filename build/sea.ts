@@ -17,7 +17,7 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
-export const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 
 /**
  * The injected script (CommonJS: a SEA main script is). In a SEA, process.argv is [exe, argv0, ...args]. The
@@ -25,7 +25,7 @@ export const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
  * is dropped. require() of the ES module cli.js is Node 22's require(esm) (no warning since 22.13); a module
  * graph with top-level await cannot be required, so that case falls back to import() through vm.
  */
-export const LAUNCHER_SOURCE = `'use strict';
+const LAUNCHER_SOURCE = `'use strict';
 const path = require('node:path');
 const { createRequire } = require('node:module');
 const root = path.resolve(path.dirname(process.execPath), '..');

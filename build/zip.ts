@@ -157,7 +157,7 @@ function validatePath(path: string): void {
 }
 
 /** Byte-wise (UTF-8) order, independent of locale. */
-export function compareBytes(a: string, b: string): number {
+function compareBytes(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 

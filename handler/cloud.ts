@@ -4,12 +4,12 @@
  */
 import { overridesFrom } from './overrides.js';
 
-export interface VaultCloud {
+interface VaultCloud {
   name: string;
   suffix: string;
 }
 
-export const AZURE_VAULT_CLOUDS: readonly VaultCloud[] = [
+const AZURE_VAULT_CLOUDS: readonly VaultCloud[] = [
   { name: 'AzurePublic', suffix: '.vault.azure.net' },
   { name: 'AzureChina', suffix: '.vault.azure.cn' },
   { name: 'AzureUSGovernment', suffix: '.vault.usgovcloudapi.net' },
@@ -20,7 +20,7 @@ export const AZURE_VAULT_CLOUDS: readonly VaultCloud[] = [
 export const EXTRA_SUFFIXES_ENV = 'KVVM_EXTRA_VAULT_SUFFIXES';
 
 /** Suffixes the operator opted into (overrides.ts), lower case. "localhost" allows exactly the host localhost. */
-export function extraVaultSuffixes(env: Readonly<Record<string, string | undefined>>): string[] {
+function extraVaultSuffixes(env: Readonly<Record<string, string | undefined>>): string[] {
   return overridesFrom(env).extraVaultSuffixes;
 }
 

@@ -15,11 +15,6 @@ export function describeJsonError(text: string): string {
   return `at character ${offset} (line ${line}, column ${column}): unexpected character`;
 }
 
-/** JSON.parse's failure, as a message safe to show: the position only. */
-export function jsonErrorMessage(text: string, what: string): string {
-  return `${what} is not valid JSON ${describeJsonError(text)}`;
-}
-
 /**
  * The offset of the first character JSON.parse rejects. Every prefix that ends before it fails only with
  * "Unexpected end" (or parses), every prefix that includes it fails otherwise, so a binary search over prefix

@@ -60,7 +60,7 @@ function flag(value: string): boolean | string {
   return 'must be 1 (on) or 0 (off)';
 }
 
-export const OVERRIDE_VARIABLES: readonly Variable[] = [
+const OVERRIDE_VARIABLES: readonly Variable[] = [
   {
     name: 'KVVM_EXTRA_VAULT_SUFFIXES',
     kind: 'operator',
@@ -129,7 +129,7 @@ export const OVERRIDE_VARIABLES: readonly Variable[] = [
 
 const BY_NAME = new Map(OVERRIDE_VARIABLES.map((v) => [v.name, v]));
 
-export const NO_OVERRIDES: Readonly<Overrides> = Object.freeze({
+const NO_OVERRIDES: Readonly<Overrides> = Object.freeze({
   extraVaultSuffixes: [],
   armEndpoint: undefined,
   armCaFile: undefined,

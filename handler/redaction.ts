@@ -15,7 +15,7 @@ const JWT = /\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/g;
 const BEARER = /\b(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}/gi;
 const LONG_BASE64 = /[A-Za-z0-9+/]{200,}={0,2}/g;
 
-export const PROTECTED_PLACEHOLDER = '[protected setting]';
+const PROTECTED_PLACEHOLDER = '[protected setting]';
 
 /** Replaces anything that looks like key material or a token. */
 export function redactSecrets(text: string): string {
@@ -85,6 +85,7 @@ export const REMOTE_DETAIL_MAX_CHARS = 200;
 export function remoteDetail(text: string, knownTokens: Iterable<string> = []): string {
   const tokens = [...knownTokens].filter((t) => t.length >= 8).sort((a, b) => b.length - a.length);
   const flat = redactSecrets(replaceAll(text, tokens, '[redacted token]'))
+    // eslint-disable-next-line no-control-regex -- control characters are exactly what this looks for
     .replace(/[\u0000-\u001f\u007f]+/g, ' ')
     .replace(/\s{2,}/g, ' ')
     .trim();

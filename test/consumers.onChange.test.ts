@@ -164,7 +164,7 @@ test('a rotation runs the command once per change with the documented environmen
     assert.equal(rotated.env['KVVM_PFX_PATH'], undefined, 'only the formats asked for');
     assert.notEqual(rotated.env['KVVM_PREVIOUS_THUMBPRINT'], rotated.env['KVVM_THUMBPRINT']);
     // The link the command is told about already points at the new version when it runs.
-    assert.ok((await readFile(rotated.env['KVVM_LINK_PATH']!, 'utf8')).includes('PRIVATE KEY'));
+    assert.ok((await readFile(rotated.env['KVVM_LINK_PATH'], 'utf8')).includes('PRIVATE KEY'));
     assert.equal(reports[2]!.substatus!.find((x) => x.name === 'kvvm/web')!.status, 'success');
     assert.match(reports[2]!.substatus!.find((x) => x.name === 'kvvm/web')!.message, /onChange command .* succeeded/);
   } finally {

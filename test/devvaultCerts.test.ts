@@ -84,7 +84,7 @@ describe('certificate factory', () => {
   test('node-forge opens the PKCS#12 with the NULL password, as consumers of Key Vault PFX must', () => {
     const der = Buffer.from(toPkcs12Base64(leaf.keyPem, [leaf.certPem]), 'base64').toString('binary');
     const p12 = forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(der), true, null as unknown as string);
-    const keyBags = p12.getBags({ bagType: forge.pki.oids['pkcs8ShroudedKeyBag'] as string })[forge.pki.oids['pkcs8ShroudedKeyBag'] as string] ?? [];
+    const keyBags = p12.getBags({ bagType: forge.pki.oids['pkcs8ShroudedKeyBag'] })[forge.pki.oids['pkcs8ShroudedKeyBag'] as string] ?? [];
     assert.equal(keyBags.length, 1);
     assert.ok(keyBags[0]?.key);
     // The empty string is a different password in PKCS#12 and must not verify.

@@ -31,8 +31,8 @@ test('the agent drives the extension through install, enable, rotation, disable,
     const ca = createCa('lifecycle root');
     const web1 = issueCertificate({ issuer: ca, subjectCn: 'web.test', dnsNames: ['web.test'], serverAuth: true });
     const api = issueCertificate({ issuer: ca, subjectCn: 'api.test', serverAuth: false });
-    const webV1 = await vault.setSecret('web', toPkcs12Base64(web1.keyPem, [web1.certPem, ca.certPem]), { contentType: 'application/x-pkcs12' });
-    const apiV1 = await vault.setSecret('api', toPemSecret(api.keyPem, [ca.certPem, api.certPem]), { contentType: 'application/x-pem-file' });
+    const webV1 = vault.setSecret('web', toPkcs12Base64(web1.keyPem, [web1.certPem, ca.certPem]), { contentType: 'application/x-pkcs12' });
+    const apiV1 = vault.setSecret('api', toPemSecret(api.keyPem, [ca.certPem, api.certPem]), { contentType: 'application/x-pem-file' });
     const trust = join(root, 'trusted.pem');
     await writeFile(trust, vault.caCertPem + ca.certPem);
     env = { KVVM_EXTRA_VAULT_SUFFIXES: 'localhost', NODE_EXTRA_CA_CERTS: trust, KVVM_NO_JITTER: '1' };
@@ -91,7 +91,7 @@ test('the agent drives the extension through install, enable, rotation, disable,
 
     // Rotate in the vault, then the agent delivers a new sequence number: the service restarts and syncs at once.
     const web2 = issueCertificate({ issuer: ca, subjectCn: 'web.test', dnsNames: ['web.test'], serverAuth: true });
-    const webV2 = await vault.setSecret('web', toPkcs12Base64(web2.keyPem, [web2.certPem, ca.certPem]), { contentType: 'application/x-pkcs12' });
+    const webV2 = vault.setSecret('web', toPkcs12Base64(web2.keyPem, [web2.certPem, ca.certPem]), { contentType: 'application/x-pkcs12' });
     layout.writeSettings(1, settings, protectedSettings);
     const pid0 = (await isRunning(join(layout.extensionFolder, 'kvvm-service.pid'))).pid;
     assert.equal((await agentCommand(layout, 1, 'enable', env)).code, 0);

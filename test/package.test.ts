@@ -208,7 +208,7 @@ test('the linux-x64 package, unpacked like the agent does, syncs from the vault 
     vault = await startDevVault({ port: 0 });
     const ca = createCa('package smoke root');
     const leaf = issueCertificate({ issuer: ca, subjectCn: 'pkg.test', serverAuth: true });
-    const secretVersion = await vault.setSecret('pkg', toPemSecret(leaf.keyPem, [leaf.certPem, ca.certPem]), { contentType: 'application/x-pem-file' });
+    const secretVersion = vault.setSecret('pkg', toPemSecret(leaf.keyPem, [leaf.certPem, ca.certPem]), { contentType: 'application/x-pem-file' });
     const trust = join(root, 'trusted.pem');
     await writeFile(trust, vault.caCertPem + ca.certPem);
     env = { KVVM_EXTRA_VAULT_SUFFIXES: 'localhost', NODE_EXTRA_CA_CERTS: trust, KVVM_NO_JITTER: '1' };

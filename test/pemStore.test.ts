@@ -50,7 +50,7 @@ runStoreContract('pem', async () => {
 });
 
 const vectors = loadSecretVectors().map((v, i) => ({
-  id: { vaultName: VAULT, secretName: 'alpha', version: `${i + 1}`.repeat(32) } as CertificateVersionId,
+  id: { vaultName: VAULT, secretName: 'alpha', version: `${i + 1}`.repeat(32) },
   material: parseCertificateSecret(v.value, v.contentType),
 }));
 const v1 = vectors[0] as { id: CertificateVersionId; material: CertificateMaterial };

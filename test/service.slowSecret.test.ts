@@ -39,9 +39,9 @@ test('an expensive secret delays neither another certificate nor disable', { tim
     layout = makeAgentLayout(root);
     const ca = createCa('slow-secret root');
     const web = issueCertificate({ issuer: ca, subjectCn: 'web.test', serverAuth: false });
-    await vault.setSecret('web', toPkcs12Base64(web.keyPem, [web.certPem, ca.certPem]), { contentType: 'application/x-pkcs12' });
+    vault.setSecret('web', toPkcs12Base64(web.keyPem, [web.certPem, ca.certPem]), { contentType: 'application/x-pkcs12' });
     const heavy = ssl.leaf('heavy', undefined, { serverAuth: false });
-    await vault.setSecret('heavy', ssl.pkcs12(heavy, [], { mode: 'legacy', exportArgs: ['-iter', '330000'] }), { contentType: 'application/x-pkcs12' });
+    vault.setSecret('heavy', ssl.pkcs12(heavy, [], { mode: 'legacy', exportArgs: ['-iter', '330000'] }), { contentType: 'application/x-pkcs12' });
     const trust = join(root, 'trusted.pem');
     await writeFile(trust, vault.caCertPem);
     env = { KVVM_EXTRA_VAULT_SUFFIXES: 'localhost', NODE_EXTRA_CA_CERTS: trust, KVVM_NO_JITTER: '1' };

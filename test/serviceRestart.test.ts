@@ -104,7 +104,7 @@ test('kill -9 of the process in kvvm-service.pid: a certificate rotated during t
     assert.notEqual(worker2, worker1);
     assert.deepEqual(serviceProcesses(layout.extensionFolder), { supervisors: [supervisor], workers: [worker2] }, 'the same supervisor, one new worker');
     const status = await until('a success status', async () => ((await statusOf(layout, 0))?.status === 'success' ? statusOf(layout, 0) : undefined));
-    assert.match(status!.message, /1 of 1 certificates in place/);
+    assert.match(status.message, /1 of 1 certificates in place/);
     console.log(
       `restart after kill -9: rotated certificate installed ${latencyMs} ms after the kill; supervisor RSS ${await rssKiB(supervisor)} KiB, worker RSS ${await rssKiB(worker2)} KiB`,
     );
@@ -139,7 +139,7 @@ test('five crashes in the window: the status says error with the crash reason, a
     const after = await until('a worker after the slow retry', () => workerOtherThan(layout, previous));
     assert.ok(after > 0);
     const recovered = await until('the status back to success', async () => ((await statusOf(layout, 0))?.status === 'success' ? statusOf(layout, 0) : undefined));
-    assert.match(recovered!.message, /1 of 1 certificates in place/);
+    assert.match(recovered.message, /1 of 1 certificates in place/);
   } finally {
     await agent(layout, env, 0, 'disable').catch(() => undefined);
     await vault.close();

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseSettings } from '../handler/settings/parse.js';
 
-import { BAD_SETTINGS as CASES, OC, AUTH } from './fixtures/settings/badCases.js';
-import { auth, cert, GUID1, sms, URL1, URL2 } from './fixtures/settings/helpers.js';
+import { BAD_SETTINGS as CASES } from './fixtures/settings/badCases.js';
+import { cert, sms } from './fixtures/settings/helpers.js';
 
 describe('bad settings are rejected with a reason, a path, a message naming the culprit, and a fix', () => {
   it('the catalogue holds at least 40 distinct cases', () => {

@@ -5,8 +5,8 @@ import type { CertificateMaterial } from './material.js';
 import { notAfterOf, notBeforeOf, thumbprintOf } from './parse.js';
 import type { Reason } from '../reasons.js';
 
-export const OID_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
-export const OID_ANY_EKU = '2.5.29.37.0';
+const OID_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+const OID_ANY_EKU = '2.5.29.37.0';
 
 /** Deepest chain followed; real chains have 2–4 links, so this only stops loops and hostile inputs. */
 const MAX_CHAIN_DEPTH = 10;
@@ -23,7 +23,7 @@ export function hasServerAuthEku(cert: X509Certificate): boolean {
 }
 
 /** The reasons a server-auth chain check fails with (reasons.ts). */
-export type ChainReason = Extract<Reason, `chain-${string}`>;
+type ChainReason = Extract<Reason, `chain-${string}`>;
 
 export type ChainResult = { ok: true } | { ok: false; reason: ChainReason; message: string; fix: string };
 
@@ -145,7 +145,7 @@ function safeVerify(subject: X509Certificate, issuer: X509Certificate): boolean 
   }
 }
 
-export const SYSTEM_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
+const SYSTEM_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
 
 export interface LoadTrustedRootsOptions {
   /** Defaults to the Debian/Ubuntu bundle; other distributions keep theirs elsewhere. */

@@ -16,8 +16,8 @@ export const TAG = {
   SET: 0x11,
 } as const;
 
-export const CLASS_UNIVERSAL = 0;
-export const CLASS_CONTEXT = 2;
+const CLASS_UNIVERSAL = 0;
+const CLASS_CONTEXT = 2;
 
 export interface Tlv {
   cls: number;
@@ -36,7 +36,7 @@ export interface Tlv {
 export class DerError extends Error {}
 
 /** One element at `offset`. */
-export function readTlv(buf: Buffer, offset = 0, depth = 0): Tlv {
+function readTlv(buf: Buffer, offset = 0, depth = 0): Tlv {
   if (depth > MAX_DEPTH) throw new DerError(`ASN.1 nested deeper than ${MAX_DEPTH} levels`);
   if (offset + 2 > buf.length) throw new DerError('ASN.1 element cut short');
   const id = buf[offset] as number;

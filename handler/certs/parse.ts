@@ -12,7 +12,7 @@ export const MAX_SECRET_CHARS = 1024 * 1024;
  * certificates; matching keys to certificates and ordering the chain are quadratic, so both counts are bounded.
  */
 export const MAX_CERTIFICATES = 32;
-export const MAX_PRIVATE_KEYS = 4;
+const MAX_PRIVATE_KEYS = 4;
 
 export const CONTENT_TYPE_PKCS12 = 'application/x-pkcs12';
 export const CONTENT_TYPE_PEM = 'application/x-pem-file';

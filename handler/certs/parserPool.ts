@@ -30,7 +30,7 @@ export interface ParserPool {
  * 10 s of CPU: the worst PFX the work limit admits costs ~3 s on a busy 2-core VM, a Key Vault PFX a few
  * milliseconds.
  */
-export const PARSE_CPU_BUDGET_MS = 10_000;
+const PARSE_CPU_BUDGET_MS = 10_000;
 const CHECK_EVERY_MS = 100;
 /** Linux reports thread CPU time in clock ticks of 1/100 s (USER_HZ, the same on every architecture). */
 const TICK_MS = 10;

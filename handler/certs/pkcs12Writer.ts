@@ -55,7 +55,7 @@ export function wrapPfx(authSafeDer: string, password: string | null): Buffer {
 }
 
 /** The localKeyID attribute (01000000, as Key Vault writes it) that ties the leaf's cert bag to the key bag. */
-export function localKeyIdAttribute(): forge.asn1.Asn1 {
+function localKeyIdAttribute(): forge.asn1.Asn1 {
   return seq([oid(pki.oids['localKeyId'] as string), set([octets('\x01\x00\x00\x00')])]);
 }
 

@@ -58,7 +58,7 @@ export interface HandlerContext {
   protectedValues: ProtectedValues;
 }
 
-export interface ServicePaths {
+interface ServicePaths {
   pidFile: string;
   /** Output of the detached service process (crashes before the logger starts land here). */
   serviceOutput: string;
@@ -72,7 +72,7 @@ export interface ServicePaths {
   supervisorPidFile: string;
 }
 
-export function servicePaths(handlerEnv: HandlerEnvironment): ServicePaths {
+function servicePaths(handlerEnv: HandlerEnvironment): ServicePaths {
   return {
     pidFile: join(handlerEnv.extensionFolder, 'kvvm-service.pid'),
     serviceOutput: join(handlerEnv.logFolder, 'kvvm-service.out'),
@@ -99,7 +99,7 @@ export async function loadHandlerContext(host: CommandHost, options: { needSeque
   return { host, handlerEnv, seq, handlerName: handlerName(handlerEnv.name), paths: servicePaths(handlerEnv), protectedValues: new ProtectedValues() };
 }
 
-export function handlerName(fullName: string): string {
+function handlerName(fullName: string): string {
   const parts = fullName.split('.');
   return parts[parts.length - 1] || fullName;
 }
@@ -131,7 +131,7 @@ function platformOf(ctx: HandlerContext): 'linux' | 'win32' {
 }
 
 /** The 3.x or 4.x rules, chosen by the version the agent runs this handler as (profile.ts). */
-export function behaviourProfile(ctx: HandlerContext): BehaviourProfile {
+function behaviourProfile(ctx: HandlerContext): BehaviourProfile {
   const hv = detectHandlerVersion({ env: ctx.host.env, extensionFolder: ctx.handlerEnv.extensionFolder, packagedVersion });
   return profileFor(hv.version, platformOf(ctx), hv.source);
 }

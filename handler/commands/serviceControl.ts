@@ -12,7 +12,7 @@ import { isSystemdServiceRunning, removeSystemdUnit, runSystemctl, startSystemdS
 import { unitEnvironment } from '../service/systemdUnit.js';
 import { reportStatus, type HandlerContext } from './context.js';
 
-export const SERVICE_STOP_TIMEOUT_MS = 30_000;
+const SERVICE_STOP_TIMEOUT_MS = 30_000;
 
 export interface ServiceControl {
   isRunning(): Promise<{ running: boolean; pid?: number }>;
@@ -24,7 +24,7 @@ export interface ServiceControl {
   unregister(): Promise<string | undefined>;
 }
 
-export function posixServiceFiles(ctx: HandlerContext): PosixServiceFiles {
+function posixServiceFiles(ctx: HandlerContext): PosixServiceFiles {
   return { supervisorPidFile: ctx.paths.supervisorPidFile, workerPidFile: ctx.paths.pidFile, serviceLock: ctx.paths.serviceLock, outputFile: ctx.paths.serviceOutput };
 }
 

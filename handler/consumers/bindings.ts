@@ -5,7 +5,7 @@
 import type { CertificateSyncResult, SyncLogger } from '../engine/certificateSync.js';
 import type { FollowUpMemory } from './followUps.js';
 
-export interface BindingMove {
+interface BindingMove {
   moved: string[];
   failed: Array<{ address: string; error: string }>;
 }

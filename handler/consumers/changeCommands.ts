@@ -18,14 +18,14 @@ export interface ChangeCommandDeps {
   log: SyncLogger;
 }
 
-export interface PlannedCommand {
+interface PlannedCommand {
   command: ChangeCommand;
   /** The certificates whose change triggers it, in settings order; the first one fills the KVVM_* variables. */
   changed: CertificateSyncResult[];
 }
 
 /** Pure: which commands this cycle's results call for, one entry per distinct argument vector. */
-export function planChangeCommands(results: readonly CertificateSyncResult[]): PlannedCommand[] {
+function planChangeCommands(results: readonly CertificateSyncResult[]): PlannedCommand[] {
   const byCommand = new Map<string, PlannedCommand>();
   for (const r of results) {
     const command = r.cert.onChange;
@@ -47,12 +47,12 @@ const PASSED_ON = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'SystemRoot', 'windir
 const DEFAULT_PATH = { linux: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', win32: 'C:\\Windows\\System32;C:\\Windows' };
 
 /** Extra files' stable links, named after the format (see the PEM store). */
-export function formatLinkPath(cert: ObservedCertificate, format: 'key' | 'crt' | 'pfx'): string {
+function formatLinkPath(cert: ObservedCertificate, format: 'key' | 'crt' | 'pfx'): string {
   return join(cert.certificateStoreLocation, `${cert.linkName}.${format}`);
 }
 
 /** The documented environment of an onChange command (README, "Reload your server after a rotation"). */
-export function commandEnvironment(planned: PlannedCommand, deps: Pick<ChangeCommandDeps, 'platform' | 'serviceEnv'>): Record<string, string> {
+function commandEnvironment(planned: PlannedCommand, deps: Pick<ChangeCommandDeps, 'platform' | 'serviceEnv'>): Record<string, string> {
   const vars: Record<string, string> = {};
   for (const name of PASSED_ON) {
     const value = deps.serviceEnv[name];
@@ -86,7 +86,7 @@ export function commandEnvironment(planned: PlannedCommand, deps: Pick<ChangeCom
 }
 
 /** One sentence for the substatus: exit code and the first line of stderr, or the time limit. */
-export function describeOutcome(outcome: CommandOutcome, timeoutS: number): FollowUp {
+function describeOutcome(outcome: CommandOutcome, timeoutS: number): FollowUp {
   const exe = outcome.argv[0] ?? '';
   const firstLine = outcome.stderr
     .split(/\r?\n/)

@@ -36,8 +36,8 @@ export interface RunCommandOptions {
   platform?: NodeJS.Platform;
 }
 
-export const DEFAULT_KILL_GRACE_MS = 5000;
-export const DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024;
+const DEFAULT_KILL_GRACE_MS = 5000;
+const DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024;
 /** After the command exited, how long its output pipes may stay open (held by a process outside its group). */
 const CLOSE_WAIT_MS = 2000;
 

@@ -58,9 +58,9 @@ export async function runDemoCommand(argv: string[], host: CommandHost): Promise
     const intermediate = issueCertificate({ issuer: root_, subjectCn: 'kvvm demo intermediate CA', isCa: true, days: 1825 });
     const web = issueCertificate({ issuer: intermediate, subjectCn: 'web.contoso.test', dnsNames: ['web.contoso.test'], serverAuth: true, days: 90 });
     const api = issueCertificate({ issuer: intermediate, subjectCn: 'api-client.contoso.test', serverAuth: false, days: 90 });
-    await vault.setSecret('web', toPkcs12Base64(web.keyPem, [web.certPem, intermediate.certPem, root_.certPem]), { contentType: 'application/x-pkcs12' });
+    vault.setSecret('web', toPkcs12Base64(web.keyPem, [web.certPem, intermediate.certPem, root_.certPem]), { contentType: 'application/x-pkcs12' });
     // Uploaded in the order users report (root, leaf, intermediate): the leaf is found by its key, not its place.
-    await vault.setSecret('api', toPemSecret(api.keyPem, [root_.certPem, api.certPem, intermediate.certPem]), { contentType: 'application/x-pem-file' });
+    vault.setSecret('api', toPemSecret(api.keyPem, [root_.certPem, api.certPem, intermediate.certPem]), { contentType: 'application/x-pem-file' });
     say(`vault holds 'web' (PKCS#12, TLS server, chain to the demo root) and 'api' (PEM, client certificate)`);
 
     // The machine trusts the dev vault's TLS CA and the demo root, as it would trust a public CA.
@@ -117,7 +117,7 @@ export async function runDemoCommand(argv: string[], host: CommandHost): Promise
     const before = (await view.rows()).find((r) => r.certificate.endsWith('/web'))?.version;
 
     const rotated: IssuedCertificate = issueCertificate({ issuer: intermediate, subjectCn: 'web.contoso.test', dnsNames: ['web.contoso.test'], serverAuth: true, days: 90 });
-    const newVersion = await vault.setSecret('web', toPkcs12Base64(rotated.keyPem, [rotated.certPem, intermediate.certPem, root_.certPem]), {
+    const newVersion = vault.setSecret('web', toPkcs12Base64(rotated.keyPem, [rotated.certPem, intermediate.certPem, root_.certPem]), {
       contentType: 'application/x-pkcs12',
     });
     say(`rotated 'web' in the vault: new version ${newVersion} (was ${before ?? '?'}); waiting for the service's next poll`);

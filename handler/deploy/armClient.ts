@@ -14,9 +14,9 @@ import { overridesFrom } from '../overrides.js';
 import { trustedCas } from '../vault/transport.js';
 import { userAgentPrefix } from '../version.js';
 
-export const ARM_ENDPOINT_ENV = 'KVVM_ARM_ENDPOINT';
-export const ARM_CA_FILE_ENV = 'KVVM_ARM_CA_FILE';
-export const DEFAULT_ARM_ENDPOINT = 'https://management.azure.com';
+const ARM_ENDPOINT_ENV = 'KVVM_ARM_ENDPOINT';
+const ARM_CA_FILE_ENV = 'KVVM_ARM_CA_FILE';
+const DEFAULT_ARM_ENDPOINT = 'https://management.azure.com';
 
 export interface ArmDeps {
   /** Replaces DefaultAzureCredential (tests, or callers with their own credential). */
@@ -43,7 +43,7 @@ export function resolveSubscription(flag: string | undefined, env: Record<string
   return id;
 }
 
-export function resolveEndpoint(env: Record<string, string | undefined>): string {
+function resolveEndpoint(env: Record<string, string | undefined>): string {
   const raw = overridesFrom(env).armEndpoint?.trim() || DEFAULT_ARM_ENDPOINT;
   let url: URL;
   try {

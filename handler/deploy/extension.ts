@@ -43,7 +43,7 @@ export interface PlanExtensionOptions {
 }
 
 /** The editor hint "$schema" is for people, not for the extension: it is not sent. */
-export function withoutSchemaKey(settings: Record<string, unknown>): Record<string, unknown> {
+function withoutSchemaKey(settings: Record<string, unknown>): Record<string, unknown> {
   const { $schema: _ignored, ...rest } = settings;
   return rest;
 }

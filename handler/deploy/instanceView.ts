@@ -5,7 +5,7 @@
  */
 import type { InstanceViewStatus, VirtualMachineExtensionInstanceView } from '@azure/arm-compute';
 
-export interface StatusLine {
+interface StatusLine {
   code: string;
   level: string;
   displayStatus: string;
@@ -13,7 +13,7 @@ export interface StatusLine {
   time?: string;
 }
 
-export interface CertificateRow {
+interface CertificateRow {
   name: string;
   status: string;
   message: string;
@@ -36,7 +36,7 @@ function line(s: InstanceViewStatus): StatusLine {
   return out;
 }
 
-export function certificateRow(s: InstanceViewStatus): CertificateRow {
+function certificateRow(s: InstanceViewStatus): CertificateRow {
   const code = s.code ?? '';
   const m = /^ComponentStatus\/(.+)\/([^/]+)$/.exec(code);
   if (m) return { name: m[1] ?? code, status: m[2] ?? '', message: s.message ?? '' };

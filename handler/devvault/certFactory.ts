@@ -92,7 +92,7 @@ export function issueCertificate(options: IssueCertificateOptions): IssuedCertif
   cert.setExtensions(extensions);
 
   const signingKeyPem = options.issuer ? options.issuer.keyPem : keyPem;
-  cert.sign(forge.pki.privateKeyFromPem(signingKeyPem) as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
+  cert.sign(forge.pki.privateKeyFromPem(signingKeyPem), forge.md.sha256.create());
   const certPem = forge.pki.certificateToPem(cert).replace(/\r\n/g, '\n');
   return { certPem, keyPem, cert: new X509Certificate(certPem) };
 }

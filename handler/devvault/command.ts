@@ -86,7 +86,7 @@ async function seed(vault: DevVault, dir: string): Promise<string[]> {
     try {
       vault.importCertificate(name, isPem ? bytes.toString('utf8') : bytes.toString('base64'));
     } catch (err) {
-      throw new Error(`--seed ${join(dir, f)}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Error(`--seed ${join(dir, f)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
     names.push(name);
   }

@@ -3,7 +3,7 @@
  * Vault faults apply to AUTHENTICATED requests only (after the 401 challenge round trip), so a test's
  * count maps one-to-one to the client's real attempts.
  */
-export type FaultKind =
+type FaultKind =
   /** An HTTP error status with a Key Vault error body; 429/503 may carry Retry-After. */
   | 'status'
   /** Destroy the socket without a response (client sees ECONNRESET / socket hang up). */

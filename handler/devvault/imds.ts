@@ -13,7 +13,7 @@ import type { FaultQueue } from './faults.js';
 
 export const IMDS_TOKEN_PATH = '/metadata/identity/oauth2/token';
 /** The principal name used for the system-assigned identity in access rules and stats. */
-export const SYSTEM_ASSIGNED = 'system';
+const SYSTEM_ASSIGNED = 'system';
 
 export interface DevIdentities {
   /** Whether the "VM" has a system-assigned identity (default true). */

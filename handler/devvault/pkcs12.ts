@@ -45,7 +45,7 @@ function encryptedContentInfo(inner: forge.asn1.Asn1): forge.asn1.Asn1 {
           oid(pki.oids['data'] as string),
           algorithm,
           // encryptedContent [0] IMPLICIT OCTET STRING
-          asn1.create(CTX, 0, false, cipherText.value as string),
+          asn1.create(CTX, 0, false, cipherText.value),
         ]),
       ]),
     ]),

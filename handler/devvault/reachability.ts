@@ -49,7 +49,7 @@ export interface GuidanceInput {
 }
 
 /** curl that fetches a token from the vault's own token endpoint and lists the secrets with it. */
-export function curlCommand(g: GuidanceInput, withResolve: boolean): string {
+function curlCommand(g: GuidanceInput, withResolve: boolean): string {
   const base = `curl -sS --cacert ${sh(g.caCertFile)}${withResolve ? ` --resolve ${g.host}:${g.port}:127.0.0.1` : ''}`;
   const tokenUrl = `${g.vaultUrl}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=${g.resource}`;
   const token = `$(${base} -H Metadata:true ${sh(tokenUrl)} | sed -E 's/.*"access_token":"([^"]+)".*/\\1/')`;

@@ -99,7 +99,7 @@ function deniedReply(ctx: VaultContext, principal: string, innerCode: string, ro
 }
 
 /** Maps method + path segments to a route name (used for stats, faults and dispatch). */
-export function routeOf(method: string, segments: string[]): string {
+function routeOf(method: string, segments: string[]): string {
   if (segments[0] === 'certificates') return certificateRouteOf(method, segments) ?? 'unknown';
   if (segments[0] !== 'secrets') return 'unknown';
   if (segments.length === 1 && method === 'GET') return 'listSecrets';
@@ -182,7 +182,7 @@ function operate(ctx: VaultContext, route: string, segments: string[], url: URL,
   }
 }
 
-export function challengeHeader(ctx: VaultContext): string {
+function challengeHeader(ctx: VaultContext): string {
   return `Bearer authorization="https://login.windows.net/${ctx.tenantId}", resource="${ctx.resource}"`;
 }
 

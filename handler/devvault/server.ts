@@ -84,7 +84,7 @@ export interface DevVault {
   close(): Promise<void>;
 }
 
-export const DEFAULT_TENANT_ID = '72f988bf-86f1-41af-91ab-2d7cd011db47';
+const DEFAULT_TENANT_ID = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 const DEFAULT_RATE: RateLimit = { requests: 4000, windowMs: 10_000 };
 
 function loadOrCreateTls(dir: string, host: string): { ca: IssuedCertificate; tls: { certPem: string; keyPem: string } } {

@@ -49,7 +49,7 @@ function certificateValidity(value: string, contentType: string | undefined): { 
       certPem = splitPemBlocks(value).find((b) => b.type === 'CERTIFICATE')?.pem;
     } else if (contentType === 'application/x-pkcs12') {
       const p12 = forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(Buffer.from(value, 'base64').toString('binary')), true, null as unknown as string);
-      const bags = p12.getBags({ bagType: forge.pki.oids['certBag'] as string })[forge.pki.oids['certBag'] as string] ?? [];
+      const bags = p12.getBags({ bagType: forge.pki.oids['certBag'] })[forge.pki.oids['certBag'] as string] ?? [];
       const cert = bags[0]?.cert;
       if (cert) certPem = forge.pki.certificateToPem(cert);
     }

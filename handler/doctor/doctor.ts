@@ -20,7 +20,7 @@ import { trustedCas } from '../vault/transport.js';
 import { challengeResource, getHead, imdsGet, noProxyMatches, openTcp, ProbeError, proxyFor, proxySummary, resolveHost, startTls, type Env } from './probes.js';
 import { accessPolicyFix, decodeTokenIdentity, firewallFix, rbacFix, secretNotFoundFix, type TokenIdentity } from './token.js';
 
-export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
+type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
 
 export interface DoctorCheck {
   id: 'settings' | 'proxy' | 'imds' | 'identity' | 'vault-dns' | 'vault-connect' | 'clock' | 'secret' | 'store' | 'service';

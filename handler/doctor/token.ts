@@ -24,7 +24,7 @@ export function decodeTokenIdentity(token: string): TokenIdentity | undefined {
     return undefined;
   }
   if (claims === null || typeof claims !== 'object') return undefined;
-  const str = (k: string): string | undefined => (typeof claims[k] === 'string' ? (claims[k] as string) : undefined);
+  const str = (k: string): string | undefined => (typeof claims[k] === 'string' ? claims[k] : undefined);
   const out: TokenIdentity = {};
   const oid = str('oid');
   const appid = str('appid') ?? str('azp');

@@ -10,7 +10,7 @@ import type { CertificateStore, InstalledCertificate } from '../stores/store.js'
 import type { FetchedSecret, SecretVersionInfo, VaultReader } from '../vault/types.js';
 import { VERSIONS_KEPT, planCertificate, selectWantedVersions, type PlannedAction } from './planner.js';
 
-export type CertificateState = 'installed' | 'unchanged' | 'error' | 'skipped';
+type CertificateState = 'installed' | 'unchanged' | 'error' | 'skipped';
 
 export interface CertificateSyncResult {
   cert: ObservedCertificate;

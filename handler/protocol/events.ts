@@ -6,7 +6,7 @@ import { KvvmError } from '../errors.js';
 import { writeFileAtomic } from './atomicFile.js';
 import { truncateChars } from './text.js';
 
-export type EventLevel = 'Critical' | 'Error' | 'Warning' | 'Verbose' | 'Informational';
+type EventLevel = 'Critical' | 'Error' | 'Warning' | 'Verbose' | 'Informational';
 
 export interface ExtensionEvent {
   level: EventLevel;

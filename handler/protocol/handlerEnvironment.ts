@@ -29,7 +29,7 @@ export interface FindHandlerEnvironmentOptions {
   sleep?: ((ms: number) => Promise<void>) | undefined;
 }
 
-export const HANDLER_ENVIRONMENT_FILE = 'HandlerEnvironment.json';
+const HANDLER_ENVIRONMENT_FILE = 'HandlerEnvironment.json';
 const RETRY_DELAY_MS = 1000;
 
 /**
@@ -37,7 +37,7 @@ const RETRY_DELAY_MS = 1000;
  * and runs commands with cwd = the extension folder; the executable/script folders (and one up) cover a manual run
  * and the Windows layout. The script also gets two levels up because ours lives in <ext>/lib/handler/cli.js.
  */
-export function handlerEnvironmentCandidates(options: FindHandlerEnvironmentOptions): string[] {
+function handlerEnvironmentCandidates(options: FindHandlerEnvironmentOptions): string[] {
   const folders: string[] = [];
   const extPath = options.env['AZURE_GUEST_AGENT_EXTENSION_PATH'];
   if (extPath) folders.push(resolve(extPath));

@@ -5,10 +5,10 @@
  * instead of silently turning a feature off on every VM.
  */
 
-export const MANIFEST_COMMANDS = ['installCommand', 'uninstallCommand', 'updateCommand', 'enableCommand', 'disableCommand'] as const;
-export const MANIFEST_BOOLEANS = ['rebootAfterInstall', 'reportHeartbeat', 'continueOnUpdateFailure', 'supportsMultipleExtensions'] as const;
+const MANIFEST_COMMANDS = ['installCommand', 'uninstallCommand', 'updateCommand', 'enableCommand', 'disableCommand'] as const;
+const MANIFEST_BOOLEANS = ['rebootAfterInstall', 'reportHeartbeat', 'continueOnUpdateFailure', 'supportsMultipleExtensions'] as const;
 
-export interface HandlerManifest {
+interface HandlerManifest {
   name: string | undefined;
   commands: Record<(typeof MANIFEST_COMMANDS)[number], string>;
   rebootAfterInstall: boolean;

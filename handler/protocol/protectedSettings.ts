@@ -123,7 +123,7 @@ function toForgeKey(lib: typeof forge, keyPem: string): forge.pki.rsa.PrivateKey
   const keyObject = createPrivateKey(keyPem);
   if (keyObject.asymmetricKeyType !== 'rsa') throw new Error(`the private key is ${keyObject.asymmetricKeyType ?? 'unknown'}, not RSA`);
   const pkcs1 = keyObject.export({ format: 'pem', type: 'pkcs1' }).toString();
-  return lib.pki.privateKeyFromPem(pkcs1) as forge.pki.rsa.PrivateKey;
+  return lib.pki.privateKeyFromPem(pkcs1);
 }
 
 function decryptWithOpenssl(openssl: string, der: Buffer, crtPath: string, prvPath: string, thumbprint: string, forgeProblem: string): Promise<Buffer> {

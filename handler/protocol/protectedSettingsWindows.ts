@@ -17,7 +17,7 @@ import type { StoreLocation } from '../platform/win32/certStore.js';
 import { CRYPT_MESSAGE_SILENT_KEYSET_FLAG, loadNative } from '../platform/win32/native.js';
 import { decryptError, parsePlaintext } from './protectedSettings.js';
 
-export const PROTECTED_SETTINGS_STORE = 'MY';
+const PROTECTED_SETTINGS_STORE = 'MY';
 
 export interface DecryptArgs {
   location: StoreLocation;

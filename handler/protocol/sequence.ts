@@ -4,7 +4,7 @@ import { KvvmError } from '../errors.js';
 import { isNotFound, writeFileAtomic } from './atomicFile.js';
 
 /** Handler-owned file (Linux: in the extension folder) holding the last sequence number enable applied. */
-export const MRSEQ_FILE = 'mrseq';
+const MRSEQ_FILE = 'mrseq';
 
 /** Single-config settings files only: `<digits>.settings`. The folder also holds HandlerState, HandlerStatus. */
 const SETTINGS_FILE = /^(\d+)\.settings$/;

@@ -5,8 +5,8 @@ import { fileSystemError } from '../fsErrors.js';
 import { isNotFound, writeFileAtomic } from './atomicFile.js';
 import { truncateChars, truncateUtf8 } from './text.js';
 
-export type StatusState = 'transitioning' | 'warning' | 'error' | 'success';
-export const STATUS_STATES: readonly StatusState[] = ['transitioning', 'warning', 'error', 'success'];
+type StatusState = 'transitioning' | 'warning' | 'error' | 'success';
+const STATUS_STATES: readonly StatusState[] = ['transitioning', 'warning', 'error', 'success'];
 
 export interface SubStatus {
   name: string;
@@ -43,7 +43,7 @@ export function statusFilePath(statusFolder: string, seq: number): string {
 }
 
 /** "2026-01-01T00:00:00Z": the agent's examples and CRP use whole seconds. */
-export function formatTimestampUTC(now: Date): string {
+function formatTimestampUTC(now: Date): string {
   return now.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 

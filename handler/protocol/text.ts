@@ -1,6 +1,6 @@
 /** Truncation that respects the agent's limits and never splits a UTF-16 surrogate pair. */
 
-export const ELLIPSIS = '…';
+const ELLIPSIS = '…';
 
 /** At most `max` UTF-16 code units (so at most `max` characters as Python counts them), ellipsis included. */
 export function truncateChars(text: string, max: number): string {

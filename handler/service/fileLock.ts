@@ -64,7 +64,7 @@ export async function tryAcquireLock(path: string, options: AcquireLockOptions):
 }
 
 /** Takes the lock or throws a KvvmError saying who to wait for. */
-export async function acquireLock(path: string, options: AcquireLockOptions): Promise<HeldLock> {
+async function acquireLock(path: string, options: AcquireLockOptions): Promise<HeldLock> {
   const lock = await tryAcquireLock(path, options);
   if (lock) return lock;
   throw new KvvmError('lock-busy', `Another kvvm process held ${path} (${options.purpose}) for ${Math.round(options.waitMs / 1000)} s.`, {

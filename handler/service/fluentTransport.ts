@@ -15,7 +15,7 @@ import TransportStream from 'winston-transport';
 import type { LoggingConfig } from '../settings/config.js';
 
 /** Records and bytes kept while the endpoint is unreachable; older ones are dropped first. */
-export const FLUENT_QUEUE_LIMIT = { length: 1000, size: 1024 * 1024 } as const;
+const FLUENT_QUEUE_LIMIT = { length: 1000, size: 1024 * 1024 } as const;
 
 export interface FluentTransportOptions {
   /** Told once when forwarding starts failing and once when it works again (goes to the log file). */

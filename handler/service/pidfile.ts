@@ -17,7 +17,7 @@ export interface PidRecord {
   startedAt: string;
 }
 
-export type MarkerKind = 'linux-proc-starttime' | 'none';
+type MarkerKind = 'linux-proc-starttime' | 'none';
 
 /** Reads identity facts about live processes; one implementation per platform. */
 export interface ProcessInspector {
@@ -57,7 +57,7 @@ export function linuxProcInspector(procRoot = '/proc'): ProcessInspector {
 }
 
 /** Other POSIX systems: existence only (kill 0). Recycled pids cannot be told apart there. */
-export function signalOnlyInspector(): ProcessInspector {
+function signalOnlyInspector(): ProcessInspector {
   return {
     markerKind: 'none',
     async startMarker(pid) {

@@ -36,7 +36,7 @@ export interface PollLoopDeps {
   onCycle?: (results: readonly CertificateSyncResult[]) => void;
 }
 
-export function pollDelayMs(intervalS: number, jitter: boolean, random: () => number): number {
+function pollDelayMs(intervalS: number, jitter: boolean, random: () => number): number {
   const base = intervalS * 1000;
   return jitter ? Math.round(base * (0.9 + 0.2 * random())) : base;
 }

@@ -116,7 +116,7 @@ export async function stopService(files: PosixServiceFiles, options: StopService
 }
 
 /** Linux: every process with an open descriptor on the lock file (/proc/<pid>/fd links). */
-export async function lockHolders(lockFile: string, procRoot = '/proc'): Promise<number[]> {
+async function lockHolders(lockFile: string, procRoot = '/proc'): Promise<number[]> {
   const pids: number[] = [];
   let entries: string[];
   try {

@@ -16,7 +16,7 @@
 /** sysexits.h EX_CONFIG: the worker refused its settings. */
 export const EXIT_SETTINGS_INVALID = 78;
 /** sysexits.h EX_TEMPFAIL: the supervisor found the service lock held by another service. */
-export const EXIT_LOCK_HELD = 75;
+const EXIT_LOCK_HELD = 75;
 
 export interface RestartPolicy {
   /** First restart delay; doubled per crash inside the window, up to maxDelayMs. */

@@ -26,7 +26,7 @@ export interface StatusReportInput {
   warnings: readonly SettingsWarning[];
 }
 
-export function certificateSubstatus(r: CertificateSyncResult): SubStatus {
+function certificateSubstatus(r: CertificateSyncResult): SubStatus {
   const sub = installSubstatus(r);
   if (!r.followUps?.length) return sub;
   // What the consumers did (onChange command, moved bindings): a failure there is a warning, never an error,

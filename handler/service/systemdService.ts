@@ -11,7 +11,17 @@ import { KvvmError } from '../errors.js';
 import { writeFileAtomic } from '../protocol/atomicFile.js';
 import { awaitWorker, stopService, type PosixServiceFiles } from './posixService.js';
 import type { StopResult } from './supervisor.js';
-import { renderUnit, supervisorScriptFile, SYSTEMD_RUNTIME_DIR, SYSTEMD_UNIT_DIR, SYSTEMD_UNIT_NAME, systemctlSteps, unitOwner, type UnitOptions } from './systemdUnit.js';
+import {
+  renderUnit,
+  supervisorScriptFile,
+  SYSTEMD_RUNTIME_DIR,
+  SYSTEMD_UNIT_DIR,
+  SYSTEMD_UNIT_NAME,
+  SUPERVISOR_SCRIPT_FILE,
+  systemctlSteps,
+  unitOwner,
+  type UnitOptions,
+} from './systemdUnit.js';
 
 /** Runs `systemctl <args>` and resolves its exit code. */
 export type SystemctlRunner = (args: string[]) => Promise<number>;
@@ -51,7 +61,7 @@ export interface SystemdStartOptions {
 
 /** Writes the supervisor script and the unit, then daemon-reload, enable, restart; waits for the worker's record. */
 export async function startSystemdService(options: SystemdStartOptions): Promise<{ pid: number; supervisorPid: number }> {
-  const script = join(options.unit.extensionFolder, 'kvvm-supervisor.sh');
+  const script = join(options.unit.extensionFolder, SUPERVISOR_SCRIPT_FILE);
   await writeFileAtomic(script, supervisorScriptFile());
   await chmod(script, 0o700);
   const unitText = renderUnit({ ...options.unit, supervisorScript: script, serviceLock: options.files.serviceLock, outputFile: options.files.outputFile });
@@ -87,6 +97,6 @@ export async function removeSystemdUnit(extensionFolder: string, run: SystemctlR
   for (const args of before) await step(run, args);
   await rm(file, { force: true });
   for (const args of after) await step(run, args);
-  await rm(join(extensionFolder, 'kvvm-supervisor.sh'), { force: true });
+  await rm(join(extensionFolder, SUPERVISOR_SCRIPT_FILE), { force: true });
   return 'removed';
 }

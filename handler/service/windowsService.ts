@@ -46,7 +46,7 @@ import { KVVM_SERVICE_NAME, LAUNCH_FILE, ownsService, serviceEnvironment, servic
 const ALL_WE_USE = (SERVICE_QUERY_CONFIG | SERVICE_CHANGE_CONFIG | SERVICE_QUERY_STATUS | SERVICE_START | SERVICE_STOP | DELETE) >>> 0;
 const START_WAIT_MS = 60_000;
 
-export function launchFileFor(pidFile: string): string {
+function launchFileFor(pidFile: string): string {
   return join(dirname(pidFile), LAUNCH_FILE);
 }
 
@@ -124,7 +124,7 @@ export function queryService(name = KVVM_SERVICE_NAME): ServiceState | undefined
  * Creates the service, or brings an existing one (an older kvvm version's, or one left from a failed run) to the
  * exact configuration: binary path, auto start, LocalSystem, description, failure actions.
  */
-export function registerService(reg: ServiceRegistration): 'created' | 'updated' {
+function registerService(reg: ServiceRegistration): 'created' | 'updated' {
   const n = loadNative();
   return withScm(n, (SC_MANAGER_CONNECT | SC_MANAGER_CREATE_SERVICE) >>> 0, (scm) => {
     let outcome: 'created' | 'updated' = 'created';
@@ -208,7 +208,7 @@ function configureRecovery(n: Native, svc: Handle, reg: ServiceRegistration): vo
 }
 
 /** StartServiceW, then waits until the SCM reports it running (or stopped again: a failed start). */
-export async function startService(name = KVVM_SERVICE_NAME, timeoutMs = START_WAIT_MS): Promise<number> {
+async function startService(name = KVVM_SERVICE_NAME, timeoutMs = START_WAIT_MS): Promise<number> {
   const n = loadNative();
   const started = withService(n, name, (svc) => {
     if (n.StartServiceW(svc, 0, null)) return true;
@@ -242,7 +242,7 @@ const KILL_WAIT_MS = 10_000;
  * ControlService(STOP), then waits for SERVICE_STOPPED; after the timeout the host process is terminated and the
  * wait goes on until the SCM reports the service stopped, so a start that follows never finds it still running.
  */
-export async function stopService(name: string, timeoutMs: number, pollMs = 200): Promise<StopResult> {
+async function stopService(name: string, timeoutMs: number, pollMs = 200): Promise<StopResult> {
   const n = loadNative();
   const first = withService(n, name, (svc) => {
     const s = statusOf(n, svc);

@@ -99,7 +99,7 @@ export interface RegistrationInput {
 }
 
 /** The hidden CLI command the Service Control Manager runs (cli.ts). */
-export const SERVICE_HOST_COMMAND = 'windows-service-host';
+const SERVICE_HOST_COMMAND = 'windows-service-host';
 
 /** True for a plain Node binary (node.exe, node); anything else is taken for kvvm's single executable (SEA). */
 export function isNodeBinary(execPath: string): boolean {
@@ -120,7 +120,7 @@ export function serviceHostArgv(input: RegistrationInput): string[] {
 }
 
 /** A service binary path: paths quoted for CommandLineToArgvW, the command word as it is. */
-export function serviceBinaryPath(argv: readonly string[]): string {
+function serviceBinaryPath(argv: readonly string[]): string {
   return argv.map((a) => (a === SERVICE_HOST_COMMAND ? a : quoteWindowsArg(a))).join(' ');
 }
 

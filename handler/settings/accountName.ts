@@ -8,7 +8,7 @@
  * (4294967296 would become 0, root) in the 32-bit id the kernel takes.
  */
 const NAME = /^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,31}$/;
-export const MAX_ACCOUNT_ID = 4_294_967_294;
+const MAX_ACCOUNT_ID = 4_294_967_294;
 
 /** Why `value` is not an account name kvvm accepts, or undefined when it is one. */
 export function accountNameProblem(value: string): string | undefined {

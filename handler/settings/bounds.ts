@@ -8,7 +8,7 @@ import { asObject } from './values.js';
 
 export const MAX_OBSERVED_CERTIFICATES = 10_000;
 export const MAX_ACLS = 64;
-export const MAX_ACCOUNTS = 64;
+const MAX_ACCOUNTS = 64;
 
 /** Problems for every bounded array over its limit; [] when none is. Linear in the number of entries. */
 export function oversizedArrays(data: unknown): SettingsProblem[] {

@@ -12,7 +12,7 @@ import { accountNameProblem } from './accountName.js';
 import { isSharedDirectory } from './sharedDirectories.js';
 import { parseObservedUrl } from './url.js';
 import { asBoolean, asObject, asString } from './values.js';
-import { changeCommand, consumerSettings, POSIX_ACCOUNT, type ConsumerDefaults } from './consumers.js';
+import { changeCommand, consumerSettings, type ConsumerDefaults } from './consumers.js';
 
 export interface CertificateDefaults extends ConsumerDefaults {
   platform: 'linux' | 'win32';
@@ -138,6 +138,7 @@ function linkName(entry: Record<string, unknown>, at: string, vaultName: string,
 /** Why a link name cannot be used, or undefined. Kept in step with what the PEM store accepts (pemStore.ts). */
 function linkNameProblem(raw: string, name: string): string | undefined {
   if (name === '') return 'it is empty';
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what this looks for
   if (/[\u0000-\u001f\u007f]/.test(raw)) return 'it contains a control character (a newline or tab, for example), which breaks every tool that lists file names';
   if (name.includes('/')) return 'it contains "/"; it must be a file name, not a path';
   if (name === '.' || name === '..') return `"${name}" is a directory`;

@@ -21,7 +21,7 @@ interface Sink {
 }
 
 /** Names passed to chown: no leading dash (option injection), no shell metacharacters. */
-export const POSIX_ACCOUNT = /^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,255}\$?$/;
+const POSIX_ACCOUNT = /^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,255}\$?$/;
 const FORMATS: readonly CertificateFormat[] = ['pem', 'key', 'crt', 'pfx'];
 
 /** `value` is secretsManagementSettings.onChange or a certificate's; undefined when absent or invalid. */

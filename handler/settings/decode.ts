@@ -45,7 +45,7 @@ function parseLenient(text: string): { ok: true; value: unknown; unescaped: bool
  * Decode a string that should contain the settings JSON, at most twice (string-in-string). `path` is where the
  * string was found ("" for the whole settings).
  */
-export function decodeJsonString(text: string, path: string): { ok: true; value: Record<string, unknown>; warning: SettingsWarning } | { ok: false; problem: SettingsProblem } {
+function decodeJsonString(text: string, path: string): { ok: true; value: Record<string, unknown>; warning: SettingsWarning } | { ok: false; problem: SettingsProblem } {
   const where = path === '' ? 'The settings are' : `${path} is`;
   let current: unknown = text;
   let unescaped = false;

@@ -9,8 +9,8 @@ import { problem, show, type SettingsProblem } from './problems.js';
 import { asObject, asString } from './values.js';
 
 const BASE = '/loggingSettings';
-export const DEFAULT_FLUENTD_ENDPOINT = 'tcp://localhost:24224';
-export const DEFAULT_FLUENTD_SERVICE_NAME = 'akvvm_service';
+const DEFAULT_FLUENTD_ENDPOINT = 'tcp://localhost:24224';
+const DEFAULT_FLUENTD_SERVICE_NAME = 'akvvm_service';
 /** fluentd tags are dot-separated words; a tag with spaces or slashes is rejected by most match rules. */
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 

@@ -22,7 +22,7 @@ export interface ValidationTarget {
 }
 
 /** "[...]" is an ARM expression; "[[...]" is ARM's escape for a literal string starting with "[". */
-export function isArmExpression(v: unknown): boolean {
+function isArmExpression(v: unknown): boolean {
   return typeof v === 'string' && /^\s*\[[^[][\s\S]*\]\s*$/.test(v);
 }
 
@@ -95,6 +95,11 @@ function versionText(v: unknown): string | undefined {
   return s.trim();
 }
 
+/** A value as the template holds it: an ARM expression as written, anything else as JSON. */
+function showValue(v: unknown): string {
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
 /** One extension's `properties` → a target: settings with plain protectedSettings merged over them, as the agent does. */
 function fromProperties(props: Record<string, unknown>, kind: string, at: string): ValidationTarget {
   const notes: string[] = [];
@@ -108,7 +113,7 @@ function fromProperties(props: Record<string, unknown>, kind: string, at: string
   const version = versionText(props['typeHandlerVersion']);
   if (version !== undefined) target.handlerVersion = version;
   else if (props['typeHandlerVersion'] !== undefined)
-    notes.push(`typeHandlerVersion ${String(props['typeHandlerVersion'])} is evaluated at deployment; pass --handler-version to choose the profile.`);
+    notes.push(`typeHandlerVersion ${showValue(props['typeHandlerVersion'])} is evaluated at deployment; pass --handler-version to choose the profile.`);
   return target;
 }
 

@@ -8,7 +8,7 @@
  */
 import type { InitialSyncMode } from './config.js';
 
-export type ProfileLine = '3.x' | '4.x';
+type ProfileLine = '3.x' | '4.x';
 export type ProfilePlatform = 'linux' | 'win32';
 /** Where the handler version came from, for messages ("version 3.1.2 from the extension folder name"). */
 export type HandlerVersionSource = 'environment' | 'folder' | 'package' | 'option' | 'document' | 'default';

@@ -10,8 +10,8 @@ import { schemasDir } from '../paths.js';
 
 export type SettingsGeneration = '1.0' | '3.0' | '4.0';
 
-export const UNION_SCHEMA_FILE = 'settings.schema.json';
-export const GENERATION_SCHEMA_FILES: Readonly<Record<SettingsGeneration, string>> = {
+const UNION_SCHEMA_FILE = 'settings.schema.json';
+const GENERATION_SCHEMA_FILES: Readonly<Record<SettingsGeneration, string>> = {
   '1.0': 'settings-1.0.schema.json',
   '3.0': 'settings-3.0.schema.json',
   '4.0': 'settings-4.0.schema.json',

@@ -40,7 +40,7 @@ export const defaultCommandRunner: CommandRunner = (file, args, options = {}) =>
   });
 
 /** The path under which a child process sees the descriptor passed as its first extra fd. */
-export const INHERITED_FD_PATH = '/dev/fd/3';
+const INHERITED_FD_PATH = '/dev/fd/3';
 
 export interface AclOptions {
   runCommand: CommandRunner;

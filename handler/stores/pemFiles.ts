@@ -13,7 +13,7 @@ export const TEMP_PREFIX = '.kvvm-tmp.';
 
 /** Temp files younger than this may belong to an install running right now (a second kvvm process during
  *  enable), so cleanup leaves them for a later pass. */
-export const TEMP_MAX_AGE_MS = 60_000;
+const TEMP_MAX_AGE_MS = 60_000;
 
 export function tempNameFor(finalName: string): string {
   return `${TEMP_PREFIX}${randomBytes(6).toString('hex')}.${finalName}`;

@@ -15,7 +15,7 @@ export type ExtraFormat = 'key' | 'crt' | 'pfx';
 export const EXTRA_FORMATS: readonly ExtraFormat[] = ['key', 'crt', 'pfx'];
 
 /** A password longer than this is not a password file (it is a mistake, e.g. the pfx itself). */
-export const MAX_PASSWORD_BYTES = 1024;
+const MAX_PASSWORD_BYTES = 1024;
 
 export function extraFormatsOf(cert: ObservedCertificate): ExtraFormat[] {
   return EXTRA_FORMATS.filter((f) => cert.formats?.includes(f));
@@ -37,7 +37,7 @@ export async function renderExtra(material: CertificateMaterial, format: ExtraFo
 }
 
 /** The password in `path`: its content without one trailing newline (what `echo secret > file` leaves). */
-export async function readPfxPassword(path: string): Promise<string> {
+async function readPfxPassword(path: string): Promise<string> {
   let bytes: Buffer;
   try {
     const handle = await open(path, 'r');

@@ -49,6 +49,7 @@ export function layoutOf(cert: ObservedCertificate): Layout {
     link === '.' ||
     link === '..' ||
     link.includes('/') ||
+    // eslint-disable-next-line no-control-regex -- control characters are exactly what this looks for
     /[\u0000-\u001f\u007f]/.test(link) ||
     Buffer.byteLength(link) > 255 ||
     link.startsWith(TEMP_PREFIX) ||

@@ -220,7 +220,7 @@ async function writeMarker(dir: string): Promise<void> {
 }
 
 /** Whether kvvm manages `dir` (its marker is a regular file in it). */
-export async function isManaged(dir: string): Promise<boolean> {
+async function isManaged(dir: string): Promise<boolean> {
   return (await lstat(join(dir, STORE_MARKER)).catch(() => undefined))?.isFile() ?? false;
 }
 

@@ -23,7 +23,7 @@ export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 5, baseDelayMs: 1000, m
 /** A server-supplied Retry-After is honoured but never beyond this (a bogus header must not stall the service). */
 export const MAX_RETRY_AFTER_MS = 120_000;
 
-export type RetryKind = 'throttled' | 'server' | 'network';
+type RetryKind = 'throttled' | 'server' | 'network';
 
 export type RetryDecision = { retry: false } | { retry: true; kind: RetryKind; retryAfterMs?: number | undefined };
 

@@ -91,7 +91,7 @@ export function identityError(detail: string, clientId: string | undefined, endp
 }
 
 /** Wraps the library credential so its errors become KvvmErrors. */
-export class LibraryManagedIdentity implements TokenCredential {
+class LibraryManagedIdentity implements TokenCredential {
   private readonly inner: ManagedIdentityCredential;
 
   /** For messages: where the library will ask (it reads process.env itself; AKS/Arc/App Service vars win). */
@@ -152,7 +152,7 @@ function classifyImds(err: unknown): RetryDecision {
 }
 
 /** Token client for an IMDS-shaped endpoint other than the standard one. Caches per resource until near expiry. */
-export class ImdsEndpointCredential implements TokenCredential {
+class ImdsEndpointCredential implements TokenCredential {
   private readonly cache = new Map<string, { token: AccessToken; refreshAt: number }>();
   private readonly inflight = new Map<string, Promise<AccessToken>>();
 
@@ -235,7 +235,7 @@ export class ImdsEndpointCredential implements TokenCredential {
 }
 
 /** Where Arc's agent writes challenge keys (same rule as MSAL's AzureArc source). */
-export function defaultArcKeyDirs(env: Readonly<Record<string, string | undefined>>, platform: NodeJS.Platform = process.platform): string[] {
+function defaultArcKeyDirs(env: Readonly<Record<string, string | undefined>>, platform: NodeJS.Platform = process.platform): string[] {
   if (platform === 'win32') return [join(env['ProgramData'] ?? 'C:\\ProgramData', 'AzureConnectedMachineAgent', 'Tokens')];
   return ['/var/opt/azcmagent/tokens'];
 }
@@ -244,7 +244,7 @@ export function defaultArcKeyDirs(env: Readonly<Record<string, string | undefine
  * Reads an Arc challenge key, refusing any path outside the agent's token folder, without the .key extension, or
  * larger than 4 KiB: the realm comes from the network, so it must not make kvvm (root) read arbitrary files.
  */
-export function readArcKey(realm: string, allowedDirs: readonly string[]): string {
+function readArcKey(realm: string, allowedDirs: readonly string[]): string {
   const file = resolve(realm);
   const inAllowed = allowedDirs.some((d) => dirname(file) === resolve(d));
   if (!inAllowed || extname(file).toLowerCase() !== '.key') {
@@ -264,7 +264,7 @@ export function readArcKey(realm: string, allowedDirs: readonly string[]): strin
 }
 
 /** Validates an IMDS token response (all fields are strings on the wire; numbers tolerated). */
-export function parseTokenResponse(text: string, now: () => number, endpoint: string, clientId: string | undefined): AccessToken {
+function parseTokenResponse(text: string, now: () => number, endpoint: string, clientId: string | undefined): AccessToken {
   let body: Record<string, unknown>;
   try {
     body = JSON.parse(text) as Record<string, unknown>;

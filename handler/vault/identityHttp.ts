@@ -12,7 +12,7 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 
-export const IDENTITY_MAX_BODY_BYTES = 64 * 1024;
+const IDENTITY_MAX_BODY_BYTES = 64 * 1024;
 
 export interface IdentityAnswer {
   status: number;

@@ -16,7 +16,7 @@ import { KvvmError } from '../errors.js';
 type AdditionalPolicy = NonNullable<SecretClientOptions['additionalPolicies']>[number];
 type PipelinePolicy = AdditionalPolicy['policy'];
 
-export const VAULT_ORIGIN_POLICY_NAME = 'kvvmVaultOriginPolicy';
+const VAULT_ORIGIN_POLICY_NAME = 'kvvmVaultOriginPolicy';
 
 /** The request URL's host as an operator should read it (user info named, never its password or the query). */
 function describeTarget(url: URL): string {
@@ -25,13 +25,13 @@ function describeTarget(url: URL): string {
 }
 
 /** Same scheme, host (case-insensitive, as URL normalises it) and port; no user info. */
-export function isSameOrigin(requestUrl: URL, vault: URL): boolean {
+function isSameOrigin(requestUrl: URL, vault: URL): boolean {
   return (
     requestUrl.protocol === vault.protocol && requestUrl.hostname === vault.hostname && requestUrl.port === vault.port && requestUrl.username === '' && requestUrl.password === ''
   );
 }
 
-export function foreignOriginError(target: string, vault: URL): KvvmError {
+function foreignOriginError(target: string, vault: URL): KvvmError {
   return new KvvmError(
     'vault-foreign-link',
     `Vault ${vault.host} pointed kvvm at ${target} (a next page or redirect to another origin); kvvm sends vault requests only to ${vault.origin} and sent nothing there.`,
@@ -42,7 +42,7 @@ export function foreignOriginError(target: string, vault: URL): KvvmError {
 }
 
 /** A 3xx from the vault: Key Vault never sends one. The Location is not quoted, only whether it stays on the vault. */
-export function redirectError(status: number, location: string | undefined, vault: URL): KvvmError {
+function redirectError(status: number, location: string | undefined, vault: URL): KvvmError {
   let target = 'no Location';
   if (location) {
     try {

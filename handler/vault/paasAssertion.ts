@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 
 export const DEFAULT_AUTHORITY_HOST = 'https://login.microsoftonline.com';
 /** Lifetime of one assertion; MSAL asks for a new one for every token request. */
-export const ASSERTION_LIFETIME_S = 600;
+const ASSERTION_LIFETIME_S = 600;
 
 export interface ClientAssertionInput {
   clientId: string;
@@ -26,12 +26,12 @@ export interface ClientAssertionInput {
   jti: string;
 }
 
-export interface ClientAssertionHeader {
+interface ClientAssertionHeader {
   alg: 'RS256';
   typ: 'JWT';
   x5t: string;
 }
-export interface ClientAssertionClaims {
+interface ClientAssertionClaims {
   aud: string;
   iss: string;
   sub: string;
@@ -52,7 +52,7 @@ export function assertionAudience(authorityHost: string, tenantId: string): stri
   return `${authorityHost.replace(/\/+$/, '')}/${tenantId}/oauth2/v2.0/token`;
 }
 
-export function base64url(data: Buffer | string): string {
+function base64url(data: Buffer | string): string {
   return Buffer.from(data).toString('base64url');
 }
 

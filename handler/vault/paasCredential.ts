@@ -40,7 +40,7 @@ export interface PaasCredentialOptions {
 /** @azure/identity's names for "the token endpoint said no" (invalid_client comes back as AuthenticationRequiredError). */
 const ENTRA_REFUSALS = new Set(['AuthenticationError', 'AuthenticationRequiredError', 'CredentialUnavailableError']);
 
-export function paasAuthorityHost(options: Pick<PaasCredentialOptions, 'authorityHost' | 'env'>): string {
+function paasAuthorityHost(options: Pick<PaasCredentialOptions, 'authorityHost' | 'env'>): string {
   return (options.authorityHost ?? options.env['AZURE_AUTHORITY_HOST'] ?? DEFAULT_AUTHORITY_HOST).replace(/\/+$/, '');
 }
 

@@ -41,7 +41,7 @@ const RETRYABLE_NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOU
 const TLS_CODE = /^(CERT_|UNABLE_TO_|SELF_SIGNED|DEPTH_ZERO|ERR_TLS_|ERR_SSL_|HOSTNAME_MISMATCH)/;
 
 function asRest(err: unknown): RestErrorLike {
-  return typeof err === 'object' && err !== null ? (err as RestErrorLike) : {};
+  return typeof err === 'object' && err !== null ? err : {};
 }
 
 /** The node error code, looking through `cause` chains (fetch/undici and the SDK both nest). */

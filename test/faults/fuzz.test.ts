@@ -67,7 +67,7 @@ function mutateAt(doc: unknown, path: number[], replacement: unknown): unknown {
   if (keys.length === 0) return replacement;
   const key = keys[path[0]! % keys.length]!;
   const next = mutateAt((copy as Record<string, unknown>)[key], path.slice(1), replacement);
-  if (next === undefined && !Array.isArray(copy)) delete (copy as Record<string, unknown>)[key];
+  if (next === undefined && !Array.isArray(copy)) delete copy[key];
   else (copy as Record<string, unknown>)[key] = next;
   return copy;
 }

@@ -45,8 +45,8 @@ import {
 } from './native.js';
 
 /** Where Cloud Services puts the bootstrap certificate (ServiceDefinition.csdef storeLocation/storeName). */
-export const BOOTSTRAP_LOCATION: StoreLocation = 'LocalMachine';
-export const BOOTSTRAP_STORE = 'My';
+const BOOTSTRAP_LOCATION: StoreLocation = 'LocalMachine';
+const BOOTSTRAP_STORE = 'My';
 
 export interface SubjectFindArgs {
   storeName: string;
@@ -125,7 +125,7 @@ export interface FindBootstrapOptions {
 }
 
 /** Every certificate whose subject matches (Windows' CERT_FIND_SUBJECT_STR_W semantics), with what the choice needs. */
-export function findSubjectCandidates(n: Native, args: SubjectFindArgs, location: StoreLocation): Array<BootstrapCandidate & { der: Buffer }> {
+function findSubjectCandidates(n: Native, args: SubjectFindArgs, location: StoreLocation): Array<BootstrapCandidate & { der: Buffer }> {
   return withSystemStore(n, location, args.storeName, 'read', (store) => {
     const found: Array<BootstrapCandidate & { der: Buffer }> = [];
     if (store === undefined) return found;
@@ -184,7 +184,7 @@ export function findBootstrapCertificate(subject: string, options: FindBootstrap
 }
 
 /** Opens the store again for each signature (one every ~10 min): no handle is held between token requests. */
-export function signWithStoreKey(n: Native, location: StoreLocation, storeName: string, thumbprint: string, data: Buffer): Buffer {
+function signWithStoreKey(n: Native, location: StoreLocation, storeName: string, thumbprint: string, data: Buffer): Buffer {
   return withSystemStore(n, location, storeName, 'read', (store) => {
     const ctx = store === undefined ? undefined : findBySha1(n, store, thumbprint);
     if (ctx === undefined) {
@@ -200,7 +200,7 @@ export function signWithStoreKey(n: Native, location: StoreLocation, storeName: 
   });
 }
 
-export function signWithContext(n: Native, ctx: Handle, data: Buffer): Buffer {
+function signWithContext(n: Native, ctx: Handle, data: Buffer): Buffer {
   const key = [0n];
   const spec = [0];
   const callerFree = [0];

@@ -104,7 +104,7 @@ export function utf16z(text: string): Buffer {
   return Buffer.from(`${text}\0`, 'utf16le');
 }
 
-export function fromUtf16z(buf: Buffer | undefined): string | undefined {
+function fromUtf16z(buf: Buffer | undefined): string | undefined {
   if (buf === undefined) return undefined;
   const text = buf.toString('utf16le');
   const end = text.indexOf('\0');

@@ -23,19 +23,13 @@ export const CERT_STORE_CTRL_COMMIT = 3;
 export const CERT_STORE_CTRL_COMMIT_FORCE_FLAG = 0x1;
 // PFXImportCertStore flags
 export const CRYPT_EXPORTABLE = 0x1;
-export const CRYPT_USER_PROTECTED = 0x2;
-export const PKCS12_INCLUDE_EXTENDED_PROPERTIES = 0x10;
 export const CRYPT_MACHINE_KEYSET = 0x20;
 export const PKCS12_PREFER_CNG_KSP = 0x100;
-export const PKCS12_ALWAYS_CNG_KSP = 0x200;
 export const CRYPT_USER_KEYSET = 0x1000;
-export const PKCS12_ALLOW_OVERWRITE_KEY = 0x4000;
 export const PKCS12_NO_PERSIST_KEY = 0x8000;
 export const PKCS12_VIRTUAL_ISOLATION_KEY = 0x10000;
 // CertAddCertificateContextToStore dispositions
-export const CERT_STORE_ADD_NEW = 1;
 export const CERT_STORE_ADD_USE_EXISTING = 2;
-export const CERT_STORE_ADD_REPLACE_EXISTING = 3;
 export const CERT_STORE_ADD_REPLACE_EXISTING_INHERIT_PROPERTIES = 5;
 // CertFindCertificateInStore
 export const CERT_FIND_SHA1_HASH = 0x10000;
@@ -44,8 +38,6 @@ export const CERT_KEY_PROV_INFO_PROP_ID = 2;
 export const CERT_SHA1_HASH_PROP_ID = 3;
 export const CERT_FRIENDLY_NAME_PROP_ID = 11;
 export const CERT_RENEWAL_PROP_ID = 64;
-export const CERT_FIRST_USER_PROP_ID = 0x8000;
-export const CERT_LAST_USER_PROP_ID = 0xffff;
 // CryptAcquireCertificatePrivateKey
 export const CRYPT_ACQUIRE_SILENT_FLAG = 0x40;
 export const CRYPT_ACQUIRE_ALLOW_NCRYPT_KEY_FLAG = 0x10000;
@@ -58,7 +50,6 @@ export const CRYPT_DELETEKEYSET = 0x10;
 export const NCRYPT_MACHINE_KEY_FLAG = 0x20;
 export const NCRYPT_SILENT_FLAG = 0x40;
 export const NCRYPT_SECURITY_DESCR_PROPERTY = 'Security Descr';
-export const MS_KEY_STORAGE_PROVIDER = 'Microsoft Software Key Storage Provider';
 // winnt.h / sddl.h
 export const DACL_SECURITY_INFORMATION = 0x4;
 export const SDDL_REVISION_1 = 1;
@@ -68,15 +59,11 @@ export const HCCE_LOCAL_MACHINE = 1;
 export const USAGE_MATCH_TYPE_AND = 0;
 export const CERT_CHAIN_DISABLE_AIA = 0x2000;
 export const CERT_CHAIN_CACHE_ONLY_URL_RETRIEVAL = 0x4;
-export const CERT_CHAIN_REVOCATION_CHECK_CACHE_ONLY = 0x80000000;
 export const CERT_CHAIN_POLICY_SSL = 4;
 export const AUTHTYPE_SERVER = 2;
 // HRESULTs
 export const CRYPT_E_NOT_FOUND = 0x80092004;
-export const CRYPT_E_EXISTS = 0x80092005;
-export const ERROR_INSUFFICIENT_BUFFER = 122;
 export const ERROR_FILE_NOT_FOUND = 2;
-export const NTE_BAD_KEYSET = 0x80090016;
 export const NTE_BAD_ALGID = 0x80090008;
 // Messages (wincrypt.h): protected settings are CMS EnvelopedData decrypted with CryptDecryptMessage
 export const CRYPT_MESSAGE_SILENT_KEYSET_FLAG = 0x40;
@@ -93,9 +80,6 @@ export const CRYPT_SILENT = 0x40;
 export const AT_KEYEXCHANGE = 1;
 export const AT_SIGNATURE = 2;
 export const NTE_NO_KEY = 0x8009000d;
-export const NCRYPT_PREFER_VBS_FLAG = 0x10000;
-export const NCRYPT_REQUIRE_VBS_FLAG = 0x20000;
-export const NCRYPT_VIRTUAL_ISO_PROPERTY = 'Virtual Iso';
 // Service Control Manager (winsvc.h, winnt.h, winerror.h)
 export const SC_MANAGER_CONNECT = 0x1;
 export const SC_MANAGER_CREATE_SERVICE = 0x2;
@@ -107,9 +91,7 @@ export const SERVICE_STOP = 0x20;
 export const DELETE = 0x10000;
 export const SERVICE_WIN32_OWN_PROCESS = 0x10;
 export const SERVICE_AUTO_START = 0x2;
-export const SERVICE_DEMAND_START = 0x3;
 export const SERVICE_ERROR_NORMAL = 0x1;
-export const SERVICE_NO_CHANGE = 0xffffffff;
 export const SERVICE_CONTROL_STOP = 0x1;
 export const SERVICE_CONTROL_INTERROGATE = 0x4;
 export const SERVICE_CONTROL_SHUTDOWN = 0x5;
@@ -122,7 +104,6 @@ export const SERVICE_RUNNING = 0x4;
 export const SERVICE_CONFIG_DESCRIPTION = 1;
 export const SERVICE_CONFIG_FAILURE_ACTIONS = 2;
 export const SERVICE_CONFIG_FAILURE_ACTIONS_FLAG = 4;
-export const SC_ACTION_NONE = 0;
 export const SC_ACTION_RESTART = 1;
 export const SC_STATUS_PROCESS_INFO = 0;
 export const NO_ERROR = 0;
@@ -132,7 +113,6 @@ export const ERROR_SERVICE_ALREADY_RUNNING = 1056;
 export const ERROR_SERVICE_DOES_NOT_EXIST = 1060;
 export const ERROR_SERVICE_CANNOT_ACCEPT_CTRL = 1061;
 export const ERROR_SERVICE_NOT_ACTIVE = 1062;
-export const ERROR_FAILED_SERVICE_CONTROLLER_CONNECT = 1063;
 export const ERROR_SERVICE_SPECIFIC_ERROR = 1066;
 export const ERROR_SERVICE_MARKED_FOR_DELETE = 1072;
 export const ERROR_SERVICE_EXISTS = 1073;
@@ -247,7 +227,9 @@ let loaded: Native | undefined;
 export function loadNative(): Native {
   if (loaded) return loaded;
   if (process.platform !== 'win32') throw new Error(`kvvm: the Windows certificate store needs Windows (this is ${process.platform})`);
-  const koffi = createRequire(import.meta.url)('koffi') as Koffi;
+  // Required here, when first needed, so Linux never loads koffi; spelled require('koffi') so knip sees the dependency.
+  const require = createRequire(import.meta.url);
+  const koffi = require('koffi') as Koffi;
   const crypt32 = koffi.load('crypt32.dll');
   const advapi32 = koffi.load('advapi32.dll');
   const kernel32 = koffi.load('kernel32.dll');

@@ -6,10 +6,10 @@
 import { KvvmError } from '../../errors.js';
 import { DACL_SECURITY_INFORMATION, NCRYPT_SECURITY_DESCR_PROPERTY, PP_KEYSET_SEC_DESCR } from '../../platform/win32/native.js';
 
-export const SID_LOCAL_SYSTEM = 'S-1-5-18';
-export const SID_LOCAL_SERVICE = 'S-1-5-19';
-export const SID_NETWORK_SERVICE = 'S-1-5-20';
-export const SID_BUILTIN_ADMINISTRATORS = 'S-1-5-32-544';
+const SID_LOCAL_SYSTEM = 'S-1-5-18';
+const SID_LOCAL_SERVICE = 'S-1-5-19';
+const SID_NETWORK_SERVICE = 'S-1-5-20';
+const SID_BUILTIN_ADMINISTRATORS = 'S-1-5-32-544';
 
 /**
  * Well-known accounts by their English names (Windows localizes the names, never the SIDs, so these resolve the

@@ -24,8 +24,8 @@ import {
   type Native,
 } from '../../platform/win32/native.js';
 
-export const CERT_STORE_PROV_MEMORY = 2;
-export const OID_PKIX_KP_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+const CERT_STORE_PROV_MEMORY = 2;
+const OID_PKIX_KP_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
 
 /** CERT_TRUST_* error bits (wincrypt.h), for messages. */
 const TRUST_ERRORS: Array<[number, string]> = [

@@ -9,11 +9,11 @@ import { hex32, loadHttpApi, loadNative, type HttpApi, type Native } from '../..
 import { bindingAddress, configIdOf, encodeQuery, encodeSslSet, parseSslSet, type BindingKind, type SslBinding } from './httpSslRecords.js';
 
 // winerror.h / http.h
-export const NO_ERROR = 0;
-export const ERROR_INSUFFICIENT_BUFFER = 122;
-export const ERROR_NO_MORE_ITEMS = 259;
-export const ERROR_FILE_NOT_FOUND = 2;
-export const HTTP_INITIALIZE_CONFIG = 0x2;
+const NO_ERROR = 0;
+const ERROR_INSUFFICIENT_BUFFER = 122;
+const ERROR_NO_MORE_ITEMS = 259;
+const ERROR_FILE_NOT_FOUND = 2;
+const HTTP_INITIALIZE_CONFIG = 0x2;
 /** No machine has this many bindings; bounds the enumeration whatever the API answers. */
 const MAX_BINDINGS = 65_536;
 

@@ -24,14 +24,13 @@
 import { isIPv6 } from 'node:net';
 
 // http.h: HTTP_SERVICE_CONFIG_ID and HTTP_SERVICE_CONFIG_QUERY_TYPE
-export const HttpServiceConfigSSLCertInfo = 1;
-export const HttpServiceConfigSslSniCertInfo = 7;
-export const HttpServiceConfigQueryNext = 2;
+const HttpServiceConfigSSLCertInfo = 1;
+const HttpServiceConfigSslSniCertInfo = 7;
+const HttpServiceConfigQueryNext = 2;
 // ws2def.h
-export const AF_INET = 2;
-export const AF_INET6 = 23;
+const AF_INET = 2;
+const AF_INET6 = 23;
 
-export const SSL_PARAM_SIZE = 80;
 export const SSL_SET_SIZE = 88;
 export const SNI_SET_SIZE = 216;
 export const SSL_QUERY_SIZE = 24;

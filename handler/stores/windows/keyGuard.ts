@@ -30,7 +30,7 @@ export function probeImport(n: Native, pfx: ImportPfx, flags: number): boolean {
   return probe !== null;
 }
 
-export const KEYGUARD_LABEL = 'KeyGuard';
+const KEYGUARD_LABEL = 'KeyGuard';
 
 /** The location text for status and logs. */
 export function locationLabel(where: string, keyGuard: boolean): string {

@@ -20,7 +20,7 @@ import {
 import { keyOf } from '../../platform/win32/certStore.js';
 
 /** Looks an account name up with LookupAccountNameW; undefined when the account does not exist. */
-export function lookupAccountSid(n: Native, name: string): string | undefined {
+function lookupAccountSid(n: Native, name: string): string | undefined {
   const sidSize = [0];
   const domainSize = [0];
   const use = [0];

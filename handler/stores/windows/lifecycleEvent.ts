@@ -16,12 +16,12 @@ import { win32 } from 'node:path';
 import type { StoreLocation } from '../../platform/win32/certStore.js';
 
 /** Exit code of the script when the PKI module (Switch-Certificate) is not installed. */
-export const NO_PKI_MODULE_EXIT = 3;
+const NO_PKI_MODULE_EXIT = 3;
 /**
  * Printed by the script after Switch-Certificate succeeded: exit code 0 alone is not proof (Wine ships a
  * powershell.exe stub that runs nothing and exits 0, measured).
  */
-export const RAISED_MARKER = 'kvvm:lifecycle-event-raised';
+const RAISED_MARKER = 'kvvm:lifecycle-event-raised';
 const RUN_TIMEOUT_MS = 60_000;
 
 export interface SwitchCertificateInput {
@@ -38,7 +38,7 @@ export interface CommandLine {
   args: string[];
 }
 
-export function powershellPath(systemRoot = 'C:\\Windows'): string {
+function powershellPath(systemRoot = 'C:\\Windows'): string {
   return win32.join(systemRoot, 'System32', 'WindowsPowerShell', 'v1.0', 'powershell.exe');
 }
 
@@ -69,7 +69,7 @@ export interface LifecycleHost {
   run: (command: CommandLine) => Promise<{ code: number | null; output: string }>;
 }
 
-export const realLifecycleHost: LifecycleHost = {
+const realLifecycleHost: LifecycleHost = {
   exists: existsSync,
   run: (command) =>
     new Promise((resolve) => {

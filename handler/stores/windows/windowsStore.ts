@@ -415,7 +415,7 @@ function targetOf(cert: ObservedCertificate): Target {
   return { location, storeName, where: `${location}\\${storeName}` };
 }
 
-export function isSelfSigned(c: X509Certificate): boolean {
+function isSelfSigned(c: X509Certificate): boolean {
   return c.checkIssued(c) && c.verify(c.publicKey);
 }
 

@@ -25,7 +25,7 @@ function recordingNative(calls: ImportCall[]): () => Native {
     const real = n.PFXImportCertStore.bind(n);
     const wrapped = (blob: { pbData: Buffer }, password: string, flags: number): unknown => {
       calls.push({ flags: flags >>> 0, csp: readPkcs12(blob.pbData, password).keyProviders?.[0] });
-      return real(blob as never, password as never, flags as never);
+      return real(blob, password, flags);
     };
     return { ...n, PFXImportCertStore: wrapped as unknown as Native['PFXImportCertStore'] };
   };
