@@ -59,7 +59,9 @@ export const FLEET_QUICK: FleetOptions = {
   pollRetry: { ...DEFAULT_RETRY_POLICY, baseDelayMs: 200, maxDelayMs: 30_000 },
   readerRetry: { ...DEFAULT_RETRY, baseDelayMs: 100, maxDelayMs: 3000 },
   offPollRetry: { maxAttempts: 25, baseDelayMs: 200, factor: 1, maxDelayMs: 200 },
-  timeoutMs: 60_000,
+  // Far above the ~7-22 s a quick fleet takes (idle to loaded): an instance still without its certificates at the
+  // limit counts as a failed sync, which is gated, so the limit must not be reachable by load alone.
+  timeoutMs: 180_000,
 };
 
 const WORKER = join(fileURLToPath(new URL('.', import.meta.url)), 'fleetWorker.js');

@@ -158,28 +158,41 @@ describe('PEM store under attack by another local user', () => {
     await store.install(cert, versionId(1), material);
     const before = await fingerprint(victimFile);
     const stop = join(root, 'stop-racer');
-    const racer = spawn(process.execPath, ['-e', RACER, dir, victimFile, stop], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let swaps = '';
+    const pause = join(root, 'pause-racer');
+    const racer = spawn(process.execPath, ['-e', RACER, dir, victimFile, stop, pause], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // The racer prints "s" per swap and "p" once it has seen the pause file (and swaps nothing until it is gone).
+    let swaps = 0;
+    let paused: () => void = () => undefined;
+    const pausedNow = new Promise<void>((resolve) => (paused = resolve));
     racer.stdout.setEncoding('utf8').on('data', (d: string) => {
-      swaps += d;
+      swaps += d.split('s').length - 1;
+      if (d.includes('p')) paused();
     });
     const exited = new Promise((resolve) => racer.on('exit', resolve));
     const failures: string[] = [];
-    let installed = 0;
+    let unraced = 0;
     try {
-      for (let n = 2; n < 42; n++) {
+      // Raced installs: at least 40, and on until the racer has won at least once (how often it wins depends on
+      // the machine's load, so the count is not fixed; 400 installs bound it).
+      for (let n = 2; n < 402 && (n < 42 || swaps === 0); n++) {
         try {
           await store.install(cert, versionId(n), material);
-          installed++;
         } catch (err) {
           failures.push(err instanceof KvvmError ? err.reason : String(err));
         }
+      }
+      // With the racer paused (it has said so), installs into the same directory succeed.
+      await writeFile(pause, '');
+      await pausedNow;
+      for (let n = 402; n < 405; n++) {
+        await store.install(cert, versionId(n), material);
+        unraced++;
       }
     } finally {
       await writeFile(stop, '');
       await exited;
     }
-    assert.ok(Number(swaps) > 0, `the racer must have swapped temp files for symlinks (swapped ${swaps || 0})`);
+    assert.ok(swaps > 0, `the racer must have swapped temp files for symlinks (swapped ${swaps})`);
     assert.ok(failures.length > 0, 'a swapped install is detected, not reported as success');
     assert.deepEqual(
       [...new Set(failures)].filter((r) => r !== 'store-tampered' && r !== 'store-io'),
@@ -201,27 +214,31 @@ describe('PEM store under attack by another local user', () => {
       assert.notEqual(info.uid, attacker);
     }
     assert.doesNotMatch(spawnSync('getfacl', ['-R', '-n', '-p', dir], { encoding: 'utf8' }).stdout, new RegExp(`:${attacker}:`));
-    assert.ok(installed > 0, 'installs that were not raced succeed');
+    assert.equal(unraced, 3, 'installs that were not raced succeed');
   });
 });
 
-/** Keeps replacing every kvvm temp file with a symlink to the victim; prints how many it swapped. */
+/** Keeps replacing every kvvm temp file with a symlink to the victim, printing "s" per swap, until told to stop; pauses (printing "p") while the pause file exists. */
 const RACER = `
 const fs = require('node:fs');
 const path = require('node:path');
-const [dir, victim, stop] = process.argv.slice(1);
-let swaps = 0;
+const [dir, victim, stop, pause] = process.argv.slice(1);
+let saidPaused = false;
 while (!fs.existsSync(stop)) {
+  if (fs.existsSync(pause)) {
+    if (!saidPaused) { fs.writeSync(1, 'p'); saidPaused = true; }
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    continue;
+  }
   let names = [];
   try { names = fs.readdirSync(dir); } catch { continue; }
   for (const name of names) {
     if (!name.startsWith('.kvvm-tmp.') || name.endsWith('.moved')) continue;
     const p = path.join(dir, name);
     try { fs.renameSync(p, p + '.moved'); } catch { continue; }
-    try { fs.symlinkSync(victim, p); swaps++; } catch {}
+    try { fs.symlinkSync(victim, p); fs.writeSync(1, 's'); } catch {}
   }
 }
-process.stdout.write(String(swaps));
 `;
 
 describe('PEM store refuses the directories the whole system shares', () => {
