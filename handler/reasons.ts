@@ -75,7 +75,6 @@ export const REASONS = {
 
   // Certificate stores
   'store-invalid-name': { code: 1, meaning: 'A store name, file name or link name from the settings is not allowed.' },
-  'store-invalid-location': { code: 1, meaning: 'certificateStoreLocation is not a location the store accepts.' },
   'store-link-occupied': { code: 1, meaning: 'The PEM link path exists and is not a symbolic link; kvvm does not overwrite it.' },
   'store-io': { code: 1, meaning: 'A file operation of the PEM store failed (permissions, space, read-only file system).' },
   'store-link-foreign': { code: 1, meaning: 'The link name is a symbolic link kvvm did not make; kvvm does not replace it.' },

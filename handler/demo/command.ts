@@ -104,7 +104,8 @@ export async function runDemoCommand(argv: string[], host: CommandHost): Promise
     const parsed = parseSettings(publicSettings, { platform: 'linux', env, executableExists });
     if (!parsed.ok) throw new Error('demo settings did not validate');
     const certs = parsed.config.observedCertificates;
-    const webLink = join(store, certs.find((c) => c.secretName === 'web')?.linkName ?? 'web');
+    const webTarget = certs.find((c) => c.secretName === 'web')?.target;
+    const webLink = join(store, webTarget?.platform === 'linux' ? webTarget.linkName : 'web');
     const view = createLiveView(host, certs, join(agent.statusFolder, '0.status'));
 
     const ready = await view.waitFor((s) => s.status === 'success', 'initial sync');
