@@ -338,7 +338,7 @@ describe('formatProblems', () => {
     assert.match(text, /\/secretsManagementSettings\/observedCertificates\/0: The URL number 0 uses http\. Fix: Use https\./);
   });
   it('always shows the first problem even when it alone is too long', () => {
-    const long = [{ path: '/x', reason: 'r', message: 'm'.repeat(3000), fix: 'f' }];
+    const long: SettingsProblem[] = [{ path: '/x', reason: 'invalid-value', message: 'm'.repeat(3000), fix: 'f' }];
     const text = formatProblems(long);
     assert.ok(text.length <= 1000);
     assert.match(text, /\/x: mmm/);

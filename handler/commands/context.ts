@@ -13,6 +13,7 @@ import { writeStatus, type HandlerStatusReport } from '../protocol/status.js';
 import { formatProblems, parseSettings } from '../settings/index.js';
 import type { KvvmConfig } from '../settings/config.js';
 import { KvvmError } from '../errors.js';
+import type { Reason } from '../reasons.js';
 import { overridesFrom } from '../overrides.js';
 import { writeEvent } from '../protocol/events.js';
 import { createLogger } from '../service/logger.js';
@@ -138,7 +139,7 @@ function behaviourProfile(ctx: HandlerContext): BehaviourProfile {
   return profileFor(hv.version, platformOf(ctx), hv.source);
 }
 
-export type ConfigResult = { ok: true; config: KvvmConfig } | { ok: false; message: string; reason: string };
+export type ConfigResult = { ok: true; config: KvvmConfig } | { ok: false; message: string; reason: Reason };
 
 export async function loadConfig(ctx: HandlerContext, seq = ctx.seq): Promise<ConfigResult> {
   let raw: unknown;
