@@ -1,5 +1,5 @@
 /**
- * The guest agent's side for figures 3 and 4: an agent folder (test/helpers/agentFolder.ts), the dev vault in its
+ * The guest agent's side for figures 3 and 4: an agent folder (handler/demo/agentFolder.ts), the dev vault in its
  * own process, and the real CLI run as the agent runs it (a separate process with the agent's environment).
  */
 import { execFile } from 'node:child_process';
@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { packageRoot } from '../handler/paths.js';
-import { makeAgentLayout, type AgentLayout } from '../test/helpers/agentFolder.js';
+import { makeAgentFolder, type AgentFolder } from '../handler/demo/agentFolder.js';
 import { nowMs } from './common.js';
 import { buildVaultState, makeCertPool, saveVaultState, secretName } from './fixtures.js';
 import { startVaultProcess, type VaultProcess } from './vaultHost.js';
@@ -17,7 +17,7 @@ const run = promisify(execFile);
 const CLI = join(packageRoot(), 'lib', 'handler', 'cli.js');
 
 export interface AgentBench {
-  layout: AgentLayout;
+  layout: AgentFolder;
   vault: VaultProcess;
   storeDir: string;
   certificates: number;
@@ -35,7 +35,7 @@ export async function startAgentBench(certificates: number): Promise<AgentBench>
   const pool = makeCertPool(2);
   saveVaultState(join(root, 'vault'), buildVaultState(pool, certificates, 'pem'));
   const vault = await startVaultProcess({ stateDir: join(root, 'vault') });
-  const layout = makeAgentLayout(join(root, 'agent'));
+  const layout = makeAgentFolder(join(root, 'agent'), 'Microsoft.Azure.KeyVault.KeyVaultForLinux', '4.0.0');
   const trust = join(root, 'trusted.pem');
   writeFileSync(trust, readFileSync(vault.caCertFile, 'utf8') + pool.ca.certPem);
   const storeDir = join(root, 'store');
