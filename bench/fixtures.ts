@@ -76,6 +76,11 @@ export function rotateAll(state: VaultState, pool: CertPool): void {
   }
 }
 
+/** A secret named `name` with `count` versions, one second apart (a certificate rotated `count - 1` times). */
+export function addHistory(state: VaultState, pool: CertPool, name: string, count: number, createdAt = Math.floor(Date.now() / 1000) - 60 - count): void {
+  state[name] = Array.from({ length: count }, (_, k) => storedVersion(pool, k, createdAt + k));
+}
+
 /** Writes the dev vault's `<stateDir>/secrets.json` (mode 0600: it holds private keys). */
 export function saveVaultState(stateDir: string, state: VaultState): void {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
@@ -84,11 +89,20 @@ export function saveVaultState(stateDir: string, state: VaultState): void {
 
 /** The observed certificates of settings naming secrets [from, from + count) of `vaultUrl`, stored in `storeDir`. */
 export function observedCertificates(vaultUrl: string, storeDir: string, from: number, count: number): ObservedCertificate[] {
+  return observedByName(
+    vaultUrl,
+    storeDir,
+    Array.from({ length: count }, (_, k) => secretName(from + k)),
+  );
+}
+
+/** The observed certificates of settings naming these secrets of `vaultUrl`, stored in `storeDir`. */
+export function observedByName(vaultUrl: string, storeDir: string, names: readonly string[]): ObservedCertificate[] {
   const result = parseSettings(
     {
       secretsManagementSettings: {
         pollingIntervalInS: '3600',
-        observedCertificates: Array.from({ length: count }, (_, k) => ({ url: `${vaultUrl}/secrets/${secretName(from + k)}`, certificateStoreLocation: storeDir })),
+        observedCertificates: names.map((name) => ({ url: `${vaultUrl}/secrets/${name}`, certificateStoreLocation: storeDir })),
       },
     },
     { platform: 'linux', env: { KVVM_EXTRA_VAULT_SUFFIXES: 'localhost' } },

@@ -154,7 +154,14 @@ export async function benchFleet(o: FleetOptions, progress: (s: string) => void)
         `${params}; ${how}; ${r.completed}/${o.instances} instances complete; ${r.requests} vault requests (incl. 401 challenges); ${r.clientRetries} client retries; worker CPU ${r.workerCpuMs.toFixed(0)} ms`,
       ),
       count(`${label}: 429s`, r.throttled, null),
-      count(`${label}: failed syncs`, r.failedCycles, withJitter ? 1 : null, 'poll cycles that ended with a certificate missing'),
+      // An instance stopped at the time limit may be inside a cycle that never ends (retrying), so its failure is
+      // not among the cycles that ended: it counts on its own.
+      count(
+        `${label}: failed syncs`,
+        r.failedCycles + (o.instances - r.completed),
+        withJitter ? 1 : null,
+        `poll cycles that ended with a certificate missing (${r.failedCycles}) + instances without every certificate at the time limit (${o.instances - r.completed})`,
+      ),
     );
   }
   return entries;

@@ -10,6 +10,8 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { loadTrustedRoots } from '../handler/certs/chain.js';
 import { parseCertificateSecret } from '../handler/certs/parse.js';
 import { makeChainCheck } from '../handler/commands/service.js';
+import { VERSIONS_KEPT } from '../handler/engine/planner.js';
+import { createPollMemory } from '../handler/engine/pollMemory.js';
 import { allInstalled, SERVICE_CONCURRENCY } from '../handler/engine/syncCycle.js';
 import { runPollLoop } from '../handler/service/pollLoop.js';
 import type { KvvmConfig } from '../handler/settings/config.js';
@@ -76,7 +78,16 @@ async function runJob(job: FleetWorkerJob): Promise<FleetWorkerResult> {
         await runPollLoop(
           inst.config,
           {
-            sync: { vault: inst.reader, store: inst.store, parse: parseCertificateSecret, checkChain, now: () => new Date(), log: countingLogger() },
+            sync: {
+              vault: inst.reader,
+              store: inst.store,
+              parse: parseCertificateSecret,
+              checkChain,
+              now: () => new Date(),
+              log: countingLogger(),
+              // As the service (commands/service.ts): a retried cycle does not list again what it already listed.
+              memory: createPollMemory(VERSIONS_KEPT),
+            },
             writeStatus: async () => undefined,
             isSuperseded: async () => false,
             sleep: (ms, signal) => delay(ms, undefined, { signal }).catch(() => undefined),

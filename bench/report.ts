@@ -127,7 +127,8 @@ export interface GateVerdict {
 export function gateFigure(e: BenchEntry, recorded: BenchEntry | undefined): GateVerdict {
   const base = { name: e.name, ratio: e.ratio, recorded: recorded?.ratio };
   if (e.target === null) return { ...base, kind: 'info', limit: undefined, failed: false };
-  if (e.unit === 'count') return { ...base, kind: 'count', limit: e.target, failed: !(e.ratio <= e.target) };
+  // Counts and request counts have no clock in them: load cannot move them, so their target is the gate.
+  if (e.unit === 'count' || e.unit === 'requests') return { ...base, kind: 'count', limit: e.target, failed: !(e.ratio <= e.target) };
   if (recorded === undefined || e.floorMeasured !== true) return { ...base, kind: 'info', limit: undefined, failed: false };
   // A recorded ratio under the floor (idle CPU of 0 ticks) counts as 1: at the floor, noise is not a regression.
   const limit = round(Math.max(e.target, HEADROOM * Math.max(1, recorded.ratio)));

@@ -27,6 +27,13 @@ describe('benchmark gate', () => {
     assert.equal(gateFigure(count('fleet: 429s', 5000, null), undefined).failed, false, 'an informational count is not gated');
   });
 
+  it('vault requests per certificate are gated against their target like counts (no clock in them)', () => {
+    const ok = gateFigure(computedTiming('poll unchanged, 100 version(s) in its history: requests per certificate', 1, 1, 1, 'requests'), undefined);
+    assert.equal(ok.kind, 'count');
+    assert.equal(ok.failed, false);
+    assert.equal(gateFigure(computedTiming('poll unchanged, 100 version(s) in its history: requests per certificate', 4, 1, 1, 'requests'), undefined).failed, true);
+  });
+
   it('a targeted ratio fails only above max(target, 3 x recorded ratio)', () => {
     const recorded = recordedAs(timing('enable: wall', 290, 63, 8, 'ms')); // ratio 4.6 → limit 13.8
     const limit = HEADROOM * recorded.ratio;

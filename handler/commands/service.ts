@@ -8,6 +8,8 @@ import { createParserPool } from '../certs/parserPool.js';
 import { hasServerAuthEku, loadTrustedRoots, validateChain } from '../certs/chain.js';
 import type { CertificateMaterial } from '../certs/material.js';
 import type { CertificateSyncDeps, SyncLogger } from '../engine/certificateSync.js';
+import { VERSIONS_KEPT } from '../engine/planner.js';
+import { createPollMemory } from '../engine/pollMemory.js';
 import { KvvmError, describeError } from '../errors.js';
 import { readMrseq } from '../protocol/sequence.js';
 import { createLogger } from '../service/logger.js';
@@ -194,5 +196,6 @@ function buildSyncDeps(host: CommandHost, config: KvvmConfig, log: SyncLogger, p
     chainFailure: config.profile.chainFailure,
     now: host.now,
     log,
+    memory: createPollMemory(VERSIONS_KEPT),
   };
 }

@@ -10,6 +10,7 @@ import type { ObservedCertificate } from '../settings/config.js';
 import type { CertificateStore, InstalledCertificate } from '../stores/store.js';
 import type { FetchedSecret, SecretVersionInfo, VaultReader } from '../vault/types.js';
 import { VERSIONS_KEPT, planCertificate, selectWantedVersions, type PlannedAction } from './planner.js';
+import type { PollCycleMemory, PollMemory } from './pollMemory.js';
 
 type CertificateState = 'installed' | 'unchanged' | 'error' | 'skipped';
 
@@ -58,16 +59,21 @@ export interface CertificateSyncDeps {
   chainFailure?: 'refuse' | 'warn';
   now: () => Date;
   log: SyncLogger;
+  /**
+   * What earlier cycles learnt of each certificate's versions (./pollMemory.ts), so an unchanged certificate costs
+   * at most one request per poll; without it every poll lists every version.
+   */
+  memory?: PollMemory;
 }
 
 const CERT_CONTENT_TYPES = new Set(['application/x-pkcs12', 'application/x-pem-file']);
 
-export async function syncCertificate(cert: ObservedCertificate, deps: CertificateSyncDeps): Promise<CertificateSyncResult> {
+export async function syncCertificate(cert: ObservedCertificate, deps: CertificateSyncDeps, memory?: PollCycleMemory): Promise<CertificateSyncResult> {
   const label = `${cert.vaultName}/${cert.secretName}`;
   const activation: Activation = {};
   try {
     const now = deps.now();
-    const versions = await listWantedCandidates(cert, deps);
+    const versions = await listWantedCandidates(cert, deps, memory);
     const wanted = selectWantedVersions(versions.list, { keep: VERSIONS_KEPT, now, pinnedVersion: cert.pinnedVersion });
     if (wanted.length === 0) {
       throw new KvvmError(
@@ -153,28 +159,44 @@ interface Candidates {
 }
 
 /**
- * Versions come from the versions list (one request, no values: the cheap steady-state poll). An identity
- * with only `get` permission cannot list, so a 403 on list falls back to fetching the latest version.
+ * Versions come from the versions list (requests without values), or, when the vault shows that nothing changed
+ * since the last cycle, from memory (./pollMemory.ts). An identity with only `get` permission cannot list, so a
+ * 403 on list falls back to fetching the latest version.
  */
-async function listWantedCandidates(cert: ObservedCertificate, deps: CertificateSyncDeps): Promise<Candidates> {
+async function listWantedCandidates(cert: ObservedCertificate, deps: CertificateSyncDeps, memory: PollCycleMemory | undefined): Promise<Candidates> {
   const prefetched = new Map<string, FetchedSecret>();
   if (cert.pinnedVersion !== undefined) {
     const secret = await deps.vault.getSecret(cert.vaultUrl, cert.secretName, cert.pinnedVersion);
     prefetched.set(secret.version, secret);
     return { list: [secret], prefetched };
   }
+  const known = await memory?.check(cert);
+  if (known?.kind === 'unchanged') {
+    if (known.prefetched) prefetched.set(known.prefetched.version, known.prefetched);
+    return { list: known.list, prefetched };
+  }
+  if (known?.kind === 'latest-only') return latestOnly(cert, known.latest, prefetched, deps);
+  if (known?.prefetched) prefetched.set(known.prefetched.version, known.prefetched);
+  let list: SecretVersionInfo[];
   try {
-    return { list: await deps.vault.listVersions(cert.vaultUrl, cert.secretName), prefetched };
+    list = await deps.vault.listVersions(cert.vaultUrl, cert.secretName);
   } catch (err) {
     if (!(err instanceof KvvmError) || err.reason !== 'forbidden') throw err;
-    deps.log.warn(
-      `${cert.vaultName}/${cert.secretName}: listing versions is not permitted; installing only the latest version. ` +
-        `Grant 'list' (or the 'Key Vault Secrets User' role) to keep the previous version installed too.`,
-    );
     const latest = await deps.vault.getSecret(cert.vaultUrl, cert.secretName);
-    prefetched.set(latest.version, latest);
-    return { list: [latest], prefetched };
+    memory?.remember(cert, [latest], true);
+    return latestOnly(cert, latest, prefetched, deps);
   }
+  memory?.remember(cert, list, false);
+  return { list, prefetched };
+}
+
+function latestOnly(cert: ObservedCertificate, latest: FetchedSecret, prefetched: Map<string, FetchedSecret>, deps: CertificateSyncDeps): Candidates {
+  deps.log.warn(
+    `${cert.vaultName}/${cert.secretName}: listing versions is not permitted; installing only the latest version. ` +
+      `Grant 'list' (or the 'Key Vault Secrets User' role) to keep the previous version installed too.`,
+  );
+  prefetched.set(latest.version, latest);
+  return { list: [latest], prefetched };
 }
 
 async function applyAction(

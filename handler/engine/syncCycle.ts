@@ -6,9 +6,9 @@ import type { ObservedCertificate } from '../settings/config.js';
 import { syncCertificate, type CertificateSyncDeps, type CertificateSyncResult } from './certificateSync.js';
 
 /**
- * Certificates synced at once by the service. A steady-state poll is one versions-list request per certificate,
- * so this only has to hide the vault's latency: 16 in flight at 20 ms is 800 requests/s, twice Key Vault's
- * 400/s per-vault limit, so the limit (not latency) bounds a large cycle (bench/README.md, figure 1).
+ * Certificates synced at once by the service. A steady-state poll costs at most one request per certificate (often
+ * none of its own: the vault's secret listing answers for many, see pollMemory.ts), so this only has to hide the
+ * vault's latency: 16 in flight at 20 ms is 800 requests/s, twice Key Vault's 400/s per-vault limit.
  */
 export const SERVICE_CONCURRENCY = 16;
 
@@ -21,6 +21,8 @@ export interface SyncCycleOptions {
 
 export async function runSyncCycle(certs: readonly ObservedCertificate[], deps: CertificateSyncDeps, options: SyncCycleOptions): Promise<CertificateSyncResult[]> {
   const results: CertificateSyncResult[] = new Array<CertificateSyncResult>(certs.length);
+  // Started before the workers: a vault's secret listing runs beside them, each certificate waiting for its entry.
+  const memory = deps.memory?.beginCycle(certs, deps.vault, deps.now());
   let next = 0;
   const worker = async (): Promise<void> => {
     for (;;) {
@@ -28,7 +30,7 @@ export async function runSyncCycle(certs: readonly ObservedCertificate[], deps: 
       const index = next++;
       const cert = certs[index];
       if (cert === undefined) return;
-      const result = await syncCertificate(cert, deps);
+      const result = await syncCertificate(cert, deps, memory);
       results[index] = result;
       options.onResult?.(index, result);
     }

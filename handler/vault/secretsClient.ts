@@ -14,11 +14,11 @@ import type { TokenCredential } from '@azure/identity';
 import { KvvmError } from '../errors.js';
 import type { AuthenticationConfig } from '../settings/config.js';
 import { allowedSuffixesForMessage, EXTRA_SUFFIXES_ENV, isAllowedVaultHost } from '../cloud.js';
-import { DEFAULT_RETRY, newRetryStats, realSleep, validateRetryOptions, withRetry, type RetryPolicy, type RetryStats } from './backoff.js';
+import { DEFAULT_RETRY, newRetryStats, realSleep, validateRetryOptions, withRetry, type RetryDecision, type RetryPolicy, type RetryStats } from './backoff.js';
 import { createIdentityCredential } from './identity.js';
 import { vaultOriginPolicy } from './originPolicy.js';
 import { transportFor, trustedCas } from './transport.js';
-import type { FetchedSecret, SecretVersionInfo, VaultReader } from './types.js';
+import type { FetchedSecret, SecretListEntry, SecretListing, SecretVersionInfo, VaultReader } from './types.js';
 import { classifyVaultError, mapVaultError, type VaultCallContext } from './vaultErrors.js';
 import { userAgentPrefix } from '../version.js';
 
@@ -83,9 +83,8 @@ export function checkVaultUrl(vaultUrl: string, env: Readonly<Record<string, str
   return url;
 }
 
-function versionInfo(p: SecretProperties): SecretVersionInfo {
+function attributesOf(p: SecretProperties): Omit<SecretVersionInfo, 'version'> {
   return {
-    version: p.version ?? '',
     enabled: p.enabled ?? true,
     createdOn: p.createdOn,
     updatedOn: p.updatedOn,
@@ -94,6 +93,14 @@ function versionInfo(p: SecretProperties): SecretVersionInfo {
     contentType: p.contentType,
     managed: p.managed ?? false,
   };
+}
+
+function versionInfo(p: SecretProperties): SecretVersionInfo {
+  return { version: p.version ?? '', ...attributesOf(p) };
+}
+
+function listEntry(p: SecretProperties): SecretListEntry {
+  return { name: p.name, ...attributesOf(p) };
 }
 
 export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultReader {
@@ -120,6 +127,12 @@ export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultR
   });
   const ca = trustedCas(options.tlsCa, env);
   const clients = new Map<string, SecretClient>();
+  /**
+   * A vault's throttling is shared by every request this reader sends it (an instance's certificates spend one
+   * budget): a 429's Retry-After pauses them all, so a request that starts during the pause waits for its end
+   * instead of collecting a 429 of its own (each costs an attempt, and the vault's and this machine's time).
+   */
+  const throttledUntil = new Map<string, number>();
 
   function clientFor(vaultUrl: string): SecretClient {
     const url = checkVaultUrl(vaultUrl, env);
@@ -167,14 +180,27 @@ export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultR
   async function call<T>(vaultUrl: string, name: string, op: (client: SecretClient, requestOptions: { timeout: number }) => Promise<T>): Promise<T> {
     const ctx: VaultCallContext = { vaultUrl, secretName: name, identity: identityLabel, knownTokens: recentTokens };
     const client = clientFor(vaultUrl);
+    const vaultKey = client.vaultUrl.toLowerCase();
+    // The pause this operation has already waited out (its own Retry-After is slept by withRetry).
+    let waited = 0;
+    const paced = async (): Promise<T> => {
+      const until = throttledUntil.get(vaultKey) ?? 0;
+      if (until > waited && until > now()) {
+        waited = until;
+        await deps.sleep(until - now());
+      }
+      return attempt(client, op);
+    };
+    const classify = (err: unknown): RetryDecision => {
+      const decision = classifyVaultError(err, now);
+      if (decision.retry && decision.kind === 'throttled' && decision.retryAfterMs !== undefined) {
+        waited = Math.max(throttledUntil.get(vaultKey) ?? 0, now() + decision.retryAfterMs);
+        throttledUntil.set(vaultKey, waited);
+      }
+      return decision;
+    };
     try {
-      return await withRetry(
-        () => attempt(client, op),
-        (err) => classifyVaultError(err, now),
-        retry,
-        deps,
-        stats.vault,
-      );
+      return await withRetry(paced, classify, retry, deps, stats.vault);
     } catch (err) {
       throw mapVaultError(err, ctx);
     }
@@ -201,6 +227,17 @@ export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultR
       // Newest first; versions without a creation time sort last.
       const t = (v: SecretVersionInfo): number => v.createdOn?.getTime() ?? Number.MIN_SAFE_INTEGER;
       return out.sort((a, b) => t(b) - t(a));
+    },
+    async listSecrets(vaultUrl, onPage, maxPages) {
+      // Like listVersions, a failed page restarts the listing (the SDK cannot resume one); onPage tolerates repeats.
+      return call(vaultUrl, "(the vault's secret listing)", async (c, requestOptions): Promise<SecretListing> => {
+        let pages = 0;
+        for await (const page of c.listPropertiesOfSecrets({ requestOptions }).byPage()) {
+          pages += 1;
+          if (!onPage(page.map(listEntry)) || pages >= maxPages) return { pages, complete: false };
+        }
+        return { pages, complete: true };
+      });
     },
   };
 }

@@ -19,9 +19,25 @@ export interface FetchedSecret extends SecretVersionInfo {
   keyId: string | undefined;
 }
 
+/** One entry of the vault's secret listing (GET /secrets): the current version's attributes; no value, no version id. */
+export type SecretListEntry = Omit<SecretVersionInfo, 'version'> & { name: string };
+
+export interface SecretListing {
+  /** Pages fetched by the attempt that ended the listing. */
+  pages: number;
+  /** True when the vault said there are no more pages; false when `onPage` or the page budget stopped it early. */
+  complete: boolean;
+}
+
 export interface VaultReader {
   /** Latest version of a secret (GET /secrets/{name}). */
   getSecret(vaultUrl: string, name: string, version?: string): Promise<FetchedSecret>;
   /** All versions' properties, no values (GET /secrets/{name}/versions, paged). */
   listVersions(vaultUrl: string, name: string): Promise<SecretVersionInfo[]>;
+  /**
+   * The vault's secret listing (GET /secrets, paged, no values), page by page: `onPage` returns false when it needs
+   * no more pages; at most `maxPages` pages are fetched. A retried listing starts again from its first page, so
+   * `onPage` may see an entry twice. Optional: a reader without it is asked per certificate.
+   */
+  listSecrets?(vaultUrl: string, onPage: (entries: SecretListEntry[]) => boolean, maxPages: number): Promise<SecretListing>;
 }

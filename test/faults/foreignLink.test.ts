@@ -101,6 +101,19 @@ for (const c of foreignLinks) {
   });
 }
 
+test("the vault's secret listing (the poll memory's check) refuses a foreign nextLink the same way", async () => {
+  const link = foreignLinks[0]!;
+  hostile.setMode({ kind: 'next-link', nextLink: link.link() });
+  const err = await reader().listSecrets!(hostile.vaultUrl, () => true, 10).then(
+    () => assert.fail('the listing must fail'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof KvvmError, String(err));
+  assert.equal(err.reason, 'vault-foreign-link');
+  assert.ok(err.message.includes(link.names()), err.message);
+  assertNothingReachedEvil();
+});
+
 test('a redirect from the vault to another origin reaches nothing there', async () => {
   hostile.setMode({ kind: 'redirect', location: `https://evil.localhost:${evil.httpsPort}/secrets/web` });
   await assert.rejects(reader().getSecret(hostile.vaultUrl, 'web'));

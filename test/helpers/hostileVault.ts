@@ -3,7 +3,7 @@
  *
  * - `HostileVault`: an HTTPS server for https://kvvm.localhost:PORT that forwards every request to a real dev vault
  *   (so challenges, tokens, listings and secrets are the dev vault's own) and rewrites the dev vault's origin to
- *   its own in the answers, like any vault. `setMode` turns it hostile: answer the versions listing with a
+ *   its own in the answers, like any vault. `setMode` turns it hostile: answer a listing (versions or secrets) with a
  *   `nextLink` of the test's choice, or any request with a redirect, or an error body echoing the bearer token.
  * - `EvilServers`: an HTTPS server (certificate valid for evil.localhost AND kvvm.localhost, so a client that went
  *   there would complete TLS and send its headers) and a plain HTTP server. Both record every TCP connection and
@@ -95,8 +95,8 @@ export async function startEvilServers(tls: HostileTls): Promise<EvilServers> {
   };
 }
 
-/** The versions-listing route of the Key Vault REST API (GET /secrets/{name}/versions). */
-const VERSIONS_PATH = /^\/secrets\/[^/]+\/versions(\?|$)/;
+/** The listing routes of the Key Vault REST API: GET /secrets/{name}/versions and GET /secrets. */
+const VERSIONS_PATH = /^\/secrets(\/[^/?]+\/versions)?\/?(\?|$)/;
 
 export async function startHostileVault(devVault: DevVault, tls: HostileTls): Promise<HostileVault> {
   let mode: HostileMode = { kind: 'pass' };

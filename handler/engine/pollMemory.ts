@@ -1,0 +1,237 @@
+/**
+ * What earlier cycles learnt about each observed certificate's versions, so that a poll in which nothing changed
+ * costs at most one vault request per certificate whatever its version history, and less where one request of the
+ * vault's secret listing (GET /secrets, 25 secrets a page, no values) answers for several certificates.
+ *
+ * Per certificate (not pinned), each cycle:
+ * - no memory (first sight, a restart) or its periodic refresh is due: the full versions
+ *   listing, exactly as without memory (certificateSync.ts), and what it saw is remembered;
+ * - otherwise the vault is asked whether the current version is still the one remembered, by whichever is fewer
+ *   requests for the vault: its secret listing (pages learnt from the last listing) or one GET of the latest version
+ *   per certificate. Unchanged: the remembered versions are planned against `now` (so a not-before or an expiry that
+ *   is reached changes the wanted set without a request); changed or unknown: the full listing for that certificate.
+ *
+ * The memory is of the vault as last listed, whatever became of applying it: a cycle that failed to download or
+ * install a version retries that at the next one without listing again (the planner compares with the store).
+ *
+ * What no cheap request shows: a change to an OLDER version (disabled, enabled again), or a new version whose every
+ * attribute (created and updated to the second, not-before, expiry, enabled, content type) equals the current one's.
+ * Without memory every poll listed every version, so such a change was acted on at the next poll; here it is acted on
+ * at the certificate's next full refresh, every FULL_REFRESH_CYCLES cycles (staggered per certificate so a cycle's
+ * cost stays level). An identity that may `get` but not `list` gets the latest version only, as before, and is asked
+ * to list again at each refresh (a permission granted since then takes effect there).
+ */
+import { KvvmError } from '../errors.js';
+import type { ObservedCertificate } from '../settings/config.js';
+import type { FetchedSecret, SecretListEntry, SecretVersionInfo, VaultReader } from '../vault/types.js';
+
+/** Every certificate's versions are listed in full at least once in this many cycles (bench/README.md, figure 1b). */
+export const FULL_REFRESH_CYCLES = 12;
+
+/**
+ * A vault's listing size (and a refused listing) is learnt again this often. A size that grew is noticed at once (the
+ * listing stops at its budget); only a vault that shrank, or a `list` permission granted, waits for this.
+ */
+const VAULT_RELEARN_CYCLES = 10 * FULL_REFRESH_CYCLES;
+
+type Attributes = Omit<SecretVersionInfo, 'version'>;
+
+/** What the secret listing shows of a secret's current version. */
+function fingerprint(a: Attributes): string {
+  const t = (d: Date | undefined): string => (d === undefined ? '-' : String(d.getTime()));
+  return `${a.enabled}|${t(a.createdOn)}|${t(a.updatedOn)}|${t(a.notBefore)}|${t(a.expiresOn)}|${a.contentType ?? ''}`;
+}
+
+interface Remembered {
+  /** The enabled versions that can still be wanted, newest first (see `stillWantable`). */
+  candidates: SecretVersionInfo[];
+  /** The current version (the newest created; several when their creation times tie). */
+  current: { version: string; print: string; enabled: boolean }[];
+  /** The identity may not list: only the latest version is fetched (certificateSync.ts's fallback). */
+  listForbidden: boolean;
+  /** The cycle at which the versions are listed in full again. */
+  refreshAt: number;
+}
+
+interface VaultMemo {
+  /** Pages of the vault's secret listing, learnt from the last one (a lower bound when it stopped early). */
+  pages?: number;
+  listForbidden?: boolean;
+}
+
+/** How a certificate's versions are known this cycle. */
+export type KnownVersions =
+  | { kind: 'unchanged'; list: SecretVersionInfo[]; prefetched?: FetchedSecret }
+  | { kind: 'latest-only'; latest: FetchedSecret }
+  | { kind: 'list-in-full'; prefetched?: FetchedSecret };
+
+/** One cycle's view of the memory (certificateSync.ts). */
+export interface PollCycleMemory {
+  check(cert: ObservedCertificate): Promise<KnownVersions>;
+  /** After a full listing (or the latest-only fallback): what the vault holds now. */
+  remember(cert: ObservedCertificate, versions: readonly SecretVersionInfo[], listForbidden: boolean): void;
+}
+
+export interface PollMemory {
+  beginCycle(certs: readonly ObservedCertificate[], vault: VaultReader, now: Date): PollCycleMemory;
+}
+
+function certKey(cert: ObservedCertificate): string {
+  return `${cert.vaultUrl.toLowerCase()}|${cert.secretName.toLowerCase()}`;
+}
+
+/** Spreads first refreshes over the period, so certificates first seen together are not refreshed together. */
+function stagger(name: string): number {
+  let h = 0;
+  for (const ch of name.toLowerCase()) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
+  return h % FULL_REFRESH_CYCLES;
+}
+
+/**
+ * The enabled versions newest first, up to and including the `keep`-th one already valid: a version behind that
+ * can never be wanted again (validity only begins), unless an older version is enabled, which a refresh sees.
+ */
+function stillWantable(versions: readonly SecretVersionInfo[], keep: number, now: Date): SecretVersionInfo[] {
+  const sorted = versions.filter((v) => v.enabled).sort((a, b) => (b.createdOn?.getTime() ?? 0) - (a.createdOn?.getTime() ?? 0));
+  const out: SecretVersionInfo[] = [];
+  let valid = 0;
+  for (const v of sorted) {
+    if (valid >= keep) break;
+    out.push(v);
+    if (v.notBefore === undefined || v.notBefore.getTime() <= now.getTime()) valid += 1;
+  }
+  return out;
+}
+
+type ListingAnswer = { entry: SecretListEntry } | { absent: true } | { unavailable: true };
+
+/** One vault's secret listing in this cycle; certificates wait for their own entry, not for the whole listing. */
+function startListing(vault: VaultReader, vaultUrl: string, wanted: ReadonlySet<string>, memo: VaultMemo): (name: string) => Promise<ListingAnswer> {
+  const seen = new Map<string, SecretListEntry>();
+  const waiting = new Map<string, ((a: ListingAnswer) => void)[]>();
+  let outcome: 'running' | 'complete' | 'stopped' = 'running';
+  const settle = (): void => {
+    for (const [name, resolvers] of waiting) {
+      const entry = seen.get(name);
+      const answer: ListingAnswer = entry ? { entry } : outcome === 'complete' ? { absent: true } : { unavailable: true };
+      for (const resolve of resolvers) resolve(answer);
+    }
+    waiting.clear();
+  };
+  const budget = wanted.size;
+  const listing = vault.listSecrets;
+  if (!listing) {
+    outcome = 'stopped';
+  } else {
+    listing
+      .call(
+        vault,
+        vaultUrl,
+        (entries) => {
+          for (const e of entries) {
+            const name = e.name.toLowerCase();
+            seen.set(name, e);
+            for (const resolve of waiting.get(name) ?? []) resolve({ entry: e });
+            waiting.delete(name);
+          }
+          return [...wanted].some((n) => !seen.has(n));
+        },
+        budget,
+      )
+      .then(
+        (result) => {
+          const missing = [...wanted].some((n) => !seen.has(n));
+          outcome = result.complete ? 'complete' : 'stopped';
+          // Complete: the exact count. Stopped with entries missing: the budget ran out, so there are more pages.
+          memo.pages = result.complete ? result.pages : missing ? result.pages + 1 : Math.max(memo.pages ?? 0, result.pages);
+          settle();
+        },
+        (err: unknown) => {
+          if (err instanceof KvvmError && err.reason === 'forbidden') memo.listForbidden = true;
+          outcome = 'stopped';
+          settle();
+        },
+      );
+  }
+  return (name) => {
+    const key = name.toLowerCase();
+    const entry = seen.get(key);
+    if (entry) return Promise.resolve({ entry });
+    if (outcome !== 'running') return Promise.resolve(outcome === 'complete' ? { absent: true } : { unavailable: true });
+    return new Promise((resolve) => waiting.set(key, [...(waiting.get(key) ?? []), resolve]));
+  };
+}
+
+export function createPollMemory(keep: number): PollMemory {
+  const remembered = new Map<string, Remembered>();
+  let vaults = new Map<string, VaultMemo>();
+  let cycle = 0;
+
+  return {
+    beginCycle(certs, vault, now) {
+      cycle += 1;
+      if (cycle % VAULT_RELEARN_CYCLES === 0) vaults = new Map();
+      const fresh = (cert: ObservedCertificate): Remembered | undefined => {
+        const m = cert.pinnedVersion === undefined ? remembered.get(certKey(cert)) : undefined;
+        return m && cycle < m.refreshAt ? m : undefined;
+      };
+      // Per vault: the certificates whose current version can be checked, and the cheaper way to check them.
+      const byVault = new Map<string, Set<string>>();
+      for (const cert of certs) {
+        const m = fresh(cert);
+        if (!m || m.listForbidden) continue;
+        const key = cert.vaultUrl.toLowerCase();
+        byVault.set(key, (byVault.get(key) ?? new Set()).add(cert.secretName.toLowerCase()));
+      }
+      const listings = new Map<string, (name: string) => Promise<ListingAnswer>>();
+      for (const [key, names] of byVault) {
+        const memo = vaults.get(key) ?? {};
+        vaults.set(key, memo);
+        // An unknown size is tried (within a budget of one page per certificate); ties go to the listing, which
+        // carries no secret values.
+        if (vault.listSecrets && !memo.listForbidden && (memo.pages ?? 1) <= names.size) {
+          const url = certs.find((c) => c.vaultUrl.toLowerCase() === key)?.vaultUrl ?? key;
+          listings.set(key, startListing(vault, url, names, memo));
+        }
+      }
+
+      async function latestMatches(cert: ObservedCertificate, m: Remembered): Promise<KnownVersions> {
+        // Key Vault refuses a GET of a disabled version: the full listing is the one request that can answer.
+        if (m.current.some((c) => !c.enabled)) return { kind: 'list-in-full' };
+        let latest: FetchedSecret;
+        try {
+          latest = await vault.getSecret(cert.vaultUrl, cert.secretName);
+        } catch {
+          return { kind: 'list-in-full' }; // the full listing reports what is wrong, as without memory
+        }
+        const same = m.current.some((c) => c.version === latest.version && c.print === fingerprint(latest));
+        return same ? { kind: 'unchanged', list: m.candidates, prefetched: latest } : { kind: 'list-in-full', prefetched: latest };
+      }
+
+      return {
+        async check(cert) {
+          const m = fresh(cert);
+          if (!m) return { kind: 'list-in-full' };
+          if (m.listForbidden) return { kind: 'latest-only', latest: await vault.getSecret(cert.vaultUrl, cert.secretName) };
+          const entryFor = listings.get(cert.vaultUrl.toLowerCase());
+          if (!entryFor) return latestMatches(cert, m);
+          const answer = await entryFor(cert.secretName);
+          if ('unavailable' in answer) return latestMatches(cert, m);
+          if ('absent' in answer) return { kind: 'list-in-full' };
+          const print = fingerprint(answer.entry);
+          return m.current.some((c) => c.print === print) ? { kind: 'unchanged', list: m.candidates } : { kind: 'list-in-full' };
+        },
+        remember(cert, versions, listForbidden) {
+          if (cert.pinnedVersion !== undefined) return;
+          const key = certKey(cert);
+          const newest = Math.max(...versions.map((v) => v.createdOn?.getTime() ?? Number.MIN_SAFE_INTEGER));
+          const current = versions
+            .filter((v) => (v.createdOn?.getTime() ?? Number.MIN_SAFE_INTEGER) === newest)
+            .map((v) => ({ version: v.version, print: fingerprint(v), enabled: v.enabled }));
+          const refreshAt = remembered.has(key) ? cycle + FULL_REFRESH_CYCLES : cycle + 1 + stagger(cert.secretName);
+          remembered.set(key, { candidates: stillWantable(versions, keep, now), current, listForbidden, refreshAt });
+        },
+      };
+    },
+  };
+}
