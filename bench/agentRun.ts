@@ -7,6 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { hostRuntime } from '../build/package.js';
 import { packageRoot } from '../handler/paths.js';
 import { makeAgentFolder, type AgentFolder } from '../handler/demo/agentFolder.js';
 import { nowMs } from './common.js';
@@ -16,8 +17,19 @@ import { startVaultProcess, type VaultProcess } from './vaultHost.js';
 const run = promisify(execFile);
 const CLI = join(packageRoot(), 'lib', 'handler', 'cli.js');
 
+/**
+ * The Node runtime the Linux package ships (build/platforms.ts NODE_VERSION), from the package build's cache
+ * (.cache/npm, fetched with npm pack when missing): enable and the idle service are measured with it, and so is
+ * their floor, since that is what runs on a VM (its module loading and compile cache differ from the Node on PATH).
+ */
+export function packagedRuntime(): Promise<string> {
+  return hostRuntime(join(packageRoot(), '.cache', 'npm'));
+}
+
 export interface AgentBench {
   layout: AgentFolder;
+  /** The node binary the commands run with (and the service, which enable starts with the same binary). */
+  node: string;
   vault: VaultProcess;
   storeDir: string;
   certificates: number;
@@ -30,7 +42,7 @@ export interface AgentBench {
   close(): Promise<void>;
 }
 
-export async function startAgentBench(certificates: number): Promise<AgentBench> {
+export async function startAgentBench(certificates: number, node: string): Promise<AgentBench> {
   const root = mkdtempSync(join(tmpdir(), 'kvvm-bench-agent-'));
   const pool = makeCertPool(2);
   saveVaultState(join(root, 'vault'), buildVaultState(pool, certificates, 'pem'));
@@ -49,13 +61,14 @@ export async function startAgentBench(certificates: number): Promise<AgentBench>
   };
   return {
     layout,
+    node,
     vault,
     storeDir,
     certificates,
     writeSettings: (seq) => void layout.writeSettings(seq, settings),
     async command(seq, command) {
       const t0 = nowMs();
-      await run(process.execPath, [CLI, command], { cwd: layout.extensionFolder, env: { ...baseEnv, ...layout.env(seq) } });
+      await run(node, [CLI, command], { cwd: layout.extensionFolder, env: { ...baseEnv, ...layout.env(seq) } });
       return nowMs() - t0;
     },
     async waitInstalled(timeoutMs) {

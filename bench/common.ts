@@ -1,6 +1,6 @@
 /** Small measuring helpers shared by the scenarios. */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { SyncLogger } from '../handler/engine/certificateSync.js';
 
 export function median(values: readonly number[]): number {
@@ -36,7 +36,28 @@ export function procCpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
 }
 
-/** VmRSS of a process, MiB. */
+/**
+ * Every process of a session (field 6 of /proc/<pid>/stat): the service runs in its own session (its supervisor
+ * calls setsid), so this is the supervisor, the worker and anything either started (hooks, a restart's sleep).
+ */
+export function sessionPids(sid: number): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue; // exited
+    }
+    // fields after the command: state, ppid, pgrp, session
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[3]) === sid) pids.push(Number(name));
+  }
+  return pids;
+}
+
+/** VmRSS of a process, MiB (threads, the parser's worker threads included, share their process's figure). */
 export function procRssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   if (!m) throw new Error(`no VmRSS for ${pid}`);

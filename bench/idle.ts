@@ -5,20 +5,24 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { posixSupervisor } from '../handler/service/posixSupervisor.js';
-import { procCpuMs, procRssMiB, sleep } from './common.js';
-import { startAgentBench } from './agentRun.js';
+import { NODE_VERSION } from '../build/platforms.js';
+import { procCpuMs, procRssMiB, sessionPids, sleep } from './common.js';
+import { packagedRuntime, startAgentBench } from './agentRun.js';
 import { measuredFloor, timing, type BenchEntry } from './report.js';
 
 const { isRunning } = posixSupervisor;
 
 /** One clock tick: CPU below this is not measurable from /proc, so the floor is never smaller. */
 const MIN_CPU_FLOOR_MS = 10;
-const IDLE_RSS_TARGET = 3;
+/** The issue's target (issue 12): every process of the service together within 1.5 bare Node processes. */
+const IDLE_RSS_TARGET = 1.5;
+/** Chosen here (the issue sets none): at rest the service should use no CPU beyond a bare timer's. */
 const IDLE_CPU_TARGET = 2;
 
 export async function benchIdle(o: { windowS: number; certificates: number }, progress: (s: string) => void): Promise<BenchEntry[]> {
-  const bench = await startAgentBench(o.certificates);
-  const bare = spawn(process.execPath, ['-e', 'setInterval(() => {}, 3_600_000)'], { stdio: 'ignore' });
+  const node = await packagedRuntime();
+  const bench = await startAgentBench(o.certificates, node);
+  const bare = spawn(node, ['-e', 'setInterval(() => {}, 3_600_000)'], { stdio: 'ignore' });
   try {
     bench.writeSettings(0);
     await bench.command(0, 'install');
@@ -26,18 +30,24 @@ export async function benchIdle(o: { windowS: number; certificates: number }, pr
     await bench.waitInstalled(120_000);
     const pid = (await isRunning(join(bench.layout.extensionFolder, 'kvvm-service.pid'))).pid;
     if (pid === undefined || bare.pid === undefined) throw new Error('service or bare process not running');
-    // The service is the worker that syncs plus its supervisor (a shell on POSIX): both count.
+    // The service is every process of the supervisor's session (the supervisor is a shell that called setsid):
+    // the supervisor, the worker that syncs, and anything they started; counted again at the end of the window.
     const supervisor = (await isRunning(join(bench.layout.extensionFolder, 'kvvm-supervisor.pid'))).pid;
-    const servicePids = supervisor === undefined ? [pid] : [pid, supervisor];
+    const sessionOf = (): number[] => (supervisor === undefined ? [pid] : sessionPids(supervisor));
     // "At rest" starts 60 s after the cycle: a one-off burst of ~100-150 ms CPU follows a cycle by 8-48 s
     // (measured with 1 s /proc samples: later with more certificates, consistent with V8's memory reducer, which
     // runs after a full GC), then nothing. Counting it made the ratio swing 0-15x between runs.
     await sleep(60_000);
     progress(`idle: measuring ${o.windowS} s`);
-    const s0 = servicePids.reduce((sum, p) => sum + procCpuMs(p), 0);
+    const startPids = sessionOf();
+    if (!startPids.includes(pid)) throw new Error(`the worker ${pid} is not in the supervisor's session ${supervisor}`);
+    const s0 = new Map(startPids.map((p) => [p, procCpuMs(p)]));
     const b0 = procCpuMs(bare.pid);
     await sleep(o.windowS * 1000);
-    const serviceCpu = servicePids.reduce((sum, p) => sum + procCpuMs(p), 0) - s0;
+    const servicePids = sessionOf();
+    // A process that started during the window (a hook) counts from 0; one that ended is not counted (its CPU is
+    // gone from /proc): the idle service starts none, so the two lists are the same (the note says how many).
+    const serviceCpu = servicePids.reduce((sum, p) => sum + procCpuMs(p) - (s0.get(p) ?? 0), 0);
     const bareCpu = procCpuMs(bare.pid) - b0;
     const serviceRss = servicePids.reduce((sum, p) => sum + procRssMiB(p), 0);
     const bareRss = procRssMiB(bare.pid);
@@ -50,7 +60,7 @@ export async function benchIdle(o: { windowS: number; certificates: number }, pr
           bareRss,
           IDLE_RSS_TARGET,
           'MiB',
-          `service (worker + supervisor, ${servicePids.length} processes) after its first cycle over ${o.certificates} certificates vs 'node -e "setInterval(...)"'`,
+          `every process of the service's session (${servicePids.length}: supervisor, worker${servicePids.length > 2 ? ', others' : ''}; the worker's threads are in its RSS) after its first cycle over ${o.certificates} certificates vs 'node -e "setInterval(...)"', both with Node ${NODE_VERSION}`,
         ),
       ),
       // CPU time, not wall time: a busy machine delays the service but does not make it use more CPU.

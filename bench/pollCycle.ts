@@ -18,7 +18,7 @@ import { createPemStore } from '../handler/stores/pemStore.js';
 import { createVaultReader, type KvvmVaultReader } from '../handler/vault/secretsClient.js';
 import { countingLogger, cpuMs, median, nowMs, sleep, timeProcess } from './common.js';
 import { addHistory, buildVaultState, makeCertPool, observedByName, observedCertificates, rotateAll, saveVaultState, secretName, type CertPool } from './fixtures.js';
-import { count, timing, type BenchEntry } from './report.js';
+import { count, measuredFloor, timing, type BenchEntry } from './report.js';
 import { startVaultProcess, type VaultProcess } from './vaultHost.js';
 
 export interface PollCycleOptions {
@@ -30,6 +30,8 @@ export interface PollCycleOptions {
 }
 
 const RATE = { requests: 4000, windowMs: 10_000 };
+/** The issue's target (issue 12): CPU per rotated certificate at most one `openssl pkcs12 -nodes` process. */
+const ROTATION_CPU_TARGET = 1;
 
 /** Figure 1b: secrets with this many versions, each observed alone (issue 12: 1, 30 and 100 versions). */
 const HISTORIES = [1, 30, 100] as const;
@@ -153,15 +155,18 @@ export async function benchPollCycle(o: PollCycleOptions, progress: (s: string) 
     const req2 = 2 * n;
     const floor2 = Math.max((req2 * o.latencyMs) / concurrency, limiterMinimumMs(req2));
     entries.push(
-      // No target: the issue asks for this comparison, not a bound; kvvm's figure also covers the chain check and a
-      // fsynced atomic install that openssl does not do. Regressions are still caught by --quick.
-      timing(
-        `poll ${n} rotated: CPU per certificate`,
-        perCert,
-        opensslMs,
-        null,
-        'ms',
-        `fetch + parse (PKCS#12, 3DES) + chain check + install into the PEM store, this process's CPU / N; floor: wall time of one 'openssl pkcs12 -nodes' process on the same PFX (median of ${o.opensslRuns})`,
+      // The issue's target (issue 12): no more CPU per installed certificate than one openssl process takes to
+      // decode the same PFX, although kvvm's figure also covers the fetch, the chain check and an fsynced atomic
+      // install. The floor is measured in this run (load lengthens openssl's wall time more than kvvm's CPU time).
+      measuredFloor(
+        timing(
+          `poll ${n} rotated: CPU per certificate`,
+          perCert,
+          opensslMs,
+          ROTATION_CPU_TARGET,
+          'ms',
+          `fetch + parse (PKCS#12, 3DES) + chain check + install into the PEM store, this process's CPU / N (parser threads included); floor: wall time of one 'openssl pkcs12 -nodes' process on the same PFX (median of ${o.opensslRuns})`,
+        ),
       ),
       timing(
         `poll ${n} rotated: wall`,

@@ -150,10 +150,14 @@ function pick(entries: TarEntry[], path: string, from: string): Buffer {
 }
 
 /**
- * A node binary of the pinned version that runs on this build machine, to make the SEA blob: the blob format
- * belongs to the Node version, so it is made by the same version the Windows packages ship.
+ * A node binary of the pinned version that runs on this build machine: it makes the SEA blob (the blob format
+ * belongs to the Node version, so it is made by the same version the Windows packages ship), and the benchmark
+ * measures with it (the runtime the Linux package ships).
  */
-async function hostRuntime(cacheDir: string, runtimeOf: (p: Platform) => Promise<TarEntry[]>): Promise<string> {
+export async function hostRuntime(
+  cacheDir: string,
+  runtimeOf: (p: Platform) => Promise<TarEntry[]> = async (p) => readTarball(await fetchPackage(cacheDir, p.nodePackage, NODE_VERSION), (path) => path === p.nodeBinaryInTarball),
+): Promise<string> {
   if (process.version === `v${NODE_VERSION}`) return process.execPath;
   const id = process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64') ? `linux-${process.arch}` : undefined;
   if (!id) throw new Error(`building Windows packages needs Node ${NODE_VERSION} to make the SEA blob: run the build with it, or on Linux x64/arm64`);

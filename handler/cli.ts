@@ -1,20 +1,26 @@
 #!/usr/bin/env node
 /**
  * `kvvm`: the one entry point (package.json "bin", the extension's bin/kvvm launchers). Only this file runs on
- * import; the command table and dispatcher are in main.ts, which tests and tools may import.
+ * import; the command table and dispatcher are in main.ts, which tests and tools may import. The compile cache is
+ * turned on before anything else is loaded, so every module after it is served from the cache (compileCache.ts).
  */
-import { describeError } from './errors.js';
-import { main } from './main.js';
+import { enableCompileCache } from './compileCache.js';
 
+enableCompileCache();
 // process.exitCode, not process.exit(): let log transports flush.
-import('./commands/context.js')
-  .then(({ processHost }) => main(process.argv.slice(2), processHost()))
-  .then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (err: unknown) => {
-      process.stderr.write(`kvvm: ${describeError(err)}\n`);
-      process.exitCode = 1;
-    },
-  );
+Promise.all([import('./main.js'), import('./commands/context.js'), import('./errors.js')]).then(
+  ([{ main }, { processHost }, { describeError }]) =>
+    main(process.argv.slice(2), processHost()).then(
+      (code) => {
+        process.exitCode = code;
+      },
+      (err: unknown) => {
+        process.stderr.write(`kvvm: ${describeError(err)}\n`);
+        process.exitCode = 1;
+      },
+    ),
+  (err: unknown) => {
+    process.stderr.write(`kvvm: cannot load: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

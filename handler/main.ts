@@ -61,7 +61,7 @@ const COMMANDS: Record<string, CommandSpec> = {
     summary: 'run the certificate sync service in the foreground (started by enable)',
     usage: 'kvvm service',
     agent: true,
-    run: async (_a, h) => (await import('./commands/service.js')).serviceCommand(h),
+    run: async (_a, h) => (await import('./commands/serviceWorker.js')).serviceWorkerCommand(h),
   },
   'service-crashed': {
     summary: 'report a crash loop of the certificate service in the status (run by the service supervisor)',

@@ -1,4 +1,5 @@
 import { createHash, hash as oneShotHash } from 'node:crypto';
+import { sha1Iterate } from './sha1Iterate.js';
 
 /**
  * The PKCS#12 key derivation of RFC 7292 appendix B.2, over Node's native hashes. OpenSSL has it
@@ -59,7 +60,8 @@ export function pkcs12Kdf(hashName: string, password: Buffer, salt: Buffer, purp
   const B = Buffer.alloc(v);
   for (let i = 0; i < blocks; i++) {
     let A = digest(hashName, Buffer.concat([D, I]));
-    for (let r = 1; r < iterations; r++) A = digest(hashName, A);
+    if (hashName === 'sha1') A = sha1Iterate(A, iterations - 1);
+    else for (let r = 1; r < iterations; r++) A = digest(hashName, A);
     A.copy(result, i * u);
     if (i + 1 === blocks) break;
     for (let j = 0; j < v; j++) B[j] = A[j % u] as number;

@@ -1,5 +1,6 @@
 import { createDecipheriv, pbkdf2Sync } from 'node:crypto';
-import forge from 'node-forge';
+import { createRequire } from 'node:module';
+import type forge from 'node-forge';
 import { DerError, TAG, expectUniversal, octetString, oid, sequenceOf, smallInteger, type Tlv } from './der.js';
 import { pkcs12Kdf, pkcs12KdfCost, pkcs12Password } from './pkcs12Kdf.js';
 
@@ -42,6 +43,17 @@ const nativeCbc =
   };
 
 /**
+ * node-forge, loaded the first time an RC2 or DES file appears: it is ~60 modules that every parser thread and
+ * every service would otherwise hold for a cipher most vaults never use (bench/, figure 4). forge is CommonJS, so
+ * a synchronous require keeps the decryption synchronous.
+ */
+let forgeModule: typeof forge | undefined;
+function forgeLib(): typeof forge {
+  forgeModule ??= createRequire(import.meta.url)('node-forge') as typeof forge;
+  return forgeModule;
+}
+
+/**
  * forge's RC2 and DES: pure JS, for what OpenSSL 3 moved to its legacy provider. forge's own unpadding accepts
  * malformed padding, so the padding is kept and checked here the way OpenSSL checks it.
  */
@@ -55,9 +67,10 @@ const forgeCbc =
   (make: (key: forge.util.ByteStringBuffer) => ForgeDecipher): CipherRun =>
   (key, iv, ciphertext) => {
     if (ciphertext.length === 0 || ciphertext.length % 8 !== 0) throw new DecryptionFailedError('ciphertext is not whole blocks');
-    const cipher = make(forge.util.createBuffer(key.toString('binary')));
-    cipher.start(forge.util.createBuffer(iv.toString('binary')), null);
-    cipher.update(forge.util.createBuffer(ciphertext.toString('binary')));
+    const { util } = forgeLib();
+    const cipher = make(util.createBuffer(key.toString('binary')));
+    cipher.start(util.createBuffer(iv.toString('binary')), null);
+    cipher.update(util.createBuffer(ciphertext.toString('binary')));
     if (!cipher.finish(() => true)) throw new DecryptionFailedError('decryption failed');
     return stripPkcs7(Buffer.from(cipher.output.getBytes(), 'binary'), 8);
   };
@@ -69,9 +82,9 @@ function stripPkcs7(out: Buffer, block: number): Buffer {
   return out.subarray(0, out.length - n);
 }
 
-const rc2 = (bits: number): CipherRun => forgeCbc((key) => forge.rc2.createDecryptionCipher(key, bits) as unknown as ForgeDecipher);
+const rc2 = (bits: number): CipherRun => forgeCbc((key) => forgeLib().rc2.createDecryptionCipher(key, bits) as unknown as ForgeDecipher);
 const desCbc = forgeCbc((key) => {
-  const c = forge.cipher.createDecipher('DES-CBC', key);
+  const c = forgeLib().cipher.createDecipher('DES-CBC', key);
   return {
     start: (iv) => c.start({ iv }),
     update: (input) => c.update(input),

@@ -10,13 +10,11 @@ import { resolveSequenceNumber } from '../protocol/sequence.js';
 import { readHandlerSettings, type ReadHandlerSettingsOptions } from '../protocol/settingsFile.js';
 import { decryptProtectedSettingsWindows } from '../protocol/protectedSettingsWindows.js';
 import { writeStatus, type HandlerStatusReport } from '../protocol/status.js';
-import { formatProblems, parseSettings } from '../settings/index.js';
 import type { KvvmConfig } from '../settings/config.js';
 import { KvvmError } from '../errors.js';
 import type { Reason } from '../reasons.js';
 import { overridesFrom } from '../overrides.js';
 import { writeEvent } from '../protocol/events.js';
-import { createLogger } from '../service/logger.js';
 import { executableExists } from '../consumers/executable.js';
 import { mapStrings, ProtectedValues } from '../redaction.js';
 
@@ -155,6 +153,9 @@ export async function loadConfig(ctx: HandlerContext, seq = ctx.seq): Promise<Co
     if (err instanceof KvvmError) return { ok: false, message: err.describe(), reason: err.reason };
     throw err;
   }
+  // Loaded here, not at the top: the service records its pid from this module before it needs the settings
+  // validator (serviceWorker.ts), and ajv + winston are a good part of a Node start's worth of loading.
+  const { formatProblems, parseSettings } = await import('../settings/index.js');
   const parsed = parseSettings(raw, { platform: platformOf(ctx), env: ctx.host.env, profile: behaviourProfile(ctx), executableExists });
   if (parsed.ok) return { ok: true, config: parsed.config };
   return {
@@ -175,6 +176,7 @@ export async function reportStatus(ctx: HandlerContext, report: HandlerStatusRep
  */
 export async function recordOutcome(ctx: HandlerContext, operation: string, level: 'info' | 'error', rawMessage: string): Promise<void> {
   const message = ctx.protectedValues.apply(rawMessage);
+  const { createLogger } = await import('../service/logger.js');
   const log = createLogger({ logFolder: ctx.handlerEnv.logFolder, name: 'handler', redact: ctx.protectedValues.apply });
   (level === 'error' ? log.error : log.info)(`${operation} (sequence ${ctx.seq}): ${message}`);
   await log.close();

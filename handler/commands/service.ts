@@ -1,6 +1,7 @@
 /**
- * `kvvm service`: the long-running process enable starts. Wires the real parts together (vault client, parser,
- * chain check, store, status writer, logger) and runs the poll loop until SIGTERM/SIGINT (safe to receive twice).
+ * `kvvm service`, once serviceWorker.ts has recorded the process: wires the real parts together (vault client,
+ * parser, chain check, store, status writer, logger) and runs the poll loop until it is stopped (SIGTERM/SIGINT,
+ * safe to receive twice; on Windows the service host's stop request).
  */
 import type { X509Certificate } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -18,7 +19,6 @@ import { DEFAULT_RETRY_POLICY, runPollLoop } from '../service/pollLoop.js';
 import type { RetryPolicy } from '../vault/backoff.js';
 import { EXIT_SETTINGS_INVALID } from '../service/restartLoop.js';
 import { createResilientStatusWriter, STATUS_RETRY_MS } from '../service/statusWriter.js';
-import { recordWorkerPid, releaseWorkerPid } from '../service/workerPid.js';
 import { SERVICE_CONCURRENCY } from '../engine/syncCycle.js';
 import { createPemStore } from '../stores/pemStore.js';
 import { createConsumerHooks } from '../consumers/hooks.js';
@@ -32,7 +32,7 @@ import { paasCredentialFor } from '../vault/paasWindows.js';
 import { overrideLogLines, readOverrides, type Overrides } from '../overrides.js';
 import { windowsTarget, type KvvmConfig, type ObservedCertificate } from '../settings/config.js';
 import { describeProfile, type BehaviourProfile } from '../settings/profile.js';
-import { loadConfig, loadHandlerContext, reportStatus, type CommandHost } from './context.js';
+import { loadConfig, reportStatus, type CommandHost, type HandlerContext } from './context.js';
 
 /** Chain check for server-auth leaves only (4.x behaviour); the roots are read once per service start. */
 export function makeChainCheck(roots: readonly X509Certificate[]): (m: CertificateMaterial, now: Date) => KvvmError | undefined {
@@ -89,33 +89,32 @@ function retryPolicyFor(overrides: Overrides): RetryPolicy {
     : DEFAULT_RETRY_POLICY;
 }
 
-export async function serviceCommand(host: CommandHost): Promise<number> {
-  const ctx = await loadHandlerContext(host, { needSequence: true });
+/**
+ * Runs the service for `ctx` until `stop` is aborted (its reason names what asked: "SIGTERM", ...). The caller
+ * (serviceWorker.ts) has recorded the process and listens for the signals; this logs the request once a logger exists.
+ */
+export async function runService(ctx: HandlerContext, stop: AbortController): Promise<number> {
+  const host = ctx.host;
   const reading = readOverrides(host.env);
   const overrides = reading.overrides;
   const log = createLogger({ logFolder: ctx.handlerEnv.logFolder, name: 'service', console: overrides.logConsole, redact: ctx.protectedValues.apply });
   for (const line of overrideLogLines(reading)) log[line.level](line.message);
-  const controller = new AbortController();
-  const stop = (signal: string): void => {
-    if (!controller.signal.aborted) log.info(`received ${signal}; stopping after the current step`);
-    controller.abort();
-  };
+  const controller = stop;
+  const logStop = (): void => log.info(`received ${String(controller.signal.reason)}; stopping after the current step`);
+  if (controller.signal.aborted) logStop();
+  else controller.signal.addEventListener('abort', logStop, { once: true });
   // Secrets are parsed in worker threads; stopping ends them at once, so a long parse never delays `disable`.
   const parser = createParserPool();
   controller.signal.addEventListener('abort', () => void parser.close(), { once: true });
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
   // Windows: started by the service host (windowsServiceHost.ts) with an IPC channel; "kvvm:stop" is the SCM's stop
   // request, and a closed channel means the host is gone (killed by the SCM): stop rather than run orphaned.
   if (host.platform === 'win32' && process.send !== undefined) {
     process.on('message', (message) => {
-      if (message === STOP_MESSAGE) stop('a stop request from the Windows service');
+      if (message === STOP_MESSAGE) controller.abort('a stop request from the Windows service');
     });
-    process.once('disconnect', () => stop('the Windows service host closing'));
+    process.once('disconnect', () => controller.abort('the Windows service host closing'));
     process.channel?.unref();
   }
-  // kvvm-service.pid names the process that syncs: this one (on Windows the service host records itself).
-  const ownPid = host.platform === 'win32' ? undefined : await recordWorkerPid(ctx.paths.pidFile, host.now());
   const status = createResilientStatusWriter({ write: (report) => reportStatus(ctx, report), log, now: host.now, retryMs: STATUS_RETRY_MS });
   try {
     const loaded = await loadConfig(ctx);
@@ -174,7 +173,6 @@ export async function serviceCommand(host: CommandHost): Promise<number> {
   } finally {
     status.close();
     await parser.close();
-    if (ownPid) await releaseWorkerPid(ctx.paths.pidFile, ownPid);
     await log.close();
   }
 }

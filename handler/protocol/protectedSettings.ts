@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import forge from 'node-forge';
+import type forge from 'node-forge';
 import { KvvmError } from '../errors.js';
 import { isNotFound } from './atomicFile.js';
 
@@ -37,7 +37,9 @@ export async function decryptProtectedSettings(base64: string, thumbprint: strin
   const der = Buffer.from(compact, 'base64');
 
   let plaintext: Buffer;
-  const viaForge = decryptWithForge(der, certPem, keyPem, thumbprint);
+  // forge is loaded only here: most settings carry no protectedSettings, and enable should not pay for it.
+  const { default: forgeLib } = await import('node-forge');
+  const viaForge = decryptWithForge(forgeLib, der, certPem, keyPem, thumbprint);
   if ('plaintext' in viaForge) {
     plaintext = viaForge.plaintext;
   } else if (viaForge.unsupported && options.openssl !== false) {
@@ -82,12 +84,12 @@ async function readOptional(path: string): Promise<string | undefined> {
 
 type ForgeResult = { plaintext: Buffer } | { problem: string; unsupported: boolean };
 
-function decryptWithForge(der: Buffer, certPem: string, keyPem: string, thumbprint: string): ForgeResult {
+function decryptWithForge(lib: typeof forge, der: Buffer, certPem: string, keyPem: string, thumbprint: string): ForgeResult {
   let msg: forge.pkcs7.PkcsEnvelopedData;
   try {
-    const asn1 = forge.asn1.fromDer(forge.util.createBuffer(der.toString('binary')));
-    const parsed = forge.pkcs7.messageFromAsn1(asn1);
-    if ((parsed as { type?: string }).type !== forge.pki.oids['envelopedData']) return { problem: 'the value is not CMS EnvelopedData', unsupported: true };
+    const asn1 = lib.asn1.fromDer(lib.util.createBuffer(der.toString('binary')));
+    const parsed = lib.pkcs7.messageFromAsn1(asn1);
+    if ((parsed as { type?: string }).type !== lib.pki.oids['envelopedData']) return { problem: 'the value is not CMS EnvelopedData', unsupported: true };
     msg = parsed as forge.pkcs7.PkcsEnvelopedData;
   } catch (err) {
     // Unreadable for forge: either garbage or a CMS variant forge does not implement; openssl tells them apart.
@@ -96,8 +98,8 @@ function decryptWithForge(der: Buffer, certPem: string, keyPem: string, thumbpri
   let cert: forge.pki.Certificate;
   let key: forge.pki.rsa.PrivateKey;
   try {
-    cert = forge.pki.certificateFromPem(certPem);
-    key = toForgeKey(keyPem);
+    cert = lib.pki.certificateFromPem(certPem);
+    key = toForgeKey(lib, keyPem);
   } catch (err) {
     return { problem: `the key pair for ${thumbprint} cannot be used by forge (${(err as Error).message})`, unsupported: true };
   }
@@ -117,11 +119,11 @@ function decryptWithForge(der: Buffer, certPem: string, keyPem: string, thumbpri
 }
 
 /** Node parses every PEM flavour (PKCS#1, PKCS#8); forge wants PKCS#1, so let Node convert. */
-function toForgeKey(keyPem: string): forge.pki.rsa.PrivateKey {
+function toForgeKey(lib: typeof forge, keyPem: string): forge.pki.rsa.PrivateKey {
   const keyObject = createPrivateKey(keyPem);
   if (keyObject.asymmetricKeyType !== 'rsa') throw new Error(`the private key is ${keyObject.asymmetricKeyType ?? 'unknown'}, not RSA`);
   const pkcs1 = keyObject.export({ format: 'pem', type: 'pkcs1' }).toString();
-  return forge.pki.privateKeyFromPem(pkcs1);
+  return lib.pki.privateKeyFromPem(pkcs1);
 }
 
 function decryptWithOpenssl(openssl: string, der: Buffer, crtPath: string, prvPath: string, thumbprint: string, forgeProblem: string): Promise<Buffer> {

@@ -34,35 +34,63 @@ function readSchema(dir: string, file: string): Record<string, unknown> {
 
 const cache = new Map<string, SettingsSchemas>();
 
+/** A value made on first use: valid settings never need the reporting validators (see loadSettingsSchemas). */
+function once<T>(make: () => T): () => T {
+  let value: T | undefined;
+  return () => (value ??= make());
+}
+
 /**
- * Compile the schemas in `dir` (default: the package's schemas/ folder). Memoised per folder: compiling costs
- * tens of milliseconds and the files do not change while kvvm runs.
+ * The validators for the schemas in `dir` (default: the package's schemas/). Memoised per folder, and each one
+ * compiled on first use: compiling costs tens of milliseconds per schema, and valid settings (what enable and the
+ * service see almost always) need only the union's first-error gate and the 4.0 schema, never the reporting
+ * validators (bench/, figure 3).
  */
 export function loadSettingsSchemas(dir: string = schemasDir()): SettingsSchemas {
   const hit = cache.get(dir);
   if (hit) return hit;
+  const unionSchema = once(() => readSchema(dir, UNION_SCHEMA_FILE));
+  // The generation schemas $ref "settings.schema.json#/definitions/..."; registering the union under its file
+  // name resolves those refs offline, exactly as an editor resolves them next to each other on disk.
   // allErrors: report every problem in one status, not one per redeployment. verbose: problems.ts reads the
   // failing schema's property list to suggest the key the operator meant.
-  const reporting = new Ajv({ allErrors: true, verbose: true, allowUnionTypes: true, strict: true });
+  const reporting = once(() => new Ajv({ allErrors: true, verbose: true, allowUnionTypes: true, strict: true }).addSchema(unionSchema(), UNION_SCHEMA_FILE));
   // allErrors costs quadratic time where many array items fail through a $ref (ajv concatenates the error list
   // per item): 64k 1.0 URLs took 42 s in the 3.0 check. Yes/no questions (which generation? valid at all?) go to
   // an instance that stops at the first error.
-  const deciding = new Ajv({ allErrors: false, allowUnionTypes: true, strict: true });
-  const unionSchema = readSchema(dir, UNION_SCHEMA_FILE);
-  // The generation schemas $ref "settings.schema.json#/definitions/..."; registering the union under its file
-  // name resolves those refs offline, exactly as an editor resolves them next to each other on disk.
-  reporting.addSchema(unionSchema, UNION_SCHEMA_FILE);
-  deciding.addSchema(unionSchema, UNION_SCHEMA_FILE);
-  const union = reporting.getSchema(UNION_SCHEMA_FILE);
-  const unionFirstError = deciding.getSchema(UNION_SCHEMA_FILE);
-  if (!union || !unionFirstError) throw new Error(`kvvm: cannot compile ${join(dir, UNION_SCHEMA_FILE)}`);
-  const observedItem = reporting.compile({ $ref: `${UNION_SCHEMA_FILE}#/definitions/secretsManagementSettings/properties/observedCertificates/items` });
-  const byGeneration = {
-    '1.0': deciding.compile(readSchema(dir, GENERATION_SCHEMA_FILES['1.0'])),
-    '3.0': deciding.compile(readSchema(dir, GENERATION_SCHEMA_FILES['3.0'])),
-    '4.0': deciding.compile(readSchema(dir, GENERATION_SCHEMA_FILES['4.0'])),
+  const deciding = once(() => new Ajv({ allErrors: false, allowUnionTypes: true, strict: true }).addSchema(unionSchema(), UNION_SCHEMA_FILE));
+  const unionOf = (ajv: Ajv): ValidateFunction => {
+    const validate = ajv.getSchema(UNION_SCHEMA_FILE);
+    if (!validate) throw new Error(`kvvm: cannot compile ${join(dir, UNION_SCHEMA_FILE)}`);
+    return validate;
   };
-  const schemas: SettingsSchemas = { union, unionFirstError, observedItem, byGeneration };
+  const union = once(() => unionOf(reporting()));
+  const unionFirstError = once(() => unionOf(deciding()));
+  const observedItem = once(() => reporting().compile({ $ref: `${UNION_SCHEMA_FILE}#/definitions/secretsManagementSettings/properties/observedCertificates/items` }));
+  const generation = (g: SettingsGeneration): (() => ValidateFunction) => once(() => deciding().compile(readSchema(dir, GENERATION_SCHEMA_FILES[g])));
+  const byGeneration = { '1.0': generation('1.0'), '3.0': generation('3.0'), '4.0': generation('4.0') };
+  const schemas: SettingsSchemas = {
+    get union() {
+      return union();
+    },
+    get unionFirstError() {
+      return unionFirstError();
+    },
+    get observedItem() {
+      return observedItem();
+    },
+    byGeneration: {
+      get '1.0'() {
+        return byGeneration['1.0']();
+      },
+      get '3.0'() {
+        return byGeneration['3.0']();
+      },
+      get '4.0'() {
+        return byGeneration['4.0']();
+      },
+    },
+  };
   cache.set(dir, schemas);
   return schemas;
 }

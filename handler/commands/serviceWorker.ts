@@ -1,0 +1,24 @@
+/**
+ * `kvvm service`: the long-running process enable starts. It records itself in kvvm-service.pid and listens for
+ * SIGTERM/SIGINT first, and only then loads the service's module graph (vault SDK, identity, parser, stores:
+ * service.ts), because enable waits for that record before it returns (posixService.ts awaitWorker): loading the
+ * graph first made every enable wait for it (bench/, figure 3). A signal that arrives while the graph loads
+ * stops the service as soon as it starts.
+ */
+import { recordWorkerPid, releaseWorkerPid } from '../service/workerPid.js';
+import { loadHandlerContext, type CommandHost } from './context.js';
+
+export async function serviceWorkerCommand(host: CommandHost): Promise<number> {
+  const ctx = await loadHandlerContext(host, { needSequence: true });
+  const stop = new AbortController();
+  process.on('SIGTERM', () => stop.abort('SIGTERM'));
+  process.on('SIGINT', () => stop.abort('SIGINT'));
+  // kvvm-service.pid names the process that syncs: this one (on Windows the service host records itself).
+  const ownPid = host.platform === 'win32' ? undefined : await recordWorkerPid(ctx.paths.pidFile, host.now());
+  try {
+    const { runService } = await import('./service.js');
+    return await runService(ctx, stop);
+  } finally {
+    if (ownPid) await releaseWorkerPid(ctx.paths.pidFile, ownPid);
+  }
+}
