@@ -1,6 +1,7 @@
 /**
- * A vault's Retry-After pauses every request the reader sends to that vault (issue 12, item 5): the real
- * SDK-backed reader against the dev vault; sleeps are recorded by the test vault's reader options, not waited.
+ * How a reader paces its requests to a vault (issue 12, item 5): a Retry-After pauses every request it sends to that
+ * vault, and its first request goes alone. The real SDK-backed reader against the dev vault; sleeps are recorded by
+ * the test vault's reader options, not waited.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -47,4 +48,17 @@ test('another reader (another VM) is not paused by this one', async () => {
   await first.getSecret(tv.vault.vaultUrl, 'paced-a');
   await second.getSecret(tv.vault.vaultUrl, 'paced-b');
   assert.deepEqual(tv.sleeps, [30_000]);
+});
+
+test("a starting reader's concurrent first requests meet the vault's 401 challenge once and share one connection", async () => {
+  const reader = createVaultReader(tv.readerOptions());
+  tv.vault.resetStats();
+  const values = await Promise.all(['paced-a', 'paced-b', 'paced-a', 'paced-b'].map((n) => reader.getSecret(tv.vault.vaultUrl, n)));
+  assert.deepEqual(
+    values.map((v) => v.value),
+    ['a', 'b', 'a', 'b'],
+  );
+  const s = tv.vault.stats().vault;
+  assert.equal(s.unauthorized, 1, 'one challenge');
+  assert.equal(s.requests, 5, 'the challenge and four reads');
 });

@@ -133,6 +133,13 @@ export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultR
    * instead of collecting a 429 of its own (each costs an attempt, and the vault's and this machine's time).
    */
   const throttledUntil = new Map<string, number>();
+  /**
+   * The first attempt to each vault goes alone; the requests that arrive meanwhile wait for it to settle. It meets
+   * the vault's 401 challenge, gets the token and opens the connection, which the others then reuse: without it,
+   * each certificate of a starting service paid its own challenge, and its own TLS handshake on a connection of its
+   * own (measured: 2 challenges per instance of the fleet benchmark, bench/README.md figure 5).
+   */
+  const opened = new Map<string, Promise<void>>();
 
   function clientFor(vaultUrl: string): SecretClient {
     const url = checkVaultUrl(vaultUrl, env);
@@ -189,7 +196,20 @@ export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultR
         waited = until;
         await deps.sleep(until - now());
       }
-      return attempt(client, op);
+      const opening = opened.get(vaultKey);
+      if (opening) {
+        await opening;
+        return attempt(client, op);
+      }
+      const result = attempt(client, op);
+      opened.set(
+        vaultKey,
+        result.then(
+          () => undefined,
+          () => undefined,
+        ),
+      );
+      return result;
     };
     const classify = (err: unknown): RetryDecision => {
       const decision = classifyVaultError(err, now);
