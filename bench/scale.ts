@@ -24,7 +24,7 @@ import { countingLogger, cpuMs, procRssMiB, sessionPids, sleep } from './common.
 import { buildVaultState, makeCertPool, observedCertificates, saveVaultState } from './fixtures.js';
 import { startVaultProcess } from './vaultHost.js';
 
-export const SCALE_POINTS = [10, 100, 1000, 10_000] as const;
+const SCALE_POINTS = [10, 100, 1000, 10_000] as const;
 /** The issue's flatness criterion: per-certificate cost at 10,000 within this factor of the cost at 100. */
 const FLAT_WITHIN = 1.5;
 const SETTLE_MS = 30_000;
