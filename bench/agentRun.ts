@@ -1,5 +1,5 @@
 /**
- * The guest agent's side for figures 3 and 4: an agent folder (test/helpers/agentFolder.ts), the dev vault in its
+ * The guest agent's side for figures 3 and 4: an agent folder (handler/demo/agentFolder.ts), the dev vault in its
  * own process, and the real CLI run as the agent runs it (a separate process with the agent's environment).
  */
 import { execFile } from 'node:child_process';
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { hostRuntime } from '../build/package.js';
 import { packageRoot } from '../handler/paths.js';
-import { makeAgentLayout, type AgentLayout } from '../test/helpers/agentFolder.js';
+import { makeAgentFolder, type AgentFolder } from '../handler/demo/agentFolder.js';
 import { nowMs } from './common.js';
 import { buildVaultState, makeCertPool, saveVaultState, secretName } from './fixtures.js';
 import { startVaultProcess, type VaultProcess } from './vaultHost.js';
@@ -27,7 +27,7 @@ export function packagedRuntime(): Promise<string> {
 }
 
 export interface AgentBench {
-  layout: AgentLayout;
+  layout: AgentFolder;
   /** The node binary the commands run with (and the service, which enable starts with the same binary). */
   node: string;
   vault: VaultProcess;
@@ -47,7 +47,7 @@ export async function startAgentBench(certificates: number, node: string): Promi
   const pool = makeCertPool(2);
   saveVaultState(join(root, 'vault'), buildVaultState(pool, certificates, 'pem'));
   const vault = await startVaultProcess({ stateDir: join(root, 'vault') });
-  const layout = makeAgentLayout(join(root, 'agent'));
+  const layout = makeAgentFolder(join(root, 'agent'), 'Microsoft.Azure.KeyVault.KeyVaultForLinux', '4.0.0');
   const trust = join(root, 'trusted.pem');
   writeFileSync(trust, readFileSync(vault.caCertFile, 'utf8') + pool.ca.certPem);
   const storeDir = join(root, 'store');

@@ -1,5 +1,6 @@
 /**
- * `npm run bench [-- --quick] [-- --json] [-- --only=poll,enable,idle,fleet]`
+ * `npm run bench [-- --quick] [-- --json] [-- --only=poll,enable,idle,fleet]`, or `npm run bench -- --scale` (the
+ * scaling curve of scale.ts, printed only: not recorded, not in CI)
  *
  * Runs the benchmarks of issue 5 and prints one table of ratios against floors measured in the same run
  * (bench/README.md explains every figure). --json records the figures in bench/results.json (full entries under
@@ -15,6 +16,7 @@ import { benchEnable } from './enable.js';
 import { benchFleet, FLEET_FULL, FLEET_QUICK } from './fleet.js';
 import { benchIdle } from './idle.js';
 import { benchPollCycle } from './pollCycle.js';
+import { benchScale, formatScale } from './scale.js';
 import { describeVerdict, formatTable, HEADROOM, gateFigures, mergeResults, meets, readResults, writeResults, type BenchEntry } from './report.js';
 
 const SCENARIOS = ['poll', 'enable', 'idle', 'fleet'] as const;
@@ -39,8 +41,24 @@ async function runScenario(s: Scenario, quick: boolean, progress: Progress): Pro
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: { quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, only: { type: 'string' }, results: { type: 'string' } },
+    options: {
+      scale: { type: 'boolean', default: false },
+      points: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      results: { type: 'string' },
+    },
   });
+  if (values.scale === true) {
+    const started = Date.now();
+    process.env['KVVM_EXTRA_VAULT_SUFFIXES'] = 'localhost';
+    // --points=10,100 measures a subset (each point is a full setup install and a service's first cycle).
+    const counts = values.points === undefined ? undefined : values.points.split(',').map((p) => Number(p.trim()));
+    const points = await benchScale((s) => void process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(1)} s] ${s}\n`), counts);
+    process.stdout.write(`\nkvvm scaling curve (${((Date.now() - started) / 1000).toFixed(0)} s)\n\n${formatScale(points)}\n`);
+    return 0;
+  }
   const quick = values.quick ?? false;
   const only = new Set((values.only ?? SCENARIOS.join(',')).split(',').map((s) => s.trim()) as Scenario[]);
   for (const s of only) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario "${s}" (known: ${SCENARIOS.join(', ')})`);

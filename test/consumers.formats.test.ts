@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { createCa, issueCertificate, toPkcs12Base64 } from '../handler/devvault/certFactory.js';
 import { parseCertificateSecret } from '../handler/certs/parse.js';
 import type { CertificateMaterial, CertificateVersionId } from '../handler/certs/material.js';
-import type { CertificateFormat, ObservedCertificate } from '../handler/settings/config.js';
+import { linuxTarget, type CertificateFormat, type LinuxCertificateTarget } from '../handler/settings/config.js';
+import { linuxObserved, type LinuxObserved } from './helpers/observed.js';
 import { createPemStore } from '../handler/stores/pemStore.js';
 import { splitPemBlocks } from '../handler/devvault/certFactory.js';
 import { parseSettings } from '../handler/settings/index.js';
@@ -23,22 +24,8 @@ import { runStoreContract } from './store-contract.js';
 const VAULT = 'kvvmtest';
 const ALL: CertificateFormat[] = ['pem', 'key', 'crt', 'pfx'];
 
-function observed(dir: string, name: string, extra: Partial<ObservedCertificate> = {}): ObservedCertificate {
-  return {
-    sourceUrl: `https://${VAULT}.vault.azure.net/secrets/${name}`,
-    vaultUrl: `https://${VAULT}.vault.azure.net`,
-    vaultHost: `${VAULT}.vault.azure.net`,
-    vaultName: VAULT,
-    secretName: name,
-    certificateStoreName: 'MY',
-    certificateStoreLocation: dir,
-    keyExportable: false,
-    accounts: [],
-    linkName: `${VAULT}.${name}`,
-    acls: [],
-    formats: ALL,
-    ...extra,
-  };
+function observed(dir: string, name: string, target: Partial<LinuxCertificateTarget> = {}): LinuxObserved {
+  return linuxObserved(VAULT, name, dir, { formats: ALL, ...target });
 }
 
 const root = createCa('formats root CA');
@@ -249,13 +236,13 @@ describe('consumer files (formats key, crt, pfx)', () => {
     const ok = parse({ formats: ['key', 'pfx'], owner: 'postgres', group: 'ssl-cert', pfxPasswordFile: '/etc/kvvm/web.pass' });
     assert.equal(ok.ok, true);
     if (ok.ok) {
-      const c = ok.config.observedCertificates[0]!;
+      const c = linuxTarget(ok.config.observedCertificates[0]!);
       assert.deepEqual(c.formats, ['pem', 'key', 'pfx'], 'the PEM is always written');
       assert.equal(c.fileOwner, 'postgres');
       assert.equal(c.pfxPasswordFile, '/etc/kvvm/web.pass');
     }
     const plain = parse({});
-    assert.ok(plain.ok && plain.config.observedCertificates[0]!.formats === undefined, 'nothing changes for existing settings');
+    assert.ok(plain.ok && linuxTarget(plain.config.observedCertificates[0]!).formats === undefined, 'nothing changes for existing settings');
     const bad: Array<[Record<string, unknown>, string]> = [
       [{ formats: ['der'] }, '/secretsManagementSettings/observedCertificates/0/formats/0'],
       [{ formats: [] }, '/secretsManagementSettings/observedCertificates/0/formats'],

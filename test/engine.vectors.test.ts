@@ -16,7 +16,7 @@ import { createPemStore } from '../handler/stores/pemStore.js';
 import { parseCertificateSecret } from '../handler/certs/parse.js';
 import { makeChainCheck } from '../handler/commands/service.js';
 import { syncCertificate } from '../handler/engine/certificateSync.js';
-import type { ObservedCertificate } from '../handler/settings/config.js';
+import { linuxTarget, type ObservedCertificate } from '../handler/settings/config.js';
 import { loadSecretVectors, readmeFingerprints } from './helpers/vectors.js';
 
 const env = { KVVM_EXTRA_VAULT_SUFFIXES: 'localhost' };
@@ -80,7 +80,7 @@ for (const vector of vectors) {
     const expected = fingerprints.get(vector.file)?.replace(/:/g, '');
     assert.ok(expected);
     assert.equal(ok.thumbprint, expected);
-    const pem = await readFile(join(store, cert.linkName), 'utf8');
+    const pem = await readFile(join(store, linuxTarget(cert).linkName), 'utf8');
     assert.equal(new X509Certificate(pem.slice(pem.indexOf('-----BEGIN CERTIFICATE-----'))).fingerprint.replace(/:/g, ''), expected);
   });
 }

@@ -8,7 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import { KvvmError } from '../handler/errors.js';
 import type { CertificateMaterial, CertificateVersionId } from '../handler/certs/material.js';
 import { parseCertificateSecret } from '../handler/certs/parse.js';
-import type { ObservedCertificate } from '../handler/settings/config.js';
+import type { LinuxCertificateTarget } from '../handler/settings/config.js';
+import { linuxObserved, type LinuxObserved } from './helpers/observed.js';
 import { SHARED_DIRECTORIES } from '../handler/settings/sharedDirectories.js';
 import { createPemStore } from '../handler/stores/pemStore.js';
 import { loadSecretVectors } from './helpers/vectors.js';
@@ -23,21 +24,8 @@ const [vector] = loadSecretVectors();
 const material: CertificateMaterial = parseCertificateSecret(vector!.value, vector!.contentType);
 const versionId = (n: number): CertificateVersionId => ({ vaultName: VAULT, secretName: 'alpha', version: n.toString(16).padStart(32, '0') });
 
-function observed(dir: string, extra: Partial<ObservedCertificate> = {}): ObservedCertificate {
-  return {
-    sourceUrl: `https://${VAULT}.vault.azure.net/secrets/alpha`,
-    vaultUrl: `https://${VAULT}.vault.azure.net`,
-    vaultHost: `${VAULT}.vault.azure.net`,
-    vaultName: VAULT,
-    secretName: 'alpha',
-    certificateStoreName: 'MY',
-    certificateStoreLocation: dir,
-    keyExportable: false,
-    accounts: [],
-    linkName: `${VAULT}.alpha`,
-    acls: [],
-    ...extra,
-  };
+function observed(dir: string, target: Partial<LinuxCertificateTarget> = {}): LinuxObserved {
+  return linuxObserved(VAULT, 'alpha', dir, target);
 }
 
 /** A uid (and gid) with no account: "another local user". */

@@ -8,7 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import { KvvmError } from '../handler/errors.js';
 import type { CertificateMaterial, CertificateVersionId } from '../handler/certs/material.js';
 import { parseCertificateSecret } from '../handler/certs/parse.js';
-import type { FileAcl, ObservedCertificate } from '../handler/settings/config.js';
+import type { FileAcl, LinuxCertificateTarget } from '../handler/settings/config.js';
+import { linuxObserved, type LinuxObserved } from './helpers/observed.js';
 import type { CommandResult } from '../handler/stores/pemAcl.js';
 import { resolveGroupDefault } from '../handler/stores/pemAcl.js';
 import { createPemStore, type PemStoreOptions } from '../handler/stores/pemStore.js';
@@ -26,21 +27,8 @@ async function tempRoot(): Promise<string> {
   return root;
 }
 
-function observed(dir: string, name: string, extra: Partial<ObservedCertificate> = {}): ObservedCertificate {
-  return {
-    sourceUrl: `https://${VAULT}.vault.azure.net/secrets/${name}`,
-    vaultUrl: `https://${VAULT}.vault.azure.net`,
-    vaultHost: `${VAULT}.vault.azure.net`,
-    vaultName: VAULT,
-    secretName: name,
-    certificateStoreName: 'MY',
-    certificateStoreLocation: dir,
-    keyExportable: true,
-    accounts: [],
-    linkName: `${VAULT}.${name}`,
-    acls: [],
-    ...extra,
-  };
+function observed(dir: string, name: string, target: Partial<LinuxCertificateTarget> = {}): LinuxObserved {
+  return linuxObserved(VAULT, name, dir, target);
 }
 
 runStoreContract('pem', async () => {
@@ -248,9 +236,9 @@ describe('PEM store files', () => {
     for (const cert of [
       { ...base, secretName: '../escape' },
       { ...base, vaultName: 'a/b' },
-      { ...base, linkName: '../link' },
-      { ...base, linkName: '..' },
-      { ...base, certificateStoreLocation: 'relative/dir' },
+      { ...base, target: { ...base.target, linkName: '../link' } },
+      { ...base, target: { ...base.target, linkName: '..' } },
+      { ...base, target: { ...base.target, directory: 'relative/dir' } },
     ]) {
       await assert.rejects(
         store.install(cert, { ...v1.id, secretName: cert.secretName }, v1.material),

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DEFAULT_LINUX_STORE, type KvvmConfig } from '../handler/settings/config.js';
+import { DEFAULT_LINUX_STORE, linuxTarget, windowsTarget, type KvvmConfig } from '../handler/settings/config.js';
 import { parseSettings, type SettingsResult } from '../handler/settings/parse.js';
 import { profileFor } from '../handler/settings/profile.js';
 import { formatProblems, formatWarnings, type SettingsProblem } from '../handler/settings/problems.js';
@@ -28,13 +28,13 @@ describe('documented examples normalize (placeholders filled in)', () => {
     assert.equal(c.generation, '3.0'); // keyExportable and linkOnRenewal are 3.0-only keys
     assert.equal(c.observedCertificates.length, 2);
     assert.deepEqual(
-      c.observedCertificates.map((x) => [x.secretName, x.certificateStoreLocation, x.keyExportable]),
+      c.observedCertificates.map((x) => [x.secretName, windowsTarget(x).storeLocation, windowsTarget(x).keyExportable]),
       [
         ['certificate1', 'LocalMachine', false],
         ['certificate2', 'LocalMachine', true],
       ],
     );
-    assert.deepEqual(c.observedCertificates[1]?.accounts, ['Network Service', 'Local Service']);
+    assert.deepEqual(windowsTarget(c.observedCertificates[1]!).accounts, ['Network Service', 'Local Service']);
     assert.deepEqual(c.authentication, { msiEndpoint: 'http://169.254.169.254/metadata/identity/oauth2/token', msiClientId: GUID1 });
     assert.deepEqual(c.warnings, []);
   });
@@ -49,14 +49,14 @@ describe('documented examples normalize (placeholders filled in)', () => {
     const c = win3(settingsOf(fixture('arm-win-3.0.json')));
     assert.equal(c.generation, '3.0');
     assert.equal(c.initialSync, 'forever');
-    assert.equal(c.observedCertificates[1]?.certificateStoreLocation, 'CurrentUser');
-    assert.equal(c.observedCertificates[1]?.keyExportable, false);
+    assert.equal(windowsTarget(c.observedCertificates[1]!).storeLocation, 'CurrentUser');
+    assert.equal(windowsTarget(c.observedCertificates[1]!).keyExportable, false);
   });
   it('Windows 1.0 ARM resource: global store settings apply to every URL', () => {
     const c = win(settingsOf(fixture('arm-win-1.0.json')));
     assert.equal(c.generation, '1.0');
     assert.deepEqual(
-      c.observedCertificates.map((x) => `${x.certificateStoreLocation}\\${x.certificateStoreName}`),
+      c.observedCertificates.map((x) => `${windowsTarget(x).storeLocation}\\${windowsTarget(x).storeName}`),
       ['LocalMachine\\MY', 'LocalMachine\\MY'],
     );
   });
@@ -64,7 +64,7 @@ describe('documented examples normalize (placeholders filled in)', () => {
     const c = win(settingsOf(fixture('arm-win-4.0.json')));
     assert.equal(c.generation, '4.0');
     assert.deepEqual(
-      c.observedCertificates.map((x) => x.certificateStoreName),
+      c.observedCertificates.map((x) => windowsTarget(x).storeName),
       ['MY', 'MY', 'TrustedPeople'],
     );
   });
@@ -73,7 +73,7 @@ describe('documented examples normalize (placeholders filled in)', () => {
     assert.equal(c.generation, '1.0');
     assert.equal(c.initialSync, 'none');
     assert.equal(c.linkOnRenewal, false);
-    assert.equal(c.observedCertificates[0]?.certificateStoreName, 'My');
+    assert.equal(windowsTarget(c.observedCertificates[0]!).storeName, 'My');
     assert.deepEqual(c.authentication, { clientId: '8f3a1c52-0b7e-4d7a-9c11-2f6b3e4d5a60', clientCertificateSubjectName: 'bootstrap.contoso.com' });
   });
   it('the minimal settings from the announcement blog', () => {
@@ -85,11 +85,11 @@ describe('documented examples normalize (placeholders filled in)', () => {
     const c = linux(fixture('linux-3.0.json'));
     assert.equal(c.generation, '3.0');
     assert.deepEqual(
-      c.observedCertificates.map((x) => x.linkName),
+      c.observedCertificates.map((x) => linuxTarget(x).linkName),
       ['myvault.mycertificate1', 'mycert2'],
     );
-    assert.deepEqual(c.observedCertificates[0]?.acls, [{ user: 'app1', group: 'appgroup1' }, { user: 'service1' }]);
-    assert.deepEqual(c.observedCertificates[1]?.acls, [{ user: 'app2', group: 'appgroup2' }, { group: 'appgroup3' }]);
+    assert.deepEqual(linuxTarget(c.observedCertificates[0]!).acls, [{ user: 'app1', group: 'appgroup1' }, { user: 'service1' }]);
+    assert.deepEqual(linuxTarget(c.observedCertificates[1]!).acls, [{ user: 'app2', group: 'appgroup2' }, { group: 'appgroup3' }]);
     assert.deepEqual(c.logging, {
       logger: 'fluentd',
       format: 'forward',
@@ -187,7 +187,7 @@ describe('polling interval', () => {
 });
 
 describe('defaults per platform', () => {
-  it('Linux: default store directory, link <vault>.<secret>, no acls, MY store name kept for reporting', () => {
+  it('Linux: default store directory, link <vault>.<secret>, no acls, no Windows-only fields', () => {
     const c = linux(sms([URL1]));
     assert.deepEqual(c.observedCertificates[0], {
       sourceUrl: URL1,
@@ -195,33 +195,28 @@ describe('defaults per platform', () => {
       vaultHost: 'myvault.vault.azure.net',
       vaultName: 'myvault',
       secretName: 'cert1',
-      certificateStoreName: 'MY',
-      certificateStoreLocation: DEFAULT_LINUX_STORE,
-      keyExportable: false,
-      accounts: [],
-      linkName: 'myvault.cert1',
-      acls: [],
+      target: { platform: 'linux', directory: DEFAULT_LINUX_STORE, linkName: 'myvault.cert1', acls: [] },
     });
     assert.equal(c.linkOnRenewal, true);
     assert.deepEqual(c.authentication, {});
   });
   it('Windows: LocalMachine\\MY, not exportable, no accounts', () => {
     const c = win(cert({}));
-    const o = c.observedCertificates[0];
-    assert.deepEqual([o?.certificateStoreLocation, o?.certificateStoreName, o?.keyExportable, o?.accounts], ['LocalMachine', 'MY', false, []]);
+    const o = windowsTarget(c.observedCertificates[0]!);
+    assert.deepEqual([o.storeLocation, o.storeName, o.keyExportable, o.accounts], ['LocalMachine', 'MY', false, []]);
   });
   it('Linux: a Windows store location falls back to the default directory with a warning', () => {
     const c = linux3(fixture('win-3.0-powershell.json'));
-    assert.equal(c.observedCertificates[0]?.certificateStoreLocation, DEFAULT_LINUX_STORE);
+    assert.equal(linuxTarget(c.observedCertificates[0]!).directory, DEFAULT_LINUX_STORE);
     assert.ok(warned(c, '/secretsManagementSettings/observedCertificates/0/certificateStoreLocation', /Windows store location/));
     assert.ok(warned(c, '/secretsManagementSettings/observedCertificates/0/accounts', /ignored on Linux/));
   });
   it('Linux: a custom store directory is normalized (trailing slash removed)', () => {
-    assert.equal(linux(cert({ certificateStoreLocation: '/etc/ssl/kv/' })).observedCertificates[0]?.certificateStoreLocation, '/etc/ssl/kv');
+    assert.equal(linuxTarget(linux(cert({ certificateStoreLocation: '/etc/ssl/kv/' })).observedCertificates[0]!).directory, '/etc/ssl/kv');
   });
   it('Linux: aclEnabled false drops the acls with a warning', () => {
     const c = linux(cert({ acls: [{ user: 'app' }] }, { aclEnabled: false }));
-    assert.deepEqual(c.observedCertificates[0]?.acls, []);
+    assert.deepEqual(linuxTarget(c.observedCertificates[0]!).acls, []);
     assert.ok(c.warnings.some((w) => /aclEnabled/.test(w.message)));
   });
 });
@@ -343,7 +338,7 @@ describe('formatProblems', () => {
     assert.match(text, /\/secretsManagementSettings\/observedCertificates\/0: The URL number 0 uses http\. Fix: Use https\./);
   });
   it('always shows the first problem even when it alone is too long', () => {
-    const long = [{ path: '/x', reason: 'r', message: 'm'.repeat(3000), fix: 'f' }];
+    const long: SettingsProblem[] = [{ path: '/x', reason: 'invalid-value', message: 'm'.repeat(3000), fix: 'f' }];
     const text = formatProblems(long);
     assert.ok(text.length <= 1000);
     assert.match(text, /\/x: mmm/);

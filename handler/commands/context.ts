@@ -12,6 +12,7 @@ import { decryptProtectedSettingsWindows } from '../protocol/protectedSettingsWi
 import { writeStatus, type HandlerStatusReport } from '../protocol/status.js';
 import type { KvvmConfig } from '../settings/config.js';
 import { KvvmError } from '../errors.js';
+import type { Reason } from '../reasons.js';
 import { overridesFrom } from '../overrides.js';
 import { writeEvent } from '../protocol/events.js';
 import { executableExists } from '../consumers/executable.js';
@@ -136,7 +137,7 @@ function behaviourProfile(ctx: HandlerContext): BehaviourProfile {
   return profileFor(hv.version, platformOf(ctx), hv.source);
 }
 
-export type ConfigResult = { ok: true; config: KvvmConfig } | { ok: false; message: string; reason: string };
+export type ConfigResult = { ok: true; config: KvvmConfig } | { ok: false; message: string; reason: Reason };
 
 export async function loadConfig(ctx: HandlerContext, seq = ctx.seq): Promise<ConfigResult> {
   let raw: unknown;

@@ -6,22 +6,8 @@
 import { cp, mkdir, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { advanceMrseq, readMrseq } from '../protocol/sequence.js';
-import { withLock } from '../service/fileLock.js';
 import { loadConfig, loadHandlerContext, recordOutcome, reportStatus, type CommandHost, type HandlerContext } from './context.js';
-import { serviceControlFor } from './serviceControl.js';
-
-/**
- * enable, disable and uninstall run one at a time per extension (the agent runs them in sequence; people and
- * retries do not). The wait covers a disable stopping a service (30 s, then SIGKILL) with a wide margin, and
- * stays inside the agent's 300 s command timeout.
- */
-const COMMAND_LOCK_WAIT_MS = 120_000;
-
-function underCommandLock<T>(ctx: HandlerContext, fn: () => Promise<T>): Promise<T> {
-  // Windows: the SCM serialises its service, and there is no flock; the agent runs one command at a time.
-  if (ctx.host.platform === 'win32') return fn();
-  return withLock(ctx.paths.commandLock, { waitMs: COMMAND_LOCK_WAIT_MS, purpose: 'one extension command at a time' }, fn);
-}
+import { serviceControlFor, type ServiceControl } from './serviceControl.js';
 
 export async function installCommand(host: CommandHost): Promise<number> {
   const ctx = await loadHandlerContext(host, { needSequence: false });
@@ -41,8 +27,9 @@ export async function enableCommand(host: CommandHost): Promise<number> {
     await recordOutcome(ctx, 'Enable', 'error', loaded.message);
     return 1;
   }
-  return underCommandLock(ctx, async () => {
-    const service = serviceControlFor(ctx);
+  // enable, disable and uninstall run one at a time per extension (service.oneCommandAtATime).
+  const service = serviceControlFor(ctx);
+  return service.oneCommandAtATime(async () => {
     const mrseq = await readMrseq(ctx.handlerEnv.extensionFolder);
     const running = await service.isRunning();
     if (mrseq !== undefined && ctx.seq <= mrseq) {
@@ -78,7 +65,8 @@ export async function enableCommand(host: CommandHost): Promise<number> {
 export async function disableCommand(host: CommandHost): Promise<number> {
   const ctx = await loadHandlerContext(host, { needSequence: false });
   // stop() resolves only when no service is left, so "stopped" is never said while one runs on.
-  const outcome = await underCommandLock(ctx, () => serviceControlFor(ctx).stop());
+  const service = serviceControlFor(ctx);
+  const outcome = await service.oneCommandAtATime(() => service.stop());
   await reportStatus(ctx, {
     operation: 'Disable',
     status: 'success',
@@ -92,12 +80,12 @@ export async function disableCommand(host: CommandHost): Promise<number> {
 
 export async function uninstallCommand(host: CommandHost): Promise<number> {
   const ctx = await loadHandlerContext(host, { needSequence: false });
-  return underCommandLock(ctx, () => uninstallLocked(ctx));
+  const service = serviceControlFor(ctx);
+  return service.oneCommandAtATime(() => uninstallLocked(ctx, service));
 }
 
-async function uninstallLocked(ctx: HandlerContext): Promise<number> {
+async function uninstallLocked(ctx: HandlerContext, service: ServiceControl): Promise<number> {
   const host = ctx.host;
-  const service = serviceControlFor(ctx);
   const outcome = await service.stop();
   const unregistered = await service.unregister();
   if (unregistered) host.stdout(`kvvm uninstall: ${unregistered}.\n`);

@@ -26,12 +26,11 @@ import { createHttpSslApi, moveBindings } from '../stores/windows/httpSslBinding
 import { runCommand } from '../consumers/runCommand.js';
 import { createWindowsStore } from '../stores/windows/windowsStore.js';
 import { windowsChainError } from '../stores/windows/chain.js';
-import type { StoreLocation } from '../platform/win32/certStore.js';
 import type { CertificateStore } from '../stores/store.js';
 import { createVaultReader } from '../vault/secretsClient.js';
 import { paasCredentialFor } from '../vault/paasWindows.js';
 import { overrideLogLines, readOverrides, type Overrides } from '../overrides.js';
-import type { KvvmConfig, ObservedCertificate } from '../settings/config.js';
+import { windowsTarget, type KvvmConfig, type ObservedCertificate } from '../settings/config.js';
 import { describeProfile, type BehaviourProfile } from '../settings/profile.js';
 import { loadConfig, reportStatus, type CommandHost, type HandlerContext } from './context.js';
 
@@ -46,7 +45,7 @@ export function makeChainCheck(roots: readonly X509Certificate[]): (m: Certifica
 }
 
 const windowsChainCheck = (material: CertificateMaterial, _now: Date, cert: ObservedCertificate): KvvmError | undefined =>
-  hasServerAuthEku(material.leaf) ? windowsChainError(material, cert.certificateStoreLocation as StoreLocation) : undefined;
+  hasServerAuthEku(material.leaf) ? windowsChainError(material, windowsTarget(cert).storeLocation) : undefined;
 
 /** Opens http.sys's configuration for one move (a rotation is rare; nothing stays open between polls). */
 function moveHttpSysBindings(from: string, to: string): ReturnType<typeof moveBindings> {

@@ -20,7 +20,7 @@ export function updateBindings(results: readonly CertificateSyncResult[], deps: 
   for (const r of results) {
     const from = r.activated?.previousThumbprint;
     const to = r.thumbprint;
-    if (!r.cert.updateBindings || from === undefined || to === undefined || from === to) continue;
+    if (r.cert.target.platform !== 'windows' || !r.cert.target.updateBindings || from === undefined || to === undefined || from === to) continue;
     const label = `${r.cert.vaultName}/${r.cert.secretName}`;
     let outcome: BindingMove;
     try {

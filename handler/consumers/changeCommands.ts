@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import type { CertificateSyncResult, FollowUp, SyncLogger } from '../engine/certificateSync.js';
-import type { ChangeCommand, ObservedCertificate } from '../settings/config.js';
+import type { ChangeCommand, LinuxCertificateTarget } from '../settings/config.js';
 import type { CommandOutcome, RunCommandOptions } from './runCommand.js';
 import type { FollowUpMemory } from './followUps.js';
 
@@ -47,8 +47,8 @@ const PASSED_ON = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'SystemRoot', 'windir
 const DEFAULT_PATH = { linux: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', win32: 'C:\\Windows\\System32;C:\\Windows' };
 
 /** Extra files' stable links, named after the format (see the PEM store). */
-function formatLinkPath(cert: ObservedCertificate, format: 'key' | 'crt' | 'pfx'): string {
-  return join(cert.certificateStoreLocation, `${cert.linkName}.${format}`);
+function formatLinkPath(target: LinuxCertificateTarget, format: 'key' | 'crt' | 'pfx'): string {
+  return join(target.directory, `${target.linkName}.${format}`);
 }
 
 /** The documented environment of an onChange command (README, "Reload your server after a rotation"). */
@@ -73,13 +73,14 @@ function commandEnvironment(planned: PlannedCommand, deps: Pick<ChangeCommandDep
     KVVM_CHANGED_COUNT: String(planned.changed.length),
     KVVM_CHANGED_CERTIFICATES: planned.changed.map((r) => `${r.cert.vaultName}/${r.cert.secretName}`).join(' '),
   });
-  if (deps.platform === 'win32') {
-    vars['KVVM_STORE'] = `${cert.certificateStoreLocation}\\${cert.certificateStoreName}`;
+  const target = cert.target;
+  if (target.platform === 'windows') {
+    vars['KVVM_STORE'] = `${target.storeLocation}\\${target.storeName}`;
   } else {
-    vars['KVVM_LINK_PATH'] = join(cert.certificateStoreLocation, cert.linkName);
+    vars['KVVM_LINK_PATH'] = join(target.directory, target.linkName);
     vars['KVVM_FILE_PATH'] = first.location ?? '';
     for (const format of ['key', 'crt', 'pfx'] as const) {
-      if (cert.formats?.includes(format)) vars[`KVVM_${format.toUpperCase()}_PATH`] = formatLinkPath(cert, format);
+      if (target.formats?.includes(format)) vars[`KVVM_${format.toUpperCase()}_PATH`] = formatLinkPath(target, format);
     }
   }
   return vars;

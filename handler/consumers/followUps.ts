@@ -17,7 +17,8 @@ export interface FollowUpMemory {
 
 export function createFollowUpMemory(): FollowUpMemory {
   const last = new Map<string, { version: string; followUps: FollowUp[] }>();
-  const keyOf = (cert: ObservedCertificate): string => [cert.certificateStoreLocation, cert.certificateStoreName, cert.linkName, cert.vaultHost, cert.secretName].join('|');
+  const keyOf = ({ target: t, vaultHost, secretName }: ObservedCertificate): string =>
+    [...(t.platform === 'windows' ? [t.storeLocation, t.storeName] : [t.directory, t.linkName]), vaultHost, secretName].join('|');
   return {
     begin(results) {
       for (const r of results) if (r.activated) last.delete(keyOf(r.cert));

@@ -7,7 +7,7 @@
  * (/bin/kill -HUP <this process>, the way `nginx -s reload` works) makes it reload, and the table shows the
  * served thumbprint change.
  */
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +19,7 @@ import { parseSettings } from '../settings/index.js';
 import type { ObservedCertificate } from '../settings/config.js';
 import { createPemStore } from '../stores/pemStore.js';
 import type { CommandHost } from '../commands/context.js';
-import { createAgentLayout } from './agentLayout.js';
+import { makeAgentFolder, type AgentFolder } from './agentFolder.js';
 import { renderTable, type DemoRow } from './table.js';
 import { servedThumbprint, startDemoHttpsServer, type DemoHttpsServer } from './httpsServer.js';
 import { executableExists } from '../consumers/executable.js';
@@ -67,7 +67,7 @@ export async function runDemoCommand(argv: string[], host: CommandHost): Promise
     const trustFile = join(root, 'trusted-roots.pem');
     await writeFile(trustFile, vault.caCertPem + root_.certPem);
 
-    const agent = await createAgentLayout(root, EXTENSION_NAME, '0.1.0');
+    const agent = makeAgentFolder(root, EXTENSION_NAME, '0.1.0');
     const store = join(root, 'store');
     const publicSettings = {
       secretsManagementSettings: {
@@ -79,10 +79,10 @@ export async function runDemoCommand(argv: string[], host: CommandHost): Promise
       },
       authenticationSettings: { msiEndpoint: vault.imdsEndpoint },
     };
-    await agent.writeSettings(0, publicSettings);
+    agent.writeSettings(0, publicSettings);
     const env: Record<string, string> = {
       ...(Object.fromEntries(Object.entries(host.env).filter((e): e is [string, string] => e[1] !== undefined)) as Record<string, string>),
-      ...agent.commandEnv(0),
+      ...agent.env(0),
       KVVM_EXTRA_VAULT_SUFFIXES: 'localhost',
       NODE_EXTRA_CA_CERTS: trustFile,
       KVVM_DEV_POLL_INTERVAL_S: String(DEMO_POLL_S),
@@ -104,8 +104,9 @@ export async function runDemoCommand(argv: string[], host: CommandHost): Promise
     const parsed = parseSettings(publicSettings, { platform: 'linux', env, executableExists });
     if (!parsed.ok) throw new Error('demo settings did not validate');
     const certs = parsed.config.observedCertificates;
-    const webLink = join(store, certs.find((c) => c.secretName === 'web')?.linkName ?? 'web');
-    const view = createLiveView(host, certs, join(agent.statusFolder, '0.status'));
+    const webTarget = certs.find((c) => c.secretName === 'web')?.target;
+    const webLink = join(store, webTarget?.platform === 'linux' ? webTarget.linkName : 'web');
+    const view = createLiveView(host, certs, agent);
 
     const ready = await view.waitFor((s) => s.status === 'success', 'initial sync');
     if (!ready) return fail(host, agent.logFolder);
@@ -142,7 +143,7 @@ export async function runDemoCommand(argv: string[], host: CommandHost): Promise
     await vault.close();
   }
 
-  function createLiveView(h: CommandHost, observed: ObservedCertificate[], statusFile: string) {
+  function createLiveView(h: CommandHost, observed: ObservedCertificate[], agent: AgentFolder) {
     const pem = createPemStore({});
     let last = '';
     const rows = async (): Promise<DemoRow[]> => {
@@ -161,13 +162,12 @@ export async function runDemoCommand(argv: string[], host: CommandHost): Promise
       return out;
     };
     const served = async (): Promise<string> => (httpsServer ? servedThumbprint(httpsServer.port, 'web.contoso.test', demoRootPem).catch(() => '?') : '-');
+    // Read and judged as the agent would (protocol/status.ts); an invalid file is shown, and waited past.
     const readStatus = async (): Promise<{ status: string; message: string }> => {
-      try {
-        const doc = JSON.parse(await readFile(statusFile, 'utf8')) as Array<{ status: { status: string; formattedMessage: { message: string } } }>;
-        return { status: doc[0]?.status.status ?? 'missing', message: doc[0]?.status.formattedMessage.message ?? '' };
-      } catch {
-        return { status: 'missing', message: 'no status file yet' };
-      }
+      const view = await agent.readStatus(0);
+      if (view.state === 'missing') return { status: 'missing', message: 'no status file yet' };
+      if (view.state === 'invalid') return { status: 'invalid', message: view.reason };
+      return { status: view.agentStatus, message: view.message ?? '' };
     };
     const waitFor = async (done: ((s: { status: string; message: string }) => boolean) | (() => Promise<boolean>), what: string): Promise<boolean> => {
       const render = async (status: { status: string; message: string }): Promise<void> => {

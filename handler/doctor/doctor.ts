@@ -167,9 +167,8 @@ export async function runDoctor(o: DoctorOptions): Promise<DoctorReport> {
   }
 
   // 6. Store directories (Linux), 7. the service.
-  if (o.platform === 'linux') {
-    for (const dir of new Set(config.observedCertificates.map((c) => c.certificateStoreLocation))) await probeStore(report, dir);
-  }
+  const directories = config.observedCertificates.flatMap(({ target: t }) => (t.platform === 'linux' ? [t.directory] : []));
+  for (const dir of new Set(directories)) await probeStore(report, dir);
   if (o.extensionFolder === undefined) {
     add(report, { id: 'service', target: '(no extension folder)', status: 'skip', message: 'pass --extension-folder to check that the kvvm service is running' });
   } else {

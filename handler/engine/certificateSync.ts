@@ -4,6 +4,7 @@
  * reported in its result and never touches other certificates; a fetch failure never removes anything.
  */
 import { KvvmError, describeError } from '../errors.js';
+import type { Reason } from '../reasons.js';
 import type { CertificateMaterial, CertificateVersionId } from '../certs/material.js';
 import type { ObservedCertificate } from '../settings/config.js';
 import type { CertificateStore, InstalledCertificate } from '../stores/store.js';
@@ -25,7 +26,8 @@ export interface CertificateSyncResult {
   location?: string;
   /** Operator-facing text for error/skipped, or a warning for an otherwise successful sync. */
   message?: string;
-  reason?: string;
+  /** Why it failed or was skipped (the catalogue's reason; also on the substatus). */
+  reason?: Reason;
   /** Set when this cycle made another version the active one: what was active before (nothing on a first install). */
   activated?: { previousVersion?: string; previousThumbprint?: string };
   /** What consumers did after the change (onChange command, moved bindings), one sentence each, for the substatus. */

@@ -60,7 +60,7 @@ interface VaultMemo {
 }
 
 /** How a certificate's versions are known this cycle. */
-export type KnownVersions =
+type KnownVersions =
   | { kind: 'unchanged'; list: SecretVersionInfo[]; prefetched?: FetchedSecret }
   | { kind: 'latest-only'; latest: FetchedSecret }
   | { kind: 'list-in-full'; prefetched?: FetchedSecret };

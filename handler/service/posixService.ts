@@ -7,11 +7,11 @@
 import { readdir, readlink } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KvvmError } from '../errors.js';
-import { tryAcquireLock } from './fileLock.js';
+import { tryAcquireLock, withLock } from './fileLock.js';
 import { removePidFile, type ProcessInspector } from './pidfile.js';
 import { restartLoopArgs, type RestartPolicy } from './restartLoop.js';
 import { posixSupervisor } from './posixSupervisor.js';
-import type { StopResult } from './supervisor.js';
+import type { ExtensionService, ExtensionServiceFiles, StopResult } from './supervisor.js';
 
 const { isRunning, startDetached, stopProcess } = posixSupervisor;
 
@@ -24,7 +24,7 @@ export interface PosixServiceFiles {
   outputFile: string;
 }
 
-export interface StartServiceOptions {
+interface StartServiceOptions {
   files: PosixServiceFiles;
   /** node [script]: the loop appends `service`. */
   kvvmCommand: string[];
@@ -41,7 +41,7 @@ export interface StartServiceOptions {
  * kvvm-service.pid already names the process that syncs. Resolves with the worker's pid, or the supervisor's
  * when the worker is slow to start (it is supervised either way).
  */
-export async function startSupervisedService(options: StartServiceOptions): Promise<{ pid: number; supervisorPid: number }> {
+async function startSupervisedService(options: StartServiceOptions): Promise<{ pid: number; supervisorPid: number }> {
   await removePidFile(options.files.workerPidFile);
   const { pid: supervisorPid } = await startDetached({
     command: options.shell ?? '/bin/sh',
@@ -77,7 +77,7 @@ export async function awaitWorker(files: PosixServiceFiles, supervisorAlive: () 
 }
 
 /** Running = the supervisor is alive (between a crash and the restart the worker may briefly be gone). */
-export function isServiceRunning(files: PosixServiceFiles): Promise<{ running: boolean; pid?: number }> {
+function isServiceRunning(files: PosixServiceFiles): Promise<{ running: boolean; pid?: number }> {
   return isRunning(files.supervisorPidFile);
 }
 
@@ -150,4 +150,32 @@ function signal(pid: number, sig: NodeJS.Signals): void {
   } catch {
     // already gone
   }
+}
+
+/**
+ * enable, disable and uninstall run one at a time per extension (the agent runs them in sequence; people and
+ * retries do not). The wait covers a disable stopping a service (30 s, then SIGKILL) with a wide margin, and
+ * stays inside the agent's 300 s command timeout.
+ */
+const COMMAND_LOCK_WAIT_MS = 120_000;
+
+/** One agent command at a time: flock on the extension's command lock (POSIX; systemd or not). */
+export function underCommandLock<T>(commandLock: string, fn: () => Promise<T>): Promise<T> {
+  return withLock(commandLock, { waitMs: COMMAND_LOCK_WAIT_MS, purpose: 'one extension command at a time' }, fn);
+}
+
+export function posixServiceFiles(files: ExtensionServiceFiles): PosixServiceFiles {
+  return { supervisorPidFile: files.supervisorPidFile, workerPidFile: files.pidFile, serviceLock: files.serviceLock, outputFile: files.serviceOutput };
+}
+
+/** The service as a detached restart supervisor (systems without systemd as PID 1, containers, CI). */
+export function detachedExtensionService(files: ExtensionServiceFiles, policy: RestartPolicy): ExtensionService {
+  const posix = posixServiceFiles(files);
+  return {
+    isRunning: () => isServiceRunning(posix),
+    start: (launch) => startSupervisedService({ files: posix, kvvmCommand: launch.kvvmCommand, env: launch.env, cwd: launch.cwd, policy }),
+    stop: (timeoutMs) => stopService(posix, { timeoutMs }),
+    unregister: async () => undefined,
+    oneCommandAtATime: (fn) => underCommandLock(files.commandLock, fn),
+  };
 }

@@ -3,6 +3,11 @@
  * One implementation per platform, chosen from the injected platform by supervisorFor.ts:
  *   POSIX   posixSupervisor.ts: a detached child in its own session, tracked by a pid file.
  *   Windows windowsService.ts: the "kvvm" Windows service, registered and controlled through the SCM.
+ * On top of it, the extension's service as the agent commands drive it (ExtensionService): one implementation per
+ * way the service runs, chosen from the injected platform by supervisorFor.ts (extensionServiceFor):
+ *   Windows  windowsService.ts: the Windows service; the SCM serialises it.
+ *   systemd  systemdService.ts: the akvvm_service unit, where systemd is PID 1.
+ *   POSIX    posixService.ts: the detached restart supervisor (other systems, containers, CI).
  * This file holds types only, so the implementations import it and nothing imports back.
  */
 import type { ProcessInspector } from './pidfile.js';
@@ -27,6 +32,41 @@ export interface StopOptions {
 }
 
 export type StopResult = 'stopped' | 'not-running' | 'killed';
+
+/** The files of one extension's service (commands/context.ts servicePaths). */
+export interface ExtensionServiceFiles {
+  extensionFolder: string;
+  /** Names the process that syncs. */
+  pidFile: string;
+  /** POSIX: the restart supervisor's own record. */
+  supervisorPidFile: string;
+  /** flock'd by the running service's supervisor for its whole life: one service per extension. */
+  serviceLock: string;
+  /** flock'd by enable, disable and uninstall for their whole run: one agent command at a time. */
+  commandLock: string;
+  /** The service's stdout and stderr. */
+  serviceOutput: string;
+}
+
+/** What a start needs: the kvvm command line (node [script]), its environment and folder, the extension version. */
+interface ServiceLaunch {
+  kvvmCommand: string[];
+  env: Record<string, string>;
+  cwd: string;
+  version: string;
+}
+
+/** The extension's service as the agent commands see it, one shape for every way it runs. */
+export interface ExtensionService {
+  isRunning(): Promise<{ running: boolean; pid?: number }>;
+  start(launch: ServiceLaunch): Promise<{ pid: number }>;
+  /** Resolves when no service is left; throws otherwise. */
+  stop(timeoutMs: number): Promise<StopResult>;
+  /** uninstall, after stop: what registers the service with the system goes too; a sentence for the operator, or undefined. */
+  unregister(): Promise<string | undefined>;
+  /** Runs one agent command (enable, disable, uninstall) at a time for this extension. */
+  oneCommandAtATime<T>(fn: () => Promise<T>): Promise<T>;
+}
 
 export interface Supervisor {
   startDetached(options: StartDetachedOptions): Promise<{ pid: number }>;

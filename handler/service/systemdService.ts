@@ -9,8 +9,9 @@ import { chmod, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KvvmError } from '../errors.js';
 import { writeFileAtomic } from '../protocol/atomicFile.js';
-import { awaitWorker, stopService, type PosixServiceFiles } from './posixService.js';
-import type { StopResult } from './supervisor.js';
+import { awaitWorker, posixServiceFiles, stopService, underCommandLock, type PosixServiceFiles } from './posixService.js';
+import type { RestartPolicy } from './restartLoop.js';
+import type { ExtensionService, ExtensionServiceFiles, StopResult } from './supervisor.js';
 import {
   renderUnit,
   supervisorScriptFile,
@@ -21,6 +22,7 @@ import {
   systemctlSteps,
   unitOwner,
   type UnitOptions,
+  unitEnvironment,
 } from './systemdUnit.js';
 
 /** Runs `systemctl <args>` and resolves its exit code. */
@@ -32,7 +34,7 @@ export function systemdBooted(exists: (path: string) => boolean = existsSync): b
   return exists(SYSTEMD_RUNTIME_DIR);
 }
 
-export const runSystemctl: SystemctlRunner = (args) =>
+const runSystemctl: SystemctlRunner = (args) =>
   new Promise((resolve) => {
     execFile('systemctl', args, { timeout: SYSTEMCTL_TIMEOUT_MS }, (err) => {
       if (!err) return resolve(0);
@@ -71,7 +73,7 @@ export async function startSystemdService(options: SystemdStartOptions): Promise
   return { pid: pid ?? 0, supervisorPid: 0 };
 }
 
-export async function isSystemdServiceRunning(run: SystemctlRunner): Promise<{ running: boolean }> {
+async function isSystemdServiceRunning(run: SystemctlRunner): Promise<{ running: boolean }> {
   return { running: (await run(systemctlSteps.isActive())) === 0 };
 }
 
@@ -99,4 +101,21 @@ export async function removeSystemdUnit(extensionFolder: string, run: SystemctlR
   for (const args of after) await step(run, args);
   await rm(join(extensionFolder, SUPERVISOR_SCRIPT_FILE), { force: true });
   return 'removed';
+}
+
+/** The service as the akvvm_service systemd unit (Linux with systemd as PID 1). */
+export function systemdExtensionService(files: ExtensionServiceFiles, policy: RestartPolicy, run: SystemctlRunner = runSystemctl): ExtensionService {
+  const posix = posixServiceFiles(files);
+  return {
+    isRunning: () => isSystemdServiceRunning(run),
+    start: (launch) =>
+      startSystemdService({
+        files: posix,
+        run,
+        unit: { extensionFolder: launch.cwd, version: launch.version, kvvmCommand: launch.kvvmCommand, env: unitEnvironment(launch.env), policy },
+      }),
+    stop: (timeoutMs) => stopSystemdService(posix, run, timeoutMs),
+    unregister: async () => `systemd unit ${await removeSystemdUnit(files.extensionFolder, run)}`,
+    oneCommandAtATime: (fn) => underCommandLock(files.commandLock, fn),
+  };
 }

@@ -40,7 +40,7 @@ import {
   type Native,
 } from '../platform/win32/native.js';
 import { removePidFile, writePidFile } from './pidfile.js';
-import type { StartDetachedOptions, StopOptions, StopResult, Supervisor } from './supervisor.js';
+import type { ExtensionService, ExtensionServiceFiles, StartDetachedOptions, StopOptions, StopResult, Supervisor } from './supervisor.js';
 import { KVVM_SERVICE_NAME, LAUNCH_FILE, ownsService, serviceEnvironment, serviceRegistration, type LaunchSpec, type ServiceRegistration } from './windowsServiceConfig.js';
 
 const ALL_WE_USE = (SERVICE_QUERY_CONFIG | SERVICE_CHANGE_CONFIG | SERVICE_QUERY_STATUS | SERVICE_START | SERVICE_STOP | DELETE) >>> 0;
@@ -358,4 +358,19 @@ function removeWindowsService(pidFile: string): 'deleted' | 'absent' | 'not-ours
   if (!s) return 'absent';
   if (!ownsService(s.binaryPathName, launchFileFor(pidFile))) return 'not-ours';
   return deleteService();
+}
+
+/** The service as the "kvvm" Windows service. The SCM serialises its service, and there is no flock: commands run as they come. */
+export function windowsExtensionService(files: ExtensionServiceFiles): ExtensionService {
+  return {
+    isRunning: () => windowsSupervisor.isRunning(files.pidFile),
+    start: ({ kvvmCommand: [command, ...script], env, cwd }) => {
+      if (command === undefined) throw new Error('kvvm: no command to run the service with');
+      return windowsSupervisor.startDetached({ command, args: [...script, 'service'], env, cwd, pidFile: files.pidFile, logFile: files.serviceOutput });
+    },
+    stop: (timeoutMs) => windowsSupervisor.stopProcess(files.pidFile, { timeoutMs }),
+    // The registration goes when it is this version's (an upgrade may have handed it on).
+    unregister: () => windowsSupervisor.remove(files.pidFile),
+    oneCommandAtATime: (fn) => fn(),
+  };
 }

@@ -4,7 +4,15 @@
  * failing, because one template is often shared by Windows and Linux scale sets.
  */
 import { posix } from 'node:path';
-import { DEFAULT_LINUX_STORE, type ChangeCommand, type FileAcl, type ObservedCertificate, type SettingsWarning } from './config.js';
+import {
+  DEFAULT_LINUX_STORE,
+  type CertificateTarget,
+  type ChangeCommand,
+  type FileAcl,
+  type ObservedCertificate,
+  type SettingsWarning,
+  type WindowsStoreLocation,
+} from './config.js';
 import { pointer, problem, show, type SettingsProblem } from './problems.js';
 import type { BehaviourProfile } from './profile.js';
 import { removedIn4 } from './removed.js';
@@ -38,31 +46,38 @@ interface Sink {
   warnings: SettingsWarning[];
 }
 
-function storeLocation(value: string, path: string, d: CertificateDefaults, sink: Sink): string | undefined {
-  if (d.platform === 'win32') {
-    if ((WINDOWS_LOCATIONS as readonly string[]).includes(value)) return value;
-    const right = WINDOWS_LOCATIONS.find((w) => w.toLowerCase() === value.trim().toLowerCase());
-    if (right) {
-      sink.problems.push(
-        problem(
-          path,
-          'store-location-case',
-          `certificateStoreLocation ${show(value)} is not valid: it is case-sensitive; expected "LocalMachine" or "CurrentUser".`,
-          `Write "${right}" exactly.`,
-        ),
-      );
-    } else {
-      sink.problems.push(
-        problem(
-          path,
-          'invalid-store-location',
-          `certificateStoreLocation ${show(value)} is not a Windows store location; expected "LocalMachine" or "CurrentUser" (case-sensitive).`,
-          'Set certificateStoreLocation to "LocalMachine" (the default) or "CurrentUser".',
-        ),
-      );
-    }
-    return undefined;
+function isWindowsLocation(value: string): value is WindowsStoreLocation {
+  return (WINDOWS_LOCATIONS as readonly string[]).includes(value);
+}
+
+/** certificateStoreLocation on Windows: a store location, spelled exactly. */
+function windowsStoreLocation(value: string, path: string, sink: Sink): WindowsStoreLocation | undefined {
+  if (isWindowsLocation(value)) return value;
+  const right = WINDOWS_LOCATIONS.find((w) => w.toLowerCase() === value.trim().toLowerCase());
+  if (right) {
+    sink.problems.push(
+      problem(
+        path,
+        'store-location-case',
+        `certificateStoreLocation ${show(value)} is not valid: it is case-sensitive; expected "LocalMachine" or "CurrentUser".`,
+        `Write "${right}" exactly.`,
+      ),
+    );
+  } else {
+    sink.problems.push(
+      problem(
+        path,
+        'invalid-store-location',
+        `certificateStoreLocation ${show(value)} is not a Windows store location; expected "LocalMachine" or "CurrentUser" (case-sensitive).`,
+        'Set certificateStoreLocation to "LocalMachine" (the default) or "CurrentUser".',
+      ),
+    );
   }
+  return undefined;
+}
+
+/** certificateStoreLocation on Linux: an absolute, private-able directory (a Windows location falls back to the default). */
+function linuxStoreDirectory(value: string, path: string, sink: Sink): string | undefined {
   if ((WINDOWS_LOCATIONS as readonly string[]).some((w) => w.toLowerCase() === value.trim().toLowerCase())) {
     sink.warnings.push({ path, message: `certificateStoreLocation ${show(value)} is a Windows store location; on Linux kvvm uses the directory ${DEFAULT_LINUX_STORE}.` });
     return DEFAULT_LINUX_STORE;
@@ -109,6 +124,21 @@ function storeLocation(value: string, path: string, d: CertificateDefaults, sink
     return undefined;
   }
   return normalized;
+}
+
+/** The store location of one entry on the settings' platform (its default when absent); undefined after a problem. */
+function storePlace(
+  raw: string | undefined,
+  path: string,
+  d: CertificateDefaults,
+  sink: Sink,
+): { platform: 'windows'; storeLocation: WindowsStoreLocation } | { platform: 'linux'; directory: string } | undefined {
+  if (d.platform === 'win32') {
+    const storeLocation = raw === undefined ? 'LocalMachine' : windowsStoreLocation(raw, path, sink);
+    return storeLocation === undefined ? undefined : { platform: 'windows', storeLocation };
+  }
+  const directory = raw === undefined ? DEFAULT_LINUX_STORE : linuxStoreDirectory(raw, path, sink);
+  return directory === undefined ? undefined : { platform: 'linux', directory };
 }
 
 function linkName(entry: Record<string, unknown>, at: string, vaultName: string, secretName: string, d: CertificateDefaults, sink: Sink): string {
@@ -207,7 +237,7 @@ function one(entry: unknown, i: number, d: CertificateDefaults, sink: Sink): Obs
   const locValue = asString(own['certificateStoreLocation']);
   const locPath = locValue !== undefined ? `${at}/certificateStoreLocation` : (d.storeLocation?.path ?? '');
   const locRaw = locValue ?? d.storeLocation?.value;
-  const location = locRaw === undefined ? (d.platform === 'win32' ? 'LocalMachine' : DEFAULT_LINUX_STORE) : storeLocation(locRaw, locPath, d, sink);
+  const place = storePlace(locRaw, locPath, d, sink);
 
   const accounts = Array.isArray(own['accounts']) ? own['accounts'].filter((a): a is string => typeof a === 'string').map((a) => a.trim()) : [];
   if (d.platform === 'linux' && accounts.length > 0) {
@@ -215,9 +245,22 @@ function one(entry: unknown, i: number, d: CertificateDefaults, sink: Sink): Obs
   }
   const link = linkName(own, at, parsed.vaultName, parsed.secretName, d, sink);
   const fileAcls = acls(own, at, d, sink);
-  const consumers = consumerSettings(own, at, d, sink);
+  const { updateBindings, ...fileSettings } = consumerSettings(own, at, d, sink);
   const onChange = own['onChange'] !== undefined ? changeCommand(own['onChange'], `${at}/onChange`, d, sink) : d.onChange;
-  if (location === undefined) return undefined;
+  if (place === undefined) return undefined;
+  // Read on both platforms: 4.x refuses keyExportable true on Linux too, and Linux warns that it is ignored.
+  const exportable = keyExportable(own, at, d, sink);
+  const target: CertificateTarget =
+    place.platform === 'windows'
+      ? {
+          platform: 'windows',
+          storeName: certificateStoreName,
+          storeLocation: place.storeLocation,
+          keyExportable: exportable,
+          accounts,
+          ...(updateBindings ? { updateBindings } : {}),
+        }
+      : { platform: 'linux', directory: place.directory, linkName: link, acls: fileAcls, ...fileSettings };
 
   const cert: ObservedCertificate = {
     sourceUrl: rawUrl,
@@ -225,13 +268,7 @@ function one(entry: unknown, i: number, d: CertificateDefaults, sink: Sink): Obs
     vaultHost: parsed.vaultHost,
     vaultName: parsed.vaultName,
     secretName: parsed.secretName,
-    certificateStoreName,
-    certificateStoreLocation: location,
-    keyExportable: keyExportable(own, at, d, sink),
-    accounts: d.platform === 'win32' ? accounts : [],
-    linkName: link,
-    acls: fileAcls,
-    ...consumers,
+    target,
   };
   if (onChange !== undefined) cert.onChange = onChange;
   if (parsed.pinnedVersion !== undefined) {
@@ -261,10 +298,17 @@ function keyExportable(own: Record<string, unknown>, at: string, d: CertificateD
 }
 
 /** What two entries must not share: the Windows store slot, or the Linux symlink. */
-function targetKey(c: ObservedCertificate, platform: 'linux' | 'win32'): string {
-  return platform === 'win32'
-    ? [c.vaultHost, c.secretName.toLowerCase(), c.pinnedVersion ?? '', c.certificateStoreName.toUpperCase(), c.certificateStoreLocation].join('|')
-    : [c.certificateStoreLocation, c.linkName].join('|');
+function targetKey(c: ObservedCertificate): string {
+  const t = c.target;
+  return t.platform === 'windows'
+    ? [c.vaultHost, c.secretName.toLowerCase(), c.pinnedVersion ?? '', t.storeName.toUpperCase(), t.storeLocation].join('|')
+    : [t.directory, t.linkName].join('|');
+}
+
+/** Where an entry installs, for the duplicate message. */
+function describeTarget(c: ObservedCertificate): string {
+  const t = c.target;
+  return t.platform === 'windows' ? `into the same store (${t.storeLocation}\\${t.storeName})` : `the same symlink ${t.directory}/${t.linkName}`;
 }
 
 function sameSettings(a: ObservedCertificate, b: ObservedCertificate): boolean {
@@ -292,7 +336,7 @@ export function normalizeCertificates(list: unknown[], d: CertificateDefaults, s
   list.forEach((entry, i) => {
     const cert = one(entry, i, d, sink);
     if (!cert) return;
-    const key = targetKey(cert, d.platform);
+    const key = targetKey(cert);
     const earlier = byTarget.get(key);
     const at = `${LIST}/${i}`;
     if (earlier && sameSettings(earlier.cert, cert)) {
@@ -302,8 +346,8 @@ export function normalizeCertificates(list: unknown[], d: CertificateDefaults, s
     if (earlier) {
       const what =
         d.platform === 'win32'
-          ? `installs the same certificate into the same store (${cert.certificateStoreLocation}\\${cert.certificateStoreName}) as entry ${earlier.index} with different settings`
-          : `uses the same symlink ${cert.certificateStoreLocation}/${cert.linkName} as entry ${earlier.index}`;
+          ? `installs the same certificate ${describeTarget(cert)} as entry ${earlier.index} with different settings`
+          : `uses ${describeTarget(cert)} as entry ${earlier.index}`;
       sink.problems.push(
         problem(
           at,

@@ -19,6 +19,42 @@ export interface FileAcl {
   group?: string;
 }
 
+/** A Windows system store location, as the settings spell it (case-sensitive). */
+export type WindowsStoreLocation = 'LocalMachine' | 'CurrentUser';
+
+/** Where a certificate goes on Linux: PEM files and a stable symlink in a store directory (stores/pemStore.ts). */
+export interface LinuxCertificateTarget {
+  platform: 'linux';
+  /** The store directory, absolute (certificateStoreLocation on Linux; default /var/lib/waagent/Microsoft.Azure.KeyVault.Store). */
+  directory: string;
+  /** Name of the stable symlink in the store directory (default "<vaultName>.<secretName>"). */
+  linkName: string;
+  /** Owners/groups that get read access to the PEM files. */
+  acls: FileAcl[];
+  /** Files written per version besides the PEM; absent = the PEM only (the default). */
+  formats?: CertificateFormat[];
+  /** Owner and group of this certificate's files and links (names or numeric ids). */
+  fileOwner?: string;
+  fileGroup?: string;
+  /** Absolute path of the file holding the pfx password; absent = pfx without password. */
+  pfxPasswordFile?: string;
+}
+
+/** Where a certificate goes on Windows: a system certificate store (stores/windows/windowsStore.ts). */
+export interface WindowsCertificateTarget {
+  platform: 'windows';
+  /** certificateStoreName (default "MY"). */
+  storeName: string;
+  storeLocation: WindowsStoreLocation;
+  keyExportable: boolean;
+  /** Accounts given read access to the private key. */
+  accounts: string[];
+  /** Move http.sys SSL bindings from the replaced thumbprint to the new one (absent = false). */
+  updateBindings?: boolean;
+}
+
+export type CertificateTarget = LinuxCertificateTarget | WindowsCertificateTarget;
+
 export interface ObservedCertificate {
   /** The URL as the operator wrote it (for messages). */
   sourceUrl: string;
@@ -32,31 +68,22 @@ export interface ObservedCertificate {
   secretName: string;
   /** Set when the URL carried a version: the certificate is pinned to it (a warning is emitted). */
   pinnedVersion?: string;
-  /** Windows: store name (default "MY"). Kept on Linux for reporting only. */
-  certificateStoreName: string;
-  /**
-   * Windows: "LocalMachine" | "CurrentUser" (case-sensitive). Linux: the store directory
-   * (default /var/lib/waagent/Microsoft.Azure.KeyVault.Store).
-   */
-  certificateStoreLocation: string;
-  keyExportable: boolean;
-  /** Windows: accounts given read access to the private key. */
-  accounts: string[];
-  /** Linux: name of the stable symlink in the store directory (default "<vaultName>.<secretName>"). */
-  linkName: string;
-  /** Linux: owners/groups that get read access to the PEM files. */
-  acls: FileAcl[];
   /** Command run after the active version changed (this certificate's own, or the global default). */
   onChange?: ChangeCommand;
-  /** Linux: files written per version besides the PEM; absent = the PEM only (the default). */
-  formats?: CertificateFormat[];
-  /** Linux: owner and group of this certificate's files and links (names or numeric ids). */
-  fileOwner?: string;
-  fileGroup?: string;
-  /** Linux: absolute path of the file holding the pfx password; absent = pfx without password. */
-  pfxPasswordFile?: string;
-  /** Windows: move http.sys SSL bindings from the replaced thumbprint to the new one (absent = false). */
-  updateBindings?: boolean;
+  /** Where it is installed: only the fields of the platform the settings were normalised for. */
+  target: CertificateTarget;
+}
+
+/** The target of a certificate normalised for Linux. A Windows target here is a wiring bug, not bad input. */
+export function linuxTarget(cert: ObservedCertificate): LinuxCertificateTarget {
+  if (cert.target.platform !== 'linux') throw new Error(`${cert.sourceUrl}: settings normalised for Windows reached Linux-only code`);
+  return cert.target;
+}
+
+/** The target of a certificate normalised for Windows. A Linux target here is a wiring bug, not bad input. */
+export function windowsTarget(cert: ObservedCertificate): WindowsCertificateTarget {
+  if (cert.target.platform !== 'windows') throw new Error(`${cert.sourceUrl}: settings normalised for Linux reached Windows-only code`);
+  return cert.target;
 }
 
 export type CertificateFormat = 'pem' | 'key' | 'crt' | 'pfx';

@@ -3,23 +3,24 @@
  * a stable reason id tests and callers can rely on, WHAT is wrong and expected, and HOW to fix it.
  */
 import type { ErrorObject } from 'ajv';
+import type { Reason } from '../reasons.js';
 import type { SettingsWarning } from './config.js';
 import { suggestKey } from './suggest.js';
 
 export interface SettingsProblem {
   /** JSON pointer into the settings, "" for the settings object itself. */
   path: string;
-  /** Stable id, e.g. "unknown-key", "url-certificates-path". */
-  reason: string;
+  /** Stable id from the reason catalogue (../reasons.ts), e.g. "unknown-key", "url-certificates-path". */
+  reason: Reason;
   /** What is wrong and what was expected. */
   message: string;
   fix: string;
 }
 
 /** Reason of an unknown key that resembles no known key: reported as a warning, never as a failure. */
-export const UNKNOWN_KEY_IGNORED = 'unknown-key-ignored';
+export const UNKNOWN_KEY_IGNORED: Reason = 'unknown-key-ignored';
 
-export function problem(path: string, reason: string, message: string, fix: string): SettingsProblem {
+export function problem(path: string, reason: Reason, message: string, fix: string): SettingsProblem {
   return { path, reason, message, fix };
 }
 
@@ -241,7 +242,8 @@ function fromAjvError(err: ErrorObject, data: unknown): SettingsProblem | undefi
     case 'uniqueItems':
       return problem(at, 'duplicate-value', `${key} lists the same value twice.`, `Remove the repeated value from "${key}".`);
     default:
-      return problem(at, `schema-${err.keyword}`, `${at || 'The settings'} ${err.message ?? 'is invalid'}.`, `Correct ${at || 'the settings'}.`);
+      // Every other schema rule (the schemas use none today besides `if`): one catalogue reason, ajv's words.
+      return problem(at, 'schema-violation', `${at || 'The settings'} ${err.message ?? 'is invalid'}.`, `Correct ${at || 'the settings'}.`);
   }
 }
 

@@ -5,8 +5,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { Ajv, ErrorObject, Options, ValidateFunction } from 'ajv';
 import { schemasDir } from '../paths.js';
+import { ajvConstructor, cachedValidator } from './validatorCache.js';
 
 export type SettingsGeneration = '1.0' | '3.0' | '4.0';
 
@@ -27,9 +28,8 @@ export interface SettingsSchemas {
   byGeneration: Readonly<Record<SettingsGeneration, ValidateFunction>>;
 }
 
-function readSchema(dir: string, file: string): Record<string, unknown> {
-  const text = readFileSync(join(dir, file), 'utf8');
-  return JSON.parse(text) as Record<string, unknown>;
+function readSchemaText(dir: string, file: string): string {
+  return readFileSync(join(dir, file), 'utf8');
 }
 
 const cache = new Map<string, SettingsSchemas>();
@@ -42,32 +42,40 @@ function once<T>(make: () => T): () => T {
 
 /**
  * The validators for the schemas in `dir` (default: the package's schemas/). Memoised per folder, and each one
- * compiled on first use: compiling costs tens of milliseconds per schema, and valid settings (what enable and the
- * service see almost always) need only the union's first-error gate and the 4.0 schema, never the reporting
- * validators (bench/, figure 3).
+ * made on first use: compiling costs tens of milliseconds per schema, and valid settings (what enable and the
+ * service see almost always) need only the first-error validators, which come from the compile cache
+ * (validatorCache.ts), never the reporting ones (bench/, figure 3).
  */
 export function loadSettingsSchemas(dir: string = schemasDir()): SettingsSchemas {
   const hit = cache.get(dir);
   if (hit) return hit;
-  const unionSchema = once(() => readSchema(dir, UNION_SCHEMA_FILE));
+  const unionText = once(() => readSchemaText(dir, UNION_SCHEMA_FILE));
+  const unionSchema = (): Record<string, unknown> => JSON.parse(unionText()) as Record<string, unknown>;
   // The generation schemas $ref "settings.schema.json#/definitions/..."; registering the union under its file
   // name resolves those refs offline, exactly as an editor resolves them next to each other on disk.
   // allErrors: report every problem in one status, not one per redeployment. verbose: problems.ts reads the
-  // failing schema's property list to suggest the key the operator meant.
-  const reporting = once(() => new Ajv({ allErrors: true, verbose: true, allowUnionTypes: true, strict: true }).addSchema(unionSchema(), UNION_SCHEMA_FILE));
+  // failing schema's property list to suggest the key the operator meant. Only invalid settings need these.
+  const reporting = once(() => new (ajvConstructor())({ allErrors: true, verbose: true, allowUnionTypes: true, strict: true }).addSchema(unionSchema(), UNION_SCHEMA_FILE));
   // allErrors costs quadratic time where many array items fail through a $ref (ajv concatenates the error list
   // per item): 64k 1.0 URLs took 42 s in the 3.0 check. Yes/no questions (which generation? valid at all?) go to
-  // an instance that stops at the first error.
-  const deciding = once(() => new Ajv({ allErrors: false, allowUnionTypes: true, strict: true }).addSchema(unionSchema(), UNION_SCHEMA_FILE));
+  // validators that stop at the first error; every settings check needs them, so they come from the cache
+  // (validatorCache.ts).
+  const decidingOptions: Options = { allErrors: false, allowUnionTypes: true, strict: true };
   const unionOf = (ajv: Ajv): ValidateFunction => {
     const validate = ajv.getSchema(UNION_SCHEMA_FILE);
     if (!validate) throw new Error(`kvvm: cannot compile ${join(dir, UNION_SCHEMA_FILE)}`);
     return validate;
   };
   const union = once(() => unionOf(reporting()));
-  const unionFirstError = once(() => unionOf(deciding()));
+  const unionFirstError = once(() => cachedValidator('settings-union', decidingOptions, [unionText()], (ajv) => unionOf(ajv.addSchema(unionSchema(), UNION_SCHEMA_FILE))));
   const observedItem = once(() => reporting().compile({ $ref: `${UNION_SCHEMA_FILE}#/definitions/secretsManagementSettings/properties/observedCertificates/items` }));
-  const generation = (g: SettingsGeneration): (() => ValidateFunction) => once(() => deciding().compile(readSchema(dir, GENERATION_SCHEMA_FILES[g])));
+  const generation = (g: SettingsGeneration): (() => ValidateFunction) =>
+    once(() => {
+      const text = readSchemaText(dir, GENERATION_SCHEMA_FILES[g]);
+      return cachedValidator(`settings-${g}`, decidingOptions, [unionText(), text], (ajv) =>
+        ajv.addSchema(unionSchema(), UNION_SCHEMA_FILE).compile(JSON.parse(text) as Record<string, unknown>),
+      );
+    });
   const byGeneration = { '1.0': generation('1.0'), '3.0': generation('3.0'), '4.0': generation('4.0') };
   const schemas: SettingsSchemas = {
     get union() {

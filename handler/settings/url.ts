@@ -2,11 +2,12 @@
  * Observed-certificate URLs and the MSI endpoint. Every failure says what kind of wrong it is, because the
  * Microsoft extension's "URI must contain a hostname" covers half a dozen different mistakes.
  */
+import type { Reason } from '../reasons.js';
 import { allowedSuffixesForMessage, EXTRA_SUFFIXES_ENV, isAllowedVaultHost } from '../cloud.js';
 
 export interface UrlFailure {
   ok: false;
-  reason: string;
+  reason: Reason;
   message: string;
   fix: string;
 }
@@ -36,7 +37,7 @@ export function looksLikePlaceholder(value: string): boolean {
   return /[<>]/.test(v) || /^\[.*\]$/s.test(v) || /^\{\{.*\}\}$/s.test(v);
 }
 
-function fail(reason: string, message: string, fix: string): UrlFailure {
+function fail(reason: Reason, message: string, fix: string): UrlFailure {
   return { ok: false, reason, message, fix };
 }
 

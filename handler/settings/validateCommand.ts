@@ -42,7 +42,7 @@ evaluated at deployment: they are noted, and everything else is checked.
 
 Exit codes: 0 valid, 1 invalid, 2 usage error.`;
 
-function summary(config: KvvmConfig, platform: string): string[] {
+function summary(config: KvvmConfig): string[] {
   const lines = [
     `settings generation ${config.generation}, ${config.observedCertificates.length} certificate${config.observedCertificates.length === 1 ? '' : 's'}, ` +
       `polling every ${config.pollingIntervalS} s, initial sync: ${config.initialSync}, link on renewal: ${config.linkOnRenewal}`,
@@ -53,10 +53,11 @@ function summary(config: KvvmConfig, platform: string): string[] {
       (a.msiEndpoint ? ` via ${a.msiEndpoint}` : ''),
   );
   for (const c of config.observedCertificates) {
+    const t = c.target;
     const target =
-      platform === 'win32'
-        ? `${c.certificateStoreLocation}\\${c.certificateStoreName}${c.keyExportable ? ' (exportable)' : ''}${c.accounts.length ? ` accounts: ${c.accounts.join(', ')}` : ''}`
-        : `${c.certificateStoreLocation}/${c.linkName}${c.acls.length ? ` acls: ${c.acls.map((x) => `${x.user ?? ''}${x.group !== undefined ? ':' + x.group : ''}`).join(', ')}` : ''}`;
+      t.platform === 'windows'
+        ? `${t.storeLocation}\\${t.storeName}${t.keyExportable ? ' (exportable)' : ''}${t.accounts.length ? ` accounts: ${t.accounts.join(', ')}` : ''}`
+        : `${t.directory}/${t.linkName}${t.acls.length ? ` acls: ${t.acls.map((x) => `${x.user ?? ''}${x.group !== undefined ? ':' + x.group : ''}`).join(', ')}` : ''}`;
     lines.push(`  ${c.vaultUrl}/secrets/${c.secretName}${c.pinnedVersion ? `/${c.pinnedVersion}` : ''} -> ${target}`);
   }
   return lines;
@@ -204,7 +205,7 @@ function report(io: ValidateIo, json: boolean, file: string, checked: Checked[])
     if (deferred(c)) {
       out.push('DEFERRED: the settings are one ARM expression, evaluated at deployment.');
     } else if (c.result.ok) {
-      out.push('OK: ' + summary(c.result.config, platform).join('\n'));
+      out.push('OK: ' + summary(c.result.config).join('\n'));
       if (c.result.config.warnings.length > 0) {
         out.push(`${c.result.config.warnings.length} warning${c.result.config.warnings.length === 1 ? '' : 's'}:`);
         for (const w of c.result.config.warnings) out.push(`  ${w.path === '' ? '(settings)' : w.path}: ${w.message}`);

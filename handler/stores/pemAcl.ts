@@ -2,7 +2,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { KvvmError } from '../errors.js';
 import { isAccountName } from '../settings/accountName.js';
-import type { FileAcl, ObservedCertificate } from '../settings/config.js';
+import { linuxTarget, type FileAcl, type LinuxCertificateTarget, type ObservedCertificate } from '../settings/config.js';
 import type { OpenTarget } from './safeWrite.js';
 
 /**
@@ -193,9 +193,10 @@ export function certificateOwner(
   resolve: { resolveUser(name: string): number | undefined; resolveGroup(name: string): number | undefined },
 ): { uid?: number; gid?: number } {
   const out = { ...base };
+  const target = linuxTarget(cert);
   for (const [name, kind] of [
-    [cert.fileOwner, 'user'],
-    [cert.fileGroup, 'group'],
+    [target.fileOwner, 'user'],
+    [target.fileGroup, 'group'],
   ] as const) {
     if (name === undefined) continue;
     const id = /^\d+$/.test(name) ? Number(name) : kind === 'user' ? resolve.resolveUser(name) : resolve.resolveGroup(name);
@@ -212,9 +213,9 @@ export function certificateOwner(
 }
 
 /** Who needs to traverse the store directory: the acls, plus this certificate's own file owner/group. */
-export function traverseAcls(cert: ObservedCertificate): FileAcl[] {
+export function traverseAcls(target: LinuxCertificateTarget): FileAcl[] {
   const own: FileAcl = {};
-  if (cert.fileOwner !== undefined) own.user = cert.fileOwner;
-  if (cert.fileGroup !== undefined) own.group = cert.fileGroup;
-  return own.user === undefined && own.group === undefined ? cert.acls : [...cert.acls, own];
+  if (target.fileOwner !== undefined) own.user = target.fileOwner;
+  if (target.fileGroup !== undefined) own.group = target.fileGroup;
+  return own.user === undefined && own.group === undefined ? target.acls : [...target.acls, own];
 }

@@ -9,7 +9,7 @@ import { KvvmError } from '../errors.js';
 import type { CertificateMaterial } from '../certs/material.js';
 import { buildPkcs12File } from '../certs/pkcs12File.js';
 import { derToPem } from '../certs/pemText.js';
-import type { ObservedCertificate } from '../settings/config.js';
+import type { LinuxCertificateTarget } from '../settings/config.js';
 
 export type ExtraFormat = 'key' | 'crt' | 'pfx';
 export const EXTRA_FORMATS: readonly ExtraFormat[] = ['key', 'crt', 'pfx'];
@@ -17,12 +17,12 @@ export const EXTRA_FORMATS: readonly ExtraFormat[] = ['key', 'crt', 'pfx'];
 /** A password longer than this is not a password file (it is a mistake, e.g. the pfx itself). */
 const MAX_PASSWORD_BYTES = 1024;
 
-export function extraFormatsOf(cert: ObservedCertificate): ExtraFormat[] {
-  return EXTRA_FORMATS.filter((f) => cert.formats?.includes(f));
+export function extraFormatsOf(target: LinuxCertificateTarget): ExtraFormat[] {
+  return EXTRA_FORMATS.filter((f) => target.formats?.includes(f));
 }
 
 /** The content of one extra file for one version. */
-export async function renderExtra(material: CertificateMaterial, format: ExtraFormat, cert: ObservedCertificate): Promise<string | Buffer> {
+export async function renderExtra(material: CertificateMaterial, format: ExtraFormat, target: LinuxCertificateTarget): Promise<string | Buffer> {
   switch (format) {
     case 'key': {
       const key = material.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
@@ -32,7 +32,7 @@ export async function renderExtra(material: CertificateMaterial, format: ExtraFo
       // Leaf first, then its issuer and up: the order nginx, Apache 2.4.8+ and HAProxy expect.
       return [material.leaf, ...material.chain].map((c) => derToPem(c.raw, 'CERTIFICATE')).join('');
     case 'pfx':
-      return buildPkcs12File(material, cert.pfxPasswordFile === undefined ? null : await readPfxPassword(cert.pfxPasswordFile));
+      return buildPkcs12File(material, target.pfxPasswordFile === undefined ? null : await readPfxPassword(target.pfxPasswordFile));
   }
 }
 

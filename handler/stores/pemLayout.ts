@@ -1,7 +1,7 @@
 import { basename, dirname, join } from 'node:path';
 import { EXTRA_FORMATS, extraFormatsOf, type ExtraFormat } from './pemFormats.js';
 import { KvvmError } from '../errors.js';
-import type { ObservedCertificate } from '../settings/config.js';
+import { linuxTarget, type LinuxCertificateTarget, type ObservedCertificate } from '../settings/config.js';
 import { TEMP_PREFIX } from './pemFiles.js';
 import { STORE_MARKER } from './storeDirectory.js';
 
@@ -28,6 +28,8 @@ export interface Layout {
    */
   linkTargetVersion(target: string): string | undefined;
   cert: ObservedCertificate;
+  /** The certificate's Linux target (directory, link, acls, owners, formats). */
+  target: LinuxCertificateTarget;
   /** The formats written besides the PEM (settings "formats"). */
   extras: ExtraFormat[];
   extraName(version: string, format: ExtraFormat): string;
@@ -43,7 +45,8 @@ export function layoutOf(cert: ObservedCertificate): Layout {
   ] as const) {
     if (!NAME.test(value)) throw invalidName(what, value);
   }
-  const link = cert.linkName;
+  const target = linuxTarget(cert);
+  const link = target.linkName;
   if (
     link === '' ||
     link === '.' ||
@@ -58,12 +61,13 @@ export function layoutOf(cert: ObservedCertificate): Layout {
   ) {
     throw invalidName('symbolic link name', link);
   }
-  if (!cert.certificateStoreLocation.startsWith('/')) throw invalidName('store directory (must be absolute)', cert.certificateStoreLocation);
+  if (!target.directory.startsWith('/')) throw invalidName('store directory (must be absolute)', target.directory);
   const prefix = `${cert.vaultName}.${cert.secretName}.`;
   return {
-    dir: cert.certificateStoreLocation,
-    linkPath: join(cert.certificateStoreLocation, link),
+    dir: target.directory,
+    linkPath: join(target.directory, link),
     cert,
+    target,
     fileName(version) {
       if (!NAME.test(version)) throw invalidName('secret version', version);
       return `${prefix}${version}.PEM`;
@@ -74,7 +78,7 @@ export function layoutOf(cert: ObservedCertificate): Layout {
       return NAME.test(version) ? version : undefined;
     },
     owns: (finalName) => finalName.startsWith(prefix) || finalName === link || EXTRA_FORMATS.some((f) => finalName === `${link}.${f}`),
-    extras: extraFormatsOf(cert),
+    extras: extraFormatsOf(target),
     extraName(version, format) {
       if (!NAME.test(version)) throw invalidName('secret version', version);
       return `${prefix}${version}.${format}`;
@@ -85,10 +89,10 @@ export function layoutOf(cert: ObservedCertificate): Layout {
       if (!match || !match[1]!.startsWith(prefix)) return false;
       return NAME.test(match[1]!.slice(prefix.length));
     },
-    linkTargetVersion(target) {
-      const inDir = !target.includes('/') || (target.startsWith('/') && dirname(target) === cert.certificateStoreLocation);
+    linkTargetVersion(linkTarget) {
+      const inDir = !linkTarget.includes('/') || (linkTarget.startsWith('/') && dirname(linkTarget) === target.directory);
       if (!inDir) return undefined;
-      const name = basename(target);
+      const name = basename(linkTarget);
       return name.startsWith(prefix) && name.endsWith('.PEM') ? name.slice(prefix.length, -'.PEM'.length) : undefined;
     },
   };

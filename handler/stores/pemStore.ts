@@ -125,7 +125,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     }
     const fileOwner = ownerOf(cert);
     return guard(`install ${describeId(id)} into ${layout.dir}`, async () => {
-      await ensureDirectory(layout.dir, traverseAcls(cert));
+      await ensureDirectory(layout.dir, traverseAcls(layout.target));
       await cleanTempFiles(layout.dir, layout.owns, now());
       const names = await readdir(layout.dir);
       const installed = await readInstalled(layout, names, { complete: false });
@@ -140,7 +140,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
           mtime,
           ...fileOwner,
           onHandle: async (target) => {
-            await acl.applyToFile(target, cert.acls);
+            await acl.applyToFile(target, layout.target.acls);
           },
         });
       // Every file is rendered before the first is written (a missing pfx password file must leave nothing behind);
@@ -149,7 +149,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
       for (const format of layout.extras) {
         const name = layout.extraName(id.version, format);
         if (samePem && names.includes(name)) continue; // added by an earlier install of this very version
-        extras.push({ name, data: await renderExtra(material, format, cert) });
+        extras.push({ name, data: await renderExtra(material, format, layout.target) });
       }
       const written: string[] = [];
       try {
@@ -210,7 +210,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
       });
     }
     await guard(`point ${layout.linkPath} at ${fileName}`, async () => {
-      await ensureDirectory(layout.dir, traverseAcls(cert));
+      await ensureDirectory(layout.dir, traverseAcls(layout.target));
       const link = await lstat(layout.linkPath).catch(() => undefined);
       if (link && !link.isSymbolicLink()) {
         throw new KvvmError('store-link-occupied', `${layout.linkPath} exists and is not a symbolic link; kvvm does not overwrite it.`, {
@@ -230,7 +230,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
         }
         if (basename(current) === fileName) return;
       }
-      await replaceSymlink(layout.dir, cert.linkName, fileName, linkOwner);
+      await replaceSymlink(layout.dir, layout.target.linkName, fileName, linkOwner);
     });
   }
 

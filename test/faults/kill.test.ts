@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { readFile, utimes } from 'node:fs/promises';
+import { lutimes, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createCa, issueCertificate, toPemSecret, toPkcs12Base64 } from '../../handler/devvault/certFactory.js';
@@ -107,10 +107,12 @@ test(`the service killed with SIGKILL at random points never leaves a broken sto
 
     const converge = async (label: string): Promise<void> => {
       // Temp files of killed writers are removed once older than TEMP_MAX_AGE_MS (60 s; younger ones may belong to
-      // a live concurrent writer). Age them instead of waiting, so the restarted service must clean them up.
+      // a live concurrent writer). Age them instead of waiting, so the restarted service must clean them up: lutimes,
+      // because a temp may be a symbolic link (a link replacement killed before its rename), which the store judges
+      // by its own mtime (lstat) and utimes would not touch.
       const before = await checkStoreIntegrity(store);
       const old = new Date(Date.now() - 120_000);
-      for (const t of before.temps) await utimes(join(store, t.name), old, old).catch(() => undefined);
+      for (const t of before.temps) await lutimes(join(store, t.name), old, old).catch(() => undefined);
       child = startService();
       const deadline = Date.now() + 60_000;
       // eslint-disable-next-line no-useless-assignment -- read after the loop when the deadline passed before it ran

@@ -14,7 +14,7 @@ import { X509Certificate } from 'node:crypto';
 import type { CertificateMaterial, CertificateVersionId } from '../../certs/material.js';
 import { notAfterOf } from '../../certs/parse.js';
 import { KvvmError } from '../../errors.js';
-import type { ObservedCertificate } from '../../settings/config.js';
+import { windowsTarget, type ObservedCertificate } from '../../settings/config.js';
 import type { CertificateStore, InstalledCertificate } from '../store.js';
 import {
   certificateOf,
@@ -26,7 +26,6 @@ import {
   getStringProperty,
   keyOf,
   setProperty,
-  storeLocationOf,
   thumbprintOfContext,
   utf16z,
   withSystemStore,
@@ -69,6 +68,9 @@ interface Target {
   location: StoreLocation;
   storeName: string;
   where: string;
+  keyExportable: boolean;
+  /** Accounts given read access to the private key. */
+  accounts: string[];
 }
 
 export function createWindowsStore(options: WindowsStoreOptions = {}): CertificateStore {
@@ -98,21 +100,21 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
   ): { ctx: Handle; keyGuard: boolean } {
     const blob = { cbData: pfx.der.length, pbData: pfx.der };
     if (keyStorage === 'pfx-default') {
-      const flags = pfxImportFlags({ location: t.location, keyExportable: cert.keyExportable, cng: false, keyStorage });
+      const flags = pfxImportFlags({ location: t.location, keyExportable: t.keyExportable, cng: false, keyStorage });
       const ctx = addImportedLeaf(n, target, t, n.PFXImportCertStore(blob, pfx.password, flags) as Handle | null, flags, thumbprint);
       logImport(thumbprint, flags, cspName === undefined ? 'no CNG flag; the PFX names no CSP' : `no CNG flag; the PFX's CSP name "${cspName}" picks the provider`);
       return { ctx, keyGuard: false };
     }
     const probed = cng ?? probeImport(n, pfx, cngProbeFlags());
-    if (!cert.keyExportable && probed && keyGuardSupported === undefined) keyGuardSupported = probeImport(n, pfx, keyGuardProbeFlags());
-    let keyGuard = useKeyGuard({ keyExportable: cert.keyExportable, cng: probed, keyGuardSupported: keyGuardSupported ?? false });
-    let flags = pfxImportFlags({ location: t.location, keyExportable: cert.keyExportable, cng: probed, keyGuard });
+    if (!t.keyExportable && probed && keyGuardSupported === undefined) keyGuardSupported = probeImport(n, pfx, keyGuardProbeFlags());
+    let keyGuard = useKeyGuard({ keyExportable: t.keyExportable, cng: probed, keyGuardSupported: keyGuardSupported ?? false });
+    let flags = pfxImportFlags({ location: t.location, keyExportable: t.keyExportable, cng: probed, keyGuard });
     let memory = n.PFXImportCertStore(blob, pfx.password, flags) as Handle | null;
     if (!memory && keyGuard) {
       // The probe said yes but the persisted VBS import did not: the plain CNG import rather than no certificate.
       keyGuard = false;
       keyGuardSupported = false;
-      flags = pfxImportFlags({ location: t.location, keyExportable: cert.keyExportable, cng: probed });
+      flags = pfxImportFlags({ location: t.location, keyExportable: t.keyExportable, cng: probed });
       memory = n.PFXImportCertStore(blob, pfx.password, flags) as Handle | null;
     }
     const ctx = addImportedLeaf(n, target, t, memory, flags, thumbprint);
@@ -189,7 +191,7 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
   }
 
   async function install(cert: ObservedCertificate, id: CertificateVersionId, material: CertificateMaterial): Promise<InstalledCertificate> {
-    targetOf(cert);
+    const { accounts } = targetOf(cert);
     let pfx: ImportPfx;
     try {
       // 3.x: the source PFX's CSP Name goes along so PFXImportCertStore chooses CAPI1/CNG as it would for the original.
@@ -200,7 +202,7 @@ export function createWindowsStore(options: WindowsStoreOptions = {}): Certifica
         cause,
       });
     }
-    const sddl = keySddlFor(native(), cert.accounts);
+    const sddl = keySddlFor(native(), accounts);
     return withTarget(cert, 'write', (n, maybeStore, t) => {
       const store = maybeStore as Handle;
       const entries = readEntries(n, store);
@@ -399,20 +401,15 @@ function installedOf(v: OwnedVersion, t: Target): InstalledCertificate {
   };
 }
 
+/** The store slot of a certificate; its location was checked by the settings (settings/certificates.ts). */
 function targetOf(cert: ObservedCertificate): Target {
-  const location = storeLocationOf(cert.certificateStoreLocation);
-  if (location === undefined) {
-    throw new KvvmError('store-invalid-location', `Invalid certificateStoreLocation "${cert.certificateStoreLocation}" for the Windows certificate store.`, {
-      fix: 'Use "LocalMachine" or "CurrentUser" (case-sensitive).',
-    });
-  }
-  const storeName = cert.certificateStoreName;
+  const { storeLocation: location, storeName, keyExportable, accounts } = windowsTarget(cert);
   if (!/^[A-Za-z0-9 _.-]{1,64}$/.test(storeName) || storeName.toLowerCase() === 'root') {
     throw new KvvmError('store-invalid-name', `Invalid certificateStoreName "${storeName}".`, {
       fix: 'Use a certificate store name such as "MY", "WebHosting" or "TrustedPeople" (kvvm never installs into Root).',
     });
   }
-  return { location, storeName, where: `${location}\\${storeName}` };
+  return { location, storeName, where: `${location}\\${storeName}`, keyExportable, accounts };
 }
 
 function isSelfSigned(c: X509Certificate): boolean {

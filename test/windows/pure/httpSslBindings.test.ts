@@ -25,6 +25,7 @@ import { updateBindings } from '../../../handler/consumers/bindings.js';
 import { createFollowUpMemory } from '../../../handler/consumers/followUps.js';
 import type { CertificateSyncResult } from '../../../handler/engine/certificateSync.js';
 import type { ObservedCertificate } from '../../../handler/settings/config.js';
+import { windowsObserved } from '../../helpers/observed.js';
 
 const OLD = 'A1B2C3D4E5F60718293A4B5C6D7E8F9011223344';
 const NEW = '00112233445566778899AABBCCDDEEFF00112233';
@@ -180,15 +181,7 @@ describe('moving bindings to the new thumbprint', () => {
   });
 
   it('after a rotation with updateBindings, the substatus lists the moved bindings; without it nothing is touched', () => {
-    const cert = {
-      vaultName: 'v',
-      secretName: 'web',
-      updateBindings: true,
-      certificateStoreLocation: 'LocalMachine',
-      certificateStoreName: 'MY',
-      linkName: 'web',
-      vaultHost: 'v.vault.azure.net',
-    } as ObservedCertificate;
+    const cert = windowsObserved('v', 'web', 'LocalMachine', 'MY', { updateBindings: true });
     const result = (c: ObservedCertificate): CertificateSyncResult => ({
       cert: c,
       state: 'installed',
@@ -206,7 +199,7 @@ describe('moving bindings to the new thumbprint', () => {
       log: { info: () => undefined, warn: () => undefined, error: () => undefined },
     };
     const memory = createFollowUpMemory();
-    const results = [result(cert), result({ ...cert, secretName: 'other', updateBindings: false }), { ...result(cert), activated: {} }];
+    const results = [result(cert), result({ ...cert, secretName: 'other', target: { ...cert.target, updateBindings: false } }), { ...result(cert), activated: {} }];
     updateBindings(results, deps, memory);
     memory.attach(results);
     assert.deepEqual(moves, [[OLD, NEW]], 'only the opted-in certificate that replaced a version');

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseCertificateSecret } from '../../../handler/certs/parse.js';
 import { readPkcs12 } from '../../../handler/certs/pkcs12.js';
+import { windowsTarget } from '../../../handler/settings/config.js';
 import { parseSettings } from '../../../handler/settings/parse.js';
 import { profileFor } from '../../../handler/settings/profile.js';
 import { pfxImportFlags } from '../../../handler/stores/windows/flags.js';
@@ -71,7 +72,7 @@ describe('settings verdicts on Windows per profile', () => {
     assert.ok(r.ok, JSON.stringify(r));
     if (!r.ok) return;
     assert.deepEqual([r.config.linkOnRenewal, r.config.initialSync, r.config.pollingIntervalS], [false, 'none', 30]);
-    assert.deepEqual([r.config.observedCertificates[0]?.keyExportable, r.config.observedCertificates[0]?.pinnedVersion], [true, '0123456789abcdef0123456789abcdef']);
+    assert.deepEqual([windowsTarget(r.config.observedCertificates[0]!).keyExportable, r.config.observedCertificates[0]?.pinnedVersion], [true, '0123456789abcdef0123456789abcdef']);
     assert.ok(r.config.warnings.some((w) => /below 60 s/.test(w.message)));
   });
   it('4.x Windows refuses each of them, naming the key and the fix', () => {

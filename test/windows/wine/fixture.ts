@@ -10,7 +10,8 @@ import { readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ObservedCertificate } from '../../../handler/settings/config.js';
+import type { WindowsCertificateTarget } from '../../../handler/settings/config.js';
+import { windowsObserved, type WindowsObserved } from '../../helpers/observed.js';
 import type { StoreLocation } from '../../../handler/platform/win32/certStore.js';
 import {
   CERT_STORE_DELETE_FLAG,
@@ -26,21 +27,8 @@ export function uniqueStoreName(): string {
   return `kvvm-test-${randomBytes(4).toString('hex')}`;
 }
 
-export function observed(location: StoreLocation, storeName: string, name: string, extra: Partial<ObservedCertificate> = {}): ObservedCertificate {
-  return {
-    sourceUrl: `https://${VAULT}.vault.azure.net/secrets/${name}`,
-    vaultUrl: `https://${VAULT}.vault.azure.net`,
-    vaultHost: `${VAULT}.vault.azure.net`,
-    vaultName: VAULT,
-    secretName: name,
-    certificateStoreName: storeName,
-    certificateStoreLocation: location,
-    keyExportable: true,
-    accounts: [],
-    linkName: name,
-    acls: [],
-    ...extra,
-  };
+export function observed(location: StoreLocation, storeName: string, name: string, target: Partial<WindowsCertificateTarget> = {}): WindowsObserved {
+  return windowsObserved(VAULT, name, location, storeName, target);
 }
 
 /** Deletes a whole (test) system store; CertOpenStore with CERT_STORE_DELETE_FLAG returns NULL on success. */
