@@ -144,21 +144,33 @@ async function makeWineBox(zip: Buffer): Promise<WineBox> {
     configFolder,
     statusFolder,
     async cmd(commandLine, extraEnv = {}) {
-      n += 1;
-      const out = join(prefix, `out-${n}.txt`);
-      const err = join(prefix, `err-${n}.txt`);
-      const [o, e] = [await open(out, 'w'), await open(err, 'w')];
-      try {
-        const code = await new Promise<number>((resolve, reject) => {
-          const child = spawn(wine!, ['cmd', '/c', commandLine], { cwd: extensionFolder, env: { ...env, ...extraEnv }, stdio: ['ignore', o.fd, e.fd] });
-          child.on('error', reject);
-          child.on('exit', (c) => resolve(c ?? -1));
-        });
-        return { code, stdout: await readFile(out, 'utf8'), stderr: await readFile(err, 'utf8') };
-      } finally {
-        await o.close();
-        await e.close();
+      const once = async (): Promise<{ code: number; stdout: string; stderr: string }> => {
+        n += 1;
+        const out = join(prefix, `out-${n}.txt`);
+        const err = join(prefix, `err-${n}.txt`);
+        const [o, e] = [await open(out, 'w'), await open(err, 'w')];
+        try {
+          const code = await new Promise<number>((resolve, reject) => {
+            const child = spawn(wine!, ['cmd', '/c', commandLine], { cwd: extensionFolder, env: { ...env, ...extraEnv }, stdio: ['ignore', o.fd, e.fd] });
+            child.on('error', reject);
+            child.on('exit', (c) => resolve(c ?? -1));
+          });
+          return { code, stdout: await readFile(out, 'utf8'), stderr: await readFile(err, 'utf8') };
+        } finally {
+          await o.close();
+          await e.close();
+        }
+      };
+      const first = await once();
+      // Wine itself, not the program, failed to start the command line (seen only on a loaded machine: "ShellExecuteEx
+      // failed: Internal error", or cmd.exe not finding bin\kvvm.exe that is there). The program never ran, so
+      // running the line again is what a user would do; a program that is really missing fails twice.
+      if (first.code !== 0 && WINE_LAUNCH_FAILURE.test(first.stdout + first.stderr)) {
+        console.log(`wine could not launch "${commandLine}" (${(first.stdout + first.stderr).trim().slice(0, 200)}); once more`);
+        await new Promise((r) => setTimeout(r, 1000));
+        return once();
       }
+      return first;
     },
     async close() {
       await run('wineserver', ['-k'], { env }).catch(() => undefined);
@@ -166,6 +178,9 @@ async function makeWineBox(zip: Buffer): Promise<WineBox> {
     },
   };
 }
+
+/** What cmd.exe or Wine's loader print when Wine failed to start a command line (the program did not run). */
+const WINE_LAUNCH_FAILURE = /ShellExecuteEx failed|(not recognized|can't recognize).* as an internal or external command/i;
 
 /** Starts the prefix's wineserver with no idle shutdown (it detaches; `wineserver -k` ends it). */
 async function wineserverPersistent(env: Record<string, string>): Promise<void> {
