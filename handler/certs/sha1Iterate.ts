@@ -4,7 +4,7 @@
  * i.e. one 64-byte block with fixed padding, so the loop runs here on 32-bit words instead of one node:crypto
  * call per step: a call costs about three times the compression itself (measured: 14,000 steps, the work of one
  * Key Vault PFX, 9.3 ms with crypto.hash against 2.8 ms here, Node 22). The first hash of each block (over
- * D || I) stays native; test/pkcs12Kdf.test.ts checks this loop against crypto.hash.
+ * D || I) stays native; test/certs.sha1Iterate.test.ts checks this loop against crypto.hash step by step.
  */
 export function sha1Iterate(value: Buffer, n: number): Buffer {
   if (value.length !== 20) throw new RangeError(`sha1Iterate takes a 20-byte SHA-1 digest (got ${value.length} bytes)`);
