@@ -86,14 +86,21 @@ export function readResults(file: string): BenchEntry[] {
   }
 }
 
-/** Replaces the entries of one mode (quick or full) and keeps the other's; full entries first. */
-export function mergeResults(previous: readonly BenchEntry[], current: readonly BenchEntry[], quick: boolean): BenchEntry[] {
+/** The scenario a figure belongs to: the first word of its name (`poll 1000 rotated: …` → `poll`). */
+function scenarioOfFigure(name: string): string {
+  const plain = name.startsWith(QUICK_PREFIX) ? name.slice(QUICK_PREFIX.length) : name;
+  return plain.split(/[\s:(]/, 1)[0] ?? plain;
+}
+
+/**
+ * Records a run: the entries of its mode (quick or full) from the scenarios it ran replace the recorded ones; the
+ * other mode's entries, and this mode's entries of scenarios it did not run (`--only`), are kept. Full entries first.
+ */
+export function mergeResults(previous: readonly BenchEntry[], current: readonly BenchEntry[], quick: boolean, ran: ReadonlySet<string>): BenchEntry[] {
   const isQuick = (e: BenchEntry): boolean => e.name.startsWith(QUICK_PREFIX);
   const named = quick ? current.map((e) => ({ ...e, name: QUICK_PREFIX + e.name })) : [...current];
-  const kept = previous.filter((e) => isQuick(e) !== quick);
-  const full = quick ? kept : named;
-  const quickEntries = quick ? named : kept;
-  return [...full, ...quickEntries];
+  const kept = previous.filter((e) => isQuick(e) !== quick || !ran.has(scenarioOfFigure(e.name)));
+  return [...kept.filter((e) => !isQuick(e)), ...(quick ? [] : named), ...kept.filter(isQuick), ...(quick ? named : [])];
 }
 
 export function writeResults(file: string, entries: readonly BenchEntry[]): void {

@@ -106,7 +106,7 @@ async function main(): Promise<number> {
       );
   }
   if (values.json) {
-    writeResults(resultsFile, mergeResults(recorded, entries, quick));
+    writeResults(resultsFile, mergeResults(recorded, entries, quick, only));
     process.stdout.write(`recorded in ${resultsFile}\n`);
   }
   return exit;

@@ -3,7 +3,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { count, gateFigure, gateFigures, HEADROOM, measuredFloor, QUICK_PREFIX, timing as computedTiming, type BenchEntry } from '../bench/report.js';
+import { count, gateFigure, gateFigures, HEADROOM, measuredFloor, mergeResults, QUICK_PREFIX, timing as computedTiming, type BenchEntry } from '../bench/report.js';
 
 /** A timing against a floor measured in the same run (the gated kind). */
 const timing = (...args: Parameters<typeof computedTiming>): BenchEntry => measuredFloor(computedTiming(...args));
@@ -67,5 +67,29 @@ describe('benchmark gate', () => {
     const [v] = gateFigures([full, quick], [timing('enable: wall', 1200, 100, 8, 'ms')]);
     assert.equal(v?.recorded, 5);
     assert.equal(v?.failed, false);
+  });
+
+  it('recording a run replaces only the figures of its mode and of the scenarios it ran (--only keeps the rest)', () => {
+    const full = [timing('poll 1000 unchanged: wall', 1100, 800, 1.2, 'ms'), timing('enable: wall', 224, 36, 2.5, 'ms')];
+    const quick = [timing('poll 100 unchanged: wall', 90, 80, 1.2, 'ms'), timing('enable: wall', 300, 36, 2.5, 'ms'), count('fleet (jitter+backoff): 429s', 3, null)];
+    const recorded = [...full, ...quick.map(recordedAs)];
+    const onlyEnable = mergeResults(recorded, [timing('enable: wall', 150, 36, 2.5, 'ms')], true, new Set(['enable']));
+    assert.deepEqual(
+      onlyEnable.map((e) => [e.name, e.value]),
+      [
+        ['poll 1000 unchanged: wall', 1100],
+        ['enable: wall', 224],
+        ['quick: poll 100 unchanged: wall', 90],
+        ['quick: fleet (jitter+backoff): 429s', 3],
+        ['quick: enable: wall', 150],
+      ],
+    );
+    const fullPoll = mergeResults(recorded, [timing('poll 1000 unchanged: wall', 1000, 800, 1.2, 'ms')], false, new Set(['poll']));
+    assert.deepEqual(
+      fullPoll.map((e) => [e.name, e.value]),
+      [['enable: wall', 224], ['poll 1000 unchanged: wall', 1000], ...quick.map((e) => [QUICK_PREFIX + e.name, e.value])],
+    );
+    const stale = mergeResults([timing('poll 1000 renamed: wall', 1, 1, null, 'ms')], [], false, new Set(['poll']));
+    assert.deepEqual(stale, [], 'a figure of a scenario that ran and no longer reports it is dropped');
   });
 });
