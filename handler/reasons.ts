@@ -74,6 +74,7 @@ export const REASONS = {
   'msi-endpoint-no-host': { code: 1, meaning: 'msiEndpoint has no host.' },
   'msi-endpoint-invalid': { code: 1, meaning: 'msiEndpoint does not parse as a URL.' },
   'msi-endpoint-not-http': { code: 1, meaning: 'msiEndpoint uses a scheme other than http or https.' },
+  'msi-endpoint-credentials': { code: 1, meaning: 'msiEndpoint carries a user name or password in its URL.' },
   'auth-placeholder': { code: 1, meaning: 'An identity setting (msiClientId, clientId) is a template placeholder that was not replaced.' },
   'invalid-guid': { code: 1, meaning: 'A client id is not a GUID.' },
   'auth-conflict': { code: 1, meaning: 'authenticationSettings names both a managed identity and a Cloud Services application.' },

@@ -47,6 +47,7 @@ test(`enable reports each of the ${BAD_SETTINGS.length} bad settings in the stat
         if (c.path !== '') assert.ok(message.includes(c.path), `status names the path ${c.path}: ${message}`);
         assert.match(message, /Fix: \S/, 'status says how to fix it');
         assert.ok(stderr.length > 0);
+        if (c.secret !== undefined) assert.ok(!message.includes(c.secret) && !stderr.includes(c.secret), 'neither the status nor the log repeats the secret');
         await assert.rejects(stat(join(layout.extensionFolder, 'kvvm-service.pid')), 'no service started');
         await assert.rejects(stat(join(layout.extensionFolder, 'mrseq')), 'an invalid configuration is not recorded as applied');
       });

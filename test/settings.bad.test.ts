@@ -23,6 +23,7 @@ describe('bad settings are rejected with a reason, a path, a message naming the 
       assert.ok(hit, `no problem ${c.reason} at ${JSON.stringify(c.path)}; got ${JSON.stringify(result.problems, null, 1)}`);
       assert.ok(hit.message.length > 0 && hit.fix.length > 0, 'message and fix must be non-empty');
       assert.ok(hit.message.includes(c.mention), `message ${JSON.stringify(hit.message)} should mention ${JSON.stringify(c.mention)}`);
+      if (c.secret !== undefined) assert.ok(!JSON.stringify(result).includes(c.secret), 'no problem or warning repeats the secret');
     });
   }
 });

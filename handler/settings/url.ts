@@ -228,5 +228,14 @@ export function parseMsiEndpoint(raw: string): { ok: true; url: string; warnings
       `Write the full URL, e.g. "${example}".`,
     );
   }
+  if (url.username !== '' || url.password !== '') {
+    url.username = '';
+    url.password = '';
+    return fail(
+      'msi-endpoint-credentials',
+      `msiEndpoint holds a user name or password ("user:password@" before the host ${url.host}); the identity endpoint takes no credentials in its URL, and kvvm would send them with every token request and show them in its logs.`,
+      `Remove the "user:password@" part: "${url.href}".`,
+    );
+  }
   return { ok: true, url: text, warnings };
 }
