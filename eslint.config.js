@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['lib/**', 'node_modules/**', '.cache/**', 'dist/**', 'eslint.config.js'] },
+  { ignores: ['lib/**', 'node_modules/**', '.cache/**', '.node-compile-cache/**', 'dist/**', 'eslint.config.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
