@@ -168,7 +168,7 @@ describe('systemctl steps (recorded, not run under systemd)', () => {
 });
 
 describe('stopping through systemd (recorded)', () => {
-  test('an active unit is stopped with systemctl stop; an absent one is not asked to stop', async () => {
+  test('an active unit is stopped and disabled (no start at the next boot); an inactive enabled one is disabled; an absent one is left alone', async () => {
     const ext = join(root, 'ext-stop');
     mkdirSync(ext, { recursive: true });
     const files = {
@@ -181,10 +181,21 @@ describe('stopping through systemd (recorded)', () => {
     assert.equal(await stopSystemdService(files, active.run, 1000), 'stopped');
     assert.deepEqual(active.calls, [
       ['is-active', '--quiet', SYSTEMD_UNIT_NAME],
-      ['stop', SYSTEMD_UNIT_NAME],
+      ['is-enabled', '--quiet', SYSTEMD_UNIT_NAME],
+      ['disable', '--now', SYSTEMD_UNIT_NAME],
     ]);
-    const absent = recorder({ [`is-active --quiet ${SYSTEMD_UNIT_NAME}`]: 4 });
+    const crashed = recorder({ [`is-active --quiet ${SYSTEMD_UNIT_NAME}`]: 3 });
+    assert.equal(await stopSystemdService(files, crashed.run, 1000), 'not-running');
+    assert.deepEqual(crashed.calls, [
+      ['is-active', '--quiet', SYSTEMD_UNIT_NAME],
+      ['is-enabled', '--quiet', SYSTEMD_UNIT_NAME],
+      ['disable', SYSTEMD_UNIT_NAME],
+    ]);
+    const absent = recorder({ [`is-active --quiet ${SYSTEMD_UNIT_NAME}`]: 4, [`is-enabled --quiet ${SYSTEMD_UNIT_NAME}`]: 1 });
     assert.equal(await stopSystemdService(files, absent.run, 1000), 'not-running');
-    assert.deepEqual(absent.calls, [['is-active', '--quiet', SYSTEMD_UNIT_NAME]]);
+    assert.deepEqual(absent.calls, [
+      ['is-active', '--quiet', SYSTEMD_UNIT_NAME],
+      ['is-enabled', '--quiet', SYSTEMD_UNIT_NAME],
+    ]);
   });
 });

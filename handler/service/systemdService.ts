@@ -79,8 +79,10 @@ async function isSystemdServiceRunning(run: SystemctlRunner): Promise<{ running:
 
 export async function stopSystemdService(files: PosixServiceFiles, run: SystemctlRunner, timeoutMs: number): Promise<StopResult> {
   const wasActive = (await run(systemctlSteps.isActive())) === 0;
-  // `systemctl stop` of a unit that was never written fails ("not loaded"): only stop what runs.
-  if (wasActive) for (const args of systemctlSteps.stop()) await step(run, args);
+  // `systemctl disable` of a unit that was never written fails ("does not exist"): only ask for what is there.
+  // An inactive unit that is still enabled (its service crashed, or stopped by hand) is disabled too.
+  const wasEnabled = (await run(systemctlSteps.isEnabled())) === 0;
+  if (wasActive || wasEnabled) for (const args of systemctlSteps.stop(wasActive)) await step(run, args);
   const leftover = await stopService(files, { timeoutMs });
   return wasActive ? (leftover === 'killed' ? 'killed' : 'stopped') : leftover;
 }

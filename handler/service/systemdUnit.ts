@@ -90,8 +90,13 @@ export function unitOwner(unitText: string): string | undefined {
 /** systemctl invocations, in order, for each lifecycle step. */
 export const systemctlSteps = {
   start: (): string[][] => [['daemon-reload'], ['enable', SYSTEMD_UNIT_NAME], ['restart', SYSTEMD_UNIT_NAME]],
-  stop: (): string[][] => [['stop', SYSTEMD_UNIT_NAME]],
+  /**
+   * Disable stops the unit AND disables it: a unit left enabled would start at the next boot, and the agent does
+   * not call disable again, so a disabled extension's service would sync certificates until the next enable.
+   */
+  stop: (active: boolean): string[][] => [active ? ['disable', '--now', SYSTEMD_UNIT_NAME] : ['disable', SYSTEMD_UNIT_NAME]],
   isActive: (): string[] => ['is-active', '--quiet', SYSTEMD_UNIT_NAME],
+  isEnabled: (): string[] => ['is-enabled', '--quiet', SYSTEMD_UNIT_NAME],
   remove: (): { before: string[][]; after: string[][] } => ({ before: [['disable', '--now', SYSTEMD_UNIT_NAME]], after: [['daemon-reload']] }),
 } as const;
 

@@ -29,6 +29,8 @@ import {
   SERVICE_CONFIG_FAILURE_ACTIONS,
   SERVICE_CONFIG_FAILURE_ACTIONS_FLAG,
   SERVICE_CONTROL_STOP,
+  SERVICE_DEMAND_START,
+  SERVICE_NO_CHANGE,
   SERVICE_QUERY_CONFIG,
   SERVICE_QUERY_STATUS,
   SERVICE_START,
@@ -56,6 +58,8 @@ export interface ServiceState {
   win32ExitCode: number;
   serviceExitCode: number;
   binaryPathName: string;
+  /** SERVICE_AUTO_START while enabled; SERVICE_DEMAND_START after disable (the SCM must not start it at boot). */
+  startType: number;
 }
 
 function withScm<T>(n: Native, access: number, fn: (scm: Handle) => T): T {
@@ -85,7 +89,7 @@ function withService<T>(n: Native, name: string, fn: (svc: Handle) => T): T | un
   });
 }
 
-function binaryPathOf(n: Native, svc: Handle): string {
+function configOf(n: Native, svc: Handle): { binaryPathName: string; startType: number } {
   const needed = [0];
   n.QueryServiceConfigW(svc, null, 0, needed);
   const size = needed[0] ?? 0;
@@ -93,8 +97,11 @@ function binaryPathOf(n: Native, svc: Handle): string {
   const buf = n.koffi.alloc('uint8_t', size);
   try {
     if (!n.QueryServiceConfigW(svc, buf, size, needed)) throw win32Error('QueryServiceConfigW', n.GetLastError(), 'read the service configuration');
-    const config = n.koffi.decode(buf, n.types.QUERY_SERVICE_CONFIGW) as { lpBinaryPathName: bigint | null };
-    return config.lpBinaryPathName ? (n.koffi.decode(config.lpBinaryPathName, 'char16_t', -1) as string) : '';
+    const config = n.koffi.decode(buf, n.types.QUERY_SERVICE_CONFIGW) as { lpBinaryPathName: bigint | null; dwStartType: number };
+    return {
+      binaryPathName: config.lpBinaryPathName ? (n.koffi.decode(config.lpBinaryPathName, 'char16_t', -1) as string) : '',
+      startType: config.dwStartType,
+    };
   } finally {
     n.koffi.free(buf);
   }
@@ -117,7 +124,7 @@ function statusOf(n: Native, svc: Handle): { state: number; pid: number; win32Ex
 /** The registered service's state and binary path; undefined when it is not registered. */
 export function queryService(name = KVVM_SERVICE_NAME): ServiceState | undefined {
   const n = loadNative();
-  return withService(n, name, (svc) => ({ ...statusOf(n, svc), binaryPathName: binaryPathOf(n, svc) }));
+  return withService(n, name, (svc) => ({ ...statusOf(n, svc), ...configOf(n, svc) }));
 }
 
 /**
@@ -242,6 +249,15 @@ const KILL_WAIT_MS = 10_000;
  * ControlService(STOP), then waits for SERVICE_STOPPED; after the timeout the host process is terminated and the
  * wait goes on until the SCM reports the service stopped, so a start that follows never finds it still running.
  */
+function setStartType(name: string, startType: number): void {
+  const n = loadNative();
+  withService(n, name, (svc) => {
+    if (!n.ChangeServiceConfigW(svc, SERVICE_NO_CHANGE, startType, SERVICE_NO_CHANGE, null, null, null, null, null, null, null)) {
+      throw win32Error('ChangeServiceConfigW', n.GetLastError(), `set the start type of the Windows service ${name}`);
+    }
+  });
+}
+
 async function stopService(name: string, timeoutMs: number, pollMs = 200): Promise<StopResult> {
   const n = loadNative();
   const first = withService(n, name, (svc) => {
@@ -340,6 +356,9 @@ export const windowsSupervisor: Supervisor = {
 
   async stopProcess(pidFile, options: StopOptions) {
     const s = ownService(pidFile);
+    // Disabled means disabled across a reboot too: the agent does not call disable again after a restart, so an
+    // auto-start service would sync certificates until the next enable (which registers it as auto-start again).
+    if (s && s.startType !== SERVICE_DEMAND_START) setStartType(KVVM_SERVICE_NAME, SERVICE_DEMAND_START);
     const result = s ? await stopService(KVVM_SERVICE_NAME, options.timeoutMs, options.pollMs) : 'not-running';
     await removePidFile(pidFile);
     return result;

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { deleteService, queryService } from '../../../handler/service/windowsService.js';
 import { KVVM_SERVICE_NAME } from '../../../handler/service/windowsServiceConfig.js';
-import { SERVICE_RUNNING, SERVICE_STOPPED } from '../../../handler/platform/win32/native.js';
+import { SERVICE_AUTO_START, SERVICE_DEMAND_START, SERVICE_RUNNING, SERVICE_STOPPED } from '../../../handler/platform/win32/native.js';
 import { loopbackLookup } from '../../../handler/vault/transport.js';
 import { deleteSystemStore, dumpInFreshProcess, uniqueStoreName } from './fixture.js';
 import { agent, finalStatus, windowsAgentFolder, writeSettings } from './agent.js';
@@ -109,6 +109,7 @@ describe('the Windows agent drives kvvm under Wine: a real Windows service, the 
     const svc = queryService();
     assert.ok(svc, 'enable registered no service');
     assert.equal(svc.state, SERVICE_RUNNING);
+    assert.equal(svc.startType, SERVICE_AUTO_START, 'an enabled extension starts at boot');
     // node.exe "<lib>\\handler\\cli.js" windows-service-host "<launch file>": the hidden CLI command runs the service.
     assert.match(svc.binaryPathName, /^"[^"]*node\.exe" "[^"]*\\lib\\handler\\cli\.js" windows-service-host "[^"]*\\kvvm-service\.launch\.json"$/i, svc.binaryPathName);
 
@@ -137,6 +138,7 @@ describe('the Windows agent drives kvvm under Wine: a real Windows service, the 
     assert.equal(status.status, 'success', status.message);
     const svc = queryService();
     assert.equal(svc?.state, SERVICE_RUNNING);
+    assert.equal(svc?.startType, SERVICE_AUTO_START, 'enable (which stops the old service first) registers it to start at boot again');
     assert.notEqual(svc?.pid, pid0, 'a new sequence number restarts the service');
     const dump = dumpInFreshProcess([where])[where] ?? [];
     const web1 = dump.find((c) => c.thumbprint === f.thumbprints.web1);
@@ -165,10 +167,11 @@ describe('the Windows agent drives kvvm under Wine: a real Windows service, the 
     assert.equal(queryService()?.pid, pid);
   });
 
-  it('disable stops the service; the certificates stay', () => {
+  it('disable stops the service and keeps it from starting at boot; the certificates stay', () => {
     const disable = agent(layout, 1, 'disable');
     assert.equal(disable.code, 0, disable.stderr);
     assert.equal(queryService()?.state, SERVICE_STOPPED);
+    assert.equal(queryService()?.startType, SERVICE_DEMAND_START, 'a disabled extension does not start again at the next boot');
     assert.ok((dumpInFreshProcess([where])[where] ?? []).some((c) => c.thumbprint === f.thumbprints.web2));
   });
 
