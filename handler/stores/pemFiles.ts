@@ -26,16 +26,22 @@ export function finalNameOfTemp(name: string): string | undefined {
 }
 
 /** Removes leftover temp files whose final name `belongs`, older than TEMP_MAX_AGE_MS at `now`. */
-export async function cleanTempFiles(dir: string, belongs: (finalName: string) => boolean, now: Date, names?: readonly string[]): Promise<string[]> {
+export async function cleanTempFiles(
+  dir: string,
+  belongs: (finalName: string) => boolean,
+  now: Date,
+  names?: Iterable<string>,
+  remove: (name: string) => Promise<void> = (name) => unlink(join(dir, name)),
+): Promise<string[]> {
   const removed: string[] = [];
-  // `names`: a listing the caller just read, so a shared store directory is not read twice per call.
-  for (const name of names ?? (await readdir(dir))) {
+  // `names`: the temp files of a listing the caller holds (pemIndex.ts), so a shared store directory is not read per call.
+  for (const name of [...(names ?? (await readdir(dir)))]) {
     const finalName = finalNameOfTemp(name);
     if (finalName === undefined || !belongs(finalName)) continue;
     const path = join(dir, name);
     const stat = await lstat(path).catch(() => undefined);
     if (!stat || now.getTime() - stat.mtimeMs < TEMP_MAX_AGE_MS) continue;
-    await unlink(path).catch(() => undefined);
+    await remove(name).catch(() => undefined);
     removed.push(name);
   }
   return removed;

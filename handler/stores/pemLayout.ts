@@ -16,6 +16,8 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,126}$/;
 
 export interface Layout {
   dir: string;
+  /** `<vault>.<secret>.`: every version file of this certificate, in every format, starts with it. */
+  prefix: string;
   linkPath: string;
   fileName(version: string): string;
   /** The version a directory entry holds, if it is one of this certificate's version files. */
@@ -65,6 +67,7 @@ export function layoutOf(cert: ObservedCertificate): Layout {
   const prefix = `${cert.vaultName}.${cert.secretName}.`;
   return {
     dir: target.directory,
+    prefix,
     linkPath: join(target.directory, link),
     cert,
     target,

@@ -9,7 +9,8 @@ import type { CertificateStore, InstalledCertificate } from './store.js';
 import { certificateOwner, createAclApplier, defaultCommandRunner, resolveGroupDefault, resolveUserDefault, traverseAcls, type AclStrategy, type CommandRunner } from './pemAcl.js';
 import { cleanTempFiles, errnoOf, finalNameOfTemp } from './pemFiles.js';
 import { layoutOf, type Layout } from './pemLayout.js';
-import { fsyncDir, openDirectory, replaceSymlink, writePrivateFile } from './safeWrite.js';
+import { fsyncDir, openDirectory, replaceSymlink, writePrivateFile, type DirChanges } from './safeWrite.js';
+import { createDirIndexes, type DirIndex } from './pemIndex.js';
 import { EXTRA_FORMATS, renderExtra } from './pemFormats.js';
 import { checkStoreDirectory, ensureStoreDirectory, STORE_MARKER, type StoreDirectoryPolicy } from './storeDirectory.js';
 
@@ -73,41 +74,33 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     defaultStore: options.defaultStore ?? DEFAULT_LINUX_STORE,
   };
 
-  const listings = new Map<string, DirListing>();
-
   /**
-   * The store directory's entries. Many certificates share one directory, and a steady-state poll lists each of
-   * them, so a listing is reused while the directory is unchanged. It is trusted only when it was taken more than
-   * a second after the directory's last change, so a change within the same timestamp tick cannot hide behind an
-   * unchanged mtime (git's "racily clean" rule); any later change gives the directory a newer mtime.
+   * Many certificates share one store directory: each one's list and install reads only its own entries of an
+   * index of the directory (pemIndex.ts), which follows the store's own changes and re-reads the directory after
+   * anyone else's, so neither costs more in a directory of 20,000 entries than in one of 10.
    */
-  async function entriesOf(dir: string): Promise<string[]> {
-    const st = await stat(dir, { bigint: true });
-    const cached = listings.get(dir);
-    if (cached && cached.mtimeNs === st.mtimeNs && cached.ctimeNs === st.ctimeNs && cached.takenAtNs - st.mtimeNs > RACY_WINDOW_NS) {
-      return cached.names;
-    }
-    // A listing is only trusted from a directory nobody else can write to; checked whenever it is re-read
-    // (every change re-checks anyway, before it writes).
-    await checkStoreDirectory(dir, policy);
-    const takenAtNs = BigInt(Date.now()) * 1_000_000n;
-    const names = await readdir(dir);
-    if (listings.size >= 64) listings.clear();
-    listings.set(dir, { mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, takenAtNs, names });
+  const indexes = createDirIndexes();
+  // A listing is only trusted from a directory nobody else can write to; checked whenever it is read in full
+  // (every change re-checks anyway, before it writes).
+  const indexOf = (dir: string): Promise<DirIndex> => indexes.get(dir, () => checkStoreDirectory(dir, policy));
+  const changesIn =
+    (dir: string): DirChanges =>
+    (op, effect) =>
+      indexes.change(dir, op, effect);
+  const unlinkIn = (dir: string, name: string): Promise<void> => indexes.change(dir, () => unlink(join(dir, name)), { removed: [name] });
+
+  /** One certificate's entries (its version files in every format); its temp files older than a minute are removed. */
+  async function entriesOf(layout: Layout): Promise<string[]> {
+    const index = await indexOf(layout.dir);
+    const names = [...index.group(layout.prefix)];
+    await cleanTempFiles(layout.dir, layout.owns, now(), index.temps(), (name) => unlinkIn(layout.dir, name));
     return names;
   }
 
   async function list(cert: ObservedCertificate): Promise<Listed[]> {
     const layout = layoutOf(cert);
     if (!(await isDirectory(layout.dir))) return [];
-    return guard(`list certificates in ${layout.dir}`, async () => {
-      const names = await entriesOf(layout.dir);
-      const removed = new Set(await cleanTempFiles(layout.dir, layout.owns, now(), names));
-      return readInstalled(
-        layout,
-        names.filter((n) => !removed.has(n)),
-      );
-    });
+    return guard(`list certificates in ${layout.dir}`, async () => readInstalled(layout, await entriesOf(layout)));
   }
 
   async function install(cert: ObservedCertificate, id: CertificateVersionId, material: CertificateMaterial): Promise<Listed> {
@@ -126,8 +119,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     const fileOwner = ownerOf(cert);
     return guard(`install ${describeId(id)} into ${layout.dir}`, async () => {
       await ensureDirectory(layout.dir, traverseAcls(layout.target));
-      await cleanTempFiles(layout.dir, layout.owns, now());
-      const names = await readdir(layout.dir);
+      const names = await entriesOf(layout);
       const installed = await readInstalled(layout, names, { complete: false });
       const existing = installed.find((e) => e.version === id.version);
       // Versions are immutable in Key Vault: same name + same thumbprint is the same content.
@@ -139,6 +131,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
           mode: 0o600,
           mtime,
           ...fileOwner,
+          changes: changesIn(layout.dir),
           onHandle: async (target) => {
             await acl.applyToFile(target, layout.target.acls);
           },
@@ -160,10 +153,10 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
         if (!samePem) await write(fileName, content);
       } catch (err) {
         // No half-installed version stays visible: what this call wrote of it goes again.
-        for (const name of written) await unlink(join(layout.dir, name)).catch(() => undefined);
+        for (const name of written) await unlinkIn(layout.dir, name).catch(() => undefined);
         throw err;
       }
-      const entry = (await readInstalled(layout)).find((e) => e.version === id.version);
+      const entry = (await readInstalled(layout, [...names, ...written, fileName])).find((e) => e.version === id.version);
       if (!entry) throw new Error(`${fileName} is not readable after writing it`);
       return entry;
     });
@@ -206,7 +199,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
           }
           if (current === target) return;
         }
-        await replaceSymlink(layout.dir, name, target, linkOwner);
+        await replaceSymlink(layout.dir, name, target, linkOwner, changesIn(layout.dir));
       });
     }
     await guard(`point ${layout.linkPath} at ${fileName}`, async () => {
@@ -230,7 +223,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
         }
         if (basename(current) === fileName) return;
       }
-      await replaceSymlink(layout.dir, layout.target.linkName, fileName, linkOwner);
+      await replaceSymlink(layout.dir, layout.target.linkName, fileName, linkOwner, changesIn(layout.dir));
     });
   }
 
@@ -248,7 +241,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
       // Every format's file goes with its version, whatever "formats" says today.
       for (const name of [fileName, ...EXTRA_FORMATS.map((f) => layout.extraName(installed.version, f))]) {
         try {
-          await unlink(join(layout.dir, name));
+          await unlinkIn(layout.dir, name);
         } catch (err) {
           if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') continue; // "not found" is not an error
           throw err;
@@ -262,6 +255,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     const layout = layoutOf(cert);
     if (!(await isDirectory(layout.dir))) return;
     await guard(`remove ${cert.vaultName}/${cert.secretName} from ${layout.dir}`, async () => {
+      indexes.forget(layout.dir); // removeAll reads and changes the directory itself (rare: a certificate no longer observed)
       const checked = await checkStoreDirectory(layout.dir, policy);
       if (!checked) return;
       // The link first: applications then fail to open rather than read a file being deleted. Only our link.
@@ -330,15 +324,6 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
 
 type Listed = InstalledCertificate & { mtimeMs: number; mtimeNs: bigint };
 
-interface DirListing {
-  mtimeNs: bigint;
-  ctimeNs: bigint;
-  takenAtNs: bigint;
-  names: string[];
-}
-
-const RACY_WINDOW_NS = 1_000_000_000n;
-
 /**
  * What reading a version file yielded, keyed by path and valid while the file's identity is unchanged: kvvm
  * replaces files by rename (a new inode) and any edit in place changes ctime, so a hit is the same content.
@@ -366,12 +351,11 @@ async function readVersionFile(path: string, info: { ino: bigint; size: bigint; 
 }
 
 /** Reads every version file back (thumbprint and expiry come from the file itself, so they cannot drift). */
-async function readInstalled(layout: Layout, names?: readonly string[], options: { complete: boolean } = { complete: true }): Promise<Listed[]> {
+async function readInstalled(layout: Layout, names: readonly string[], options: { complete: boolean } = { complete: true }): Promise<Listed[]> {
   const active = await activeFileName(layout);
   const entries: Listed[] = [];
-  const all = names ?? (await readdir(layout.dir));
-  const present = new Set(all);
-  for (const name of all) {
+  const present = new Set(names);
+  for (const name of present) {
     const version = layout.versionOf(name);
     if (version === undefined) continue;
     // A version counts only with every configured format's file: one missing (formats added later, an install

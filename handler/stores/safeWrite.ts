@@ -36,12 +36,21 @@ export interface PrivateWriteOptions {
   gid?: number;
   /** Runs on the complete, open temp file before it gets its final name (ACLs). */
   onHandle?: (target: OpenTarget) => Promise<void>;
+  /** Runs each change to the directory's entries (pemIndex.ts keeps its listing in step); default: just runs it. */
+  changes?: DirChanges;
 }
 
+/** A change to a directory's entries and the names it adds and removes (pemIndex.ts DirIndexes.change for one directory). */
+export type DirChanges = <T>(op: () => Promise<T>, effect: { added?: readonly string[]; removed?: readonly string[] }) => Promise<T>;
+
+const direct: DirChanges = (op) => op();
+
 export async function writePrivateFile(dir: string, finalName: string, content: string | Uint8Array, options: PrivateWriteOptions = {}): Promise<void> {
-  const tempPath = join(dir, tempNameFor(finalName));
+  const changes = options.changes ?? direct;
+  const tempName = tempNameFor(finalName);
+  const tempPath = join(dir, tempName);
   const finalPath = join(dir, finalName);
-  const handle = await open(tempPath, CREATE_FLAGS, options.mode ?? 0o600);
+  const handle = await changes(() => open(tempPath, CREATE_FLAGS, options.mode ?? 0o600), { added: [tempName] });
   let renamed = false;
   try {
     if (options.uid !== undefined || options.gid !== undefined) await handle.chown(options.uid ?? -1, options.gid ?? -1);
@@ -50,16 +59,16 @@ export async function writePrivateFile(dir: string, finalName: string, content: 
     await handle.sync();
     if (options.onHandle) await options.onHandle({ handle, path: tempPath });
     const written = await handle.stat({ bigint: true });
-    await rename(tempPath, finalPath);
+    await changes(() => rename(tempPath, finalPath), { added: [finalName], removed: [tempName] });
     renamed = true;
     const now = await lstat(finalPath, { bigint: true });
     if (now.ino !== written.ino || now.dev !== written.dev) {
       // Someone replaced the temp name between our write and the rename: what got the final name is not ours.
-      await unlink(finalPath).catch(() => undefined);
+      await changes(() => unlink(finalPath), { removed: [finalName] }).catch(() => undefined);
       throw tamperedError(finalPath);
     }
   } catch (err) {
-    if (!renamed) await unlink(tempPath).catch(() => undefined);
+    if (!renamed) await changes(() => unlink(tempPath), { removed: [tempName] }).catch(() => undefined);
     throw err;
   } finally {
     await handle.close();
@@ -72,14 +81,15 @@ export async function writePrivateFile(dir: string, finalName: string, content: 
  * rather than following anything already there) renamed over the old link (rename replaces, never follows).
  * The owner is set with lchown, which acts on the link itself.
  */
-export async function replaceSymlink(dir: string, linkName: string, target: string, owner: { uid?: number; gid?: number }): Promise<void> {
-  const tempPath = join(dir, tempNameFor(linkName));
-  await symlink(target, tempPath);
+export async function replaceSymlink(dir: string, linkName: string, target: string, owner: { uid?: number; gid?: number }, changes: DirChanges = direct): Promise<void> {
+  const tempName = tempNameFor(linkName);
+  const tempPath = join(dir, tempName);
+  await changes(() => symlink(target, tempPath), { added: [tempName] });
   try {
     if (owner.uid !== undefined || owner.gid !== undefined) await lchown(tempPath, owner.uid ?? -1, owner.gid ?? -1);
-    await rename(tempPath, join(dir, linkName));
+    await changes(() => rename(tempPath, join(dir, linkName)), { added: [linkName], removed: [tempName] });
   } catch (err) {
-    await unlink(tempPath).catch(() => undefined);
+    await changes(() => unlink(tempPath), { removed: [tempName] }).catch(() => undefined);
     throw err;
   }
   await fsyncDir(dir);

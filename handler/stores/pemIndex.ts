@@ -1,0 +1,180 @@
+import { readdir, stat } from 'node:fs/promises';
+import { finalNameOfTemp } from './pemFiles.js';
+
+/**
+ * What a shared PEM store directory holds, grouped by certificate, so that one certificate's list or install
+ * costs the same in a directory of ten entries and in one of twenty thousand (issue 12's scaling curve: reading a
+ * 20,000-entry directory takes ~30 ms, and reading it per install made installing N certificates quadratic).
+ *
+ * The index comes from one readdir(2) and then follows the directory in two ways:
+ *  - **changes made through `change()`** (every rename, unlink, temp file and link the store makes) are applied to
+ *    the index, serialised per directory with a stat(2) of the directory before and after: the directory's
+ *    mtime/ctime before must be the index's (or some other process changed it, and the index is dropped), and
+ *    after it becomes the index's;
+ *  - **any other change** gives the directory another mtime/ctime, so the next `get()` reads it again.
+ * Timestamps have a granularity (a clock tick on kernels without fine-grained "multigrain" timestamps), so an
+ * index is fully trusted only when it was taken more than RACY_WINDOW after the directory's last change (git's
+ * "racily clean" rule). Before that it is provisional: used for RACY_WINDOW after it was taken (the burst of a
+ * cycle's own installs refreshes it with each change), and read again after at most PROVISIONAL_MAX_NS since the
+ * last full read. A change by another process within the same timestamp tick as one of kvvm's therefore shows up
+ * at the latest RACY_WINDOW after kvvm's changes stop or PROVISIONAL_MAX after the last full read.
+ *
+ * Removals never need the index to be exact: the store lstat(2)s every version file it lists.
+ */
+
+/** The names of one certificate ("<vault>.<secret>." prefix) and the kvvm temp files, at one moment. */
+export interface DirIndex {
+  /** Entries whose name starts with `prefix` (`<vault>.<secret>.`: version files in every format). */
+  group(prefix: string): ReadonlySet<string>;
+  /** `.kvvm-tmp.*` entries (temp files and links of every certificate; young ones may be in flight). */
+  temps(): ReadonlySet<string>;
+}
+
+export interface DirEffect {
+  added?: readonly string[];
+  removed?: readonly string[];
+}
+
+export interface DirIndexes {
+  /** The index of `dir`, read in full (after `check()`, which must vouch that only trusted users write there) when it cannot be trusted. */
+  get(dir: string, check: () => Promise<unknown>): Promise<DirIndex>;
+  /** Runs `op`, one change to the entries of `dir`, serialised with the other changes and reads of `dir`, and records its effect. */
+  change<T>(dir: string, op: () => Promise<T>, effect: DirEffect | ((result: T) => DirEffect)): Promise<T>;
+  /** Drops what is known of `dir` (after changes made without `change()`). */
+  forget(dir: string): void;
+}
+
+const RACY_WINDOW_NS = 1_000_000_000n;
+const PROVISIONAL_MAX_NS = 30_000_000_000n;
+/** Directories remembered at once (one per configured store location; bounded against odd settings). */
+const MAX_DIRECTORIES = 64;
+
+interface Index {
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  /** When mtimeNs/ctimeNs were taken. */
+  takenAtNs: bigint;
+  /** When the directory was last read in full. */
+  readAtNs: bigint;
+  groups: Map<string, Set<string>>;
+  temps: Set<string>;
+}
+
+const EMPTY: ReadonlySet<string> = new Set();
+
+export function createDirIndexes(): DirIndexes {
+  const indexes = new Map<string, Index>();
+  const locks = new Map<string, Promise<unknown>>();
+
+  /** Runs `fn` after every earlier locked call for `dir` settled. */
+  function locked<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+    const before = locks.get(dir) ?? Promise.resolve();
+    const run = before.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    locks.set(dir, tail);
+    void tail.then(() => {
+      if (locks.get(dir) === tail) locks.delete(dir);
+    });
+    return run;
+  }
+
+  function usable(index: Index | undefined, st: { mtimeNs: bigint; ctimeNs: bigint }): index is Index {
+    if (index === undefined || index.mtimeNs !== st.mtimeNs || index.ctimeNs !== st.ctimeNs) return false;
+    if (index.takenAtNs - st.mtimeNs > RACY_WINDOW_NS) return true;
+    const now = nowNs();
+    return now - index.takenAtNs < RACY_WINDOW_NS && now - index.readAtNs < PROVISIONAL_MAX_NS;
+  }
+
+  async function get(dir: string, check: () => Promise<unknown>): Promise<DirIndex> {
+    const st = await stat(dir, { bigint: true });
+    const cached = indexes.get(dir);
+    if (usable(cached, st)) return view(cached);
+    return locked(dir, async () => {
+      // Another caller may have read it (or a change refreshed it) while this one waited.
+      const again = await stat(dir, { bigint: true });
+      const current = indexes.get(dir);
+      if (usable(current, again)) return view(current);
+      await check();
+      const takenAtNs = nowNs();
+      const names = await readdir(dir);
+      const index: Index = { mtimeNs: again.mtimeNs, ctimeNs: again.ctimeNs, takenAtNs, readAtNs: takenAtNs, groups: new Map(), temps: new Set() };
+      for (const name of names) add(index, name);
+      if (!indexes.has(dir) && indexes.size >= MAX_DIRECTORIES) indexes.clear();
+      indexes.set(dir, index);
+      return view(index);
+    });
+  }
+
+  function change<T>(dir: string, op: () => Promise<T>, effect: DirEffect | ((result: T) => DirEffect)): Promise<T> {
+    return locked(dir, async () => {
+      let index = indexes.get(dir);
+      if (index !== undefined) {
+        const before = await stat(dir, { bigint: true }).catch(() => undefined);
+        if (before === undefined || before.mtimeNs !== index.mtimeNs || before.ctimeNs !== index.ctimeNs) {
+          indexes.delete(dir); // changed by someone else since: read again when next needed
+          index = undefined;
+        }
+      }
+      let result: T;
+      try {
+        result = await op();
+      } catch (err) {
+        indexes.delete(dir); // what a failed call changed is not known
+        throw err;
+      }
+      if (index !== undefined && indexes.get(dir) === index) {
+        const after = await stat(dir, { bigint: true }).catch(() => undefined);
+        if (after === undefined) {
+          indexes.delete(dir);
+        } else {
+          const { added = [], removed = [] } = typeof effect === 'function' ? effect(result) : effect;
+          for (const name of removed) remove(index, name);
+          for (const name of added) add(index, name);
+          index.mtimeNs = after.mtimeNs;
+          index.ctimeNs = after.ctimeNs;
+          index.takenAtNs = nowNs();
+        }
+      }
+      return result;
+    });
+  }
+
+  return { get, change, forget: (dir) => indexes.delete(dir) };
+}
+
+function view(index: Index): DirIndex {
+  return { group: (prefix) => index.groups.get(prefix) ?? EMPTY, temps: () => index.temps };
+}
+
+/** `<vault>.<secret>.` of a name (vault and secret names hold no dot), or undefined for names of no certificate. */
+function groupOf(name: string): string | undefined {
+  const first = name.indexOf('.');
+  if (first <= 0) return undefined;
+  const second = name.indexOf('.', first + 1);
+  return second < 0 ? undefined : name.slice(0, second + 1);
+}
+
+function add(index: Index, name: string): void {
+  if (finalNameOfTemp(name) !== undefined) {
+    index.temps.add(name);
+    return;
+  }
+  const group = groupOf(name);
+  if (group === undefined) return;
+  let names = index.groups.get(group);
+  if (names === undefined) index.groups.set(group, (names = new Set()));
+  names.add(name);
+}
+
+function remove(index: Index, name: string): void {
+  if (index.temps.delete(name)) return;
+  const group = groupOf(name);
+  if (group === undefined) return;
+  const names = index.groups.get(group);
+  names?.delete(name);
+  if (names?.size === 0) index.groups.delete(group);
+}
+
+function nowNs(): bigint {
+  return BigInt(Date.now()) * 1_000_000n;
+}
