@@ -1,4 +1,6 @@
-import { readdir, stat } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
+import { readdir, readlink, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { finalNameOfTemp } from './pemFiles.js';
 
 /**
@@ -28,6 +30,11 @@ export interface DirIndex {
   group(prefix: string): ReadonlySet<string>;
   /** `.kvvm-tmp.*` entries (temp files and links of every certificate; young ones may be in flight). */
   temps(): ReadonlySet<string>;
+  /**
+   * The target of the symbolic link `name` (null: none there), read once per index: a link cannot be changed in
+   * place, only replaced (a change of the directory), so the index's validity covers it.
+   */
+  linkTarget(name: string): Promise<string | null>;
 }
 
 export interface DirEffect {
@@ -36,8 +43,11 @@ export interface DirEffect {
 }
 
 export interface DirIndexes {
-  /** The index of `dir`, read in full (after `check()`, which must vouch that only trusted users write there) when it cannot be trusted. */
-  get(dir: string, check: () => Promise<unknown>): Promise<DirIndex>;
+  /**
+   * The index of `dir`, read in full (after `check()`, which must vouch that only trusted users write there) when it
+   * cannot be trusted; undefined when `dir` is not a directory. Callers at the same moment share one stat(2) of it.
+   */
+  get(dir: string, check: () => Promise<unknown>): Promise<DirIndex | undefined>;
   /** Runs `op`, one change to the entries of `dir`, serialised with the other changes and reads of `dir`, and records its effect. */
   change<T>(dir: string, op: () => Promise<T>, effect: DirEffect | ((result: T) => DirEffect)): Promise<T>;
   /** Drops what is known of `dir` (after changes made without `change()`). */
@@ -58,6 +68,7 @@ interface Index {
   readAtNs: bigint;
   groups: Map<string, Set<string>>;
   temps: Set<string>;
+  links: Map<string, Promise<string | null>>;
 }
 
 const EMPTY: ReadonlySet<string> = new Set();
@@ -85,23 +96,42 @@ export function createDirIndexes(): DirIndexes {
     return now - index.takenAtNs < RACY_WINDOW_NS && now - index.readAtNs < PROVISIONAL_MAX_NS;
   }
 
-  async function get(dir: string, check: () => Promise<unknown>): Promise<DirIndex> {
-    const st = await stat(dir, { bigint: true });
+  /** One stat(2) of `dir` shared by every caller that asks while it runs (a poll lists many certificates at once). */
+  const statting = new Map<string, Promise<BigIntStats | undefined>>();
+  function statDir(dir: string): Promise<BigIntStats | undefined> {
+    let pending = statting.get(dir);
+    if (pending === undefined) {
+      pending = stat(dir, { bigint: true }).then(
+        (st) => (st.isDirectory() ? st : undefined),
+        () => undefined, // missing, or not reachable: listed as empty, and an install reports why
+      );
+      const settled = (): void => {
+        if (statting.get(dir) === pending) statting.delete(dir);
+      };
+      pending.then(settled, settled);
+      statting.set(dir, pending);
+    }
+    return pending;
+  }
+
+  async function get(dir: string, check: () => Promise<unknown>): Promise<DirIndex | undefined> {
+    const st = await statDir(dir);
+    if (st === undefined) return undefined;
     const cached = indexes.get(dir);
-    if (usable(cached, st)) return view(cached);
+    if (usable(cached, st)) return view(dir, cached);
     return locked(dir, async () => {
       // Another caller may have read it (or a change refreshed it) while this one waited.
       const again = await stat(dir, { bigint: true });
       const current = indexes.get(dir);
-      if (usable(current, again)) return view(current);
+      if (usable(current, again)) return view(dir, current);
       await check();
       const takenAtNs = nowNs();
       const names = await readdir(dir);
-      const index: Index = { mtimeNs: again.mtimeNs, ctimeNs: again.ctimeNs, takenAtNs, readAtNs: takenAtNs, groups: new Map(), temps: new Set() };
+      const index: Index = { mtimeNs: again.mtimeNs, ctimeNs: again.ctimeNs, takenAtNs, readAtNs: takenAtNs, groups: new Map(), temps: new Set(), links: new Map() };
       for (const name of names) add(index, name);
       if (!indexes.has(dir) && indexes.size >= MAX_DIRECTORIES) indexes.clear();
       indexes.set(dir, index);
-      return view(index);
+      return view(dir, index);
     });
   }
 
@@ -128,6 +158,7 @@ export function createDirIndexes(): DirIndexes {
           indexes.delete(dir);
         } else {
           const { added = [], removed = [] } = typeof effect === 'function' ? effect(result) : effect;
+          for (const name of [...removed, ...added]) index.links.delete(name);
           for (const name of removed) remove(index, name);
           for (const name of added) add(index, name);
           index.mtimeNs = after.mtimeNs;
@@ -142,8 +173,19 @@ export function createDirIndexes(): DirIndexes {
   return { get, change, forget: (dir) => indexes.delete(dir) };
 }
 
-function view(index: Index): DirIndex {
-  return { group: (prefix) => index.groups.get(prefix) ?? EMPTY, temps: () => index.temps };
+function view(dir: string, index: Index): DirIndex {
+  return {
+    group: (prefix) => index.groups.get(prefix) ?? EMPTY,
+    temps: () => index.temps,
+    linkTarget(name) {
+      let target = index.links.get(name);
+      if (target === undefined) {
+        target = readlink(join(dir, name)).catch(() => null);
+        index.links.set(name, target);
+      }
+      return target;
+    },
+  };
 }
 
 /** `<vault>.<secret>.` of a name (vault and secret names hold no dot), or undefined for names of no certificate. */

@@ -82,7 +82,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
   const indexes = createDirIndexes();
   // A listing is only trusted from a directory nobody else can write to; checked whenever it is read in full
   // (every change re-checks anyway, before it writes).
-  const indexOf = (dir: string): Promise<DirIndex> => indexes.get(dir, () => checkStoreDirectory(dir, policy));
+  const indexOf = (dir: string): Promise<DirIndex | undefined> => indexes.get(dir, () => checkStoreDirectory(dir, policy));
   const changesIn =
     (dir: string): DirChanges =>
     (op, effect) =>
@@ -90,17 +90,21 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
   const unlinkIn = (dir: string, name: string): Promise<void> => indexes.change(dir, () => unlink(join(dir, name)), { removed: [name] });
 
   /** One certificate's entries (its version files in every format); its temp files older than a minute are removed. */
-  async function entriesOf(layout: Layout): Promise<string[]> {
-    const index = await indexOf(layout.dir);
+  async function entriesOf(layout: Layout, index: DirIndex): Promise<{ names: string[]; active: string | undefined }> {
     const names = [...index.group(layout.prefix)];
     await cleanTempFiles(layout.dir, layout.owns, now(), index.temps(), (name) => unlinkIn(layout.dir, name));
-    return names;
+    const target = await index.linkTarget(layout.target.linkName);
+    return { names, active: target === null ? undefined : activeOf(layout, target) };
   }
 
   async function list(cert: ObservedCertificate): Promise<Listed[]> {
     const layout = layoutOf(cert);
-    if (!(await isDirectory(layout.dir))) return [];
-    return guard(`list certificates in ${layout.dir}`, async () => readInstalled(layout, await entriesOf(layout)));
+    return guard(`list certificates in ${layout.dir}`, async () => {
+      const index = await indexOf(layout.dir);
+      if (index === undefined) return []; // not created yet
+      const { names, active } = await entriesOf(layout, index);
+      return readInstalled(layout, names, active);
+    });
   }
 
   async function install(cert: ObservedCertificate, id: CertificateVersionId, material: CertificateMaterial): Promise<Listed> {
@@ -119,8 +123,10 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     const fileOwner = ownerOf(cert);
     return guard(`install ${describeId(id)} into ${layout.dir}`, async () => {
       await ensureDirectory(layout.dir, traverseAcls(layout.target));
-      const names = await entriesOf(layout);
-      const installed = await readInstalled(layout, names, { complete: false });
+      const index = await indexOf(layout.dir);
+      if (index === undefined) throw new Error(`${layout.dir} is not a directory after creating it`);
+      const { names, active } = await entriesOf(layout, index);
+      const installed = await readInstalled(layout, names, active, { complete: false });
       const existing = installed.find((e) => e.version === id.version);
       // Versions are immutable in Key Vault: same name + same thumbprint is the same content.
       const samePem = existing !== undefined && existing.thumbprint === material.thumbprint;
@@ -156,7 +162,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
         for (const name of written) await unlinkIn(layout.dir, name).catch(() => undefined);
         throw err;
       }
-      const entry = (await readInstalled(layout, [...names, ...written, fileName])).find((e) => e.version === id.version);
+      const entry = (await readInstalled(layout, [...names, ...written, fileName], active)).find((e) => e.version === id.version);
       if (!entry) throw new Error(`${fileName} is not readable after writing it`);
       return entry;
     });
@@ -351,8 +357,7 @@ async function readVersionFile(path: string, info: { ino: bigint; size: bigint; 
 }
 
 /** Reads every version file back (thumbprint and expiry come from the file itself, so they cannot drift). */
-async function readInstalled(layout: Layout, names: readonly string[], options: { complete: boolean } = { complete: true }): Promise<Listed[]> {
-  const active = await activeFileName(layout);
+async function readInstalled(layout: Layout, names: readonly string[], active: string | undefined, options: { complete: boolean } = { complete: true }): Promise<Listed[]> {
   const entries: Listed[] = [];
   const present = new Set(names);
   for (const name of present) {
@@ -395,11 +400,15 @@ function plain(entry: Listed): InstalledCertificate {
 
 async function activeFileName(layout: Layout): Promise<string | undefined> {
   try {
-    const target = await readlink(layout.linkPath);
-    return layout.linkTargetVersion(target) === undefined ? undefined : basename(target);
+    return activeOf(layout, await readlink(layout.linkPath));
   } catch {
     return undefined;
   }
+}
+
+/** The version file a link target names, when it is one of this certificate's (kvvm's or KeyVaultForLinux's link). */
+function activeOf(layout: Layout, target: string): string | undefined {
+  return layout.linkTargetVersion(target) === undefined ? undefined : basename(target);
 }
 
 async function isDirectory(dir: string): Promise<boolean> {
