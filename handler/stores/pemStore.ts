@@ -344,14 +344,19 @@ interface ParsedFile {
   notAfter: Date;
 }
 const parsedFiles = new Map<string, ParsedFile>();
-const PARSED_FILES_MAX = 10_000;
+/**
+ * Up to 10,000 observed certificates (the settings' bound) with two versions each, and a third while one rotates.
+ * Past it the oldest entry goes (clearing them all made every list at 10,000 certificates parse its PEM again).
+ */
+const PARSED_FILES_MAX = 30_000;
 
 async function readVersionFile(path: string, info: { ino: bigint; size: bigint; mtimeNs: bigint; ctimeNs: bigint }): Promise<ParsedFile> {
   const hit = parsedFiles.get(path);
   if (hit && hit.ino === info.ino && hit.size === info.size && hit.mtimeNs === info.mtimeNs && hit.ctimeNs === info.ctimeNs) return hit;
   const material = parseCertificateSecret(await readFile(path, 'utf8'), CONTENT_TYPE_PEM);
   const parsed: ParsedFile = { ino: info.ino, size: info.size, mtimeNs: info.mtimeNs, ctimeNs: info.ctimeNs, thumbprint: material.thumbprint, notAfter: notAfterOf(material.leaf) };
-  if (parsedFiles.size >= PARSED_FILES_MAX) parsedFiles.clear();
+  parsedFiles.delete(path);
+  if (parsedFiles.size >= PARSED_FILES_MAX) parsedFiles.delete(parsedFiles.keys().next().value as string);
   parsedFiles.set(path, parsed);
   return parsed;
 }
