@@ -37,7 +37,7 @@ export interface DirIndex {
   linkTarget(name: string): Promise<string | null>;
 }
 
-export interface DirEffect {
+interface DirEffect {
   added?: readonly string[];
   removed?: readonly string[];
 }
