@@ -62,3 +62,19 @@ test("a starting reader's concurrent first requests meet the vault's 401 challen
   assert.equal(s.unauthorized, 1, 'one challenge');
   assert.equal(s.requests, 5, 'the challenge and four reads');
 });
+
+test("the service stopping ends a Retry-After wait at once: 'service-stopping', no retry sent", async () => {
+  const stop = new AbortController();
+  // The real sleep (not the recording one): the 120 s wait must end because of the stop, not because it elapsed.
+  const options = tv.readerOptions({ signal: stop.signal });
+  delete options.sleep;
+  const reader = createVaultReader(options);
+  await reader.getSecret(tv.vault.vaultUrl, 'paced-a'); // challenge + token
+  tv.vault.resetStats();
+  tv.vault.injectFaults({ status: 429, retryAfterS: 120, count: 1 });
+  const read = reader.getSecret(tv.vault.vaultUrl, 'paced-a');
+  while (reader.stats.vault.retries === 0) await new Promise((resolve) => setImmediate(resolve));
+  stop.abort('SIGTERM');
+  await assert.rejects(read, (err: unknown) => (err as { reason?: unknown }).reason === 'service-stopping');
+  assert.equal(tv.vault.stats().vault.requests, 1, 'only the throttled attempt reached the vault');
+});

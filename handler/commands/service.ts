@@ -137,7 +137,7 @@ export async function runService(ctx: HandlerContext, stop: AbortController): Pr
       profile: describeProfile(config.profile),
     });
     for (const w of config.warnings) log.warn(`settings: ${w.path}: ${w.message}`);
-    const syncDeps = buildSyncDeps(host, config, log, parser.parse);
+    const syncDeps = buildSyncDeps(host, config, log, parser.parse, controller.signal);
     const outcome = await runPollLoop(
       config,
       {
@@ -178,14 +178,14 @@ export async function runService(ctx: HandlerContext, stop: AbortController): Pr
 }
 
 /** Windows PaaS variant (clientId + clientCertificateSubjectName): the bootstrap certificate replaces the managed identity. */
-function vaultReaderFor(host: CommandHost, config: KvvmConfig): ReturnType<typeof createVaultReader> {
+function vaultReaderFor(host: CommandHost, config: KvvmConfig, stop: AbortSignal): ReturnType<typeof createVaultReader> {
   const credential = paasCredentialFor(config.authentication, host.platform, host.env);
-  return createVaultReader({ authentication: config.authentication, env: host.env, ...(credential ? { credential } : {}) });
+  return createVaultReader({ authentication: config.authentication, env: host.env, signal: stop, ...(credential ? { credential } : {}) });
 }
 
-function buildSyncDeps(host: CommandHost, config: KvvmConfig, log: SyncLogger, parse: CertificateSyncDeps['parse']): CertificateSyncDeps {
+function buildSyncDeps(host: CommandHost, config: KvvmConfig, log: SyncLogger, parse: CertificateSyncDeps['parse'], stop: AbortSignal): CertificateSyncDeps {
   return {
-    vault: vaultReaderFor(host, config),
+    vault: vaultReaderFor(host, config, stop),
     store: createStoreForPlatform(host.platform, { linkOnRenewal: config.linkOnRenewal, log, profile: config.profile }),
     parse,
     // Windows validates with its own chain engine and the machine's trust stores (4.x behaviour); Linux with

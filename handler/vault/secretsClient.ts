@@ -9,6 +9,7 @@
  * - TLS verification and the SDK's challenge-resource verification stay on; extra CAs are added, not substituted;
  * - neither tokens nor secret values are logged or put into error messages.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { SecretClient, type SecretProperties } from '@azure/keyvault-secrets';
 import type { TokenCredential } from '@azure/identity';
 import { KvvmError } from '../errors.js';
@@ -38,6 +39,11 @@ export interface CreateVaultReaderOptions {
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
   now?: () => number;
+  /**
+   * The service stopping: a retry wait (a Retry-After may ask for up to 2 minutes) ends at once with
+   * 'service-stopping' and nothing more is sent. Without it, `disable` waited for the wait, then killed the worker.
+   */
+  signal?: AbortSignal;
   /** Replaces the managed-identity credential (PaaS variant, tests of token handling). */
   credential?: TokenCredential;
   /** Folders an Azure Arc challenge key may be read from (default: the Arc agent's token folder). */
@@ -103,11 +109,31 @@ function listEntry(p: SecretProperties): SecretListEntry {
   return { name: p.name, ...attributesOf(p) };
 }
 
+function stoppedError(): KvvmError {
+  return new KvvmError('service-stopping', 'The service is stopping; the vault request was not retried.');
+}
+
+/** A retry wait that ends, rejecting with 'service-stopping', as soon as the service stops; the real one also clears its timer, so it cannot keep a stopped process alive. */
+function stoppableSleep(injected: ((ms: number) => Promise<void>) | undefined, signal: AbortSignal): (ms: number) => Promise<void> {
+  if (!injected) return (ms) => delay(ms, undefined, { signal }).catch((err: unknown) => Promise.reject(signal.aborted ? stoppedError() : err));
+  return (ms) =>
+    new Promise<void>((resolve, reject) => {
+      if (signal.aborted) return reject(stoppedError());
+      const onAbort = (): void => reject(stoppedError());
+      signal.addEventListener('abort', onAbort, { once: true });
+      injected(ms).then(
+        () => (signal.removeEventListener('abort', onAbort), resolve()),
+        (err: unknown) => (signal.removeEventListener('abort', onAbort), reject(err)),
+      );
+    });
+}
+
 export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultReader {
   const env = options.env;
   const retry = validateRetryOptions(options.retry ?? DEFAULT_RETRY);
   const now = options.now ?? Date.now;
-  const deps = { sleep: options.sleep ?? realSleep, random: options.random ?? Math.random };
+  const stopping = options.signal;
+  const deps = { sleep: stopping ? stoppableSleep(options.sleep, stopping) : (options.sleep ?? realSleep), random: options.random ?? Math.random };
   const stats = options.stats ?? { vault: newRetryStats(), identity: newRetryStats() };
   const clientId = options.authentication.msiClientId?.trim() || undefined;
   const identityLabel = clientId ? `the user-assigned identity with client id ${clientId}` : "the VM's system-assigned identity";
@@ -212,6 +238,7 @@ export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultR
       return result;
     };
     const classify = (err: unknown): RetryDecision => {
+      if (stopping?.aborted) return { retry: false };
       const decision = classifyVaultError(err, now);
       if (decision.retry && decision.kind === 'throttled' && decision.retryAfterMs !== undefined) {
         waited = Math.max(throttledUntil.get(vaultKey) ?? 0, now() + decision.retryAfterMs);
