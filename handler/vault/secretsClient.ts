@@ -115,17 +115,22 @@ function stoppedError(): KvvmError {
 
 /** A retry wait that ends, rejecting with 'service-stopping', as soon as the service stops; the real one also clears its timer, so it cannot keep a stopped process alive. */
 function stoppableSleep(injected: ((ms: number) => Promise<void>) | undefined, signal: AbortSignal): (ms: number) => Promise<void> {
-  if (!injected) return (ms) => delay(ms, undefined, { signal }).catch((err: unknown) => Promise.reject(signal.aborted ? stoppedError() : err));
-  return (ms) =>
-    new Promise<void>((resolve, reject) => {
-      if (signal.aborted) return reject(stoppedError());
-      const onAbort = (): void => reject(stoppedError());
-      signal.addEventListener('abort', onAbort, { once: true });
-      injected(ms).then(
-        () => (signal.removeEventListener('abort', onAbort), resolve()),
-        (err: unknown) => (signal.removeEventListener('abort', onAbort), reject(err)),
-      );
-    });
+  const stopped = new Promise<never>((_, reject) => {
+    if (signal.aborted) reject(stoppedError());
+    else signal.addEventListener('abort', () => reject(stoppedError()), { once: true });
+  });
+  stopped.catch(() => undefined); // observed here; each wait below rethrows it
+  return async (ms) => {
+    if (signal.aborted) throw stoppedError();
+    if (!injected) {
+      try {
+        return await delay(ms, undefined, { signal });
+      } catch (err) {
+        throw signal.aborted ? stoppedError() : err;
+      }
+    }
+    return Promise.race([injected(ms), stopped]);
+  };
 }
 
 export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultReader {
