@@ -2,13 +2,16 @@
  * `npm run package`: one extension zip per platform in dist/packages/, plus the extension image definitions in
  * dist/manifest/. Usage: node lib/build/package.js [--out DIR] [--platform linux-x64,win-x64] [--cache DIR] [--version X.Y.Z]
  *
- * Package layout (both OSs run the same compiled code the tests run):
+ * Package layout (both OSs run the same code, tsc's lib/ bundled with esbuild, so the tests that run the
+ * package run exactly what ships):
  *   HandlerManifest.json      commands in the platform's syntax (bin/kvvm … | bin\kvvm.exe …)
  *   package.json              name, version, "type": "module" (version.ts and Node's ESM resolution read it)
  *   bin/kvvm                  Linux: sh launcher, prefers runtime/node   | bin/kvvm.exe  Windows: SEA launcher
  *   runtime/node              Linux: the pinned Node runtime             | (node.exe is kvvm.exe itself)
- *   lib/handler/**.js         the compiled CLI
- *   node_modules/**           production dependencies, pruned; Windows adds koffi's native package
+ *   lib/handler/*.js          the compiled CLI bundled (bundle.ts): cli.js, parserWorker.js and their chunks
+ *   node_modules/**           only what the bundle loads at run time (koffi, node-forge, ajv) and their
+ *                             dependencies, pruned; Windows adds koffi's native package
+ *   licenses/<package>/**     the licences of the packages bundled in lib/handler/
  *   schemas/**                settings schemas
  *   licenses/node/LICENSE     the runtime's licence
  * The version comes from package.json, or --version X.Y.Z (`npm run package -- --version 3.1.0`), and flows into the
@@ -25,6 +28,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { renderExtensionImage, type PackageJson } from './extensionImage.js';
 import { fetchPackage, readTarball, type TarEntry } from './npmCache.js';
 import { handlerManifestFor, NODE_VERSION, packageFileName, PLATFORMS, platformById, POSTJECT, PUBLISHER, type Platform } from './platforms.js';
+import { bundleHandler, RUNTIME_MODULES } from './bundle.js';
 import { collect, modeFor, productionModuleFiles, type SourceFile } from './prodModules.js';
 import { buildSeaBlob, injectSea } from './sea.js';
 import { writeZip, type ZipEntryInput } from './zip.js';
@@ -124,13 +128,13 @@ export async function buildPackages(options: PackageOptions): Promise<BuiltPacka
   return built;
 }
 
-/** Files every package holds: the compiled CLI, schemas, production node_modules and a minimal package.json. */
+/** Files every package holds: the bundled CLI, schemas, the node_modules it loads at run time and a minimal package.json. */
 async function sharedEntries(repoRoot: string, pkg: PackageJson, version: string): Promise<ZipEntryInput[]> {
   const files: SourceFile[] = [];
-  await collect(repoRoot, join(repoRoot, 'lib', 'handler'), files, (name) => !name.endsWith('.js'));
   await collect(repoRoot, join(repoRoot, 'schemas'), files);
-  files.push(...(await productionModuleFiles(repoRoot)));
+  files.push(...(await productionModuleFiles(repoRoot, RUNTIME_MODULES)));
   const entries: ZipEntryInput[] = await Promise.all(files.map(async (f) => ({ path: f.path, data: await readFile(f.source), mode: f.mode })));
+  for (const f of await bundleHandler(repoRoot)) entries.push({ path: f.path, data: f.data, mode: modeFor(f.path) });
   const runtimePkg = {
     name: pkg.name ?? 'kvvm',
     version,

@@ -1,7 +1,8 @@
 /**
- * The production node_modules a package ships: every package-lock.json entry not marked dev, copied from the
- * installed node_modules (so exactly the versions the tests ran against), minus files Node never loads at
- * runtime. koffi's per-platform native packages are left out here and added per target platform.
+ * The node_modules a package ships: the packages its bundle loads at run time (bundle.ts RUNTIME_MODULES) and
+ * everything they depend on, as package-lock.json resolves them, copied from the installed node_modules (so
+ * exactly the versions the tests ran against), minus files Node never loads at runtime. Everything else is in the
+ * bundle. koffi's per-platform native packages are left out here and added per target platform.
  */
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
@@ -18,8 +19,7 @@ export interface SourceFile {
 
 interface LockPackage {
   dev?: boolean;
-  devOptional?: boolean;
-  optional?: boolean;
+  dependencies?: Record<string, string>;
   version?: string;
 }
 
@@ -34,23 +34,46 @@ function isPrunable(fileName: string): boolean {
   return /\.(d\.[cm]?ts|[cm]?ts|map|md|markdown|cc|cpp|hh|h|S|asm|inc|def|lib)$/.test(fileName) || /\.(md|markdown)$/i.test(fileName);
 }
 
-export async function productionModuleFiles(repoRoot: string): Promise<SourceFile[]> {
+export async function productionModuleFiles(repoRoot: string, roots: readonly string[]): Promise<SourceFile[]> {
   const lock = JSON.parse(await readFile(join(repoRoot, 'package-lock.json'), 'utf8')) as { packages?: Record<string, LockPackage> };
-  if (!lock.packages) throw new Error('package-lock.json has no "packages" map (lockfileVersion ≥ 2 needed)');
-  const roots: string[] = [];
-  for (const [key, entry] of Object.entries(lock.packages)) {
-    if (key === '' || !key.startsWith('node_modules/')) continue;
-    if (entry.dev === true) continue;
-    if (key.includes(`node_modules/${KOFFI_NATIVE_PREFIX}`)) continue;
-    const dir = join(repoRoot, ...key.split('/'));
-    if (!existsSync(dir)) {
-      if (entry.optional === true || entry.devOptional === true) continue; // another OS's optional package
-      throw new Error(`${key} is a production dependency in package-lock.json but is not installed; run npm ci`);
+  const packages = lock.packages;
+  if (!packages) throw new Error('package-lock.json has no "packages" map (lockfileVersion ≥ 2 needed)');
+  // Node's resolution, as the lock records it: `name` required from the package at `from` is the nearest
+  // <ancestor>/node_modules/<name> going up from `from`.
+  const resolveIn = (from: string, name: string): string | undefined => {
+    for (let base = from; ;) {
+      const key = `${base === '' ? '' : `${base}/`}node_modules/${name}`;
+      if (packages[key]) return key;
+      if (base === '') return undefined;
+      const cut = base.lastIndexOf('/node_modules/');
+      base = cut < 0 ? '' : base.slice(0, cut);
     }
-    roots.push(dir);
+  };
+  const keys = new Set<string>();
+  const pending = roots.map((name) => {
+    const key = resolveIn('', name);
+    if (!key) throw new Error(`${name} is not in package-lock.json`);
+    return key;
+  });
+  while (pending.length > 0) {
+    const key = pending.pop() as string;
+    if (keys.has(key)) continue;
+    const entry = packages[key] as LockPackage;
+    if (entry.dev === true) throw new Error(`${key} is a devDependency in package-lock.json, but the package loads it at run time`);
+    keys.add(key);
+    for (const dep of Object.keys(entry.dependencies ?? {})) {
+      const found = resolveIn(key, dep);
+      if (!found) throw new Error(`${key} depends on ${dep}, which package-lock.json does not hold`);
+      pending.push(found);
+    }
   }
   const files: SourceFile[] = [];
-  for (const dir of roots) await collect(repoRoot, dir, files, isPrunable);
+  for (const key of [...keys].sort()) {
+    if (key.includes(`node_modules/${KOFFI_NATIVE_PREFIX}`)) continue;
+    const dir = join(repoRoot, ...key.split('/'));
+    if (!existsSync(dir)) throw new Error(`${key} is a production dependency in package-lock.json but is not installed; run npm ci`);
+    await collect(repoRoot, dir, files, isPrunable);
+  }
   return files;
 }
 

@@ -13,7 +13,7 @@ import module from 'node:module';
 import { join } from 'node:path';
 import { packageRoot } from './paths.js';
 
-export const COMPILE_CACHE_DIR = '.node-compile-cache';
+const COMPILE_CACHE_DIR = '.node-compile-cache';
 
 export function enableCompileCache(): void {
   const enable = (module as { enableCompileCache?: (dir?: string) => unknown }).enableCompileCache;

@@ -73,9 +73,16 @@ test('every package holds its OS-specific manifest, its runtime, the CLI, the sc
     }
     assert.equal(verdict.manifest.updateWithInstall, true);
 
-    assert.ok(paths.has('lib/handler/cli.js'), `${b.platform.id}: compiled CLI`);
+    assert.ok(paths.has('lib/handler/cli.js') && paths.has('lib/handler/parserWorker.js'), `${b.platform.id}: the bundled CLI and the parser's worker`);
+    assert.ok(![...paths].some((p) => /^lib\/handler\/.+\//.test(p)), `${b.platform.id}: lib/handler/ is the bundle (entries and chunks), not tsc's tree`);
     for (const s of schemaFiles) assert.ok(paths.has(s), `${b.platform.id}: ${s}`);
-    assert.ok(paths.has('node_modules/@azure/keyvault-secrets/package.json'), `${b.platform.id}: production dependencies`);
+    // node_modules: only what the bundle loads at run time (build/bundle.ts RUNTIME_MODULES) and their dependencies.
+    const shippedModules = new Set(
+      [...paths].filter((p) => p.startsWith('node_modules/') && p.endsWith('/package.json')).map((p) => p.slice('node_modules/'.length, -'/package.json'.length)),
+    );
+    for (const m of ['koffi', 'node-forge', 'ajv', 'fast-uri']) assert.ok(shippedModules.has(m), `${b.platform.id}: node_modules/${m}`);
+    assert.ok(!shippedModules.has('@azure/keyvault-secrets') && !shippedModules.has('winston'), `${b.platform.id}: bundled packages are not shipped again`);
+    assert.ok(paths.has('licenses/@azure/keyvault-secrets/LICENSE'), `${b.platform.id}: the licences of the bundled packages`);
     assert.ok(![...paths].some((p) => p.startsWith('node_modules/typescript/') || p.startsWith('node_modules/fast-check/')), 'no devDependencies');
     assert.ok(![...paths].some((p) => p.startsWith('lib/test/') || p.endsWith('.map')), 'no tests or source maps');
     assert.ok(paths.has('licenses/node/LICENSE'));

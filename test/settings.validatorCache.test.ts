@@ -1,56 +1,112 @@
 /**
- * The validators valid settings need come from ajv standalone code in the package's compile cache folder
- * (settings/validatorCache.ts): a process that finds them there validates settings without loading ajv, and
- * reaches the same verdicts as the process that compiled them. Real child processes, as enable and the service
- * start; the cache files are named by the hash of what they were made from, so the tests share them safely.
+ * The settings validators valid settings need ship prebuilt in the package: the package build generates them as
+ * ajv standalone code into the bundle (build/bundle.ts, settings/validatorCache.ts), so nothing generates or
+ * writes executable code at run time, and a packaged kvvm validates valid settings without ajv. Real bundle, real
+ * child processes running it (`kvvm validate`), verdicts compared with the development build (ajv compiling).
  */
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { COMPILE_CACHE_DIR } from '../handler/compileCache.js';
+import { execFile } from 'node:child_process';
+import { cp, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { bundleHandler } from '../build/bundle.js';
 import { packageRoot } from '../handler/paths.js';
 import { sms, URL1, URL2 } from './fixtures/settings/helpers.js';
 
+const run = promisify(execFile);
+const repoRoot = packageRoot();
+
 /** Valid settings of both forms (4.0 objects, 1.0 URL strings: the latter runs all three generation checks). */
 const VALID = [sms([{ url: URL1 }]), sms([URL1, URL2]), sms([{ url: URL1, certificateStoreLocation: '/var/lib/certs' }], { pollingIntervalInS: '600' })];
+const INVALID = [{ secretsManagementSettings: { pollingIntervalInS: 'soon', observedCertificates: [{ url: 5 }] } }, { secretsManagementSettings: {} }];
 
-/** Parses VALID and `extra` in a new process (Linux rules); prints the verdicts (generation or problem reasons) and whether ajv got loaded. */
-function verdictsInChild(extra: object[] = []): { verdicts: string[]; ajvLoaded: boolean } {
-  const parse = pathToFileURL(join(packageRoot(), 'lib', 'handler', 'settings', 'parse.js')).href;
-  const script = `
-    import { createRequire } from 'node:module';
-    const { parseSettings } = await import(${JSON.stringify(parse)});
-    const docs = ${JSON.stringify([...VALID, ...extra])};
-    const verdicts = docs.map((d) => { const r = parseSettings(d, { platform: 'linux', env: {} }); return r.ok ? r.config.generation : r.problems.map((p) => p.reason).join(','); });
-    const ajvLoaded = Object.keys(createRequire(import.meta.url).cache).some((k) => k.includes('/ajv/dist/core.js'));
-    process.stdout.write(JSON.stringify({ verdicts, ajvLoaded }));`;
-  return JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })) as { verdicts: string[]; ajvLoaded: boolean };
+interface Verdict {
+  ok: boolean;
+  config?: { generation: string };
+  problems?: Array<{ reason: string; path: string }>;
 }
 
-describe('settings validators from the compile cache', () => {
-  it('a process that finds them cached validates valid settings without loading ajv, with the same verdicts', () => {
-    const first = verdictsInChild();
-    assert.ok(existsSync(join(packageRoot(), COMPILE_CACHE_DIR, 'ajv')), 'the first process left the validators in the cache');
-    const cached = readdirSync(join(packageRoot(), COMPILE_CACHE_DIR, 'ajv')).filter((f) => f.endsWith('.cjs'));
-    assert.ok(cached.some((f) => f.startsWith('settings-union-')) && cached.some((f) => f.startsWith('settings-4.0-')), cached.join(', '));
-    const second = verdictsInChild();
-    assert.deepEqual(second.verdicts, first.verdicts);
-    assert.deepEqual(second.verdicts, ['4.0', '1.0', '4.0']);
-    assert.equal(second.ajvLoaded, false, 'ajv was loaded although every validator valid settings need was cached');
+let work = '';
+/** The bundled lib/handler/ with schemas/ and package.json beside it, as a package holds them; no node_modules. */
+let bundled = '';
+
+before(async () => {
+  work = await mkdtemp(join(tmpdir(), 'kvvm-validators-'));
+  bundled = join(work, 'package');
+  for (const f of await bundleHandler(repoRoot)) {
+    await mkdir(dirname(join(bundled, f.path)), { recursive: true });
+    await writeFile(join(bundled, f.path), f.data);
+  }
+  await cp(join(repoRoot, 'schemas'), join(bundled, 'schemas'), { recursive: true });
+  await writeFile(join(bundled, 'package.json'), JSON.stringify({ name: 'kvvm', version: '0.1.0', type: 'module', private: true }));
+});
+
+after(async () => {
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+/** `kvvm validate <file> --json` for each document, with the CLI at `cli`. */
+async function verdicts(cli: string, docs: readonly object[]): Promise<Verdict[]> {
+  const out: Verdict[] = [];
+  for (const [i, doc] of docs.entries()) {
+    const file = join(work, `settings-${i}.json`);
+    await writeFile(file, JSON.stringify(doc));
+    const { stdout } = await run(process.execPath, [cli, 'validate', file, '--platform', 'linux', '--json']).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }));
+    out.push(JSON.parse(stdout) as Verdict);
+  }
+  return out;
+}
+
+const summary = (v: Verdict[]): string[] => v.map((x) => (x.ok ? (x.config?.generation ?? '?') : (x.problems ?? []).map((p) => `${p.path} ${p.reason}`).join(',')));
+
+describe('settings validators prebuilt into the package bundle', () => {
+  it('the bundle validates valid settings without ajv (none installed beside it), with the development build’s verdicts', async () => {
+    const dev = summary(await verdicts(join(repoRoot, 'lib', 'handler', 'cli.js'), VALID));
+    assert.deepEqual(dev, ['4.0', '1.0', '4.0']);
+    assert.deepEqual(summary(await verdicts(join(bundled, 'lib', 'handler', 'cli.js'), VALID)), dev);
+    // Nothing was generated or written at run time (Node's own compile cache aside).
+    assert.deepEqual((await readdir(bundled)).filter((f) => f !== '.node-compile-cache').sort(), ['lib', 'licenses', 'package.json', 'schemas']);
+    assert.deepEqual(
+      (await readdir(join(bundled, '.node-compile-cache')).catch(() => [] as string[])).filter((f) => f === 'ajv'),
+      [],
+      'no validator code written at run time',
+    );
   });
 
-  it('invalid settings still get the full report (ajv loaded for it), the same from a cached and a fresh process', () => {
-    const bad = [{ secretsManagementSettings: { pollingIntervalInS: 'soon', observedCertificates: [{ url: 5 }] } }, { secretsManagementSettings: {} }];
-    const a = verdictsInChild(bad);
-    const b = verdictsInChild(bad);
-    assert.deepEqual(a.verdicts, b.verdicts);
-    assert.ok(
-      a.verdicts.slice(-2).every((v) => v.length > 0 && !/^\d\.\d$/.test(v)),
-      a.verdicts.join('; '),
-    );
-    assert.equal(b.ajvLoaded, true);
+  it('invalid settings get the full report from ajv (loaded from node_modules), the same as the development build', async () => {
+    await symlink(join(repoRoot, 'node_modules'), join(bundled, 'node_modules'), 'dir');
+    try {
+      const dev = summary(await verdicts(join(repoRoot, 'lib', 'handler', 'cli.js'), INVALID));
+      assert.ok(
+        dev.every((v) => v.length > 0 && !/^\d\.\d$/.test(v)),
+        dev.join('; '),
+      );
+      assert.deepEqual(summary(await verdicts(join(bundled, 'lib', 'handler', 'cli.js'), INVALID)), dev);
+    } finally {
+      await rm(join(bundled, 'node_modules'));
+    }
+  });
+
+  it('a prebuilt validator is used only for the schemas it was made from: changed schemas are compiled with ajv', async () => {
+    // The package's union schema now caps pollingIntervalInS at 2 characters: a prebuilt validator made from the
+    // original would still accept "600"; the bundle must follow the schema it is given.
+    const original = await readFile(join(bundled, 'schemas', 'settings.schema.json'), 'utf8');
+    const union = JSON.parse(original) as { definitions: { pollingIntervalInS: Record<string, unknown> } };
+    union.definitions.pollingIntervalInS['maxLength'] = 2;
+    await writeFile(join(bundled, 'schemas', 'settings.schema.json'), JSON.stringify(union));
+    await symlink(join(repoRoot, 'node_modules'), join(bundled, 'node_modules'), 'dir');
+    try {
+      const [verdict] = await verdicts(join(bundled, 'lib', 'handler', 'cli.js'), [VALID[2]!]);
+      assert.equal(verdict?.ok, false, JSON.stringify(verdict));
+      assert.ok(
+        verdict?.problems?.some((p) => p.path === '/secretsManagementSettings/pollingIntervalInS'),
+        JSON.stringify(verdict),
+      );
+    } finally {
+      await rm(join(bundled, 'node_modules'));
+      await writeFile(join(bundled, 'schemas', 'settings.schema.json'), original);
+    }
   });
 });

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Ajv, ErrorObject, Options, ValidateFunction } from 'ajv';
 import { schemasDir } from '../paths.js';
-import { ajvConstructor, cachedValidator } from './validatorCache.js';
+import { ajvConstructor, decidingValidator, type ValidatorSpec } from './validatorCache.js';
 
 export type SettingsGeneration = '1.0' | '3.0' | '4.0';
 
@@ -41,9 +41,49 @@ function once<T>(make: () => T): () => T {
 }
 
 /**
+ * The validators that answer yes/no questions (which generation? valid at all?) and stop at the first error.
+ * allErrors costs quadratic time where many array items fail through a $ref (ajv concatenates the error list per
+ * item): 64k 1.0 URLs took 42 s in the 3.0 check. Every settings check needs these, so the package build
+ * generates them ahead of time (build/bundle.ts; validatorCache.ts), and this list is what it generates.
+ */
+const DECIDING_OPTIONS: Options = { allErrors: false, allowUnionTypes: true, strict: true };
+
+function unionOf(ajv: Ajv, dir: string): ValidateFunction {
+  const validate = ajv.getSchema(UNION_SCHEMA_FILE);
+  if (!validate) throw new Error(`kvvm: cannot compile ${join(dir, UNION_SCHEMA_FILE)}`);
+  return validate;
+}
+
+// The generation schemas $ref "settings.schema.json#/definitions/..."; registering the union under its file
+// name resolves those refs offline, exactly as an editor resolves them next to each other on disk.
+function unionSpec(dir: string, unionText: string): ValidatorSpec {
+  return {
+    name: 'settings-union',
+    options: DECIDING_OPTIONS,
+    sources: [unionText],
+    compile: (ajv) => unionOf(ajv.addSchema(JSON.parse(unionText) as Record<string, unknown>, UNION_SCHEMA_FILE), dir),
+  };
+}
+
+function generationSpec(g: SettingsGeneration, unionText: string, text: string): ValidatorSpec {
+  return {
+    name: `settings-${g}`,
+    options: DECIDING_OPTIONS,
+    sources: [unionText, text],
+    compile: (ajv) => ajv.addSchema(JSON.parse(unionText) as Record<string, unknown>, UNION_SCHEMA_FILE).compile(JSON.parse(text) as Record<string, unknown>),
+  };
+}
+
+/** Every first-error validator of the schemas in `dir`: what the package build generates (build/bundle.ts). */
+export function decidingValidatorSpecs(dir: string): ValidatorSpec[] {
+  const unionText = readSchemaText(dir, UNION_SCHEMA_FILE);
+  return [unionSpec(dir, unionText), ...(['1.0', '3.0', '4.0'] as const).map((g) => generationSpec(g, unionText, readSchemaText(dir, GENERATION_SCHEMA_FILES[g])))];
+}
+
+/**
  * The validators for the schemas in `dir` (default: the package's schemas/). Memoised per folder, and each one
  * made on first use: compiling costs tens of milliseconds per schema, and valid settings (what enable and the
- * service see almost always) need only the first-error validators, which come from the compile cache
+ * service see almost always) need only the first-error validators, which the package carries prebuilt
  * (validatorCache.ts), never the reporting ones (bench/, figure 3).
  */
 export function loadSettingsSchemas(dir: string = schemasDir()): SettingsSchemas {
@@ -51,31 +91,14 @@ export function loadSettingsSchemas(dir: string = schemasDir()): SettingsSchemas
   if (hit) return hit;
   const unionText = once(() => readSchemaText(dir, UNION_SCHEMA_FILE));
   const unionSchema = (): Record<string, unknown> => JSON.parse(unionText()) as Record<string, unknown>;
-  // The generation schemas $ref "settings.schema.json#/definitions/..."; registering the union under its file
-  // name resolves those refs offline, exactly as an editor resolves them next to each other on disk.
   // allErrors: report every problem in one status, not one per redeployment. verbose: problems.ts reads the
   // failing schema's property list to suggest the key the operator meant. Only invalid settings need these.
   const reporting = once(() => new (ajvConstructor())({ allErrors: true, verbose: true, allowUnionTypes: true, strict: true }).addSchema(unionSchema(), UNION_SCHEMA_FILE));
-  // allErrors costs quadratic time where many array items fail through a $ref (ajv concatenates the error list
-  // per item): 64k 1.0 URLs took 42 s in the 3.0 check. Yes/no questions (which generation? valid at all?) go to
-  // validators that stop at the first error; every settings check needs them, so they come from the cache
-  // (validatorCache.ts).
-  const decidingOptions: Options = { allErrors: false, allowUnionTypes: true, strict: true };
-  const unionOf = (ajv: Ajv): ValidateFunction => {
-    const validate = ajv.getSchema(UNION_SCHEMA_FILE);
-    if (!validate) throw new Error(`kvvm: cannot compile ${join(dir, UNION_SCHEMA_FILE)}`);
-    return validate;
-  };
-  const union = once(() => unionOf(reporting()));
-  const unionFirstError = once(() => cachedValidator('settings-union', decidingOptions, [unionText()], (ajv) => unionOf(ajv.addSchema(unionSchema(), UNION_SCHEMA_FILE))));
+  const union = once(() => unionOf(reporting(), dir));
+  const unionFirstError = once(() => decidingValidator(unionSpec(dir, unionText())));
   const observedItem = once(() => reporting().compile({ $ref: `${UNION_SCHEMA_FILE}#/definitions/secretsManagementSettings/properties/observedCertificates/items` }));
   const generation = (g: SettingsGeneration): (() => ValidateFunction) =>
-    once(() => {
-      const text = readSchemaText(dir, GENERATION_SCHEMA_FILES[g]);
-      return cachedValidator(`settings-${g}`, decidingOptions, [unionText(), text], (ajv) =>
-        ajv.addSchema(unionSchema(), UNION_SCHEMA_FILE).compile(JSON.parse(text) as Record<string, unknown>),
-      );
-    });
+    once(() => decidingValidator(generationSpec(g, unionText(), readSchemaText(dir, GENERATION_SCHEMA_FILES[g]))));
   const byGeneration = { '1.0': generation('1.0'), '3.0': generation('3.0'), '4.0': generation('4.0') };
   const schemas: SettingsSchemas = {
     get union() {
