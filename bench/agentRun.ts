@@ -4,10 +4,13 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
+import { arch, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { hostRuntime } from '../build/package.js';
+import { buildPackages } from '../build/package.js';
+import { platformById } from '../build/platforms.js';
+import { unpackZip } from '../build/zip.js';
 import { packageRoot } from '../handler/paths.js';
 import { makeAgentFolder, type AgentFolder } from '../handler/demo/agentFolder.js';
 import { nowMs } from './common.js';
@@ -15,21 +18,42 @@ import { buildVaultState, makeCertPool, saveVaultState, secretName } from './fix
 import { startVaultProcess, type VaultProcess } from './vaultHost.js';
 
 const run = promisify(execFile);
-const CLI = join(packageRoot(), 'lib', 'handler', 'cli.js');
+
+/** The Linux package of this machine's architecture, unpacked as the agent unpacks it. */
+export interface PackagedKvvm {
+  /** runtime/node: the Node runtime the package ships (build/platforms.ts NODE_VERSION). */
+  node: string;
+  /** lib/handler/cli.js: the bundled CLI the package ships (build/bundle.ts). */
+  cli: string;
+}
+
+let packaged: Promise<PackagedKvvm> | undefined;
 
 /**
- * The Node runtime the Linux package ships (build/platforms.ts NODE_VERSION), from the package build's cache
- * (.cache/npm, fetched with npm pack when missing): enable and the idle service are measured with it, and so is
- * their floor, since that is what runs on a VM (its module loading and compile cache differ from the Node on PATH).
+ * What the Linux package ships, built by the package build from this checkout's lib/ (tsc -p . first) and unpacked
+ * into a temporary folder (removed when this process exits): enable and the idle service are measured running
+ * its bundled CLI on its runtime, and so is their floor, since that is what runs on a VM (its module loading and
+ * compile cache differ from the Node on PATH and from tsc's unbundled lib/). Built once per process.
  */
-export function packagedRuntime(): Promise<string> {
-  return hostRuntime(join(packageRoot(), '.cache', 'npm'));
+export function packagedKvvm(): Promise<PackagedKvvm> {
+  packaged ??= (async () => {
+    const root = packageRoot();
+    const dir = mkdtempSync(join(tmpdir(), 'kvvm-bench-package-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    const platform = platformById(`linux-${arch()}`);
+    const [built] = await buildPackages({ repoRoot: root, outDir: join(dir, 'dist'), platforms: [platform], cacheDir: join(root, '.cache', 'npm'), log: () => undefined });
+    if (!built) throw new Error('the package build made no package');
+    const unpacked = join(dir, 'package');
+    await unpackZip(await readFile(built.file), unpacked, { executeBitOnEveryFile: true });
+    return { node: join(unpacked, 'runtime', 'node'), cli: join(unpacked, 'lib', 'handler', 'cli.js') };
+  })();
+  return packaged;
 }
 
 export interface AgentBench {
   layout: AgentFolder;
-  /** The node binary the commands run with (and the service, which enable starts with the same binary). */
-  node: string;
+  /** The package the commands run (and the service, which enable starts with the same runtime and CLI). */
+  kvvm: PackagedKvvm;
   vault: VaultProcess;
   storeDir: string;
   certificates: number;
@@ -42,7 +66,7 @@ export interface AgentBench {
   close(): Promise<void>;
 }
 
-export async function startAgentBench(certificates: number, node: string): Promise<AgentBench> {
+export async function startAgentBench(certificates: number, kvvm: PackagedKvvm): Promise<AgentBench> {
   const root = mkdtempSync(join(tmpdir(), 'kvvm-bench-agent-'));
   const pool = makeCertPool(2);
   saveVaultState(join(root, 'vault'), buildVaultState(pool, certificates, 'pem'));
@@ -61,14 +85,14 @@ export async function startAgentBench(certificates: number, node: string): Promi
   };
   return {
     layout,
-    node,
+    kvvm,
     vault,
     storeDir,
     certificates,
     writeSettings: (seq) => void layout.writeSettings(seq, settings),
     async command(seq, command) {
       const t0 = nowMs();
-      await run(node, [CLI, command], { cwd: layout.extensionFolder, env: { ...baseEnv, ...layout.env(seq) } });
+      await run(kvvm.node, [kvvm.cli, command], { cwd: layout.extensionFolder, env: { ...baseEnv, ...layout.env(seq) } });
       return nowMs() - t0;
     },
     async waitInstalled(timeoutMs) {

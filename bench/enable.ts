@@ -4,15 +4,16 @@
  */
 import { NODE_VERSION } from '../build/platforms.js';
 import { median, timeProcess } from './common.js';
-import { packagedRuntime, startAgentBench } from './agentRun.js';
+import { packagedKvvm, startAgentBench } from './agentRun.js';
 import { measuredFloor, timing, type BenchEntry } from './report.js';
 
 /** The issue's target (issue 12): enable costs at most 2.5 Node starts. */
 const ENABLE_TARGET = 2.5;
 
 export async function benchEnable(o: { runs: number }, progress: (s: string) => void): Promise<BenchEntry[]> {
-  const node = await packagedRuntime();
-  const bench = await startAgentBench(10, node);
+  const kvvm = await packagedKvvm();
+  const node = kvvm.node;
+  const bench = await startAgentBench(10, kvvm);
   try {
     progress(`enable: ${o.runs} runs`);
     bench.writeSettings(0);

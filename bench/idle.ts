@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { posixSupervisor } from '../handler/service/posixSupervisor.js';
 import { NODE_VERSION } from '../build/platforms.js';
 import { procCpuMs, procRssMiB, sessionPids, sleep } from './common.js';
-import { packagedRuntime, startAgentBench } from './agentRun.js';
+import { packagedKvvm, startAgentBench } from './agentRun.js';
 import { measuredFloor, timing, type BenchEntry } from './report.js';
 
 const { isRunning } = posixSupervisor;
@@ -20,8 +20,9 @@ const IDLE_RSS_TARGET = 1.5;
 const IDLE_CPU_TARGET = 2;
 
 export async function benchIdle(o: { windowS: number; certificates: number }, progress: (s: string) => void): Promise<BenchEntry[]> {
-  const node = await packagedRuntime();
-  const bench = await startAgentBench(o.certificates, node);
+  const kvvm = await packagedKvvm();
+  const node = kvvm.node;
+  const bench = await startAgentBench(o.certificates, kvvm);
   const bare = spawn(node, ['-e', 'setInterval(() => {}, 3_600_000)'], { stdio: 'ignore' });
   try {
     bench.writeSettings(0);

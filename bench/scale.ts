@@ -19,7 +19,7 @@ import { runSyncCycle, SERVICE_CONCURRENCY } from '../handler/engine/syncCycle.j
 import { posixSupervisor } from '../handler/service/posixSupervisor.js';
 import { createPemStore } from '../handler/stores/pemStore.js';
 import { createVaultReader } from '../handler/vault/secretsClient.js';
-import { packagedRuntime, startAgentBench } from './agentRun.js';
+import { packagedKvvm, startAgentBench, type PackagedKvvm } from './agentRun.js';
 import { countingLogger, cpuMs, procRssMiB, sessionPids, sleep } from './common.js';
 import { buildVaultState, makeCertPool, observedCertificates, saveVaultState } from './fixtures.js';
 import { startVaultProcess } from './vaultHost.js';
@@ -74,8 +74,8 @@ async function unchangedPollCpu(n: number, progress: (s: string) => void): Promi
 }
 
 /** Summed RSS of every process of the real service's session after its first cycle over `n` certificates. */
-async function serviceRss(n: number, node: string, progress: (s: string) => void): Promise<number> {
-  const bench = await startAgentBench(n, node);
+async function serviceRss(n: number, kvvm: PackagedKvvm, progress: (s: string) => void): Promise<number> {
+  const bench = await startAgentBench(n, kvvm);
   try {
     bench.writeSettings(0);
     await bench.command(0, 'install');
@@ -94,13 +94,13 @@ async function serviceRss(n: number, node: string, progress: (s: string) => void
 }
 
 export async function benchScale(progress: (s: string) => void, counts: readonly number[] = SCALE_POINTS): Promise<ScalePoint[]> {
-  const node = await packagedRuntime();
-  const bare = spawn(node, ['-e', 'setInterval(() => {}, 3_600_000)'], { stdio: 'ignore' });
+  const kvvm = await packagedKvvm();
+  const bare = spawn(kvvm.node, ['-e', 'setInterval(() => {}, 3_600_000)'], { stdio: 'ignore' });
   const points: ScalePoint[] = [];
   try {
     for (const n of counts) {
       const pollCpuMs = await unchangedPollCpu(n, progress);
-      const serviceRssMiB = await serviceRss(n, node, progress);
+      const serviceRssMiB = await serviceRss(n, kvvm, progress);
       if (bare.pid === undefined) throw new Error('the bare process did not start');
       points.push({ certificates: n, pollCpuMs, serviceRssMiB, bareRssMiB: procRssMiB(bare.pid) });
       progress(`scale ${n}: poll CPU ${pollCpuMs.toFixed(0)} ms, service RSS ${serviceRssMiB.toFixed(1)} MiB`);
