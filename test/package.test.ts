@@ -26,6 +26,7 @@ import { makeAgentLayout, type AgentLayout } from './helpers/agentFolder.js';
 import { startDevVault, type DevVault } from '../handler/devvault/server.js';
 import { createCa, issueCertificate, toPemSecret } from '../handler/devvault/certFactory.js';
 import { posixSupervisor } from '../handler/service/posixSupervisor.js';
+import { WORKER_NODE_OPTIONS } from '../handler/service/restartLoop.js';
 
 const { isRunning } = posixSupervisor;
 
@@ -246,8 +247,7 @@ test('the linux-x64 package, unpacked like the agent does, syncs from the vault 
     assert.equal(await readlink(`/proc/${service.pid}/exe`), join(extensionFolder, 'runtime', 'node'));
     assert.notEqual(await readlink(`/proc/${service.pid}/exe`), process.execPath);
     const argv = (await readFile(`/proc/${service.pid}/cmdline`, 'utf8')).split('\0');
-    assert.equal(argv[1], join(extensionFolder, 'lib', 'handler', 'cli.js'));
-    assert.equal(argv[2], 'service');
+    assert.deepEqual(argv.slice(1, -1), [...WORKER_NODE_OPTIONS, join(extensionFolder, 'lib', 'handler', 'cli.js'), 'service']);
 
     assert.equal((await agent('disable', 0)).code, 0);
     assert.equal((await isRunning(pidFile)).running, false);

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { removeSystemdUnit, startSystemdService, stopSystemdService, systemdBooted, type SystemctlRunner } from '../handler/service/systemdService.js';
 import { quoteUnitArg, renderUnit, supervisorScriptFile, SYSTEMD_UNIT_NAME, unitEnvironment, unitOwner } from '../handler/service/systemdUnit.js';
-import { DEFAULT_RESTART_POLICY } from '../handler/service/restartLoop.js';
+import { DEFAULT_RESTART_POLICY, WORKER_NODE_OPTIONS } from '../handler/service/restartLoop.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kvvm-systemd-'));
 
@@ -51,6 +51,7 @@ describe('the akvvm_service unit text', () => {
         p.windowS,
         p.slowDelayMs,
         `${ext}/runtime/node`,
+        ...WORKER_NODE_OPTIONS,
         `${ext}/lib/handler/cli.js`,
       ]
         .map((a) => `"${a}"`)
