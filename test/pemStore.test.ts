@@ -5,6 +5,7 @@ import { chmod, lstat, lutimes, mkdir, mkdtemp, readdir, readFile, readlink, rm,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { KvvmError } from '../handler/errors.js';
 import type { CertificateMaterial, CertificateVersionId } from '../handler/certs/material.js';
 import { parseCertificateSecret } from '../handler/certs/parse.js';
@@ -19,6 +20,8 @@ import { loadSecretVectors } from './helpers/vectors.js';
 import { runStoreContract } from './store-contract.js';
 
 const VAULT = 'kvvmtest';
+/** pemIndex.ts RACY_WINDOW plus a margin. */
+const RACY_WAIT_MS = 1_100;
 
 async function tempRoot(): Promise<string> {
   const root = await mkdtemp(join(tmpdir(), 'kvvm-pem-'));
@@ -205,6 +208,9 @@ describe('PEM store files', () => {
     const oldLink = `.kvvm-tmp.0123456789ac.${VAULT}.alpha`;
     const young = `.kvvm-tmp.0123456789ad.${VAULT}.alpha.${v2.id.version}.PEM`;
     const foreign = `.kvvm-tmp.0123456789ae.${VAULT}.beta.${v2.id.version}.PEM`;
+    // Another process's change in the same timestamp tick as the store's own last one is seen at most a second
+    // later (pemIndex.ts; at once with fine-grained timestamps): wait that out, so the test holds on every kernel.
+    await sleep(RACY_WAIT_MS);
     for (const name of [old, young, foreign]) await writeFile(join(dir, name), 'partial', { mode: 0o600 });
     await symlink('nowhere', join(dir, oldLink));
     const past = new Date(Date.now() - 10 * 60_000);
@@ -213,6 +219,28 @@ describe('PEM store files', () => {
     await store.list(cert);
     const left = (await readdir(dir)).filter((f) => f.startsWith('.') && f !== STORE_MARKER).sort();
     assert.deepEqual(left, [young, foreign].sort());
+  });
+
+  it("another process's install into the shared directory is listed, and its removal too", async () => {
+    const mine = createPemStore();
+    const other = createPemStore(); // a second kvvm process (enable while the service runs)
+    const cert = observed(freshDir(), 'alpha');
+    const versions = async (): Promise<string[]> => (await mine.list(cert)).map((e) => e.version);
+    await mine.install(cert, v1.id, v1.material);
+    await mine.activate(cert, v1.id, undefined);
+    // The listing is then taken more than a timestamp tick after the directory's last change, so any later change
+    // gives the directory another mtime on every kernel (see the temp files test).
+    await sleep(RACY_WAIT_MS);
+    assert.deepEqual(await versions(), [v1.id.version]);
+    await other.install(cert, v2.id, v2.material);
+    assert.deepEqual(await versions(), [v2.id.version, v1.id.version]);
+    await sleep(RACY_WAIT_MS);
+    assert.deepEqual(await versions(), [v2.id.version, v1.id.version]);
+    await other.remove(
+      cert,
+      (await other.list(cert)).find((e) => e.version === v2.id.version)!,
+    );
+    assert.deepEqual(await versions(), [v1.id.version]);
   });
 
   it('a failure after the temp file is written (final name occupied by a directory) leaves no file behind', async () => {
