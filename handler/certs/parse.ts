@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { KvvmError } from '../errors.js';
 import type { CertificateMaterial } from './material.js';
 import { decodeStrictBase64, derToPem, splitPemBlocks, type PemBlock } from './pemText.js';
@@ -176,10 +176,8 @@ function assemble(keys: KeyObject[], certs: X509Certificate[], sourceFormat: 'pk
       },
     );
   }
-  const certSpkis = certs.map((c) => spkiOf(c.publicKey));
   for (const [k, key] of keys.entries()) {
-    const spki = spkiOf(key);
-    const leafIndex = certSpkis.findIndex((c) => c.equals(spki));
+    const leafIndex = certs.findIndex((c) => holdsPublicKeyOf(c, key));
     if (leafIndex < 0) continue;
     const leaf = certs[leafIndex] as X509Certificate;
     const rest = certs.filter((_, i) => i !== leafIndex);
@@ -193,9 +191,17 @@ function assemble(keys: KeyObject[], certs: X509Certificate[], sourceFormat: 'pk
   });
 }
 
-function spkiOf(key: KeyObject): Buffer {
-  const pub = key.type === 'private' ? createPublicKey(key) : key;
-  return pub.export({ type: 'spki', format: 'der' });
+/**
+ * The certificate's public key is the private key's: OpenSSL's X509_check_private_key (what `openssl pkcs12` and
+ * PKCS12_parse match keys to certificates with), one native comparison of the key values instead of exporting
+ * both public keys as SPKI.
+ */
+function holdsPublicKeyOf(cert: X509Certificate, key: KeyObject): boolean {
+  try {
+    return cert.checkPrivateKey(key);
+  } catch {
+    return false; // a key type the certificate's cannot be compared with: not its key
+  }
 }
 
 /** Walks issuer links from the leaf; certificates not on that path keep their uploaded order at the end. */
