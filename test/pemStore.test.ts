@@ -200,6 +200,43 @@ describe('PEM store files', () => {
     assert.equal((await store.list(cert))[0]?.thumbprint, v1.material.thumbprint);
   });
 
+  it('a version file changed in place after its install (same size, mtime put back) is read again, not taken for what was written', async () => {
+    const store = createPemStore();
+    const cert = observed(freshDir(), 'alpha');
+    const entry = await store.install(cert, v1.id, v1.material);
+    assert.equal((await store.list(cert))[0]?.thumbprint, v1.material.thumbprint);
+    const before = await stat(entry.location, { bigint: true });
+    // Only the ctime can tell this change apart, and file times move in clock ticks: change it once a tick has passed.
+    let after = before;
+    while (after.ctimeNs === before.ctimeNs) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await writeFile(entry.location, 'x'.repeat(Number(before.size)));
+      // The store set the times from a millisecond Date (utimes converts it to seconds, so the ns part is not exact):
+      // the same Date gives the same time again.
+      const ms = (ns: bigint): Date => new Date(Number((ns + 500_000n) / 1_000_000n));
+      await utimes(entry.location, ms(before.atimeNs), ms(before.mtimeNs));
+      after = await stat(entry.location, { bigint: true });
+    }
+    assert.equal(after.ino, before.ino);
+    assert.equal(after.size, before.size);
+    assert.equal(after.mtimeNs, before.mtimeNs);
+    assert.deepEqual(await store.list(cert), []);
+  });
+
+  it('what install returns and lists for a version it wrote is what reading the file gives', async () => {
+    const store = createPemStore();
+    const cert = observed(freshDir(), 'alpha');
+    for (const v of vectors) {
+      const entry = await store.install(cert, v.id, v.material);
+      const fromFile = parseCertificateSecret(await readFile(entry.location, 'utf8'), 'application/x-pem-file');
+      assert.equal(entry.thumbprint, fromFile.thumbprint);
+      assert.equal(entry.notAfter.getTime(), new Date(fromFile.leaf.validTo).getTime());
+      const listed = (await store.list(cert)).find((e) => e.version === v.id.version);
+      assert.equal(listed?.thumbprint, fromFile.thumbprint);
+      assert.equal(listed?.notAfter.getTime(), entry.notAfter.getTime());
+    }
+  });
+
   it('leftover temp files of this certificate older than a minute are removed by list; young or foreign ones stay', async () => {
     const store = createPemStore();
     const cert = observed(freshDir(), 'alpha');

@@ -1,3 +1,4 @@
+import type { BigIntStats } from 'node:fs';
 import { lstat, readdir, readFile, readlink, rmdir, stat, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { KvvmError } from '../errors.js';
@@ -132,7 +133,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
       const samePem = existing !== undefined && existing.thumbprint === material.thumbprint;
       const newest = Math.max(0, ...installed.map((e) => e.mtimeMs));
       const mtime = new Date(Math.max(now().getTime(), Math.floor(newest) + 1));
-      const write = (name: string, data: string | Buffer): Promise<void> =>
+      const write = (name: string, data: string | Buffer): Promise<BigIntStats> =>
         writePrivateFile(layout.dir, name, data, {
           mode: 0o600,
           mtime,
@@ -156,7 +157,10 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
           await write(name, data);
           written.push(name);
         }
-        if (!samePem) await write(fileName, content);
+        // writePrivateFile returns the lstat of the very inode it wrote: the file's thumbprint and expiry are the
+        // material's, which the PEM was rendered from, so the listings below need not parse it (key included) again.
+        // Any later change gives the file another ctime, and it is read like any other.
+        if (!samePem) rememberParsed(join(layout.dir, fileName), await write(fileName, content), material);
       } catch (err) {
         // No half-installed version stays visible: what this call wrote of it goes again.
         for (const name of written) await unlinkIn(layout.dir, name).catch(() => undefined);
@@ -354,6 +358,10 @@ async function readVersionFile(path: string, info: { ino: bigint; size: bigint; 
   const hit = parsedFiles.get(path);
   if (hit && hit.ino === info.ino && hit.size === info.size && hit.mtimeNs === info.mtimeNs && hit.ctimeNs === info.ctimeNs) return hit;
   const material = parseCertificateSecret(await readFile(path, 'utf8'), CONTENT_TYPE_PEM);
+  return rememberParsed(path, info, material);
+}
+
+function rememberParsed(path: string, info: { ino: bigint; size: bigint; mtimeNs: bigint; ctimeNs: bigint }, material: CertificateMaterial): ParsedFile {
   const parsed: ParsedFile = { ino: info.ino, size: info.size, mtimeNs: info.mtimeNs, ctimeNs: info.ctimeNs, thumbprint: material.thumbprint, notAfter: notAfterOf(material.leaf) };
   parsedFiles.delete(path);
   if (parsedFiles.size >= PARSED_FILES_MAX) parsedFiles.delete(parsedFiles.keys().next().value as string);
@@ -361,7 +369,7 @@ async function readVersionFile(path: string, info: { ino: bigint; size: bigint; 
   return parsed;
 }
 
-/** Reads every version file back (thumbprint and expiry come from the file itself, so they cannot drift). */
+/** Reads every version file back (thumbprint and expiry come from the file itself, or from what this process just wrote into it, so they cannot drift). */
 async function readInstalled(layout: Layout, names: readonly string[], active: string | undefined, options: { complete: boolean } = { complete: true }): Promise<Listed[]> {
   const entries: Listed[] = [];
   const present = new Set(names);

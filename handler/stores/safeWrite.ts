@@ -1,4 +1,4 @@
-import { constants } from 'node:fs';
+import { constants, type BigIntStats } from 'node:fs';
 import { lstat, open, rename, symlink, unlink, lchown, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KvvmError } from '../errors.js';
@@ -45,13 +45,15 @@ export type DirChanges = <T>(op: () => Promise<T>, effect: { added?: readonly st
 
 const direct: DirChanges = (op) => op();
 
-export async function writePrivateFile(dir: string, finalName: string, content: string | Uint8Array, options: PrivateWriteOptions = {}): Promise<void> {
+/** Returns the final name's lstat: the very file written (its inode checked), as it is once installed. */
+export async function writePrivateFile(dir: string, finalName: string, content: string | Uint8Array, options: PrivateWriteOptions = {}): Promise<BigIntStats> {
   const changes = options.changes ?? direct;
   const tempName = tempNameFor(finalName);
   const tempPath = join(dir, tempName);
   const finalPath = join(dir, finalName);
   const handle = await changes(() => open(tempPath, CREATE_FLAGS, options.mode ?? 0o600), { added: [tempName] });
   let renamed = false;
+  let installed: BigIntStats;
   try {
     if (options.uid !== undefined || options.gid !== undefined) await handle.chown(options.uid ?? -1, options.gid ?? -1);
     await handle.writeFile(content);
@@ -67,6 +69,7 @@ export async function writePrivateFile(dir: string, finalName: string, content: 
       await changes(() => unlink(finalPath), { removed: [finalName] }).catch(() => undefined);
       throw tamperedError(finalPath);
     }
+    installed = now;
   } catch (err) {
     if (!renamed) await changes(() => unlink(tempPath), { removed: [tempName] }).catch(() => undefined);
     throw err;
@@ -74,6 +77,7 @@ export async function writePrivateFile(dir: string, finalName: string, content: 
     await handle.close();
   }
   await fsyncDir(dir);
+  return installed;
 }
 
 /**
