@@ -295,19 +295,14 @@ export function operateCertificate(ctx: CertificateContext, route: string, segme
     case 'listCertificates': {
       const all = ctx.state.names().flatMap((n) => {
         const latest = certificateVersions(ctx, n)?.at(-1);
-        return latest ? [certificateItem(ctx, `${ctx.vaultUrl}/certificates/${n}`, latest)] : [];
+        return latest ? [{ n, latest }] : [];
       });
-      return page(ctx, url, '/certificates', all);
+      return page(ctx, url, '/certificates', all, ({ n, latest }) => certificateItem(ctx, `${ctx.vaultUrl}/certificates/${n}`, latest));
     }
     case 'listCertificateVersions': {
       const versions = certificateVersions(ctx, name);
       if (!versions) return notFound(name);
-      return page(
-        ctx,
-        url,
-        `/certificates/${display}/versions`,
-        versions.map((v) => certificateItem(ctx, `${ctx.vaultUrl}/certificates/${display}/${v.version}`, v)),
-      );
+      return page(ctx, url, `/certificates/${display}/versions`, versions, (v) => certificateItem(ctx, `${ctx.vaultUrl}/certificates/${display}/${v.version}`, v));
     }
     case 'getCertificatePolicy': {
       const latest = certificateVersions(ctx, name)?.at(-1);

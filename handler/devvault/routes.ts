@@ -125,17 +125,12 @@ function operate(ctx: VaultContext, route: string, segments: string[], url: URL,
   const display = ctx.state.displayName(name);
   switch (route) {
     case 'listSecrets': {
-      const all = ctx.state.names().map((n) => {
-        const latest = ctx.state.get(n) as StoredVersion;
-        return item(ctx, `${ctx.vaultUrl}/secrets/${n}`, latest);
-      });
-      return page(ctx, url, '/secrets', all);
+      return page(ctx, url, '/secrets', ctx.state.names(), (n) => item(ctx, `${ctx.vaultUrl}/secrets/${n}`, ctx.state.get(n) as StoredVersion));
     }
     case 'listVersions': {
       const versions = ctx.state.versions(name);
       if (!versions) return notFound(name);
-      const all = versions.map((v) => item(ctx, `${ctx.vaultUrl}/secrets/${display}/${v.version}`, v));
-      return page(ctx, url, `/secrets/${display}/versions`, all);
+      return page(ctx, url, `/secrets/${display}/versions`, versions, (v) => item(ctx, `${ctx.vaultUrl}/secrets/${display}/${v.version}`, v));
     }
     case 'getSecret': {
       const version = segments[2];
