@@ -22,7 +22,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join, relative, sep } from 'node:path';
 import type { Ajv, Options, ValidateFunction } from 'ajv';
-import { build, type Metafile, type Plugin } from 'esbuild';
+import type { Metafile, Plugin } from 'esbuild';
 import { decidingValidatorSpecs } from '../handler/settings/schema.js';
 import { validatorKey } from '../handler/settings/validatorCache.js';
 
@@ -40,6 +40,9 @@ const BANNER = "import { createRequire as __kvvmCreateRequire } from 'node:modul
 /** The bundled lib/handler/ (entries and chunks) and the licence files of the bundled packages. */
 export async function bundleHandler(repoRoot: string, onMetafile?: (metafile: Metafile) => void): Promise<BundleFile[]> {
   const lib = join(repoRoot, 'lib', 'handler');
+  // Imported here, not at the top: only the package build needs esbuild (a devDependency), not every tool and
+  // test that imports build/package.js (the bench, the version stamp test).
+  const { build } = await import('esbuild');
   const result = await build({
     absWorkingDir: repoRoot,
     entryPoints: [
