@@ -67,6 +67,8 @@ type KnownVersions =
 
 /** One cycle's view of the memory (certificateSync.ts). */
 export interface PollCycleMemory {
+  /** True when this cycle lists the certificate's versions in full whatever the vault's listing says (first sight, refresh due, pinned). */
+  listsInFull(cert: ObservedCertificate): boolean;
   check(cert: ObservedCertificate): Promise<KnownVersions>;
   /** After a full listing (or the latest-only fallback): what the vault holds now. */
   remember(cert: ObservedCertificate, versions: readonly SecretVersionInfo[], listForbidden: boolean): void;
@@ -128,12 +130,16 @@ function startListing(vault: VaultReader, vaultUrl: string, wanted: ReadonlySet<
         vault,
         vaultUrl,
         (entries) => {
+          const ready: (() => void)[] = [];
           for (const e of entries) {
             const name = e.name.toLowerCase();
             seen.set(name, e);
-            for (const resolve of waiting.get(name) ?? []) resolve({ entry: e });
+            for (const resolve of waiting.get(name) ?? []) ready.push(() => resolve({ entry: e }));
             waiting.delete(name);
           }
+          // The pages are a chain (each names the next): the next page's request goes out first, and the certificates
+          // this page answers continue after it (resolved at once, their work ran before the request was sent).
+          if (ready.length > 0) setImmediate(() => ready.forEach((go) => go()));
           return [...wanted].some((n) => !seen.has(n));
         },
         budget,
@@ -209,6 +215,7 @@ export function createPollMemory(keep: number): PollMemory {
       }
 
       return {
+        listsInFull: (cert) => fresh(cert) === undefined,
         async check(cert) {
           const m = fresh(cert);
           if (!m) return { kind: 'list-in-full' };
