@@ -6,36 +6,24 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { lstat, mkdtemp, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { lstat, readFile, readdir, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
-import { makeAgentLayout, type AgentLayout } from './helpers/agentFolder.js';
 import { agentCommand, finalStatus } from './helpers/agentCommands.js';
-import { startDevVault, type DevVault } from '../handler/devvault/server.js';
+import { AGENT_SERVICE_CLIENT_ID, withAgentService } from './helpers/agentService.js';
 import { createCa, issueCertificate, toPemSecret, toPkcs12Base64 } from '../handler/devvault/certFactory.js';
 import { posixSupervisor } from '../handler/service/posixSupervisor.js';
 
 const { isRunning } = posixSupervisor;
 
-const CLIENT_ID = '6f1d3c55-8f5c-4a57-9a3e-0c4b2d7e9a11';
-
-test('the agent drives the extension through install, enable, rotation, disable, enable and uninstall', { timeout: 180_000 }, async () => {
-  const root = await mkdtemp(join(tmpdir(), 'kvvm-lifecycle-'));
-  let vault: DevVault | undefined;
-  let layout: AgentLayout | undefined;
-  let env: Record<string, string> = {};
-  try {
-    vault = await startDevVault({ port: 0, identities: { systemAssigned: false, userAssigned: [CLIENT_ID] } });
-    layout = makeAgentLayout(root);
+test('the agent drives the extension through install, enable, rotation, disable, enable and uninstall', { timeout: 180_000 }, () =>
+  withAgentService('lifecycle', async ({ root, vault, layout, env, trust }) => {
     const ca = createCa('lifecycle root');
     const web1 = issueCertificate({ issuer: ca, subjectCn: 'web.test', dnsNames: ['web.test'], serverAuth: true });
     const api = issueCertificate({ issuer: ca, subjectCn: 'api.test', serverAuth: false });
     const webV1 = vault.setSecret('web', toPkcs12Base64(web1.keyPem, [web1.certPem, ca.certPem]), { contentType: 'application/x-pkcs12' });
     const apiV1 = vault.setSecret('api', toPemSecret(api.keyPem, [ca.certPem, api.certPem]), { contentType: 'application/x-pem-file' });
-    const trust = join(root, 'trusted.pem');
-    await writeFile(trust, vault.caCertPem + ca.certPem);
-    env = { KVVM_EXTRA_VAULT_SUFFIXES: 'localhost', NODE_EXTRA_CA_CERTS: trust, KVVM_NO_JITTER: '1' };
+    await trust(ca.certPem);
 
     const store = join(root, 'store');
     const settings = {
@@ -49,7 +37,7 @@ test('the agent drives the extension through install, enable, rotation, disable,
     };
     // The identity arrives in protected settings, encrypted by the "platform" to the <THUMB>.crt next to the
     // extension folder: enable must decrypt and merge it, or the token request fails (the VM has no system identity).
-    const protectedSettings = { authenticationSettings: { msiEndpoint: vault.imdsEndpoint, msiClientId: CLIENT_ID } };
+    const protectedSettings = { authenticationSettings: { msiEndpoint: vault.imdsEndpoint, msiClientId: AGENT_SERVICE_CLIENT_ID } };
     layout.writeSettings(0, settings, protectedSettings);
 
     // install → enable seq 0 → success once both certificates are in (requireInitialSync absent: 4.0 default).
@@ -126,9 +114,5 @@ test('the agent drives the extension through install, enable, rotation, disable,
     await assert.rejects(stat(join(layout.extensionFolder, 'state')));
     assert.match(await readlink(webLink), new RegExp(webV2));
     assert.match(await readlink(apiLink), new RegExp(apiV1));
-  } finally {
-    if (layout) await agentCommand(layout, 0, 'disable', env).catch(() => undefined);
-    await vault?.close();
-    await rm(root, { recursive: true, force: true });
-  }
-});
+  }),
+);

@@ -7,20 +7,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { makeAgentLayout, type AgentLayout } from './helpers/agentFolder.js';
 import { agentCommand } from './helpers/agentCommands.js';
 import { OpensslFactory } from './helpers/openssl.js';
-import { startDevVault, type DevVault } from '../handler/devvault/server.js';
+import { AGENT_SERVICE_CLIENT_ID, withAgentService } from './helpers/agentService.js';
 import { createCa, issueCertificate, toPkcs12Base64 } from '../handler/devvault/certFactory.js';
 import { posixSupervisor } from '../handler/service/posixSupervisor.js';
 
 const { isRunning } = posixSupervisor;
-
-const CLIENT_ID = '6f1d3c55-8f5c-4a57-9a3e-0c4b2d7e9a11';
 
 const exists = (path: string): Promise<boolean> =>
   access(path).then(
@@ -28,54 +24,44 @@ const exists = (path: string): Promise<boolean> =>
     () => false,
   );
 
-test('an expensive secret delays neither another certificate nor disable', { timeout: 120_000 }, async () => {
-  const root = await mkdtemp(join(tmpdir(), 'kvvm-slow-secret-'));
-  const ssl = await OpensslFactory.create();
-  let vault: DevVault | undefined;
-  let layout: AgentLayout | undefined;
-  let env: Record<string, string> = {};
-  try {
-    vault = await startDevVault({ port: 0, identities: { systemAssigned: false, userAssigned: [CLIENT_ID] } });
-    layout = makeAgentLayout(root);
-    const ca = createCa('slow-secret root');
-    const web = issueCertificate({ issuer: ca, subjectCn: 'web.test', serverAuth: false });
-    vault.setSecret('web', toPkcs12Base64(web.keyPem, [web.certPem, ca.certPem]), { contentType: 'application/x-pkcs12' });
-    const heavy = ssl.leaf('heavy', undefined, { serverAuth: false });
-    vault.setSecret('heavy', ssl.pkcs12(heavy, [], { mode: 'legacy', exportArgs: ['-iter', '330000'] }), { contentType: 'application/x-pkcs12' });
-    const trust = join(root, 'trusted.pem');
-    await writeFile(trust, vault.caCertPem);
-    env = { KVVM_EXTRA_VAULT_SUFFIXES: 'localhost', NODE_EXTRA_CA_CERTS: trust, KVVM_NO_JITTER: '1' };
-    const store = join(root, 'store');
-    layout.writeSettings(0, {
-      secretsManagementSettings: {
-        pollingIntervalInS: '3600',
-        observedCertificates: [
-          { url: `${vault.vaultUrl}/secrets/heavy`, certificateStoreLocation: store, customSymbolicLinkName: 'heavy.pem' },
-          { url: `${vault.vaultUrl}/secrets/web`, certificateStoreLocation: store, customSymbolicLinkName: 'web.pem' },
-        ],
-      },
-      authenticationSettings: { msiEndpoint: vault.imdsEndpoint, msiClientId: CLIENT_ID },
-    });
-    assert.equal((await agentCommand(layout, 0, 'install', env)).code, 0);
-    assert.equal((await agentCommand(layout, 0, 'enable', env)).code, 0);
+test('an expensive secret delays neither another certificate nor disable', { timeout: 120_000 }, () =>
+  withAgentService('slow-secret', async ({ root, vault, layout, env }) => {
+    const ssl = await OpensslFactory.create();
+    try {
+      const ca = createCa('slow-secret root');
+      const web = issueCertificate({ issuer: ca, subjectCn: 'web.test', serverAuth: false });
+      vault.setSecret('web', toPkcs12Base64(web.keyPem, [web.certPem, ca.certPem]), { contentType: 'application/x-pkcs12' });
+      const heavy = ssl.leaf('heavy', undefined, { serverAuth: false });
+      vault.setSecret('heavy', ssl.pkcs12(heavy, [], { mode: 'legacy', exportArgs: ['-iter', '330000'] }), { contentType: 'application/x-pkcs12' });
+      const store = join(root, 'store');
+      layout.writeSettings(0, {
+        secretsManagementSettings: {
+          pollingIntervalInS: '3600',
+          observedCertificates: [
+            { url: `${vault.vaultUrl}/secrets/heavy`, certificateStoreLocation: store, customSymbolicLinkName: 'heavy.pem' },
+            { url: `${vault.vaultUrl}/secrets/web`, certificateStoreLocation: store, customSymbolicLinkName: 'web.pem' },
+          ],
+        },
+        authenticationSettings: { msiEndpoint: vault.imdsEndpoint, msiClientId: AGENT_SERVICE_CLIENT_ID },
+      });
+      assert.equal((await agentCommand(layout, 0, 'install', env)).code, 0);
+      assert.equal((await agentCommand(layout, 0, 'enable', env)).code, 0);
 
-    // Liveness deadline, not a timing assertion: the ordinary certificate arrives.
-    const deadline = Date.now() + 60_000;
-    while (!(await exists(join(store, 'web.pem')))) {
-      assert.ok(Date.now() < deadline, 'the ordinary certificate was never installed');
-      await sleep(50);
+      // Liveness deadline, not a timing assertion: the ordinary certificate arrives.
+      const deadline = Date.now() + 60_000;
+      while (!(await exists(join(store, 'web.pem')))) {
+        assert.ok(Date.now() < deadline, 'the ordinary certificate was never installed');
+        await sleep(50);
+      }
+      assert.equal(await exists(join(store, 'heavy.pem')), false, 'the ordinary certificate was installed while the expensive one was still being read');
+
+      const disable = await agentCommand(layout, 0, 'disable', env);
+      assert.equal(disable.code, 0, disable.stderr);
+      assert.match(disable.stdout, /service stopped/, 'SIGTERM sufficed: no SIGKILL');
+      assert.equal((await isRunning(join(layout.extensionFolder, 'kvvm-service.pid'))).running, false);
+      assert.equal(await exists(join(store, 'heavy.pem')), false, 'the read in flight was abandoned, nothing half-installed');
+    } finally {
+      await ssl.cleanup();
     }
-    assert.equal(await exists(join(store, 'heavy.pem')), false, 'the ordinary certificate was installed while the expensive one was still being read');
-
-    const disable = await agentCommand(layout, 0, 'disable', env);
-    assert.equal(disable.code, 0, disable.stderr);
-    assert.match(disable.stdout, /service stopped/, 'SIGTERM sufficed: no SIGKILL');
-    assert.equal((await isRunning(join(layout.extensionFolder, 'kvvm-service.pid'))).running, false);
-    assert.equal(await exists(join(store, 'heavy.pem')), false, 'the read in flight was abandoned, nothing half-installed');
-  } finally {
-    if (layout) await agentCommand(layout, 0, 'disable', env).catch(() => undefined);
-    await vault?.close();
-    await ssl.cleanup();
-    await rm(root, { recursive: true, force: true });
-  }
-});
+  }),
+);

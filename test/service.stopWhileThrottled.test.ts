@@ -5,38 +5,24 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { makeAgentLayout, type AgentLayout } from './helpers/agentFolder.js';
 import { agentCommand } from './helpers/agentCommands.js';
-import { startDevVault, type DevVault } from '../handler/devvault/server.js';
+import { AGENT_SERVICE_CLIENT_ID, withAgentService } from './helpers/agentService.js';
 import { createCa, issueCertificate, toPkcs12Base64 } from '../handler/devvault/certFactory.js';
 import { posixSupervisor } from '../handler/service/posixSupervisor.js';
 
-const CLIENT_ID = '0b4e2c51-7d3a-4f6e-9c21-5a8d3e6f1b72';
-
-test("disable during a vault's Retry-After wait stops the service at once (SIGTERM, no kill)", { timeout: 120_000 }, async () => {
-  const root = await mkdtemp(join(tmpdir(), 'kvvm-stop-throttled-'));
-  let vault: DevVault | undefined;
-  let layout: AgentLayout | undefined;
-  let env: Record<string, string> = {};
-  try {
-    vault = await startDevVault({ port: 0, identities: { systemAssigned: false, userAssigned: [CLIENT_ID] } });
-    layout = makeAgentLayout(root);
+test("disable during a vault's Retry-After wait stops the service at once (SIGTERM, no kill)", { timeout: 120_000 }, () =>
+  withAgentService('stop-throttled', async ({ root, vault, layout, env }) => {
     const ca = createCa('stop-throttled root');
     const web = issueCertificate({ issuer: ca, subjectCn: 'web.test', serverAuth: false });
     vault.setSecret('web', toPkcs12Base64(web.keyPem, [web.certPem, ca.certPem]), { contentType: 'application/x-pkcs12' });
-    const trust = join(root, 'trusted.pem');
-    await writeFile(trust, vault.caCertPem);
-    env = { KVVM_EXTRA_VAULT_SUFFIXES: 'localhost', NODE_EXTRA_CA_CERTS: trust, KVVM_NO_JITTER: '1' };
     layout.writeSettings(0, {
       secretsManagementSettings: {
         pollingIntervalInS: '3600',
         observedCertificates: [{ url: `${vault.vaultUrl}/secrets/web`, certificateStoreLocation: join(root, 'store'), customSymbolicLinkName: 'web.pem' }],
       },
-      authenticationSettings: { msiEndpoint: vault.imdsEndpoint, msiClientId: CLIENT_ID },
+      authenticationSettings: { msiEndpoint: vault.imdsEndpoint, msiClientId: AGENT_SERVICE_CLIENT_ID },
     });
     vault.injectFaults({ status: 429, retryAfterS: 120, count: 1000 });
     assert.equal((await agentCommand(layout, 0, 'install', env)).code, 0);
@@ -55,9 +41,5 @@ test("disable during a vault's Retry-After wait stops the service at once (SIGTE
     assert.match(disable.stdout, /service stopped/, `SIGTERM sufficed: no SIGKILL (${disable.stdout.trim()})`);
     assert.equal((await posixSupervisor.isRunning(join(layout.extensionFolder, 'kvvm-service.pid'))).running, false);
     assert.equal(vault.stats().vault.throttled, throttled, 'nothing was retried after the stop');
-  } finally {
-    if (layout) await agentCommand(layout, 0, 'disable', env).catch(() => undefined);
-    await vault?.close();
-    await rm(root, { recursive: true, force: true });
-  }
-});
+  }),
+);
