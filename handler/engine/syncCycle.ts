@@ -25,22 +25,16 @@ export async function runSyncCycle(certs: readonly ObservedCertificate[], deps: 
   const memory = deps.memory?.beginCycle(certs, deps.vault, deps.now());
   // Certificates whose versions are listed in full this cycle need no listing entry: they go first, so their
   // requests run while the listing's chained pages arrive instead of after its last page (bench/README.md figure 1).
-  const order = certs.map((_, index) => index);
-  if (memory) {
-    const full = order.filter((i) => memory.listsInFull(certs[i]!));
-    if (full.length > 0 && full.length < certs.length) {
-      const first = new Set(full);
-      order.splice(0, order.length, ...full, ...order.filter((i) => !first.has(i)));
-    }
-  }
+  const indexes = certs.map((_, index) => index);
+  const inFull = (i: number): boolean => memory?.listsInFull(certs[i] as ObservedCertificate) ?? false;
+  const order = [...indexes.filter(inFull), ...indexes.filter((i) => !inFull(i))];
   let next = 0;
   const worker = async (): Promise<void> => {
     for (;;) {
       if (options.signal?.aborted) return;
       const index = order[next++];
-      if (index === undefined) return;
-      const cert = certs[index];
-      if (cert === undefined) return;
+      const cert = index === undefined ? undefined : certs[index];
+      if (index === undefined || cert === undefined) return;
       const result = await syncCertificate(cert, deps, memory);
       results[index] = result;
       options.onResult?.(index, result);
