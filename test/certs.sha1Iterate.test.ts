@@ -5,9 +5,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { sha1Iterate } from '../handler/certs/sha1Iterate.js';
 import forge from 'node-forge';
 import { pkcs12Kdf, pkcs12Password } from '../handler/certs/pkcs12Kdf.js';
+import { packageRoot } from '../handler/paths.js';
+import { sha1IterateSource } from '../build/sha1IterateSource.js';
 
 function nativeIterate(value: Buffer, n: number): Buffer {
   let a = value;
@@ -16,6 +20,11 @@ function nativeIterate(value: Buffer, n: number): Buffer {
 }
 
 describe('sha1Iterate', () => {
+  it('is exactly what its generator (build/sha1IterateSource.ts) writes: regenerate after changing either', () => {
+    const file = readFileSync(join(packageRoot(), 'handler', 'certs', 'sha1Iterate.ts'), 'utf8');
+    assert.equal(file, sha1IterateSource(), 'run: node lib/build/sha1IterateSource.js > handler/certs/sha1Iterate.ts');
+  });
+
   it('equals n native SHA-1 steps, for random values and counts from 0 to 2,048', () => {
     for (const n of [0, 1, 2, 3, 19, 64, 1000, 2048]) {
       for (let k = 0; k < 8; k++) {
