@@ -65,13 +65,16 @@ function installSubstatus(r: CertificateSyncResult): SubStatus {
 export function buildStatusReport(input: StatusReportInput): HandlerStatusReport {
   const substatus = input.results.map(certificateSubstatus);
   const failed = input.results.filter((r) => r.state === 'error');
-  const done = input.results.filter((r) => r.state !== 'error').length;
+  // In place: synced this cycle, or failed this cycle with an earlier version still installed and active (a new
+  // sequence number's first cycle, a vault outage): that certificate is in use, only not refreshed.
+  const kept = failed.filter((r) => r.activeVersion !== undefined).length;
+  const done = input.results.length - failed.length + kept;
   const warnings = input.warnings.length ? ` Settings warnings: ${input.warnings.map((w) => `${w.path}: ${w.message}`).join(' ')}` : '';
   const firstErrors = failed
     .slice(0, 3)
     .map((r) => `${r.cert.vaultName}/${r.cert.secretName}: ${r.message ?? r.reason ?? 'failed'}`)
     .join(' | ');
-  const progress = `${done} of ${input.expected} certificates in place`;
+  const progress = `${done} of ${input.expected} certificates in place${kept > 0 ? ` (${kept} at an earlier version: refreshing it failed)` : ''}`;
   const report = (status: HandlerStatusReport['status'], code: number, message: string): HandlerStatusReport => ({
     operation: 'Enable',
     status,
