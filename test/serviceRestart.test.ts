@@ -6,12 +6,14 @@
  *    2 minutes the issue allows (the polling interval is an hour, so only the restart can install it);
  *  - five crashes inside the window turn the status to `error` with the crash reason, and the supervisor keeps
  *    retrying (slowly): the next start turns the status back to success.
+ *  - a worker killed while the onChange command of a new version runs: the restarted worker runs it again for that
+ *    version (the change was recorded as pending in the state folder), so the server is reloaded after all.
  * The supervisor's resident memory is printed: it is a shell, not a second Node.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -64,6 +66,7 @@ function rssKiB(pid: number): Promise<number> {
 async function setup(
   label: string,
   extraEnv: Record<string, string>,
+  onChange?: { command: string[] },
 ): Promise<{ root: string; vault: DevVault; layout: AgentLayout; env: Record<string, string | undefined>; store: string; rotate: () => string }> {
   const root = await mkdtemp(join(tmpdir(), `kvvm-restart-${label}-`));
   const vault = await startDevVault();
@@ -78,7 +81,7 @@ async function setup(
     secretsManagementSettings: {
       pollingIntervalInS: '3600',
       requireInitialSync: true,
-      observedCertificates: [{ url: `${vault.vaultUrl}/secrets/web`, certificateStoreLocation: store }],
+      observedCertificates: [{ url: `${vault.vaultUrl}/secrets/web`, certificateStoreLocation: store, ...(onChange ? { onChange } : {}) }],
     },
     authenticationSettings: { msiEndpoint: vault.imdsEndpoint },
   });
@@ -144,5 +147,52 @@ test('five crashes in the window: the status says error with the crash reason, a
     await agent(layout, env, 0, 'disable').catch(() => undefined);
     await vault.close();
     await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('kill -9 while the onChange command of a new version runs: the restarted worker runs it again for that version', { timeout: 240_000 }, async () => {
+  // The command records each run (the version it was given) and, the first time, hangs until the test kills the worker.
+  const work = await mkdtemp(join(tmpdir(), 'kvvm-restart-onchange-'));
+  const runs = join(work, 'runs');
+  const sleeper = join(work, 'sleeper.pid');
+  const script = join(work, 'reload.sh');
+  await writeFile(runs, '');
+  await writeFile(
+    script,
+    `echo "$KVVM_VERSION previous=$KVVM_PREVIOUS_VERSION" >> '${runs}'\n[ "$(wc -l < '${runs}')" -ge 2 ] && exit 0\necho $$ > '${sleeper}'\nexec sleep 120\n`,
+  );
+  const { root, vault, layout, env, rotate } = await setup('onchange', { KVVM_RESTART_BASE_MS: '100' }, { command: ['/bin/sh', script] });
+  try {
+    const v1 = rotate();
+    await agent(layout, env, 0, 'enable');
+    await until('the first onChange run', async () => ((await readFile(runs, 'utf8')).includes(v1) ? true : undefined));
+    const worker1 = await until('the worker recorded in kvvm-service.pid', () => workerOtherThan(layout, undefined));
+    process.kill(worker1, 'SIGKILL');
+    // Only the command's second run can end this wait: the certificate is installed and unchanged in the vault.
+    const second = await until('the onChange command run again by the restarted worker', async () => {
+      const lines = (await readFile(runs, 'utf8')).split('\n').filter((l) => l !== '');
+      return lines.length >= 2 ? lines : undefined;
+    });
+    assert.deepEqual(second, [`${v1} previous=`, `${v1} previous=`], 'the same change both times (a first install: no previous version)');
+    const status = await until('a success status naming the reload', async () => {
+      const s = await statusOf(layout, 0);
+      const view = await layout.readStatus(0);
+      const document = view.state === 'valid' ? JSON.stringify(view.document) : '';
+      return s?.status === 'success' && document.includes('onChange command /bin/sh succeeded') ? s : undefined;
+    });
+    assert.match(status.message, /1 of 1 certificates in place/);
+  } finally {
+    await agent(layout, env, 0, 'disable').catch(() => undefined);
+    const pid = Number(await readFile(sleeper, 'utf8').catch(() => ''));
+    if (pid > 1) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone with the service's process group
+      }
+    }
+    await vault.close();
+    await rm(root, { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true });
   }
 });

@@ -3,6 +3,7 @@
  * parser, chain check, store, status writer, logger) and runs the poll loop until it is stopped (SIGTERM/SIGINT,
  * safe to receive twice; on Windows the service host's stop request).
  */
+import { join } from 'node:path';
 import type { X509Certificate } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createParserPool } from '../certs/parserPool.js';
@@ -155,6 +156,7 @@ export async function runService(ctx: HandlerContext, stop: AbortController): Pr
           serviceEnv: host.env,
           run: runCommand,
           log,
+          followUpFile: join(ctx.paths.stateDir, 'consumers.json'),
           ...(host.platform === 'win32' ? { moveBindings: moveHttpSysBindings } : {}),
         }),
       },

@@ -2,7 +2,8 @@
  * After a poll cycle: run each certificate's onChange command when its active version changed. Never on an
  * unchanged poll; once per distinct command per cycle however many certificates that share it changed (nginx
  * reloads once for ten rotated certificates); after the store has the new version and its link (the cycle is over).
- * A failing command is reported and logged, never undoes the install, and runs again only on the next change.
+ * A failing command is reported and logged, never undoes the install, and runs again only on the next change (or,
+ * when the service stopped before it finished, when the service starts again: followUps.ts).
  */
 import { join } from 'node:path';
 import type { CertificateSyncResult, FollowUp, SyncLogger } from '../engine/certificateSync.js';

@@ -180,7 +180,7 @@ describe('moving bindings to the new thumbprint', () => {
     assert.equal(out.failed[0]?.address, '0.0.0.0:443');
   });
 
-  it('after a rotation with updateBindings, the substatus lists the moved bindings; without it nothing is touched', () => {
+  it('after a rotation with updateBindings, the substatus lists the moved bindings; without it nothing is touched', async () => {
     const cert = windowsObserved('v', 'web', 'LocalMachine', 'MY', { updateBindings: true });
     const result = (c: ObservedCertificate): CertificateSyncResult => ({
       cert: c,
@@ -201,7 +201,7 @@ describe('moving bindings to the new thumbprint', () => {
     const memory = createFollowUpMemory();
     const results = [result(cert), result({ ...cert, secretName: 'other', target: { ...cert.target, updateBindings: false } }), { ...result(cert), activated: {} }];
     updateBindings(results, deps, memory);
-    memory.attach(results);
+    await memory.finish(results);
     assert.deepEqual(moves, [[OLD, NEW]], 'only the opted-in certificate that replaced a version');
     assert.deepEqual(results[0]!.followUps, [{ ok: true, text: `Moved http.sys bindings 0.0.0.0:443 to thumbprint ${NEW}.` }]);
   });

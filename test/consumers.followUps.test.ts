@@ -1,0 +1,96 @@
+/**
+ * What consumers did, kept across workers (consumers/followUps.ts) in a real file: a change whose consumers did not
+ * run to the end is resumed by the next worker with the same `activated`; a finished one is not run again, and its
+ * outcome (a failed reload) is still reported; a damaged file is ignored with a warning.
+ * The end-to-end case (kill -9 during the command, the restarted worker runs it) is in serviceRestart.test.ts.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createFollowUpMemory } from '../handler/consumers/followUps.js';
+import type { CertificateSyncResult } from '../handler/engine/certificateSync.js';
+import type { ObservedCertificate } from '../handler/settings/config.js';
+
+const cert = {
+  vaultHost: 'v.vault.azure.net',
+  vaultName: 'v',
+  secretName: 'web',
+  target: { platform: 'linux', directory: '/store', linkName: 'web.pem' },
+} as unknown as ObservedCertificate;
+const changed = (): CertificateSyncResult => ({ cert, state: 'installed', changed: true, activeVersion: 'v2', activated: { previousVersion: 'v1', previousThumbprint: 'AA' } });
+const unchanged = (version = 'v2'): CertificateSyncResult => ({ cert, state: 'unchanged', changed: false, activeVersion: version });
+
+async function withFile(fn: (path: string, warnings: string[]) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'kvvm-followups-'));
+  const warnings: string[] = [];
+  try {
+    await fn(join(dir, 'state', 'consumers.json'), warnings);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+const log = (warnings: string[]) => ({ info: () => undefined, error: () => undefined, warn: (m: string) => void warnings.push(m) });
+
+test('a change whose consumers did not finish is resumed by the next worker, with the same previous version', () =>
+  withFile(async (path, warnings) => {
+    const first = createFollowUpMemory({ path, log: log(warnings) });
+    await first.begin([changed()]); // the worker dies here, before its command ran
+    assert.equal((await stat(path)).mode & 0o777, 0o600);
+    const next = createFollowUpMemory({ path, log: log(warnings) });
+    const results = [unchanged()];
+    await next.begin(results);
+    assert.deepEqual(results[0]!.activated, { previousVersion: 'v1', previousThumbprint: 'AA' });
+    next.record(results[0]!, { ok: true, text: 'onChange command /bin/sh succeeded.' });
+    await next.finish(results);
+    // Done now: a third worker neither runs it again nor forgets what it did.
+    const third = createFollowUpMemory({ path, log: log(warnings) });
+    const later = [unchanged()];
+    await third.begin(later);
+    await third.finish(later);
+    assert.equal(later[0]!.activated, undefined);
+    assert.deepEqual(later[0]!.followUps, [{ ok: true, text: 'onChange command /bin/sh succeeded.' }]);
+    assert.deepEqual(warnings, []);
+  }));
+
+test('a failed reload is still reported by the next worker, and not run again', () =>
+  withFile(async (path, warnings) => {
+    const first = createFollowUpMemory({ path, log: log(warnings) });
+    const results = [changed()];
+    await first.begin(results);
+    first.record(results[0]!, { ok: false, text: 'onChange command /usr/sbin/nginx exited with code 1.' });
+    await first.finish(results);
+    const next = createFollowUpMemory({ path, log: log(warnings) });
+    const again = [unchanged()];
+    await next.begin(again);
+    await next.finish(again);
+    assert.equal(again[0]!.activated, undefined);
+    assert.deepEqual(again[0]!.followUps, [{ ok: false, text: 'onChange command /usr/sbin/nginx exited with code 1.' }]);
+  }));
+
+test('a pending change of a version no longer active is dropped, not resumed', () =>
+  withFile(async (path, warnings) => {
+    await createFollowUpMemory({ path, log: log(warnings) }).begin([changed()]);
+    const next = createFollowUpMemory({ path, log: log(warnings) });
+    const results = [unchanged('v3')];
+    await next.begin(results);
+    await next.finish(results);
+    assert.equal(results[0]!.activated, undefined);
+    assert.equal(results[0]!.followUps, undefined);
+  }));
+
+test('a damaged or foreign file is ignored with a warning; the service goes on without it', async () => {
+  for (const content of ['{"truncated', '[1,2]', '{"k":{"version":5}}', 'null']) {
+    await withFile(async (path, warnings) => {
+      await mkdir(dirname(path), { recursive: true });
+      await writeFile(path, content);
+      const memory = createFollowUpMemory({ path, log: log(warnings) });
+      const results = [unchanged()];
+      await memory.begin(results);
+      await memory.finish(results);
+      assert.equal(results[0]!.activated, undefined, content);
+      if (content === '{"truncated') assert.match(warnings.join(' '), /cannot read .*consumers\.json/);
+    });
+  }
+});
