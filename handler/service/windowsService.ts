@@ -245,10 +245,6 @@ async function startService(name = KVVM_SERVICE_NAME, timeoutMs = START_WAIT_MS)
 /** How long the SCM gets to notice a terminated host and report SERVICE_STOPPED. */
 const KILL_WAIT_MS = 10_000;
 
-/**
- * ControlService(STOP), then waits for SERVICE_STOPPED; after the timeout the host process is terminated and the
- * wait goes on until the SCM reports the service stopped, so a start that follows never finds it still running.
- */
 function setStartType(name: string, startType: number): void {
   const n = loadNative();
   withService(n, name, (svc) => {
@@ -258,6 +254,10 @@ function setStartType(name: string, startType: number): void {
   });
 }
 
+/**
+ * ControlService(STOP), then waits for SERVICE_STOPPED; after the timeout the host process is terminated and the
+ * wait goes on until the SCM reports the service stopped, so a start that follows never finds it still running.
+ */
 async function stopService(name: string, timeoutMs: number, pollMs = 200): Promise<StopResult> {
   const n = loadNative();
   const first = withService(n, name, (svc) => {
