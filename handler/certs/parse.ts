@@ -3,6 +3,7 @@ import { KvvmError } from '../errors.js';
 import type { CertificateMaterial } from './material.js';
 import { decodeStrictBase64, derToPem, splitPemBlocks, type PemBlock } from './pemText.js';
 import { readPkcs12 } from './pkcs12.js';
+import { pkcs8PrivateKey } from './privateKey.js';
 
 /** Largest secret value accepted. Key Vault caps secrets at 25 KB; 1 MiB leaves room and bounds parsing cost. */
 export const MAX_SECRET_CHARS = 1024 * 1024;
@@ -141,7 +142,7 @@ function keyFromPem(block: PemBlock): KeyObject {
   if (block.headers.some((h) => /^Proc-Type:.*ENCRYPTED/i.test(h))) throw encryptedKey();
   const type = block.label === 'PRIVATE KEY' ? 'pkcs8' : block.label === 'RSA PRIVATE KEY' ? 'pkcs1' : 'sec1';
   try {
-    return createPrivateKey({ key: block.der, format: 'der', type });
+    return type === 'pkcs8' ? pkcs8PrivateKey(block.der) : createPrivateKey({ key: block.der, format: 'der', type });
   } catch (cause) {
     throw new KvvmError('malformed-pem', `The "${block.label}" block in the secret is not a readable private key.`, {
       fix: 'Upload the certificate again in Key Vault.',

@@ -1,8 +1,9 @@
-import { createHmac, createPrivateKey, timingSafeEqual, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHmac, timingSafeEqual, X509Certificate, type KeyObject } from 'node:crypto';
 import { KvvmError } from '../errors.js';
 import { DerError, childrenOf, explicit, octetString, octets, oid, readOne, sequenceOf, smallInteger, TAG, expectUniversal, type Tlv } from './der.js';
 import { isPkcs12KdfHash, pkcs12Kdf, pkcs12KdfCost, pkcs12Password } from './pkcs12Kdf.js';
 import { DecryptionFailedError, IterationLimitError, MAX_KDF_ITERATIONS, UnsupportedAlgorithmError, checkIterations, planDecryption, type PlannedDecryption } from './pkcs12Pbe.js';
+import { pkcs8PrivateKey } from './privateKey.js';
 
 /**
  * PKCS#12 (RFC 7292) reading on node:crypto: MAC check, bag decryption, keys through createPrivateKey and
@@ -278,7 +279,7 @@ function certificate(der: Buffer): X509Certificate {
 
 function privateKey(der: Buffer): KeyObject {
   try {
-    return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+    return pkcs8PrivateKey(der);
   } catch (cause) {
     throw malformed('a key bag does not hold a readable private key', cause);
   }
