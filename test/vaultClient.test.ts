@@ -13,6 +13,7 @@ import type { TokenCredential } from '@azure/identity';
 import { KvvmError } from '../handler/errors.js';
 import { createVaultReader } from '../handler/vault/secretsClient.js';
 import { resolveIdentitySource } from '../handler/vault/identity.js';
+import { transportFor, trustedCas } from '../handler/vault/transport.js';
 import { startTestVault, type TestVault } from './helpers/devVault.js';
 
 const run = promisify(execFile);
@@ -259,6 +260,22 @@ describe('vault reader against the dev vault', () => {
     const reader = createVaultReader(tv.readerOptions({ retry: FAST, tlsCa: [] }));
     await assert.rejects(reader.getSecret(tv.vault.vaultUrl, 'tls'), hasReason('tls-failure'));
     assert.equal(reader.stats.vault.retries, 0);
+  });
+
+  test('the clients of a process share one TLS secure context per CA set, and each still verifies the vault', async () => {
+    const withCa = trustedCas([tv.caPem], {});
+    const a = transportFor('kvvm.localhost', withCa);
+    const b = transportFor('other.localhost', trustedCas([tv.caPem], {}));
+    assert.ok(a.agent && b.agent && a.agent !== b.agent, 'each client has its own agent (its own connections)');
+    assert.equal(a.agent.options.secureContext, b.agent.options.secureContext);
+    const plain = transportFor('kvvm.localhost', undefined).agent?.options.secureContext;
+    assert.notEqual(plain, a.agent.options.secureContext, 'another CA set, another context');
+    // A real vault host keeps the SDK's agent (and its proxy handling) and gets the same context through its TLS settings.
+    assert.deepEqual(transportFor('myvault.vault.azure.net', undefined), { tlsOptions: { secureContext: plain } });
+    // Two readers trusting the dev CA read; one without it still fails the handshake with the shared default context.
+    tv.vault.setSecret('shared', 'v');
+    for (let i = 0; i < 2; i++) assert.equal((await createVaultReader(tv.readerOptions({ retry: FAST })).getSecret(tv.vault.vaultUrl, 'shared')).value, 'v');
+    await assert.rejects(createVaultReader(tv.readerOptions({ retry: FAST, tlsCa: [] })).getSecret(tv.vault.vaultUrl, 'shared'), hasReason('tls-failure'));
   });
 });
 

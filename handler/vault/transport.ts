@@ -6,12 +6,14 @@
  *   Verification is never disabled.
  * - `*.localhost` names are loopback by RFC 6761 but glibc does not resolve them. The dev vault is served as
  *   https://kvvm.localhost:PORT (see handler/devvault/server.ts for why), so for such hosts only we hand the SDK
- *   an https.Agent whose lookup answers 127.0.0.1. Real vault hosts use the SDK's own agent untouched.
+ *   an https.Agent whose lookup answers 127.0.0.1. Real vault hosts use the SDK's own agent.
+ * - Every client of the process shares one TLS secure context per CA set (sharedSecureContext).
  */
 import { readFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import type { LookupFunction } from 'node:net';
-import { createSecureContext, rootCertificates } from 'node:tls';
+import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
+import type { SecretClientOptions } from '@azure/keyvault-secrets';
 
 export function isLoopbackName(host: string): boolean {
   const h = host.toLowerCase().replace(/\.$/, '');
@@ -45,18 +47,42 @@ export function trustedCas(extra: readonly string[] | undefined, env: Readonly<R
   return [...rootCertificates, ...fromEnv, ...extra];
 }
 
+type TlsOptions = NonNullable<SecretClientOptions['tlsOptions']>;
+
 export interface TransportOptions {
-  tlsOptions?: { ca: string[] };
+  tlsOptions?: TlsOptions;
   agent?: Agent;
 }
 
-export function transportFor(host: string, ca: string[] | undefined): TransportOptions {
-  const out: TransportOptions = {};
-  if (ca) out.tlsOptions = { ca };
-  if (isLoopbackName(host)) {
-    // One secure context for every connection: given `ca` itself, the agent would rebuild a context from ~140
-    // roots for each new connection and key its socket pool by the whole CA text (measured: bench/README.md).
-    out.agent = new Agent({ keepAlive: true, lookup: loopbackLookup, ...(ca ? { secureContext: createSecureContext({ ca }) } : {}) });
+/** Contexts made at once for different CA sets (a process uses one or two); past it they are made again. */
+const MAX_CONTEXTS = 8;
+const contexts = new Map<string, SecureContext>();
+
+/**
+ * One TLS secure context per trusted-CA set for the whole process. Without one, Node's TLS client builds a context
+ * for every connection: ~0.15 ms of CPU with the default roots (each poll of a VM opens a connection or two), and
+ * ~20 ms when `ca` lists the ~140 roots (Node's agent then also keys its socket pool by the whole CA text).
+ * A context holds only trust (CA certificates); verification of the vault's certificate and name stays on in
+ * every connection (tls.connect's rejectUnauthorized and checkServerIdentity defaults).
+ */
+function sharedSecureContext(ca: string[] | undefined): SecureContext {
+  const key = ca === undefined ? '' : ca.join('\n');
+  let context = contexts.get(key);
+  if (context === undefined) {
+    if (contexts.size >= MAX_CONTEXTS) contexts.clear();
+    context = createSecureContext(ca === undefined ? {} : { ca });
+    contexts.set(key, context);
   }
-  return out;
+  return context;
+}
+
+export function transportFor(host: string, ca: string[] | undefined): TransportOptions {
+  const secureContext = sharedSecureContext(ca);
+  if (isLoopbackName(host)) {
+    return { agent: new Agent({ keepAlive: true, lookup: loopbackLookup, secureContext }) };
+  }
+  // The SDK makes the client's agent from its TLS settings (spread into new https.Agent(), which takes a
+  // secureContext), so the client keeps the SDK's own agent and proxy handling (with HTTPS_PROXY set, the proxy
+  // agent is used and these settings are not, as the SDK says in its log).
+  return { tlsOptions: { secureContext } as TlsOptions };
 }
