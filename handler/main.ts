@@ -162,14 +162,16 @@ export async function main(argv: string[], host: CommandHost): Promise<number> {
   }
   // Every KVVM_* variable is read in overrides.ts: refuse one that does not parse, and say which are in effect
   // (stderr: stdout may be parsed). Not from the service, which writes the same lines to its own log, nor from
-  // the Windows service host, which the SCM starts without a console (its child, the service, logs them).
+  // the Windows service host, which the SCM starts without a console (its child, the service, logs them), nor from
+  // service-crashed, whose stderr is the service's output file it reads the crash reason from.
   const overrides = readOverrides(host.env);
   const invalid = invalidOverridesError(overrides);
   if (invalid) {
     host.stderr(`kvvm ${name}: ${invalid.describe()}\n`);
     return 2;
   }
-  if (name !== 'service' && name !== 'windows-service-host') for (const line of overrideLogLines(overrides)) host.stderr(`kvvm ${name}: ${line.message}\n`);
+  if (name !== 'service' && name !== 'windows-service-host' && name !== 'service-crashed')
+    for (const line of overrideLogLines(overrides)) host.stderr(`kvvm ${name}: ${line.message}\n`);
   try {
     return await spec.run(rest, host);
   } catch (err) {

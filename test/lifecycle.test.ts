@@ -13,6 +13,7 @@ import { agentCommand, finalStatus } from './helpers/agentCommands.js';
 import { AGENT_SERVICE_CLIENT_ID, withAgentService } from './helpers/agentService.js';
 import { createCa, issueCertificate, toPemSecret, toPkcs12Base64 } from '../handler/devvault/certFactory.js';
 import { posixSupervisor } from '../handler/service/posixSupervisor.js';
+import { recordedWorker } from './helpers/serviceProcesses.js';
 
 const { isRunning } = posixSupervisor;
 
@@ -103,9 +104,11 @@ test('the agent drives the extension through install, enable, rotation, disable,
     assert.equal((await isRunning(join(layout.extensionFolder, 'kvvm-service.pid'))).running, false);
     assert.match(await readlink(webLink), new RegExp(webV2));
 
-    // enable after disable (same sequence number, e.g. after a reboot) starts the service again.
+    // enable after disable (same sequence number, e.g. after a reboot) starts the service again; enable returns
+    // once its supervisor holds the service lock, and the worker records itself in kvvm-service.pid as it starts.
     assert.equal((await agentCommand(layout, 1, 'enable', env)).code, 0);
-    assert.equal((await isRunning(join(layout.extensionFolder, 'kvvm-service.pid'))).running, true);
+    const worker = await recordedWorker(layout.extensionFolder);
+    assert.deepEqual(await isRunning(join(layout.extensionFolder, 'kvvm-service.pid')), { running: true, pid: worker });
 
     // uninstall stops it and removes kvvm's state, not the certificates.
     assert.equal((await agentCommand(layout, 1, 'uninstall', env)).code, 0);

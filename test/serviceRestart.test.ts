@@ -5,15 +5,18 @@
  *  - a certificate rotated in the vault during the outage is installed by the restarted worker, within the
  *    2 minutes the issue allows (the polling interval is an hour, so only the restart can install it);
  *  - five crashes inside the window turn the status to `error` with the crash reason, and the supervisor keeps
- *    retrying (slowly): the next start turns the status back to success.
+ *    retrying (slowly): the next start turns the status back to success;
  *  - a worker killed while the onChange command of a new version runs: the restarted worker runs it again for that
- *    version (the change was recorded as pending in the state folder), so the server is reloaded after all.
+ *    version (the change was recorded as pending in the state folder), so the server is reloaded after all;
+ *  - a worker that cannot start at all (a damaged install) is reported the same way: enable returns once the
+ *    supervisor holds the service lock, without waiting for the worker, so the supervisor's crash loop is what
+ *    puts the failure in the status file.
  * The supervisor's resident memory is printed: it is a shell, not a second Node.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdtemp, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -195,4 +198,44 @@ test('kill -9 while the onChange command of a new version runs: the restarted wo
     await rm(root, { recursive: true, force: true });
     await rm(work, { recursive: true, force: true });
   }
+});
+
+/**
+ * A copy of this checkout's CLI whose service module cannot be loaded, as in a damaged install: enable, disable and
+ * `service-crashed` run, the worker fails as it starts (kvvm service: exit code 1 with the load error).
+ */
+async function damagedCli(root: string): Promise<string> {
+  const pkg = join(root, 'damaged-package');
+  await cp(join(packageRoot(), 'lib', 'handler'), join(pkg, 'lib', 'handler'), { recursive: true });
+  await copyFile(join(packageRoot(), 'package.json'), join(pkg, 'package.json'));
+  await symlink(join(packageRoot(), 'node_modules'), join(pkg, 'node_modules'));
+  await symlink(join(packageRoot(), 'schemas'), join(pkg, 'schemas'));
+  await writeFile(join(pkg, 'lib', 'handler', 'commands', 'service.js'), "throw new Error('kvvm test: the service module is damaged');\n");
+  return join(pkg, 'lib', 'handler', 'cli.js');
+}
+
+test('a worker that cannot start: enable returns without waiting for it, and the crash loop reports it in the status', { timeout: 240_000 }, async () => {
+  // Restarts after 50, 100, 200, 400 ms (KVVM_RESTART_BASE_MS scales the policy); the fifth crash is the loop.
+  const { root, vault, layout, env } = await setup('damaged', { KVVM_RESTART_BASE_MS: '50' });
+  const cli = await damagedCli(root);
+  const command = (name: string) => run(process.execPath, [cli, name], { cwd: layout.extensionFolder, env: { ...env, ...layout.env(0) } });
+  try {
+    const enable = await command('enable');
+    assert.match(enable.stdout, /sequence 0 applied; service started \(pid \d+\)/);
+    // Returned before any worker could report: the status is still the one enable wrote.
+    assert.equal((await statusOf(layout, 0))?.status, 'transitioning');
+    assert.equal(serviceProcesses(layout.extensionFolder).supervisors.length, 1);
+    const crashed = await until('the crash-loop status', async () => {
+      const s = await statusOf(layout, 0);
+      return s?.status === 'error' ? s : undefined;
+    });
+    assert.match(crashed.message, /crashed 5 times in 10 minutes/);
+    assert.match(crashed.message, /last crash: exit code 1: kvvm service: .*the service module is damaged/);
+    assert.equal(serviceProcesses(layout.extensionFolder).supervisors.length, 1, 'still supervised, retrying slowly');
+  } finally {
+    await command('disable').catch(() => undefined);
+    await vault.close();
+    await rm(root, { recursive: true, force: true });
+  }
+  assert.deepEqual(serviceProcesses(layout.extensionFolder), { supervisors: [], workers: [] });
 });

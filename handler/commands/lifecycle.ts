@@ -1,7 +1,8 @@
 /**
  * The five commands the guest agent runs: install, enable, disable, update, uninstall (PROTOCOL.md).
  * Enable records the sequence number BEFORE replacing the running service, and returns as soon as the detached
- * service is started: the agent gives enable 300 s and kills its whole process group afterwards.
+ * service is started (its supervisor holds the service lock; the worker's own start is the supervisor's job): the
+ * agent gives enable 300 s and kills its whole process group afterwards.
  */
 import { cp, mkdir, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -41,7 +42,6 @@ export async function enableCommand(host: CommandHost): Promise<number> {
       }
       // Boot or agent restart: same settings, service gone. Start it for the applied sequence number
       // (after clearing any worker its supervisor left behind).
-      preloadOutcomeLog();
       await service.stop();
       const { pid } = await service.start(mrseq);
       host.stdout(`kvvm enable: sequence ${ctx.seq} ${which}; service restarted for ${mrseq} (pid ${pid}).\n`);
@@ -49,7 +49,6 @@ export async function enableCommand(host: CommandHost): Promise<number> {
       return 0;
     }
     await advanceMrseq(ctx.handlerEnv.extensionFolder, ctx.seq);
-    preloadOutcomeLog();
     await service.stop();
     await reportStatus(ctx, {
       operation: 'Enable',
@@ -62,15 +61,6 @@ export async function enableCommand(host: CommandHost): Promise<number> {
     await recordOutcome(ctx, 'Enable', 'info', `sequence ${ctx.seq} applied; service started (pid ${pid})`);
     return 0;
   });
-}
-
-/**
- * Starts loading the handler log's modules (winston: recordOutcome) while enable waits for the service's worker
- * to start, a wait in which this process is idle; loaded after it, they added their load time to every enable
- * (bench/, figure 3). recordOutcome imports the same module, and any failure surfaces there.
- */
-function preloadOutcomeLog(): void {
-  import('../service/logger.js').catch(() => undefined);
 }
 
 export async function disableCommand(host: CommandHost): Promise<number> {

@@ -1,8 +1,8 @@
 /**
  * `kvvm service`: the long-running process enable starts. It records itself in kvvm-service.pid and listens for
  * SIGTERM/SIGINT first, and only then loads the service's module graph (vault SDK, identity, parser, stores:
- * service.ts), because enable waits for that record before it returns (posixService.ts awaitWorker): loading the
- * graph first made every enable wait for it (bench/, figure 3). A signal that arrives while the graph loads
+ * service.ts), so that the record exists as early as possible: under systemd enable waits for it
+ * (systemdService.ts awaitWorker), and disable finds the worker by it. A signal that arrives while the graph loads
  * stops the service as soon as it starts.
  */
 import { recordWorkerPid, releaseWorkerPid } from '../service/workerPid.js';

@@ -5,11 +5,10 @@
  * lock is free and the worker's record names no live process.
  */
 import { readdir, readlink } from 'node:fs/promises';
-import { setTimeout as delay } from 'node:timers/promises';
 import { KvvmError } from '../errors.js';
 import { tryAcquireLock, withLock } from './fileLock.js';
 import { removePidFile, type ProcessInspector } from './pidfile.js';
-import { restartLoopArgs, type RestartPolicy } from './restartLoop.js';
+import { restartLoopArgs, SUPERVISOR_READY_FD_ENV, type RestartPolicy } from './restartLoop.js';
 import { posixSupervisor } from './posixSupervisor.js';
 import type { ExtensionService, ExtensionServiceFiles, StopResult } from './supervisor.js';
 
@@ -32,48 +31,37 @@ interface StartServiceOptions {
   cwd: string;
   policy?: RestartPolicy | undefined;
   shell?: string | undefined;
-  /** How long to wait for the worker's pid record. */
-  workerWaitMs?: number | undefined;
 }
 
+/** How long start waits for the supervisor to say it holds the service lock (it takes it at once, or exits). */
+const SUPERVISOR_LOCK_WAIT_MS = 15_000;
+
 /**
- * Starts the supervisor and waits (briefly) for its worker to record itself, so that when enable returns
- * kvvm-service.pid already names the process that syncs. Resolves with the worker's pid, or the supervisor's
- * when the worker is slow to start (it is supervised either way).
+ * Starts the supervisor and resolves once it holds the service lock (restartLoop.ts: it says so on a pipe), with
+ * the supervisor's pid. It does not wait for the worker's Node start, a second Node start on top of enable's own
+ * (bench/, figure 3): from the lock on, the worker is the supervisor's job, and a worker that cannot start is
+ * reported in the status by the supervisor's crash loop (`kvvm service-crashed`). kvvm-service.pid names the worker
+ * once it runs. Throws when the supervisor exited before it held the lock (held elsewhere, or flock is missing).
  */
-async function startSupervisedService(options: StartServiceOptions): Promise<{ pid: number; supervisorPid: number }> {
+async function startSupervisedService(options: StartServiceOptions): Promise<{ pid: number }> {
   await removePidFile(options.files.workerPidFile);
-  const { pid: supervisorPid } = await startDetached({
+  const { pid, ready } = await startDetached({
     command: options.shell ?? '/bin/sh',
     args: restartLoopArgs(options.files.serviceLock, options.kvvmCommand, options.policy),
-    env: options.env,
+    env: { ...options.env, [SUPERVISOR_READY_FD_ENV]: '3' },
     cwd: options.cwd,
     pidFile: options.files.supervisorPidFile,
     logFile: options.files.outputFile,
+    readyWaitMs: SUPERVISOR_LOCK_WAIT_MS,
   });
-  const worker = await awaitWorker(options.files, async () => (await isRunning(options.files.supervisorPidFile)).running, options.workerWaitMs ?? 15_000);
-  return { pid: worker ?? supervisorPid, supervisorPid };
-}
-
-/**
- * Waits until kvvm-service.pid names a live worker; undefined when it is slow (it is supervised either way).
- * Throws when the supervisor died first: the lock was held elsewhere, or /bin/sh or flock is missing.
- */
-export async function awaitWorker(files: PosixServiceFiles, supervisorAlive: () => Promise<boolean>, waitMs: number): Promise<number | undefined> {
-  const deadline = performance.now() + waitMs;
-  while (performance.now() < deadline) {
-    const worker = await isRunning(files.workerPidFile);
-    if (worker.running && worker.pid !== undefined) return worker.pid;
-    if (!(await supervisorAlive())) {
-      throw new KvvmError('service-start', 'The service supervisor exited before its worker started.', {
-        fix: `Read ${files.outputFile}: another service may hold ${files.serviceLock}, or /bin/sh or flock is missing.`,
-        code: -1,
-      });
-    }
-    // Short: enable returns this many ms after the worker recorded itself, at worst (bench/, figure 3).
-    await delay(10);
+  // 'silent' (no word within the wait) is left to the supervisor, as a slow start always was: it is running.
+  if ((await ready) === 'exited') {
+    throw new KvvmError('service-start', 'The service supervisor exited before it held the service lock.', {
+      fix: `Read ${options.files.outputFile}: another service may hold ${options.files.serviceLock}, or /bin/sh or flock is missing.`,
+      code: -1,
+    });
   }
-  return undefined;
+  return { pid };
 }
 
 /** Running = the supervisor is alive (between a crash and the restart the worker may briefly be gone). */

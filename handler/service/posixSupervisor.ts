@@ -6,22 +6,25 @@
  */
 import { spawn } from 'node:child_process';
 import { open } from 'node:fs/promises';
+import type { Readable, Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KvvmError } from '../errors.js';
 import { defaultInspector, readPidFile, removePidFile, writePidFile, type PidRecord, type ProcessInspector } from './pidfile.js';
-import type { Supervisor } from './supervisor.js';
+import type { ReadySignal, Supervisor } from './supervisor.js';
 
 export const posixSupervisor: Supervisor = {
   async startDetached(options) {
     const inspector = options.inspector ?? defaultInspector();
     const log = options.logFile === undefined ? undefined : await open(options.logFile, 'a', 0o640);
     let pid: number;
+    let ready: Promise<ReadySignal> | undefined;
     try {
+      const output = log?.fd ?? 'ignore';
       const child = spawn(options.command, options.args, {
         cwd: options.cwd,
         env: options.env,
         detached: true,
-        stdio: ['ignore', log?.fd ?? 'ignore', log?.fd ?? 'ignore'],
+        stdio: options.readyWaitMs === undefined ? ['ignore', output, output] : ['ignore', output, output, 'pipe'],
         windowsHide: true,
       });
       pid = await new Promise<number>((resolve, reject) => {
@@ -33,6 +36,7 @@ export const posixSupervisor: Supervisor = {
           cause: err,
         });
       });
+      if (options.readyWaitMs !== undefined) ready = readySignal(child.stdio[3], options.readyWaitMs);
       // Let enable exit without waiting for the service, and drop our ends of its pipes.
       child.unref();
     } finally {
@@ -47,7 +51,7 @@ export const posixSupervisor: Supervisor = {
       startedAt: (options.now?.() ?? new Date()).toISOString(),
     };
     await writePidFile(options.pidFile, record);
-    return { pid };
+    return { pid, ready };
   },
 
   async isRunning(pidFile, options = {}) {
@@ -83,6 +87,25 @@ export const posixSupervisor: Supervisor = {
     return undefined; // a detached process registers nothing beyond the pid file, which stopProcess removed
   },
 };
+
+/**
+ * 'ready' once the child writes anything on its ready pipe, 'exited' when it closes the pipe unwritten, 'silent'
+ * when it did neither within waitMs. Our end is closed in every case, so it never keeps this process alive.
+ */
+function readySignal(pipe: Readable | Writable | null | undefined, waitMs: number): Promise<ReadySignal> {
+  if (!pipe || !('read' in pipe)) return Promise.resolve('exited');
+  return new Promise<ReadySignal>((resolve) => {
+    const timer = setTimeout(() => done('silent'), waitMs);
+    function done(signal: ReadySignal): void {
+      clearTimeout(timer);
+      pipe?.destroy();
+      resolve(signal);
+    }
+    pipe.once('data', () => done('ready'));
+    pipe.once('end', () => done('exited'));
+    pipe.once('error', () => done('exited'));
+  });
+}
 
 /** The pid file's process is alive and is the one we started (not a recycled pid). */
 async function isSameProcess(record: PidRecord, inspector: ProcessInspector): Promise<boolean> {

@@ -11,12 +11,22 @@
  *
  * The lock is on fd 9, opened without truncation, and closed for the children (`9>&-`): a hook a worker runs
  * must not inherit the lock and keep "a service" alive after the service is gone.
+ *
+ * Started by enable (posixService.ts), the supervisor says when it holds the lock: with
+ * KVVM_SUPERVISOR_READY_FD=3 in its environment it writes one line on fd 3 (a pipe enable reads) and closes it
+ * before it starts anything. Enable returns then, without waiting for the worker's Node start; a supervisor that
+ * exits before (the lock held elsewhere, flock missing) closes the pipe unwritten, and enable reports that. SIGPIPE
+ * is ignored around the write only: an enable that died meanwhile must not take the supervisor with it. Under
+ * systemd the variable is not set and nothing is written.
  */
 
 /** sysexits.h EX_CONFIG: the worker refused its settings. */
 export const EXIT_SETTINGS_INVALID = 78;
 /** sysexits.h EX_TEMPFAIL: the supervisor found the service lock held by another service. */
 const EXIT_LOCK_HELD = 75;
+
+/** Set (to 3) in the supervisor's environment by a starter that reads fd 3 for "the service lock is held". */
+export const SUPERVISOR_READY_FD_ENV = 'KVVM_SUPERVISOR_READY_FD';
 
 export interface RestartPolicy {
   /** First restart delay; doubled per crash inside the window, up to maxDelayMs. */
@@ -40,6 +50,9 @@ lock=$1 base=$2 max=$3 loop_count=$4 window=$5 slow=$6
 shift 6
 exec 9>>"$lock" || exit ${EXIT_LOCK_HELD}
 flock -n 9 || { echo "kvvm-supervisor: another service holds $lock" >&2; exit ${EXIT_LOCK_HELD}; }
+if [ "\${${SUPERVISOR_READY_FD_ENV}:-}" = 3 ]; then
+  trap '' PIPE; { echo "kvvm-supervisor $$: holding $lock" >&3; } 2>/dev/null; exec 3>&-; trap - PIPE; unset ${SUPERVISOR_READY_FD_ENV}
+fi
 stopping=0 child= crashes=
 trap 'stopping=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM INT HUP
 echo "kvvm-supervisor $$: supervising the certificate service"

@@ -22,6 +22,20 @@ export interface StartDetachedOptions {
   logFile?: string | undefined;
   inspector?: ProcessInspector | undefined;
   now?: (() => Date) | undefined;
+  /**
+   * POSIX: a pipe is passed to the process as fd 3, and `ready` (in the result) says, within this many ms, whether
+   * the process wrote to it ('ready'), closed it unwritten ('exited': it exited first) or neither ('silent').
+   * The Windows service ignores it.
+   */
+  readyWaitMs?: number | undefined;
+}
+
+export type ReadySignal = 'ready' | 'exited' | 'silent';
+
+interface StartedProcess {
+  pid: number;
+  /** With readyWaitMs: what the process said on fd 3. */
+  ready?: Promise<ReadySignal> | undefined;
 }
 
 export interface StopOptions {
@@ -69,7 +83,7 @@ export interface ExtensionService {
 }
 
 export interface Supervisor {
-  startDetached(options: StartDetachedOptions): Promise<{ pid: number }>;
+  startDetached(options: StartDetachedOptions): Promise<StartedProcess>;
   isRunning(pidFile: string, options?: { inspector?: ProcessInspector }): Promise<{ running: boolean; pid?: number }>;
   stopProcess(pidFile: string, options: StopOptions): Promise<StopResult>;
   /**

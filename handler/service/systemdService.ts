@@ -7,9 +7,11 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { KvvmError } from '../errors.js';
 import { writeFileAtomic } from '../protocol/atomicFile.js';
-import { awaitWorker, posixServiceFiles, stopService, underCommandLock, type PosixServiceFiles } from './posixService.js';
+import { posixServiceFiles, stopService, underCommandLock, type PosixServiceFiles } from './posixService.js';
+import { posixSupervisor } from './posixSupervisor.js';
 import type { RestartPolicy } from './restartLoop.js';
 import type { ExtensionService, ExtensionServiceFiles, StopResult } from './supervisor.js';
 import {
@@ -59,6 +61,28 @@ export interface SystemdStartOptions {
   run: SystemctlRunner;
   unitDir?: string;
   workerWaitMs?: number;
+}
+
+/**
+ * Waits until kvvm-service.pid names a live worker; undefined when it is slow (it is supervised either way).
+ * Throws when the unit went inactive first: the lock was held elsewhere, or /bin/sh or flock is missing. Under
+ * systemd the supervisor has no pipe to enable (the detached start's handshake, posixService.ts), so enable waits
+ * for the worker's record here; systemd is not on this project's machines, and this path is not measured.
+ */
+async function awaitWorker(files: PosixServiceFiles, unitActive: () => Promise<boolean>, waitMs: number): Promise<number | undefined> {
+  const deadline = performance.now() + waitMs;
+  while (performance.now() < deadline) {
+    const worker = await posixSupervisor.isRunning(files.workerPidFile);
+    if (worker.running && worker.pid !== undefined) return worker.pid;
+    if (!(await unitActive())) {
+      throw new KvvmError('service-start', 'The service supervisor exited before its worker started.', {
+        fix: `Read ${files.outputFile}: another service may hold ${files.serviceLock}, or /bin/sh or flock is missing.`,
+        code: -1,
+      });
+    }
+    await delay(10);
+  }
+  return undefined;
 }
 
 /** Writes the supervisor script and the unit, then daemon-reload, enable, restart; waits for the worker's record. */

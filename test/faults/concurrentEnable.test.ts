@@ -14,11 +14,10 @@ import { promisify } from 'node:util';
 import { createCa, issueCertificate, toPemSecret } from '../../handler/devvault/certFactory.js';
 import { startDevVault } from '../../handler/devvault/server.js';
 import { packageRoot } from '../../handler/paths.js';
-import { readPidFile } from '../../handler/service/pidfile.js';
 import { makeAgentLayout, type AgentLayout } from '../helpers/agentFolder.js';
 import { childProcessEnv } from '../helpers/devVault.js';
 import { faultWorkDir, registerSecrets, seededRandom, seedFromEnv } from '../helpers/faults.js';
-import { serviceProcesses } from '../helpers/serviceProcesses.js';
+import { recordedWorker, serviceProcesses } from '../helpers/serviceProcesses.js';
 
 const run = promisify(execFile);
 const CLI = join(packageRoot(), 'lib', 'handler', 'cli.js');
@@ -78,12 +77,12 @@ test(`concurrent enables with different sequence numbers leave exactly one servi
 
       const mrseq = Number((await readFile(join(layout.extensionFolder, 'mrseq'), 'utf8')).trim());
       assert.equal(mrseq, highest, `round ${round}: mrseq ${mrseq} after enables of ${order.join(', ')}`);
+      // The enables returned once the last one's supervisor held the service lock; its worker records itself as it starts.
+      const worker = await recordedWorker(layout.extensionFolder);
       const procs = serviceProcesses(layout.extensionFolder);
       assert.equal(procs.supervisors.length, 1, `round ${round}: supervisors ${procs.supervisors.join(', ')}`);
-      assert.equal(procs.workers.length, 1, `round ${round}: workers ${procs.workers.join(', ')}`);
-      const record = await readPidFile(join(layout.extensionFolder, 'kvvm-service.pid'));
-      assert.equal(record?.pid, procs.workers[0], `round ${round}: kvvm-service.pid names the worker`);
-      const workerEnv = await readFile(`/proc/${procs.workers[0]}/environ`, 'utf8');
+      assert.deepEqual(procs.workers, [worker], `round ${round}: one worker, the one kvvm-service.pid names (workers ${procs.workers.join(', ')})`);
+      const workerEnv = await readFile(`/proc/${worker}/environ`, 'utf8');
       assert.ok(workerEnv.split('\0').includes(`ConfigSequenceNumber=${highest}`), `round ${round}: the worker runs the newest sequence number`);
     }
 

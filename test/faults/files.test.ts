@@ -137,9 +137,9 @@ for (const [label, text] of [
     assertNoStackTrace(o);
     assert.equal(o.code, 0, o.stderr);
     assert.match(o.stdout, /service restarted/);
+    assert.equal((await finalStatus(layout, 0)).status, 'success');
     const running = await isRunning(pidFile);
     assert.ok(running.running, 'a new service runs and its pid file is valid');
-    assert.equal((await finalStatus(layout, 0)).status, 'success');
     // Clobbered again while the service runs: disable still finds it (its supervisor's record and the service
     // lock), stops it, and says so; no process is left.
     await writeFile(pidFile, text);

@@ -5,6 +5,8 @@
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { readPidFile } from '../../handler/service/pidfile.js';
 
 export interface ServiceProcesses {
   supervisors: number[];
@@ -41,5 +43,20 @@ export function pidAlive(pid: number): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * Waits until kvvm-service.pid names a live worker of this extension folder, and returns its pid. Enable returns
+ * once the supervisor holds the service lock, before the worker's Node start has recorded it (posixService.ts),
+ * so a test that needs the worker waits for it here (a liveness deadline, not a timing assertion).
+ */
+export async function recordedWorker(extensionFolder: string, limitMs = 60_000): Promise<number> {
+  const deadline = Date.now() + limitMs;
+  for (;;) {
+    const record = await readPidFile(join(extensionFolder, 'kvvm-service.pid'));
+    if (record && pidAlive(record.pid) && serviceProcesses(extensionFolder).workers.includes(record.pid)) return record.pid;
+    if (Date.now() > deadline) throw new Error(`no worker recorded in ${extensionFolder}/kvvm-service.pid after ${limitMs} ms`);
+    await delay(20);
   }
 }
