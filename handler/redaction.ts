@@ -65,6 +65,21 @@ export class ProtectedValues {
   readonly apply = (text: string): string => redactSecrets(replaceAll(text, this.needles, PROTECTED_PLACEHOLDER));
 }
 
+/**
+ * A log record with every string redacted (redactSecrets, then `extra`) and string values under key names that say
+ * secret (token, secret, password, private, …key) replaced whole; nested objects to depth 4.
+ */
+export function redactRecord(value: unknown, extra: ((text: string) => string) | undefined, depth = 0): unknown {
+  if (typeof value === 'string') return extra ? extra(redactSecrets(value)) : redactSecrets(value);
+  if (depth > 4 || value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((v) => redactRecord(v, extra, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    out[k] = /token|secret|password|private|key$/i.test(k) && typeof v === 'string' ? '[redacted]' : redactRecord(v, extra, depth + 1);
+  }
+  return out;
+}
+
 /** Every string inside `value` passed through `fn` (objects and arrays copied; other values kept). */
 export function mapStrings<T>(value: T, fn: (text: string) => string): T {
   const walk = (v: unknown, depth: number): unknown => {

@@ -17,6 +17,7 @@ import { overridesFrom } from '../overrides.js';
 import { writeEvent } from '../protocol/events.js';
 import { executableExists } from '../consumers/executable.js';
 import { mapStrings, ProtectedValues } from '../redaction.js';
+import { appendLogRecord } from '../service/logFile.js';
 
 export type Env = Record<string, string | undefined>;
 
@@ -176,10 +177,12 @@ export async function reportStatus(ctx: HandlerContext, report: HandlerStatusRep
  */
 export async function recordOutcome(ctx: HandlerContext, operation: string, level: 'info' | 'error', rawMessage: string): Promise<void> {
   const message = ctx.protectedValues.apply(rawMessage);
-  const { createLogger } = await import('../service/logger.js');
-  const log = createLogger({ logFolder: ctx.handlerEnv.logFolder, name: 'handler', redact: ctx.protectedValues.apply });
-  (level === 'error' ? log.error : log.info)(`${operation} (sequence ${ctx.seq}): ${message}`);
-  await log.close();
+  await appendLogRecord(
+    ctx.handlerEnv.logFolder,
+    'handler',
+    { level, message: `${operation} (sequence ${ctx.seq}): ${message}`, time: ctx.host.now() },
+    { redact: ctx.protectedValues.apply },
+  );
   if (ctx.handlerEnv.eventsFolder) {
     try {
       await writeEvent(

@@ -1,13 +1,13 @@
 /**
  * A thin factory over winston: one JSON-lines file per process kind in the handler's logFolder, size-capped and
- * rotated, plus an optional console. A redaction format is the last line of defence against a secret reaching a
- * log: PEM blocks, JWTs and long base64 runs are replaced before any transport sees them.
+ * rotated (logFile.ts: names and limits), plus an optional console. A redaction format is the last line of defence
+ * against a secret reaching a log: PEM blocks, JWTs and long base64 runs are replaced before any transport sees them.
  */
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import winston from 'winston';
 import type { SyncLogger } from '../engine/certificateSync.js';
-import { redactSecrets } from '../redaction.js';
+import { redactRecord } from '../redaction.js';
+import { LOG_FILE_LIMITS, logFilePath } from './logFile.js';
 
 export interface KvvmLogger extends SyncLogger {
   /** Another destination for every record (after redaction), e.g. the fluentd forwarder. */
@@ -28,21 +28,10 @@ export interface CreateLoggerOptions {
   redact?: (text: string) => string;
 }
 
-function redactValue(value: unknown, extra: ((text: string) => string) | undefined, depth = 0): unknown {
-  if (typeof value === 'string') return extra ? extra(redactSecrets(value)) : redactSecrets(value);
-  if (depth > 4 || value === null || typeof value !== 'object') return value;
-  if (Array.isArray(value)) return value.map((v) => redactValue(v, extra, depth + 1));
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) {
-    out[k] = /token|secret|password|private|key$/i.test(k) && typeof v === 'string' ? '[redacted]' : redactValue(v, extra, depth + 1);
-  }
-  return out;
-}
-
 const redactFormat = winston.format((info, opts: unknown) => {
   const extra = (opts as { extra?: (text: string) => string } | undefined)?.extra;
   for (const key of Object.keys(info)) {
-    (info as Record<string, unknown>)[key] = redactValue((info as Record<string, unknown>)[key], extra);
+    (info as Record<string, unknown>)[key] = redactRecord((info as Record<string, unknown>)[key], extra);
   }
   return info;
 });
@@ -51,9 +40,9 @@ export function createLogger(options: CreateLoggerOptions): KvvmLogger {
   mkdirSync(options.logFolder, { recursive: true, mode: 0o755 });
   const transports: winston.transport[] = [
     new winston.transports.File({
-      filename: join(options.logFolder, `kvvm-${options.name}.log`),
-      maxsize: options.maxSize ?? 5 * 1024 * 1024,
-      maxFiles: options.maxFiles ?? 5,
+      filename: logFilePath(options.logFolder, options.name),
+      maxsize: options.maxSize ?? LOG_FILE_LIMITS.maxSize,
+      maxFiles: options.maxFiles ?? LOG_FILE_LIMITS.maxFiles,
       tailable: true,
     }),
   ];
