@@ -60,16 +60,18 @@ async function bearer(vault: DevVault): Promise<Record<string, string>> {
   return { Authorization: `Bearer ${String(body['access_token'])}` };
 }
 
+function sdkCredential(tv: TestVault): TokenCredential {
+  return createIdentityCredential({ msiEndpoint: tv.vault.imdsEndpoint }, tv.env, {
+    sleep: async () => {},
+    random: () => 0.5,
+    now: Date.now,
+    retry: { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 },
+    stats: newRetryStats(),
+  });
+}
+
 function sdkClient(tv: TestVault, credential?: TokenCredential): SecretClient {
-  const cred =
-    credential ??
-    createIdentityCredential({ msiEndpoint: tv.vault.imdsEndpoint }, tv.env, {
-      sleep: async () => {},
-      random: () => 0.5,
-      now: Date.now,
-      retry: { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 },
-      stats: newRetryStats(),
-    });
+  const cred = credential ?? sdkCredential(tv);
   const host = new URL(tv.vault.vaultUrl).hostname;
   return new SecretClient(tv.vault.vaultUrl, cred, { retryOptions: { maxRetries: 0 }, ...transportFor(host, trustedCas([tv.caPem], {})) });
 }
@@ -115,6 +117,20 @@ describe('dev vault with the real SecretClient', () => {
     // 30 versions at 25 per page: two authenticated page requests (+ at most one challenge round trip).
     const pageRequests = (tv.vault.stats().vault.byRoute['listVersions'] ?? 0) - before;
     assert.ok(pageRequests >= 2 && pageRequests <= 3, `page requests: ${pageRequests}`);
+  });
+
+  test("a kept-alive connection is closed a second before the vault's announced keep-alive timeout", async () => {
+    // The dev vault announces Node's default (Keep-Alive: timeout=5); reusing a connection the server has just
+    // closed fails the request with ECONNRESET, so the client's idle limit must come first.
+    tv.vault.setSecret('keepalive', 'v');
+    const host = new URL(tv.vault.vaultUrl).hostname;
+    const transport = transportFor(host, trustedCas([tv.caPem], {}));
+    const client = new SecretClient(tv.vault.vaultUrl, sdkCredential(tv), { retryOptions: { maxRetries: 0 }, ...transport });
+    assert.equal((await client.getSecret('keepalive')).value, 'v');
+    await new Promise((resolve) => setImmediate(resolve));
+    const free = Object.values(transport.agent?.freeSockets ?? {}).flat();
+    assert.equal(free.length, 1, 'the connection is kept alive');
+    assert.equal(free[0]?.timeout, 4000);
   });
 
   test('a token the IMDS endpoint did not issue is refused with 401', async () => {

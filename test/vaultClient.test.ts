@@ -271,7 +271,7 @@ describe('vault reader against the dev vault', () => {
     const plain = transportFor('kvvm.localhost', undefined).agent?.options.secureContext;
     assert.notEqual(plain, a.agent.options.secureContext, 'another CA set, another context');
     // A real vault host keeps the SDK's agent (and its proxy handling) and gets the same context through its TLS settings.
-    assert.deepEqual(transportFor('myvault.vault.azure.net', undefined), { tlsOptions: { secureContext: plain } });
+    assert.deepEqual(transportFor('myvault.vault.azure.net', undefined), { tlsOptions: { secureContext: plain, timeout: 30_000 } });
     // Two readers trusting the dev CA read; one without it still fails the handshake with the shared default context.
     tv.vault.setSecret('shared', 'v');
     for (let i = 0; i < 2; i++) assert.equal((await createVaultReader(tv.readerOptions({ retry: FAST })).getSecret(tv.vault.vaultUrl, 'shared')).value, 'v');
