@@ -23,16 +23,11 @@ import { createResilientStatusWriter, STATUS_RETRY_MS } from '../service/statusW
 import { SERVICE_CONCURRENCY } from '../engine/syncCycle.js';
 import { createPemStore } from '../stores/pemStore.js';
 import { createConsumerHooks } from '../consumers/hooks.js';
-import { createHttpSslApi, moveBindings } from '../stores/windows/httpSslBindings.js';
 import { runCommand } from '../consumers/runCommand.js';
-import { createWindowsStore } from '../stores/windows/windowsStore.js';
-import { windowsChainError } from '../stores/windows/chain.js';
-import type { CertificateStore } from '../stores/store.js';
 import { createVaultReader } from '../vault/secretsClient.js';
-import { paasCredentialFor } from '../vault/paasWindows.js';
 import { overrideLogLines, readOverrides, type Overrides } from '../overrides.js';
-import { windowsTarget, type KvvmConfig, type ObservedCertificate } from '../settings/config.js';
-import { describeProfile, type BehaviourProfile } from '../settings/profile.js';
+import type { KvvmConfig } from '../settings/config.js';
+import { describeProfile } from '../settings/profile.js';
 import { loadConfig, reportStatus, type CommandHost, type HandlerContext } from './context.js';
 
 /** Chain check for server-auth leaves only (4.x behaviour); the roots are read once per service start. */
@@ -45,31 +40,8 @@ export function makeChainCheck(roots: readonly X509Certificate[]): (m: Certifica
   };
 }
 
-const windowsChainCheck = (material: CertificateMaterial, _now: Date, cert: ObservedCertificate): KvvmError | undefined =>
-  hasServerAuthEku(material.leaf) ? windowsChainError(material, windowsTarget(cert).storeLocation) : undefined;
-
-/** Opens http.sys's configuration for one move (a rotation is rare; nothing stays open between polls). */
-function moveHttpSysBindings(from: string, to: string): ReturnType<typeof moveBindings> {
-  const api = createHttpSslApi();
-  try {
-    return moveBindings(api, from, to);
-  } finally {
-    api.close();
-  }
-}
-
-/** The certificate store of this platform; `linkOnRenewal` (settings) only matters to the Windows store. */
-function createStoreForPlatform(platform: NodeJS.Platform, options: { linkOnRenewal?: boolean; log?: SyncLogger; profile?: BehaviourProfile } = {}): CertificateStore {
-  if (platform === 'win32') {
-    return createWindowsStore({
-      ...(options.linkOnRenewal === undefined ? {} : { linkOnRenewal: options.linkOnRenewal }),
-      ...(options.profile ? { keyStorage: options.profile.windowsKeyStorage } : {}),
-      // lifecycle event 1001 outcome (IIS Automatic Rebind), one line per renewal link; the flags of each import
-      ...(options.log ? { log: { info: (m: string) => options.log?.info(m), warn: (m: string) => options.log?.warn(m) } } : {}),
-    });
-  }
-  return createPemStore(options.profile ? { keyPosition: options.profile.pemKeyPosition } : {});
-}
+/** The Windows parts (serviceWindows.ts), loaded only there. */
+type WindowsParts = typeof import('./serviceWindows.js');
 
 /**
  * A development poll interval (overrides.ts) lets the demo and tests poll every few seconds; the settings clamp
@@ -138,7 +110,8 @@ export async function runService(ctx: HandlerContext, stop: AbortController): Pr
       profile: describeProfile(config.profile),
     });
     for (const w of config.warnings) log.warn(`settings: ${w.path}: ${w.message}`);
-    const syncDeps = buildSyncDeps(host, config, log, parser.parse, controller.signal);
+    const windows = host.platform === 'win32' ? await import('./serviceWindows.js') : undefined;
+    const syncDeps = buildSyncDeps(host, config, log, parser.parse, controller.signal, windows);
     const outcome = await runPollLoop(
       config,
       {
@@ -157,7 +130,7 @@ export async function runService(ctx: HandlerContext, stop: AbortController): Pr
           run: runCommand,
           log,
           followUpFile: join(ctx.paths.stateDir, 'consumers.json'),
-          ...(host.platform === 'win32' ? { moveBindings: moveHttpSysBindings } : {}),
+          ...(windows ? { moveBindings: windows.moveHttpSysBindings } : {}),
         }),
       },
       controller.signal,
@@ -179,20 +152,24 @@ export async function runService(ctx: HandlerContext, stop: AbortController): Pr
   }
 }
 
-/** Windows PaaS variant (clientId + clientCertificateSubjectName): the bootstrap certificate replaces the managed identity. */
-function vaultReaderFor(host: CommandHost, config: KvvmConfig, stop: AbortSignal): ReturnType<typeof createVaultReader> {
-  const credential = paasCredentialFor(config.authentication, host.platform, host.env);
-  return createVaultReader({ authentication: config.authentication, env: host.env, signal: stop, ...(credential ? { credential } : {}) });
-}
-
-function buildSyncDeps(host: CommandHost, config: KvvmConfig, log: SyncLogger, parse: CertificateSyncDeps['parse'], stop: AbortSignal): CertificateSyncDeps {
+function buildSyncDeps(
+  host: CommandHost,
+  config: KvvmConfig,
+  log: SyncLogger,
+  parse: CertificateSyncDeps['parse'],
+  stop: AbortSignal,
+  windows: WindowsParts | undefined,
+): CertificateSyncDeps {
+  const credential = windows?.windowsCredentialFor(config, host.env);
   return {
-    vault: vaultReaderFor(host, config, stop),
-    store: createStoreForPlatform(host.platform, { linkOnRenewal: config.linkOnRenewal, log, profile: config.profile }),
+    vault: createVaultReader({ authentication: config.authentication, env: host.env, signal: stop, ...(credential ? { credential } : {}) }),
+    store: windows
+      ? windows.createWindowsStoreFor({ linkOnRenewal: config.linkOnRenewal, log, profile: config.profile })
+      : createPemStore({ keyPosition: config.profile.pemKeyPosition }),
     parse,
     // Windows validates with its own chain engine and the machine's trust stores (4.x behaviour); Linux with
     // the system CA bundle plus NODE_EXTRA_CA_CERTS.
-    checkChain: host.platform === 'win32' ? windowsChainCheck : makeChainCheck(loadTrustedRoots(host.env)),
+    checkChain: windows ? windows.windowsChainCheck : makeChainCheck(loadTrustedRoots(host.env)),
     chainFailure: config.profile.chainFailure,
     now: host.now,
     log,

@@ -7,7 +7,6 @@
 import { open } from 'node:fs/promises';
 import { KvvmError } from '../errors.js';
 import type { CertificateMaterial } from '../certs/material.js';
-import { buildPkcs12File } from '../certs/pkcs12File.js';
 import { derToPem } from '../certs/pemText.js';
 import type { LinuxCertificateTarget } from '../settings/config.js';
 
@@ -31,8 +30,12 @@ export async function renderExtra(material: CertificateMaterial, format: ExtraFo
     case 'crt':
       // Leaf first, then its issuer and up: the order nginx, Apache 2.4.8+ and HAProxy expect.
       return [material.leaf, ...material.chain].map((c) => derToPem(c.raw, 'CERTIFICATE')).join('');
-    case 'pfx':
+    case 'pfx': {
+      // Loaded here, not at the top: it brings node-forge (~370 KB of code), which a service whose settings ask
+      // for no pfx file would otherwise hold in memory for its whole life (bench/, figure 4).
+      const { buildPkcs12File } = await import('../certs/pkcs12File.js');
       return buildPkcs12File(material, target.pfxPasswordFile === undefined ? null : await readPfxPassword(target.pfxPasswordFile));
+    }
   }
 }
 
