@@ -5,10 +5,13 @@
  * (systemdService.ts awaitWorker), and disable finds the worker by it. A signal that arrives while the graph loads
  * stops the service as soon as it starts.
  */
+import { dropWorkerTunables } from '../service/restartLoop.js';
 import { recordWorkerPid, releaseWorkerPid } from '../service/workerPid.js';
 import { loadHandlerContext, type CommandHost } from './context.js';
 
 export async function serviceWorkerCommand(host: CommandHost): Promise<number> {
+  // The supervisor's malloc settings are for this process only: nothing it starts inherits them (restartLoop.ts).
+  dropWorkerTunables(host.env);
   const ctx = await loadHandlerContext(host, { needSequence: true });
   const stop = new AbortController();
   process.on('SIGTERM', () => stop.abort('SIGTERM'));
