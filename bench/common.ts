@@ -1,6 +1,6 @@
 /** Small measuring helpers shared by the scenarios. */
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import type { SyncLogger } from '../handler/engine/certificateSync.js';
 
 export function median(values: readonly number[]): number {
@@ -59,9 +59,34 @@ export function sessionPids(sid: number): number[] {
 
 /** VmRSS of a process, MiB (threads, the parser's worker threads included, share their process's figure). */
 export function procRssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!m) throw new Error(`no VmRSS for ${pid}`);
+  return procStatusMiB(pid, 'VmRSS');
+}
+
+/** VmRSS split into anonymous memory and file pages (mostly the Node binary's), MiB. */
+export function procRssSplitMiB(pid: number): { anon: number; file: number } {
+  return { anon: procStatusMiB(pid, 'RssAnon'), file: procStatusMiB(pid, 'RssFile') };
+}
+
+function procStatusMiB(pid: number, field: string): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no ${field} for ${pid}`);
   return Number(m[1]) / 1024;
+}
+
+/**
+ * Drops a file's pages from the page cache (written back first: dirty pages cannot be dropped), so the next
+ * processes that map it read it as after a reboot. Linux (coreutils dd: iflag=nocache with count=0 advises
+ * POSIX_FADV_DONTNEED for the whole file).
+ */
+export function dropFromPageCache(file: string): void {
+  const fd = openSync(file, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  const r = spawnSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  if (r.status !== 0) throw new Error(`dd could not drop ${file} from the page cache: ${r.stderr.toString().trim()}`);
 }
 
 /** A logger that drops messages (they never contain secret values anyway) and counts errors. */

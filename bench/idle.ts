@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { posixSupervisor } from '../handler/service/posixSupervisor.js';
 import { NODE_VERSION } from '../build/platforms.js';
-import { procCpuMs, procRssMiB, sessionPids, sleep } from './common.js';
+import { dropFromPageCache, procCpuMs, procRssMiB, procRssSplitMiB, sessionPids, sleep } from './common.js';
 import { packagedKvvm, startAgentBench } from './agentRun.js';
 import { measuredFloor, timing, type BenchEntry } from './report.js';
 
@@ -23,6 +23,13 @@ export async function benchIdle(o: { windowS: number; certificates: number }, pr
   const kvvm = await packagedKvvm();
   const node = kvvm.node;
   const bench = await startAgentBench(o.certificates, kvvm);
+  // RSS counts every page of the Node binary a process has mapped, and a fault maps the whole page-cache folio
+  // that holds the page (large folios: measured on Linux 6.18, ext4): the binary as the package build just wrote it
+  // sits in large folios, and a bare Node then showed 61 MiB instead of the 42 MiB it shows when the binary was
+  // read from disk (as after a reboot), the service ~17 MiB more too; which one a run got depended on the
+  // machine's memory state (the recorded floor moved between 43 and 61 MiB). Both processes now start from the binary
+  // read back from disk: the floor is the smaller, true one, and the same from run to run.
+  dropFromPageCache(node);
   const bare = spawn(node, ['-e', 'setInterval(() => {}, 3_600_000)'], { stdio: 'ignore' });
   try {
     bench.writeSettings(0);
@@ -52,6 +59,11 @@ export async function benchIdle(o: { windowS: number; certificates: number }, pr
     const bareCpu = procCpuMs(bare.pid) - b0;
     const serviceRss = servicePids.reduce((sum, p) => sum + procRssMiB(p), 0);
     const bareRss = procRssMiB(bare.pid);
+    const split = (p: number): string => {
+      const { anon, file } = procRssSplitMiB(p);
+      return `${anon.toFixed(1)} anon + ${file.toFixed(1)} file`;
+    };
+    const splits = `worker ${split(pid)}, bare ${split(bare.pid)} MiB`;
     await bench.command(0, 'disable');
     return [
       measuredFloor(
@@ -61,7 +73,7 @@ export async function benchIdle(o: { windowS: number; certificates: number }, pr
           bareRss,
           IDLE_RSS_TARGET,
           'MiB',
-          `every process of the service's session (${servicePids.length}: supervisor, worker${servicePids.length > 2 ? ', others' : ''}; the worker's threads are in its RSS) after its first cycle over ${o.certificates} certificates vs 'node -e "setInterval(...)"', both with Node ${NODE_VERSION}`,
+          `every process of the service's session (${servicePids.length}: supervisor, worker${servicePids.length > 2 ? ', others' : ''}; the worker's threads are in its RSS) after its first cycle over ${o.certificates} certificates vs 'node -e "setInterval(...)"', both with Node ${NODE_VERSION} read from disk (not the page cache); ${splits}`,
         ),
       ),
       // CPU time, not wall time: a busy machine delays the service but does not make it use more CPU.
