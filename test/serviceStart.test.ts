@@ -2,10 +2,12 @@
  * What `start` of the detached service (posixService.ts) promises, with the real /bin/sh supervisor (restartLoop.ts)
  * and the real flock: it resolves once the supervisor holds the service lock (it says so on a pipe), without
  * waiting for the worker's Node start, and it fails with a service-start error when the supervisor exits before it
- * holds the lock. The worker here is a stand-in node process that records when it runs and then waits: the
+ * holds the lock. `replace` (enable) relies on that instead of checking the lock itself first: a leftover holding
+ * the lock is found only when the supervisor could not take it, then killed, and the start repeated. The worker here is a stand-in node process that records when it runs and then waits: the
  * supervisor's handshake is what is under test (lifecycle.test.ts and serviceRestart.test.ts run the real worker).
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -30,24 +32,24 @@ const WORKER = `
   process.on('SIGTERM', () => process.exit(0));`;
 
 let n = 0;
-function serviceFiles(): { files: ExtensionServiceFiles; workerRan: string; workerGo: string } {
+/** A fresh extension folder with the stand-in worker, the detached service for it, and the launch that runs it. */
+async function standInService() {
   const dir = join(root, `ext-${n++}`);
-  return {
-    files: {
-      extensionFolder: dir,
-      pidFile: join(dir, 'kvvm-service.pid'),
-      supervisorPidFile: join(dir, 'kvvm-supervisor.pid'),
-      serviceLock: join(dir, 'kvvm-service.lock'),
-      commandLock: join(dir, 'kvvm-command.lock'),
-      serviceOutput: join(dir, 'kvvm-service.out'),
-    },
-    workerRan: join(dir, 'worker-ran'),
-    workerGo: join(dir, 'worker-go'),
+  const files: ExtensionServiceFiles = {
+    extensionFolder: dir,
+    pidFile: join(dir, 'kvvm-service.pid'),
+    supervisorPidFile: join(dir, 'kvvm-supervisor.pid'),
+    serviceLock: join(dir, 'kvvm-service.lock'),
+    commandLock: join(dir, 'kvvm-command.lock'),
+    serviceOutput: join(dir, 'kvvm-service.out'),
   };
-}
-
-async function mkdirFor(files: ExtensionServiceFiles): Promise<void> {
-  await mkdir(files.extensionFolder, { recursive: true });
+  await mkdir(dir, { recursive: true });
+  const workerRan = join(dir, 'worker-ran');
+  const workerGo = join(dir, 'worker-go');
+  const scriptFile = join(dir, 'worker.cjs');
+  writeFileSync(scriptFile, WORKER);
+  const launch = { kvvmCommand: [process.execPath, scriptFile], env: { WORKER_RAN: workerRan, WORKER_GO: workerGo }, cwd: dir, version: '' };
+  return { files, workerRan, workerGo, service: detachedExtensionService(files, restartPolicyFor(undefined)), launch };
 }
 
 async function waitFor(what: string, predicate: () => boolean): Promise<void> {
@@ -59,18 +61,9 @@ async function waitFor(what: string, predicate: () => boolean): Promise<void> {
 }
 
 test('start resolves once the supervisor holds the service lock, and names the supervisor', async () => {
-  const { files, workerRan, workerGo } = serviceFiles();
-  await mkdirFor(files);
-  const service = detachedExtensionService(files, restartPolicyFor(undefined));
-  const scriptFile = join(files.extensionFolder, 'worker.cjs');
-  writeFileSync(scriptFile, WORKER);
+  const { files, workerRan, workerGo, service, launch } = await standInService();
   try {
-    const { pid } = await service.start({
-      kvvmCommand: [process.execPath, scriptFile],
-      env: { WORKER_RAN: workerRan, WORKER_GO: workerGo },
-      cwd: files.extensionFolder,
-      version: '',
-    });
+    const { pid } = await service.start(launch);
     // The lock is held by the time start resolves: nobody else can take it, not even for an instant.
     assert.equal(await tryAcquireLock(files.serviceLock, { waitMs: 0, purpose: 'test' }), undefined, 'the service lock is held');
     assert.equal((await readPidFile(files.supervisorPidFile))?.pid, pid, 'start names the supervisor');
@@ -89,17 +82,13 @@ test('start resolves once the supervisor holds the service lock, and names the s
 });
 
 test('a supervisor that cannot take the service lock makes start fail with service-start, and starts no worker', async () => {
-  const { files, workerRan, workerGo } = serviceFiles();
-  await mkdirFor(files);
-  const service = detachedExtensionService(files, restartPolicyFor(undefined));
-  const scriptFile = join(files.extensionFolder, 'worker.cjs');
-  writeFileSync(scriptFile, WORKER);
+  const { files, workerRan, service, launch } = await standInService();
   // Another "service" holds the lock: this test process.
   const held = await tryAcquireLock(files.serviceLock, { waitMs: 0, purpose: 'test' });
   assert.ok(held);
   try {
     await assert.rejects(
-      service.start({ kvvmCommand: [process.execPath, scriptFile], env: { WORKER_RAN: workerRan, WORKER_GO: workerGo }, cwd: files.extensionFolder, version: '' }),
+      service.start(launch),
       (err: unknown) => err instanceof KvvmError && err.reason === 'service-start' && err.fix !== undefined && err.fix.includes(files.serviceOutput),
     );
     assert.match(readFileSync(files.serviceOutput, 'utf8'), /another service holds/);
@@ -107,5 +96,41 @@ test('a supervisor that cannot take the service lock makes start fail with servi
     assert.equal(existsSync(workerRan), false, 'no worker was started');
   } finally {
     await held.release();
+  }
+});
+
+test('replace (enable): a process holding the service lock that no record names is killed, and the service starts', async () => {
+  const { files, workerGo, service, launch } = await standInService();
+  // A leftover holding the lock (an older kvvm's supervisor, or one whose record was lost): util-linux flock
+  // running sleep while it holds the lock.
+  const flock = ['/usr/bin/flock', '/bin/flock'].find((p) => existsSync(p)) ?? 'flock';
+  const rogue = spawn(flock, ['-x', files.serviceLock, 'sleep', '300'], { stdio: 'ignore', detached: true });
+  const rogueGone = new Promise((resolve) => rogue.once('exit', resolve));
+  try {
+    await waitFor('the leftover to hold the lock', () => existsSync(files.serviceLock));
+    for (const deadline = Date.now() + 15_000; ;) {
+      const probe = await tryAcquireLock(files.serviceLock, { waitMs: 0, purpose: 'test' });
+      if (!probe) break;
+      await probe.release();
+      assert.ok(Date.now() < deadline, 'the leftover never took the lock');
+      await delay(20);
+    }
+    let afterStopRan = false;
+    const { pid } = await service.replace(launch, 10_000, async () => {
+      afterStopRan = true;
+    });
+    assert.ok(afterStopRan);
+    await rogueGone;
+    assert.equal(rogue.signalCode, 'SIGKILL', 'the leftover was killed');
+    assert.deepEqual(await service.isRunning(), { running: true, pid });
+    assert.equal(await tryAcquireLock(files.serviceLock, { waitMs: 0, purpose: 'test' }), undefined, 'the new supervisor holds the lock');
+    writeFileSync(workerGo, '');
+  } finally {
+    await service.stop(10_000);
+    try {
+      process.kill(-rogue.pid!, 'SIGKILL');
+    } catch {
+      // gone
+    }
   }
 });

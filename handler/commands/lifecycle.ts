@@ -42,21 +42,21 @@ export async function enableCommand(host: CommandHost): Promise<number> {
       }
       // Boot or agent restart: same settings, service gone. Start it for the applied sequence number
       // (after clearing any worker its supervisor left behind).
-      await service.stop();
-      const { pid } = await service.start(mrseq);
+      const { pid } = await service.replace(mrseq, async () => undefined);
       host.stdout(`kvvm enable: sequence ${ctx.seq} ${which}; service restarted for ${mrseq} (pid ${pid}).\n`);
       await recordOutcome(ctx, 'Enable', 'info', `sequence ${ctx.seq} ${which}; service restarted for ${mrseq} (pid ${pid})`);
       return 0;
     }
     await advanceMrseq(ctx.handlerEnv.extensionFolder, ctx.seq);
-    await service.stop();
-    await reportStatus(ctx, {
-      operation: 'Enable',
-      status: 'transitioning',
-      code: 0,
-      message: `Starting the certificate service for ${loaded.config.observedCertificates.length} certificates.`,
-    });
-    const { pid } = await service.start(ctx.seq);
+    // The recorded service is stopped before the new status is written, so it cannot overwrite it.
+    const { pid } = await service.replace(ctx.seq, () =>
+      reportStatus(ctx, {
+        operation: 'Enable',
+        status: 'transitioning',
+        code: 0,
+        message: `Starting the certificate service for ${loaded.config.observedCertificates.length} certificates.`,
+      }),
+    );
     host.stdout(`kvvm enable: sequence ${ctx.seq} applied; service started (pid ${pid}).\n`);
     await recordOutcome(ctx, 'Enable', 'info', `sequence ${ctx.seq} applied; service started (pid ${pid})`);
     return 0;

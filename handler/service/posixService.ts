@@ -55,13 +55,18 @@ async function startSupervisedService(options: StartServiceOptions): Promise<{ p
     readyWaitMs: SUPERVISOR_LOCK_WAIT_MS,
   });
   // 'silent' (no word within the wait) is left to the supervisor, as a slow start always was: it is running.
-  if ((await ready) === 'exited') {
-    throw new KvvmError('service-start', 'The service supervisor exited before it held the service lock.', {
-      fix: `Read ${options.files.outputFile}: another service may hold ${options.files.serviceLock}, or /bin/sh or flock is missing.`,
+  if ((await ready) === 'exited') throw new SupervisorExited(options.files);
+  return { pid };
+}
+
+/** The supervisor closed its ready pipe unwritten: it exited before it held the service lock. */
+class SupervisorExited extends KvvmError {
+  constructor(files: PosixServiceFiles) {
+    super('service-start', 'The service supervisor exited before it held the service lock.', {
+      fix: `Read ${files.outputFile}: another service may hold ${files.serviceLock}, or /bin/sh or flock is missing.`,
       code: -1,
     });
   }
-  return { pid };
 }
 
 /** Running = the supervisor is alive (between a crash and the restart the worker may briefly be gone). */
@@ -80,27 +85,51 @@ export interface StopServiceOptions {
  * only when no service is left; otherwise throws naming the survivors.
  */
 export async function stopService(files: PosixServiceFiles, options: StopServiceOptions): Promise<StopResult> {
-  const outcomes: StopResult[] = [];
-  outcomes.push(await stopProcess(files.supervisorPidFile, options));
-  outcomes.push(await stopProcess(files.workerPidFile, options));
+  const outcomes = await stopRecorded(files, options);
+  if ((await clearServiceLock(files)) === 'killed') outcomes.push('killed');
+  if (outcomes.includes('killed')) return 'killed';
+  return outcomes.includes('stopped') ? 'stopped' : 'not-running';
+}
+
+/** The supervisor and the worker their records name. */
+async function stopRecorded(files: PosixServiceFiles, options: StopServiceOptions): Promise<StopResult[]> {
+  return [await stopProcess(files.supervisorPidFile, options), await stopProcess(files.workerPidFile, options)];
+}
+
+/** 'free' when no process holds the service lock; 'killed' when its holders had to be SIGKILLed; throws if they survive. */
+async function clearServiceLock(files: PosixServiceFiles): Promise<'free' | 'killed'> {
   const lock = await tryAcquireLock(files.serviceLock, { waitMs: 0, purpose: 'checking that no service is left' });
   if (lock) {
     await lock.release();
-  } else {
-    const holders = await lockHolders(files.serviceLock);
-    for (const pid of holders) signal(pid, 'SIGKILL');
-    const after = await tryAcquireLock(files.serviceLock, { waitMs: 5000, purpose: 'checking that no service is left' });
-    if (!after) {
-      throw new KvvmError('service-stop', `A service still holds ${files.serviceLock} after stopping (processes ${holders.join(', ') || 'unknown'}).`, {
-        fix: 'Stop those processes (kill -9), then run disable or enable again.',
-        code: -1,
-      });
-    }
-    await after.release();
-    outcomes.push('killed');
+    return 'free';
   }
-  if (outcomes.includes('killed')) return 'killed';
-  return outcomes.includes('stopped') ? 'stopped' : 'not-running';
+  const holders = await lockHolders(files.serviceLock);
+  for (const pid of holders) signal(pid, 'SIGKILL');
+  const after = await tryAcquireLock(files.serviceLock, { waitMs: 5000, purpose: 'checking that no service is left' });
+  if (!after) {
+    throw new KvvmError('service-stop', `A service still holds ${files.serviceLock} after stopping (processes ${holders.join(', ') || 'unknown'}).`, {
+      fix: 'Stop those processes (kill -9), then run disable or enable again.',
+      code: -1,
+    });
+  }
+  await after.release();
+  return 'killed';
+}
+
+/**
+ * stop, afterStop, start without stop's own lock check: the supervisor takes the service lock as it starts, and
+ * only when it could not (it exited) is the lock cleared (its holders SIGKILLed) and the start repeated once. A
+ * supervisor that exited while the lock was free failed for another reason, which the first error names.
+ */
+async function replaceSupervisedService(options: StartServiceOptions, timeoutMs: number, afterStop: () => Promise<void>): Promise<{ pid: number }> {
+  await stopRecorded(options.files, { timeoutMs });
+  await afterStop();
+  try {
+    return await startSupervisedService(options);
+  } catch (err) {
+    if (!(err instanceof SupervisorExited) || (await clearServiceLock(options.files)) === 'free') throw err;
+    return startSupervisedService(options);
+  }
 }
 
 /** Linux: every process with an open descriptor on the lock file (/proc/<pid>/fd links). */
@@ -163,6 +192,8 @@ export function detachedExtensionService(files: ExtensionServiceFiles, policy: R
     isRunning: () => isServiceRunning(posix),
     start: (launch) => startSupervisedService({ files: posix, kvvmCommand: launch.kvvmCommand, env: launch.env, cwd: launch.cwd, policy }),
     stop: (timeoutMs) => stopService(posix, { timeoutMs }),
+    replace: (launch, timeoutMs, afterStop) =>
+      replaceSupervisedService({ files: posix, kvvmCommand: launch.kvvmCommand, env: launch.env, cwd: launch.cwd, policy }, timeoutMs, afterStop),
     unregister: async () => undefined,
     oneCommandAtATime: (fn) => underCommandLock(files.commandLock, fn),
   };

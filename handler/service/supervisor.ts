@@ -76,6 +76,12 @@ export interface ExtensionService {
   start(launch: ServiceLaunch): Promise<{ pid: number }>;
   /** Resolves when no service is left; throws otherwise. */
   stop(timeoutMs: number): Promise<StopResult>;
+  /**
+   * enable: stop() what runs, then `afterStop` (its status), then start(launch). The POSIX supervisor's own
+   * lock-taking replaces stop()'s separate check of the service lock (one flock process fewer per enable): a held
+   * lock makes the supervisor exit, and only then is the holder found and stopped and the start repeated.
+   */
+  replace(launch: ServiceLaunch, timeoutMs: number, afterStop: () => Promise<void>): Promise<{ pid: number }>;
   /** uninstall, after stop: what registers the service with the system goes too; a sentence for the operator, or undefined. */
   unregister(): Promise<string | undefined>;
   /** Runs one agent command (enable, disable, uninstall) at a time for this extension. */

@@ -132,15 +132,22 @@ export async function removeSystemdUnit(extensionFolder: string, run: SystemctlR
 /** The service as the akvvm_service systemd unit (Linux with systemd as PID 1). */
 export function systemdExtensionService(files: ExtensionServiceFiles, policy: RestartPolicy, run: SystemctlRunner = runSystemctl): ExtensionService {
   const posix = posixServiceFiles(files);
+  const start: ExtensionService['start'] = (launch) =>
+    startSystemdService({
+      files: posix,
+      run,
+      unit: { extensionFolder: launch.cwd, version: launch.version, kvvmCommand: launch.kvvmCommand, env: unitEnvironment(launch.env), policy },
+    });
   return {
     isRunning: () => isSystemdServiceRunning(run),
-    start: (launch) =>
-      startSystemdService({
-        files: posix,
-        run,
-        unit: { extensionFolder: launch.cwd, version: launch.version, kvvmCommand: launch.kvvmCommand, env: unitEnvironment(launch.env), policy },
-      }),
+    start,
     stop: (timeoutMs) => stopSystemdService(posix, run, timeoutMs),
+    // systemctl restart reports a supervisor that cannot take the lock only through the worker wait: stop checks first.
+    replace: async (launch, timeoutMs, afterStop) => {
+      await stopSystemdService(posix, run, timeoutMs);
+      await afterStop();
+      return start(launch);
+    },
     unregister: async () => `systemd unit ${await removeSystemdUnit(files.extensionFolder, run)}`,
     oneCommandAtATime: (fn) => underCommandLock(files.commandLock, fn),
   };

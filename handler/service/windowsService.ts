@@ -381,13 +381,20 @@ function removeWindowsService(pidFile: string): 'deleted' | 'absent' | 'not-ours
 
 /** The service as the "kvvm" Windows service. The SCM serialises its service, and there is no flock: commands run as they come. */
 export function windowsExtensionService(files: ExtensionServiceFiles): ExtensionService {
+  const start: ExtensionService['start'] = ({ kvvmCommand: [command, ...script], env, cwd }) => {
+    if (command === undefined) throw new Error('kvvm: no command to run the service with');
+    return windowsSupervisor.startDetached({ command, args: [...script, 'service'], env, cwd, pidFile: files.pidFile, logFile: files.serviceOutput });
+  };
+  const stop: ExtensionService['stop'] = (timeoutMs) => windowsSupervisor.stopProcess(files.pidFile, { timeoutMs });
   return {
     isRunning: () => windowsSupervisor.isRunning(files.pidFile),
-    start: ({ kvvmCommand: [command, ...script], env, cwd }) => {
-      if (command === undefined) throw new Error('kvvm: no command to run the service with');
-      return windowsSupervisor.startDetached({ command, args: [...script, 'service'], env, cwd, pidFile: files.pidFile, logFile: files.serviceOutput });
+    start,
+    stop,
+    replace: async (launch, timeoutMs, afterStop) => {
+      await stop(timeoutMs);
+      await afterStop();
+      return start(launch);
     },
-    stop: (timeoutMs) => windowsSupervisor.stopProcess(files.pidFile, { timeoutMs }),
     // The registration goes when it is this version's (an upgrade may have handed it on).
     unregister: () => windowsSupervisor.remove(files.pidFile),
     oneCommandAtATime: (fn) => fn(),
