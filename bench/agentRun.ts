@@ -63,6 +63,12 @@ export interface AgentBench {
   command(seq: number, command: string): Promise<number>;
   /** Resolves when every certificate's link is in the store (the service's first cycle is done). */
   waitInstalled(timeoutMs: number): Promise<void>;
+  /**
+   * Resolves when status <seq> says the service for that sequence number finished a poll cycle with every
+   * certificate in place (success, "next poll at"): the service this run's enable started works. The store's
+   * links alone cannot say so after the first run, when they are already there.
+   */
+  waitSynced(seq: number, timeoutMs: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -107,6 +113,25 @@ export async function startAgentBench(certificates: number, kvvm: PackagedKvvm):
         if (links >= certificates) return;
         if (Date.now() > deadline) throw new Error(`service installed ${links}/${certificates} certificates in ${timeoutMs} ms`);
         await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    async waitSynced(seq, timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      let last = '';
+      for (;;) {
+        const view = await layout.readStatus(seq);
+        if (view.state === 'valid') {
+          const status = (view.document as Array<{ status: { status: string; formattedMessage: { message: string } } }>)[0]?.status;
+          last = `${status?.status}: ${status?.formattedMessage.message}`;
+          if (
+            status?.status === 'success' &&
+            status.formattedMessage.message.includes(`${certificates} of ${certificates} certificates in place`) &&
+            status.formattedMessage.message.includes('next poll at')
+          )
+            return;
+        }
+        if (Date.now() > deadline) throw new Error(`status ${seq} not synced after ${timeoutMs} ms; last: ${last}`);
+        await new Promise((r) => setTimeout(r, 50));
       }
     },
     async close() {
