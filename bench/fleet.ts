@@ -133,6 +133,9 @@ async function runMode(o: FleetOptions, withJitter: boolean, progress: (s: strin
   }
 }
 
+/** The issue's target (issue 12): the fleet has every certificate within 1.5 times the vault-rate floor. */
+const FLEET_TIME_TARGET = 1.5;
+
 export async function benchFleet(o: FleetOptions, progress: (s: string) => void): Promise<BenchEntry[]> {
   // The floor: every instance lists and fetches every certificate once, at the vault's sustained rate.
   const limited = o.instances * o.certificates * 2;
@@ -146,12 +149,14 @@ export async function benchFleet(o: FleetOptions, progress: (s: string) => void)
       ? `initial jitter up to ${o.initialJitterMs} ms, reader retries ${o.readerRetry.maxAttempts} attempts honouring Retry-After, cycle retry from ${o.pollRetry.baseDelayMs} ms x${o.pollRetry.factor}`
       : `no initial jitter, no retry inside a cycle, every failed cycle retried after exactly ${o.offPollRetry.baseDelayMs} ms`;
     entries.push(
-      // No target for the time: on a 2-core machine the simulated instances' own CPU bounds it (see the note).
+      // The issue's target for the service's own policies (jitter+backoff); none for the mode without them. Shown in
+      // the full run's table, never gated: the floor is computed, and on a 2-core machine the simulated instances'
+      // own CPU bounds the time (see the note).
       timing(
         `${label}: time to all certificates`,
         r.maxDoneMs,
         floor,
-        null,
+        withJitter ? FLEET_TIME_TARGET : null,
         'ms',
         `${params}; ${how}; ${r.completed}/${o.instances} instances complete; ${r.requests} vault requests (incl. 401 challenges); ${r.clientRetries} client retries; worker CPU ${r.workerCpuMs.toFixed(0)} ms`,
       ),
