@@ -53,6 +53,9 @@ export interface PemStoreOptions {
   defaultStore?: string;
 }
 
+/** How long a checked store directory is trusted without walking its path again (see ensureDirectory). */
+const ENSURED_TTL_MS = 30_000;
+
 export function createPemStore(options: PemStoreOptions = {}): CertificateStore {
   const now = options.now ?? (() => new Date());
   const owner = { ...(options.uid === undefined ? {} : { uid: options.uid }), ...(options.gid === undefined ? {} : { gid: options.gid }) };
@@ -293,8 +296,32 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     });
   }
 
+  /**
+   * ensureDirectory's last success per directory. The walk it saves (every component from "/", lstat each, then
+   * the directory's mode, owner and ACL through a handle) ran twice per installed certificate, ~16 file-system
+   * calls each. Re-using it is sound: the walk established that only root or the service user can change anything
+   * on that path, so until the directory itself changes (a new inode, mode or owner: one lstat below) only they can
+   * have changed it; and the walk runs again at least every ENSURED_TTL_MS.
+   */
+  const ensured = new Map<string, { acls: string; at: number; dev: number; ino: number; mode: number; uid: number; gid: number }>();
+  const sameDirectory = async (dir: string, acls: string): Promise<boolean> => {
+    const last = ensured.get(dir);
+    if (!last || last.acls !== acls || performance.now() - last.at > ENSURED_TTL_MS) return false;
+    const now = await lstat(dir).catch(() => undefined);
+    return now !== undefined && now.isDirectory() && now.dev === last.dev && now.ino === last.ino && now.mode === last.mode && now.uid === last.uid && now.gid === last.gid;
+  };
+
   async function ensureDirectory(dir: string, acls: FileAcl[]): Promise<void> {
     acl.check(acls); // an unusable "acls" fails before anything is created
+    const aclsKey = JSON.stringify(acls);
+    if (await sameDirectory(dir, aclsKey)) return;
+    ensured.delete(dir);
+    await ensureDirectoryOnce(dir, acls);
+    const done = await lstat(dir);
+    ensured.set(dir, { acls: aclsKey, at: performance.now(), dev: done.dev, ino: done.ino, mode: done.mode, uid: done.uid, gid: done.gid });
+  }
+
+  async function ensureDirectoryOnce(dir: string, acls: FileAcl[]): Promise<void> {
     const checked = await ensureStoreDirectory(dir, policy, owner);
     if (!checked.managed) {
       // Not ours: used as it is. Readers named in "acls" need to traverse it, which kvvm may not grant here.
