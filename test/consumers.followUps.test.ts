@@ -10,7 +10,7 @@ import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createFollowUpMemory } from '../handler/consumers/followUps.js';
-import type { CertificateSyncResult } from '../handler/engine/certificateSync.js';
+import type { CertificateSyncResult, FollowUp } from '../handler/engine/certificateSync.js';
 import type { ObservedCertificate } from '../handler/settings/config.js';
 
 const cert = {
@@ -33,22 +33,24 @@ async function withFile(fn: (path: string, warnings: string[]) => Promise<void>)
 }
 const log = (warnings: string[]) => ({ info: () => undefined, error: () => undefined, warn: (m: string) => void warnings.push(m) });
 
+/** One cycle of a new worker's memory over `results` (a fresh process reading the file), recording `outcome` if given. */
+async function workerCycle(path: string, warnings: string[], results: CertificateSyncResult[], outcome?: FollowUp): Promise<CertificateSyncResult[]> {
+  const memory = createFollowUpMemory({ path, log: log(warnings) });
+  await memory.begin(results);
+  if (outcome) memory.record(results[0]!, outcome);
+  await memory.finish(results);
+  return results;
+}
+
 test('a change whose consumers did not finish is resumed by the next worker, with the same previous version', () =>
   withFile(async (path, warnings) => {
     const first = createFollowUpMemory({ path, log: log(warnings) });
     await first.begin([changed()]); // the worker dies here, before its command ran
     assert.equal((await stat(path)).mode & 0o777, 0o600);
-    const next = createFollowUpMemory({ path, log: log(warnings) });
-    const results = [unchanged()];
-    await next.begin(results);
+    const results = await workerCycle(path, warnings, [unchanged()], { ok: true, text: 'onChange command /bin/sh succeeded.' });
     assert.deepEqual(results[0]!.activated, { previousVersion: 'v1', previousThumbprint: 'AA' });
-    next.record(results[0]!, { ok: true, text: 'onChange command /bin/sh succeeded.' });
-    await next.finish(results);
     // Done now: a third worker neither runs it again nor forgets what it did.
-    const third = createFollowUpMemory({ path, log: log(warnings) });
-    const later = [unchanged()];
-    await third.begin(later);
-    await third.finish(later);
+    const later = await workerCycle(path, warnings, [unchanged()]);
     assert.equal(later[0]!.activated, undefined);
     assert.deepEqual(later[0]!.followUps, [{ ok: true, text: 'onChange command /bin/sh succeeded.' }]);
     assert.deepEqual(warnings, []);
@@ -56,15 +58,8 @@ test('a change whose consumers did not finish is resumed by the next worker, wit
 
 test('a failed reload is still reported by the next worker, and not run again', () =>
   withFile(async (path, warnings) => {
-    const first = createFollowUpMemory({ path, log: log(warnings) });
-    const results = [changed()];
-    await first.begin(results);
-    first.record(results[0]!, { ok: false, text: 'onChange command /usr/sbin/nginx exited with code 1.' });
-    await first.finish(results);
-    const next = createFollowUpMemory({ path, log: log(warnings) });
-    const again = [unchanged()];
-    await next.begin(again);
-    await next.finish(again);
+    await workerCycle(path, warnings, [changed()], { ok: false, text: 'onChange command /usr/sbin/nginx exited with code 1.' });
+    const again = await workerCycle(path, warnings, [unchanged()]);
     assert.equal(again[0]!.activated, undefined);
     assert.deepEqual(again[0]!.followUps, [{ ok: false, text: 'onChange command /usr/sbin/nginx exited with code 1.' }]);
   }));
@@ -72,10 +67,7 @@ test('a failed reload is still reported by the next worker, and not run again', 
 test('a pending change of a version no longer active is dropped, not resumed', () =>
   withFile(async (path, warnings) => {
     await createFollowUpMemory({ path, log: log(warnings) }).begin([changed()]);
-    const next = createFollowUpMemory({ path, log: log(warnings) });
-    const results = [unchanged('v3')];
-    await next.begin(results);
-    await next.finish(results);
+    const results = await workerCycle(path, warnings, [unchanged('v3')]);
     assert.equal(results[0]!.activated, undefined);
     assert.equal(results[0]!.followUps, undefined);
   }));
@@ -85,10 +77,7 @@ test('a damaged or foreign file is ignored with a warning; the service goes on w
     await withFile(async (path, warnings) => {
       await mkdir(dirname(path), { recursive: true });
       await writeFile(path, content);
-      const memory = createFollowUpMemory({ path, log: log(warnings) });
-      const results = [unchanged()];
-      await memory.begin(results);
-      await memory.finish(results);
+      const results = await workerCycle(path, warnings, [unchanged()]);
       assert.equal(results[0]!.activated, undefined, content);
       if (content === '{"truncated') assert.match(warnings.join(' '), /cannot read .*consumers\.json/);
     });
