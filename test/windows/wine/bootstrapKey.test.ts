@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { randomBytes, verify, X509Certificate } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import { parseCertificateSecret } from '../../../handler/certs/parse.js';
-import { issueCertificate, toPemSecret } from '../../../handler/devvault/certFactory.js';
+import { toPemSecret } from '../../../handler/devvault/certFactory.js';
+import { issueWineImportableCertificate } from '../../helpers/wineKeys.js';
 import { KvvmError } from '../../../handler/errors.js';
 import { findBootstrapCertificate } from '../../../handler/platform/win32/bootstrapKey.js';
 import { createWindowsStore } from '../../../handler/stores/windows/windowsStore.js';
@@ -22,7 +23,7 @@ describe('PaaS bootstrap certificate in the Windows store', () => {
   after(() => deleteSystemStore('CurrentUser', storeName));
   const store = createWindowsStore();
   const install = async (name: string, notBefore: Date, cn = subject) => {
-    const issued = issueCertificate({ subjectCn: cn, serverAuth: false, notBefore });
+    const issued = issueWineImportableCertificate({ subjectCn: cn, serverAuth: false, notBefore });
     const material = parseCertificateSecret(toPemSecret(issued.keyPem, [issued.certPem]), 'application/x-pem-file');
     await store.install(observed('CurrentUser', storeName, name, { keyExportable: false }), { vaultName: VAULT, secretName: name, version: 'a'.repeat(32) }, material);
     return issued;
@@ -48,7 +49,8 @@ describe('PaaS bootstrap certificate in the Windows store', () => {
 
   it('signs a client assertion with the store key (not exportable); node:crypto verifies it with the certificate', async () => {
     // Its own subject, imported last: Wine keeps ONE key container per user, so only the newest import's key is
-    // usable there (Windows gives each import its own container).
+    // usable there (Windows gives each import its own container). Its key has full-length components: Wine does not
+    // import one with a leading zero byte and would sign with the previous key (test/helpers/wineKeys.ts).
     const signer = `signer-${subject}`;
     const issued = await install('signer', new Date(Date.now() - 60_000), signer);
     const found = findBootstrapCertificate(signer, opts);

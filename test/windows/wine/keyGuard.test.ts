@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { parseCertificateSecret } from '../../../handler/certs/parse.js';
-import { issueCertificate, toPemSecret } from '../../../handler/devvault/certFactory.js';
+import { toPemSecret } from '../../../handler/devvault/certFactory.js';
+import { issueWineImportableCertificate } from '../../helpers/wineKeys.js';
 import { keyGuardProbeFlags, probeImport } from '../../../handler/stores/windows/keyGuard.js';
 import { loadNative } from '../../../handler/platform/win32/native.js';
 import { buildImportPfx } from '../../../handler/stores/windows/pfx.js';
@@ -16,7 +17,7 @@ import { deleteSystemStore, dumpInFreshProcess, observed, uniqueStoreName, VAULT
 describe('KeyGuard probe and fallback in crypt32', () => {
   const storeName = uniqueStoreName();
   after(() => deleteSystemStore('CurrentUser', storeName));
-  const issued = issueCertificate({ subjectCn: 'kvvm-wine-keyguard', serverAuth: false });
+  const issued = issueWineImportableCertificate({ subjectCn: 'kvvm-wine-keyguard', serverAuth: false });
   const material = parseCertificateSecret(toPemSecret(issued.keyPem, [issued.certPem]), 'application/x-pem-file');
 
   it('the probe (a non-persisted import with PKCS12_VIRTUAL_ISOLATION_KEY) answers unsupported under Wine', () => {
