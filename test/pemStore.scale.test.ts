@@ -1,18 +1,18 @@
 /**
  * The PEM store's cost per certificate must not grow with the shared store directory (issue 12's scaling curve:
  * installing 10,000 certificates into one directory never finished when every install read the whole directory
- * three times). Counted, not timed: the file-system calls the store makes, through the very `node:fs/promises`
- * functions it imports (patched here, synced into the ES module bindings), for the same work in a directory of a
- * few entries and in one of several thousand.
+ * three times). Counted, not timed: the file-system calls the store makes, through the very `node:fs` and
+ * `node:fs/promises` functions it imports (helpers/fsCalls.ts), for the same work in a directory of a few entries
+ * and in one of several thousand.
  */
 import assert from 'node:assert/strict';
-import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseCertificateSecret } from '../handler/certs/parse.js';
 import { createPemStore } from '../handler/stores/pemStore.js';
+import { countFsCalls, total } from './helpers/fsCalls.js';
 import { linuxObserved } from './helpers/observed.js';
 import { loadSecretVectors } from './helpers/vectors.js';
 
@@ -20,33 +20,10 @@ const VAULT = 'kvvmscale';
 const FILLER = 4_000;
 const CERTS = 30;
 
-type Fsp = Record<string, unknown>;
-const fsp = createRequire(import.meta.url)('node:fs/promises') as Fsp;
-const counted = ['readdir', 'stat', 'lstat', 'open', 'readFile', 'readlink', 'rename', 'unlink', 'symlink', 'mkdir'] as const;
-
-/** Counts the store's file-system calls (and the entries readdir returned) while `fn` runs. */
+/** The store's file-system calls (synchronous and through the thread pool) and the directory entries readdir returned. */
 async function counting(fn: () => Promise<void>): Promise<{ calls: number; readdirEntries: number; readdirs: number }> {
-  const originals = new Map(counted.map((name) => [name, fsp[name] as (...args: unknown[]) => Promise<unknown>]));
-  const tally = { calls: 0, readdirEntries: 0, readdirs: 0 };
-  for (const [name, original] of originals) {
-    fsp[name] = async (...args: unknown[]) => {
-      tally.calls++;
-      const result = await original(...args);
-      if (name === 'readdir') {
-        tally.readdirs++;
-        tally.readdirEntries += (result as unknown[]).length;
-      }
-      return result;
-    };
-  }
-  syncBuiltinESMExports();
-  try {
-    await fn();
-  } finally {
-    for (const [name, original] of originals) fsp[name] = original;
-    syncBuiltinESMExports();
-  }
-  return tally;
+  const counted = await countFsCalls(fn);
+  return { calls: total(counted), readdirEntries: counted.readdirEntries, readdirs: counted.readdirs };
 }
 
 const vector = loadSecretVectors()[0]!;

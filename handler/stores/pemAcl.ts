@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { fchmodSync, fchownSync, fstatSync, readFileSync } from 'node:fs';
 import { KvvmError } from '../errors.js';
 import { isAccountName } from '../settings/accountName.js';
 import { linuxTarget, type FileAcl, type LinuxCertificateTarget, type ObservedCertificate } from '../settings/config.js';
@@ -12,7 +12,7 @@ import type { OpenTarget } from './safeWrite.js';
  * directory, for every user and group, leaving owner and mode alone.
  * Everything acts on an OPEN file or directory, never on a path that could be swapped: setfacl gets the
  * descriptor as its fd 3 and the path "/dev/fd/3" (the kernel resolves that to the open inode itself), and the
- * fallback uses fchown/fchmod on the handle.
+ * fallback uses fchown/fchmod on the descriptor.
  * Fallback when setfacl is not installed: plain ownership can express exactly one group, so a single
  * `{group}` entry becomes file group + mode 0640 and directory group + mode 0710. Anything more (users, several
  * groups) without setfacl is refused with a fix ("install the acl package") rather than silently widened.
@@ -66,7 +66,7 @@ export function createAclApplier(options: AclOptions): AclApplier {
     if (entries.users.length === 0 && entries.groups.length === 0) return 'none';
     if (options.strategy !== 'group') {
       const specs = [...entries.users.map((u) => `u:${u}:${perm}`), ...entries.groups.map((g) => `g:${g}:${perm}`)];
-      const result = await options.runCommand('setfacl', ['-m', specs.join(','), INHERITED_FD_PATH], { fds: [target.handle.fd] });
+      const result = await options.runCommand('setfacl', ['-m', specs.join(','), INHERITED_FD_PATH], { fds: [target.fd] });
       if (!('notFound' in result)) {
         if (result.exitCode !== 0) {
           throw new KvvmError(
@@ -95,13 +95,13 @@ export function createAclApplier(options: AclOptions): AclApplier {
   };
 }
 
-async function groupFallback(target: OpenTarget, entries: { users: string[]; groups: string[] }, perm: 'r' | 'x', options: AclOptions): Promise<'group'> {
+function groupFallback(target: OpenTarget, entries: { users: string[]; groups: string[] }, perm: 'r' | 'x', options: AclOptions): 'group' {
   if (entries.users.length > 0 || entries.groups.length !== 1) {
     throw aclUnsupported('without setfacl only a single group can be given read access');
   }
   const group = entries.groups[0] as string;
   const gid = options.resolveGroup(group) as number; // validated above
-  const current = await target.handle.stat();
+  const current = fstatSync(target.fd);
   if (perm === 'x' && current.gid !== gid && current.gid !== options.ownGid) {
     throw new KvvmError(
       'acl-conflict',
@@ -111,8 +111,8 @@ async function groupFallback(target: OpenTarget, entries: { users: string[]; gro
       },
     );
   }
-  await target.handle.chown(-1, gid);
-  await target.handle.chmod(perm === 'r' ? 0o640 : 0o710);
+  fchownSync(target.fd, -1, gid);
+  fchmodSync(target.fd, perm === 'r' ? 0o640 : 0o710);
   return 'group';
 }
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { lstat, readdir, unlink } from 'node:fs/promises';
+import { lstatSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -25,24 +25,26 @@ export function finalNameOfTemp(name: string): string | undefined {
   return match?.[1];
 }
 
-/** Removes leftover temp files whose final name `belongs`, older than TEMP_MAX_AGE_MS at `now`. */
-export async function cleanTempFiles(
+/** Removes leftover temp files whose final name `belongs`, older than TEMP_MAX_AGE_MS at `now` (synchronous calls: safeWrite.ts says why). */
+export function cleanTempFiles(
   dir: string,
   belongs: (finalName: string) => boolean,
   now: Date,
   names?: Iterable<string>,
-  remove: (name: string) => Promise<void> = (name) => unlink(join(dir, name)),
-): Promise<string[]> {
+  remove: (name: string) => void = (name) => unlinkSync(join(dir, name)),
+): string[] {
   const removed: string[] = [];
   // `names`: the temp files of a listing the caller holds (pemIndex.ts), so a shared store directory is not read per call.
-  for (const name of [...(names ?? (await readdir(dir)))]) {
+  for (const name of [...(names ?? readdirSync(dir))]) {
     const finalName = finalNameOfTemp(name);
     if (finalName === undefined || !belongs(finalName)) continue;
-    const path = join(dir, name);
-    const stat = await lstat(path).catch(() => undefined);
-    if (!stat || now.getTime() - stat.mtimeMs < TEMP_MAX_AGE_MS) continue;
-    await remove(name).catch(() => undefined);
-    removed.push(name);
+    try {
+      if (now.getTime() - lstatSync(join(dir, name)).mtimeMs < TEMP_MAX_AGE_MS) continue;
+      remove(name);
+      removed.push(name);
+    } catch {
+      // gone meanwhile, or not removable now: the next pass tries again
+    }
   }
   return removed;
 }

@@ -1,7 +1,8 @@
-import type { BigIntStats } from 'node:fs';
-import { readdir, readlink, stat } from 'node:fs/promises';
+import { readlinkSync, statSync, type BigIntStats } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { finalNameOfTemp } from './pemFiles.js';
+import type { DirEffect } from './safeWrite.js';
 
 /**
  * What a shared PEM store directory holds, grouped by certificate, so that one certificate's list or install
@@ -10,9 +11,10 @@ import { finalNameOfTemp } from './pemFiles.js';
  *
  * The index comes from one readdir(2) and then follows the directory in two ways:
  *  - **changes made through `change()`** (every rename, unlink, temp file and link the store makes) are applied to
- *    the index, serialised per directory with a stat(2) of the directory before and after: the directory's
- *    mtime/ctime before must be the index's (or some other process changed it, and the index is dropped), and
- *    after it becomes the index's;
+ *    the index, with a stat(2) of the directory before and after: the directory's mtime/ctime before must be the
+ *    index's (or some other process changed it, and the index is dropped), and after it becomes the index's. A
+ *    change and its two stats are synchronous calls (safeWrite.ts says why), so no other change of this process
+ *    can come between them;
  *  - **any other change** gives the directory another mtime/ctime, so the next `get()` reads it again.
  * Timestamps have a granularity (a clock tick on kernels without fine-grained "multigrain" timestamps), so an
  * index is fully trusted only when it was taken more than RACY_WINDOW after the directory's last change (git's
@@ -32,24 +34,24 @@ export interface DirIndex {
   temps(): ReadonlySet<string>;
   /**
    * The target of the symbolic link `name` (null: none there), read once per index: a link cannot be changed in
-   * place, only replaced (a change of the directory), so the index's validity covers it.
+   * place, only replaced (a change of the directory), so the index's validity covers it; a link the store put in
+   * place through `change()` is known without reading it.
    */
-  linkTarget(name: string): Promise<string | null>;
-}
-
-interface DirEffect {
-  added?: readonly string[];
-  removed?: readonly string[];
+  linkTarget(name: string): string | null;
 }
 
 export interface DirIndexes {
   /**
    * The index of `dir`, read in full (after `check()`, which must vouch that only trusted users write there) when it
-   * cannot be trusted; undefined when `dir` is not a directory. Callers at the same moment share one stat(2) of it.
+   * cannot be trusted (callers at the same moment share that read); undefined when `dir` is not a directory.
    */
   get(dir: string, check: () => Promise<unknown>): Promise<DirIndex | undefined>;
-  /** Runs `op`, one change to the entries of `dir`, serialised with the other changes and reads of `dir`, and records its effect. */
-  change<T>(dir: string, op: () => Promise<T>, effect: DirEffect | ((result: T) => DirEffect)): Promise<T>;
+  /**
+   * Runs `op`, one synchronous change to the entries of `dir`, and records its effect. A full read of `dir` in
+   * progress meanwhile is safe: it records the directory's times from before its readdir, so a change made during
+   * the read makes the next get() read again.
+   */
+  change<T>(dir: string, op: () => T, effect: DirEffect): T;
   /** Drops what is known of `dir` (after changes made without `change()`). */
   forget(dir: string): void;
 }
@@ -68,7 +70,7 @@ interface Index {
   readAtNs: bigint;
   groups: Map<string, Set<string>>;
   temps: Set<string>;
-  links: Map<string, Promise<string | null>>;
+  links: Map<string, string | null>;
 }
 
 const EMPTY: ReadonlySet<string> = new Set();
@@ -96,32 +98,25 @@ export function createDirIndexes(): DirIndexes {
     return now - index.takenAtNs < RACY_WINDOW_NS && now - index.readAtNs < PROVISIONAL_MAX_NS;
   }
 
-  /** One stat(2) of `dir` shared by every caller that asks while it runs (a poll lists many certificates at once). */
-  const statting = new Map<string, Promise<BigIntStats | undefined>>();
-  function statDir(dir: string): Promise<BigIntStats | undefined> {
-    let pending = statting.get(dir);
-    if (pending === undefined) {
-      pending = stat(dir, { bigint: true }).then(
-        (st) => (st.isDirectory() ? st : undefined),
-        () => undefined, // missing, or not reachable: listed as empty, and an install reports why
-      );
-      const settled = (): void => {
-        if (statting.get(dir) === pending) statting.delete(dir);
-      };
-      pending.then(settled, settled);
-      statting.set(dir, pending);
+  /** The directory's stat, or undefined when it is missing, not reachable or not a directory (listed as empty; an install reports why). */
+  function statDir(dir: string): BigIntStats | undefined {
+    try {
+      const st = statSync(dir, { bigint: true });
+      return st.isDirectory() ? st : undefined;
+    } catch {
+      return undefined;
     }
-    return pending;
   }
 
   async function get(dir: string, check: () => Promise<unknown>): Promise<DirIndex | undefined> {
-    const st = await statDir(dir);
+    const st = statDir(dir);
     if (st === undefined) return undefined;
     const cached = indexes.get(dir);
     if (usable(cached, st)) return view(dir, cached);
     return locked(dir, async () => {
       // Another caller may have read it (or a change refreshed it) while this one waited.
-      const again = await stat(dir, { bigint: true });
+      const again = statDir(dir);
+      if (again === undefined) return undefined;
       const current = indexes.get(dir);
       if (usable(current, again)) return view(dir, current);
       await check();
@@ -135,39 +130,38 @@ export function createDirIndexes(): DirIndexes {
     });
   }
 
-  function change<T>(dir: string, op: () => Promise<T>, effect: DirEffect | ((result: T) => DirEffect)): Promise<T> {
-    return locked(dir, async () => {
-      let index = indexes.get(dir);
-      if (index !== undefined) {
-        const before = await stat(dir, { bigint: true }).catch(() => undefined);
-        if (before === undefined || before.mtimeNs !== index.mtimeNs || before.ctimeNs !== index.ctimeNs) {
-          indexes.delete(dir); // changed by someone else since: read again when next needed
-          index = undefined;
-        }
+  function change<T>(dir: string, op: () => T, effect: DirEffect): T {
+    let index = indexes.get(dir);
+    if (index !== undefined) {
+      const before = statDir(dir);
+      if (before === undefined || before.mtimeNs !== index.mtimeNs || before.ctimeNs !== index.ctimeNs) {
+        indexes.delete(dir); // changed by someone else since: read again when next needed
+        index = undefined;
       }
-      let result: T;
-      try {
-        result = await op();
-      } catch (err) {
-        indexes.delete(dir); // what a failed call changed is not known
-        throw err;
+    }
+    let result: T;
+    try {
+      result = op();
+    } catch (err) {
+      indexes.delete(dir); // what a failed call changed is not known
+      throw err;
+    }
+    if (index !== undefined && indexes.get(dir) === index) {
+      const after = statDir(dir);
+      if (after === undefined) {
+        indexes.delete(dir);
+      } else {
+        const { added = [], removed = [], link } = effect;
+        for (const name of [...removed, ...added]) index.links.delete(name);
+        for (const name of removed) remove(index, name);
+        for (const name of added) add(index, name);
+        if (link !== undefined) index.links.set(link.name, link.target);
+        index.mtimeNs = after.mtimeNs;
+        index.ctimeNs = after.ctimeNs;
+        index.takenAtNs = nowNs();
       }
-      if (index !== undefined && indexes.get(dir) === index) {
-        const after = await stat(dir, { bigint: true }).catch(() => undefined);
-        if (after === undefined) {
-          indexes.delete(dir);
-        } else {
-          const { added = [], removed = [] } = typeof effect === 'function' ? effect(result) : effect;
-          for (const name of [...removed, ...added]) index.links.delete(name);
-          for (const name of removed) remove(index, name);
-          for (const name of added) add(index, name);
-          index.mtimeNs = after.mtimeNs;
-          index.ctimeNs = after.ctimeNs;
-          index.takenAtNs = nowNs();
-        }
-      }
-      return result;
-    });
+    }
+    return result;
   }
 
   return { get, change, forget: (dir) => indexes.delete(dir) };
@@ -180,7 +174,11 @@ function view(dir: string, index: Index): DirIndex {
     linkTarget(name) {
       let target = index.links.get(name);
       if (target === undefined) {
-        target = readlink(join(dir, name)).catch(() => null);
+        try {
+          target = readlinkSync(join(dir, name));
+        } catch {
+          target = null;
+        }
         index.links.set(name, target);
       }
       return target;

@@ -1,5 +1,5 @@
-import type { BigIntStats } from 'node:fs';
-import { lstat, readdir, readFile, readlink, rmdir, stat, unlink } from 'node:fs/promises';
+import { lstatSync, readFileSync, readlinkSync, unlinkSync, type BigIntStats, type Stats } from 'node:fs';
+import { lstat, readdir, readlink, rmdir, stat, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { KvvmError } from '../errors.js';
 import { fileSystemError } from '../fsErrors.js';
@@ -29,7 +29,9 @@ import { checkStoreDirectory, ensureStoreDirectory, STORE_MARKER, type StoreDire
  *
  * The directory is checked before every change and before a listing is trusted (storeDirectory.ts: no other
  * user can write on the path to it), and every file is written by safeWrite.ts (private from the first byte,
- * ACLs on the open file before it has its final name, no symlink followed).
+ * ACLs on the open file before it has its final name, no symlink followed). Listing, installing and activating
+ * make their file-system calls synchronously except fsync (safeWrite.ts says why); test/pemStore.calls.test.ts
+ * counts them.
  *
  * Install order (list() is newest first) is kept in each file's mtime, set from the injected clock and forced
  * strictly increasing per certificate. There is no index file, so nothing can be half-written by a crash: the
@@ -91,13 +93,13 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     (dir: string): DirChanges =>
     (op, effect) =>
       indexes.change(dir, op, effect);
-  const unlinkIn = (dir: string, name: string): Promise<void> => indexes.change(dir, () => unlink(join(dir, name)), { removed: [name] });
+  const unlinkIn = (dir: string, name: string): void => indexes.change(dir, () => unlinkSync(join(dir, name)), { removed: [name] });
 
   /** One certificate's entries (its version files in every format); its temp files older than a minute are removed. */
-  async function entriesOf(layout: Layout, index: DirIndex): Promise<{ names: string[]; active: string | undefined }> {
+  function entriesOf(layout: Layout, index: DirIndex): { names: string[]; active: string | undefined } {
     const names = [...index.group(layout.prefix)];
-    await cleanTempFiles(layout.dir, layout.owns, now(), index.temps(), (name) => unlinkIn(layout.dir, name));
-    const target = await index.linkTarget(layout.target.linkName);
+    cleanTempFiles(layout.dir, layout.owns, now(), index.temps(), (name) => unlinkIn(layout.dir, name));
+    const target = index.linkTarget(layout.target.linkName);
     return { names, active: target === null ? undefined : activeOf(layout, target) };
   }
 
@@ -106,7 +108,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     return guard(`list certificates in ${layout.dir}`, async () => {
       const index = await indexOf(layout.dir);
       if (index === undefined) return []; // not created yet
-      const { names, active } = await entriesOf(layout, index);
+      const { names, active } = entriesOf(layout, index);
       return readInstalled(layout, names, active);
     });
   }
@@ -129,13 +131,14 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
       await ensureDirectory(layout.dir, traverseAcls(layout.target));
       const index = await indexOf(layout.dir);
       if (index === undefined) throw new Error(`${layout.dir} is not a directory after creating it`);
-      const { names, active } = await entriesOf(layout, index);
-      const installed = await readInstalled(layout, names, active, { complete: false });
+      const { names, active } = entriesOf(layout, index);
+      const installed = readInstalled(layout, names, active, { complete: false });
       const existing = installed.find((e) => e.version === id.version);
       // Versions are immutable in Key Vault: same name + same thumbprint is the same content.
       const samePem = existing !== undefined && existing.thumbprint === material.thumbprint;
       const newest = Math.max(0, ...installed.map((e) => e.mtimeMs));
       const mtime = new Date(Math.max(now().getTime(), Math.floor(newest) + 1));
+      // One directory fsync after the last rename covers every file of the version (before install returns).
       const write = (name: string, data: string | Buffer): Promise<BigIntStats> =>
         writePrivateFile(layout.dir, name, data, {
           mode: 0o600,
@@ -145,6 +148,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
           onHandle: async (target) => {
             await acl.applyToFile(target, layout.target.acls);
           },
+          syncDir: false,
         });
       // Every file is rendered before the first is written (a missing pfx password file must leave nothing behind);
       // the other formats are written first and the PEM last: the PEM is what makes the version listed (installed).
@@ -155,30 +159,55 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
         extras.push({ name, data: await renderExtra(material, format, layout.target) });
       }
       const written: string[] = [];
+      let pem: BigIntStats | undefined;
       try {
         for (const { name, data } of extras) {
           await write(name, data);
           written.push(name);
         }
-        // writePrivateFile returns the lstat of the very inode it wrote: the file's thumbprint and expiry are the
-        // material's, which the PEM was rendered from, so the listings below need not parse it (key included) again.
-        // Any later change gives the file another ctime, and it is read like any other.
-        if (!samePem) rememberParsed(join(layout.dir, fileName), await write(fileName, content), material);
+        if (!samePem) {
+          pem = await write(fileName, content);
+          written.push(fileName);
+        }
+        if (written.length > 0) await fsyncDir(layout.dir);
       } catch (err) {
         // No half-installed version stays visible: what this call wrote of it goes again.
-        for (const name of written) await unlinkIn(layout.dir, name).catch(() => undefined);
+        for (const name of written) {
+          try {
+            unlinkIn(layout.dir, name);
+          } catch {
+            // the install's own error is the one reported
+          }
+        }
         throw err;
       }
-      const entry = (await readInstalled(layout, [...names, ...written, fileName], active)).find((e) => e.version === id.version);
-      if (!entry) throw new Error(`${fileName} is not readable after writing it`);
-      return entry;
+      const path = join(layout.dir, fileName);
+      if (pem === undefined) {
+        if (existing === undefined) throw new Error(`${fileName} is not installed after installing it`);
+        return existing;
+      }
+      // writePrivateFile returned the lstat of the very inode it wrote: the file's thumbprint and expiry are the
+      // material's, which the PEM was rendered from, so neither this entry nor later listings parse it (key
+      // included) again. Any later change gives the file another ctime, and it is read like any other.
+      const { thumbprint, notAfter } = rememberParsed(path, pem, material);
+      return {
+        vaultName: layout.cert.vaultName,
+        secretName: layout.cert.secretName,
+        version: id.version,
+        thumbprint,
+        notAfter,
+        active: fileName === active,
+        location: path,
+        mtimeMs: Number(pem.mtimeMs),
+        mtimeNs: pem.mtimeNs,
+      };
     });
   }
 
   async function activate(cert: ObservedCertificate, id: CertificateVersionId): Promise<void> {
     const layout = layoutOf(cert);
     const fileName = layout.fileName(id.version);
-    const target = await lstat(join(layout.dir, fileName)).catch(() => undefined);
+    const target = lstatOrUndefined(join(layout.dir, fileName));
     if (!target?.isFile()) {
       throw new KvvmError('store-version-missing', `Cannot activate ${describeId(id)}: ${join(layout.dir, fileName)} is not installed.`, {
         fix: 'This is a kvvm bug (activate before install); restart the service to resynchronise.',
@@ -193,14 +222,14 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
       const target = layout.extraName(id.version, format);
       const linkPath = join(layout.dir, name);
       await guard(`point ${linkPath} at ${target}`, async () => {
-        const link = await lstat(linkPath).catch(() => undefined);
+        const link = lstatOrUndefined(linkPath);
         if (link && !link.isSymbolicLink()) {
           throw new KvvmError('store-link-occupied', `${linkPath} exists and is not a symbolic link; kvvm does not overwrite it.`, {
             fix: 'Move that file away or choose another customSymbolicLinkName.',
           });
         }
         if (link) {
-          const current = await readlink(linkPath);
+          const current = readlinkSync(linkPath);
           if (!layout.isExtraFile(basename(current)) || current.includes('/')) {
             throw new KvvmError(
               'store-link-foreign',
@@ -217,14 +246,14 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
     }
     await guard(`point ${layout.linkPath} at ${fileName}`, async () => {
       await ensureDirectory(layout.dir, traverseAcls(layout.target));
-      const link = await lstat(layout.linkPath).catch(() => undefined);
+      const link = lstatOrUndefined(layout.linkPath);
       if (link && !link.isSymbolicLink()) {
         throw new KvvmError('store-link-occupied', `${layout.linkPath} exists and is not a symbolic link; kvvm does not overwrite it.`, {
           fix: 'Move that file away or choose another customSymbolicLinkName.',
         });
       }
       if (link) {
-        const current = await readlink(layout.linkPath);
+        const current = readlinkSync(layout.linkPath);
         if (layout.linkTargetVersion(current) === undefined) {
           throw new KvvmError(
             'store-link-foreign',
@@ -243,7 +272,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
   async function remove(cert: ObservedCertificate, installed: InstalledCertificate): Promise<void> {
     const layout = layoutOf(cert);
     const fileName = layout.fileName(installed.version);
-    if ((await activeFileName(layout)) === fileName) {
+    if (activeFileName(layout) === fileName) {
       throw new KvvmError('store-remove-active', `Refusing to remove ${join(layout.dir, fileName)}: it is the active version.`, {
         fix: 'This is a kvvm bug (the planner removed the active version); nothing was changed.',
         code: -1,
@@ -254,7 +283,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
       // Every format's file goes with its version, whatever "formats" says today.
       for (const name of [fileName, ...EXTRA_FORMATS.map((f) => layout.extraName(installed.version, f))]) {
         try {
-          await unlinkIn(layout.dir, name);
+          unlinkIn(layout.dir, name);
         } catch (err) {
           if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') continue; // "not found" is not an error
           throw err;
@@ -304,20 +333,20 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
    * have changed it; and the walk runs again at least every ENSURED_TTL_MS.
    */
   const ensured = new Map<string, { acls: string; at: number; dev: number; ino: number; mode: number; uid: number; gid: number }>();
-  const sameDirectory = async (dir: string, acls: string): Promise<boolean> => {
+  const sameDirectory = (dir: string, acls: string): boolean => {
     const last = ensured.get(dir);
     if (!last || last.acls !== acls || performance.now() - last.at > ENSURED_TTL_MS) return false;
-    const now = await lstat(dir).catch(() => undefined);
+    const now = lstatOrUndefined(dir);
     return now !== undefined && now.isDirectory() && now.dev === last.dev && now.ino === last.ino && now.mode === last.mode && now.uid === last.uid && now.gid === last.gid;
   };
 
   async function ensureDirectory(dir: string, acls: FileAcl[]): Promise<void> {
     acl.check(acls); // an unusable "acls" fails before anything is created
     const aclsKey = JSON.stringify(acls);
-    if (await sameDirectory(dir, aclsKey)) return;
+    if (sameDirectory(dir, aclsKey)) return;
     ensured.delete(dir);
     await ensureDirectoryOnce(dir, acls);
-    const done = await lstat(dir);
+    const done = lstatSync(dir);
     ensured.set(dir, { acls: aclsKey, at: performance.now(), dev: done.dev, ino: done.ino, mode: done.mode, uid: done.uid, gid: done.gid });
   }
 
@@ -350,7 +379,7 @@ export function createPemStore(options: PemStoreOptions = {}): CertificateStore 
       }
       // The owner of the files must be able to enter the directory; its group is left to the acls fallback.
       if (owner.uid !== undefined && info.uid !== owner.uid) await handle.chown(owner.uid, -1);
-      await acl.applyToDir({ handle, path: dir }, acls);
+      await acl.applyToDir({ fd: handle.fd, path: dir }, acls);
     } finally {
       await handle.close();
     }
@@ -381,10 +410,10 @@ const parsedFiles = new Map<string, ParsedFile>();
  */
 const PARSED_FILES_MAX = 30_000;
 
-async function readVersionFile(path: string, info: { ino: bigint; size: bigint; mtimeNs: bigint; ctimeNs: bigint }): Promise<ParsedFile> {
+function readVersionFile(path: string, info: { ino: bigint; size: bigint; mtimeNs: bigint; ctimeNs: bigint }): ParsedFile {
   const hit = parsedFiles.get(path);
   if (hit && hit.ino === info.ino && hit.size === info.size && hit.mtimeNs === info.mtimeNs && hit.ctimeNs === info.ctimeNs) return hit;
-  const material = parseCertificateSecret(await readFile(path, 'utf8'), CONTENT_TYPE_PEM);
+  const material = parseCertificateSecret(readFileSync(path, 'utf8'), CONTENT_TYPE_PEM);
   return rememberParsed(path, info, material);
 }
 
@@ -397,7 +426,7 @@ function rememberParsed(path: string, info: { ino: bigint; size: bigint; mtimeNs
 }
 
 /** Reads every version file back (thumbprint and expiry come from the file itself, or from what this process just wrote into it, so they cannot drift). */
-async function readInstalled(layout: Layout, names: readonly string[], active: string | undefined, options: { complete: boolean } = { complete: true }): Promise<Listed[]> {
+function readInstalled(layout: Layout, names: readonly string[], active: string | undefined, options: { complete: boolean } = { complete: true }): Listed[] {
   const entries: Listed[] = [];
   const present = new Set(names);
   for (const name of present) {
@@ -407,12 +436,17 @@ async function readInstalled(layout: Layout, names: readonly string[], active: s
     // cut short) makes the engine install it again, which writes what is missing.
     if (options.complete && layout.extras.some((f) => !present.has(layout.extraName(version, f)))) continue;
     const path = join(layout.dir, name);
-    const info = await lstat(path, { bigint: true }).catch(() => undefined);
-    if (!info?.isFile()) continue;
+    let info: BigIntStats;
+    try {
+      info = lstatSync(path, { bigint: true });
+    } catch {
+      continue; // removed meanwhile
+    }
+    if (!info.isFile()) continue;
     let thumbprint: string;
     let notAfter: Date;
     try {
-      ({ thumbprint, notAfter } = await readVersionFile(path, info));
+      ({ thumbprint, notAfter } = readVersionFile(path, info));
     } catch {
       continue; // damaged by hand: not listed, so the engine installs that version again (which replaces it)
     }
@@ -438,9 +472,17 @@ function plain(entry: Listed): InstalledCertificate {
   return rest;
 }
 
-async function activeFileName(layout: Layout): Promise<string | undefined> {
+function activeFileName(layout: Layout): string | undefined {
   try {
-    return activeOf(layout, await readlink(layout.linkPath));
+    return activeOf(layout, readlinkSync(layout.linkPath));
+  } catch {
+    return undefined;
+  }
+}
+
+function lstatOrUndefined(path: string): Stats | undefined {
+  try {
+    return lstatSync(path);
   } catch {
     return undefined;
   }
