@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { KvvmError } from '../handler/errors.js';
 import { parseCertificateSecret } from '../handler/certs/parse.js';
 import { createParserPool } from '../handler/certs/parserPool.js';
+import { countFsCalls } from './helpers/fsCalls.js';
 import { OpensslFactory } from './helpers/openssl.js';
 import { loadSecretVectors } from './helpers/vectors.js';
 
@@ -95,5 +96,23 @@ describe('parser pool (worker threads)', () => {
     await pool.close();
     await slow;
     assert.deepEqual(order, ['fast', 'slow:service-stopping']);
+  });
+
+  it("reads each worker's CPU time through its /proc stat file kept open: no open or readFile per parse", async () => {
+    const pool = createParserPool();
+    try {
+      const v = loadSecretVectors()[0];
+      assert.ok(v);
+      await pool.parse(v.value, v.contentType); // the worker starts, says it is ready, and its stat file is opened
+      const calls = await countFsCalls(async () => {
+        for (let i = 0; i < 10; i++) await pool.parse(v.value, v.contentType);
+      });
+      // Before: readFileSync of /proc/self/task/<tid>/stat (open, fstat, read, close) at every parse's start.
+      assert.equal(calls.byName['readFileSync'] ?? 0, 0, JSON.stringify(calls.byName));
+      assert.equal(calls.byName['openSync'] ?? 0, 0, JSON.stringify(calls.byName));
+      assert.ok((calls.byName['readSync'] ?? 0) >= 10, `the budget still reads the CPU time at each parse's start: ${JSON.stringify(calls.byName)}`);
+    } finally {
+      await pool.close();
+    }
   });
 });
