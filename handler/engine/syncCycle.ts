@@ -25,23 +25,58 @@ export async function runSyncCycle(certs: readonly ObservedCertificate[], deps: 
   const memory = deps.memory?.beginCycle(certs, deps.vault, deps.now());
   // Certificates whose versions are listed in full this cycle need no listing entry: they go first, so their
   // requests run while the listing's chained pages arrive instead of after its last page (bench/README.md figure 1).
-  const indexes = certs.map((_, index) => index);
-  const inFull = (i: number): boolean => memory?.listsInFull(certs[i] as ObservedCertificate) ?? false;
-  const order = [...indexes.filter(inFull), ...indexes.filter((i) => !inFull(i))];
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    for (;;) {
-      if (options.signal?.aborted) return;
-      const index = order[next++];
-      const cert = index === undefined ? undefined : certs[index];
-      if (index === undefined || cert === undefined) return;
-      const result = await syncCertificate(cert, deps, memory);
-      results[index] = result;
-      options.onResult?.(index, result);
+  // Those of a vault whose listing runs get workers of their own, as many as memory.pace asks (at most half the
+  // cycle's), so their requests are spread over the listing's pages instead of all arriving beside its first ones.
+  const first: number[] = [];
+  const rest: number[] = [];
+  const paced = new Map<string, { queue: number[]; workers: number }>();
+  certs.forEach((cert, index) => {
+    if (!memory?.listsInFull(cert)) {
+      rest.push(index);
+      return;
     }
+    const pace = memory.pace(cert);
+    if (pace === undefined) {
+      first.push(index);
+      return;
+    }
+    const key = cert.vaultUrl.toLowerCase();
+    const group = paced.get(key) ?? { queue: [], workers: pace };
+    group.queue.push(index);
+    paced.set(key, group);
+  });
+  const run = (queue: readonly number[], count: number): Promise<void>[] => {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      for (;;) {
+        if (options.signal?.aborted) return;
+        const index = queue[next++];
+        const cert = index === undefined ? undefined : certs[index];
+        if (index === undefined || cert === undefined) return;
+        // Its vault's secret listing, if one runs, sends its first page before this certificate's requests go out.
+        if (memory) await memory.ready(cert);
+        const result = await syncCertificate(cert, deps, memory);
+        results[index] = result;
+        options.onResult?.(index, result);
+      }
+    };
+    return Array.from({ length: Math.max(1, Math.min(count, queue.length)) }, worker);
   };
-  const workers = Math.max(1, Math.min(options.concurrency, certs.length));
-  await Promise.all(Array.from({ length: workers }, worker));
+  const concurrency = Math.max(1, options.concurrency);
+  let spare = Math.floor(concurrency / 2);
+  const running: Promise<void>[] = [];
+  for (const group of paced.values()) {
+    const workers = Math.min(group.workers, spare);
+    if (workers < 1) {
+      first.push(...group.queue);
+      continue;
+    }
+    spare -= workers;
+    running.push(...run(group.queue, workers));
+  }
+  const sharedWorkers = concurrency - (Math.floor(concurrency / 2) - spare);
+  running.push(...run([...first, ...rest], sharedWorkers));
+  await Promise.all(running);
   return results.filter((r): r is CertificateSyncResult => r !== undefined);
 }
 
