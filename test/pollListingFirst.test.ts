@@ -111,8 +111,11 @@ const known = Array.from({ length: 60 }, (_, i) => `known-${String(i).padStart(2
 const fresh = Array.from({ length: 12 }, (_, i) => `new-${String(i).padStart(2, '0')}`);
 
 /** Syncs the known certificates once (so the memory has them), then returns deps for a cycle over known + new ones. */
-async function afterFirstPoll(): Promise<{ deps: CertificateSyncDeps; recorded: Recorded; certs: ObservedCertificate[] }> {
-  const certs = observe([...known, ...fresh]);
+async function afterFirstPoll(
+  knownNames: readonly string[] = known,
+  freshNames: readonly string[] = fresh,
+): Promise<{ deps: CertificateSyncDeps; recorded: Recorded; certs: ObservedCertificate[] }> {
+  const certs = observe([...knownNames, ...freshNames]);
   const deps: CertificateSyncDeps = {
     vault: createVaultReader(tv.readerOptions()),
     store: createPemStore({}),
@@ -122,7 +125,7 @@ async function afterFirstPoll(): Promise<{ deps: CertificateSyncDeps; recorded: 
     log: quiet,
     memory: createPollMemory(VERSIONS_KEPT),
   };
-  const first = await runSyncCycle(certs.slice(0, known.length), deps, { concurrency: CONCURRENCY });
+  const first = await runSyncCycle(certs.slice(0, knownNames.length), deps, { concurrency: CONCURRENCY });
   assert.ok(
     first.every((r) => r.state === 'installed'),
     first.map((r) => r.message ?? r.state).join('; '),
@@ -147,6 +150,19 @@ describe('the secret listing goes first', () => {
     // Every new certificate lists its versions in full (first sight), beside the listing, on its own workers.
     for (const name of fresh) assert.ok(recorded.events.includes(`start versions ${name}`), name);
     assert.ok(recorded.mostAtOnce() <= CONCURRENCY / 2, `at most ${CONCURRENCY / 2} at once, saw ${recorded.mostAtOnce()}`);
+  });
+
+  test('a listing expected to take one page is no chain: the others go beside it', async () => {
+    // Three known certificates: one page is all the listing is expected to need (the vault's size is not known yet).
+    const { deps, recorded, certs } = await afterFirstPoll(known.slice(0, 3), fresh.slice(0, 1));
+    const results = await runSyncCycle(certs, deps, { concurrency: CONCURRENCY });
+    assert.ok(
+      results.every((r) => r.state === (r.cert.secretName === fresh[0] ? 'installed' : 'unchanged')),
+      results.map((r) => `${r.cert.secretName}:${r.state}`).join(' '),
+    );
+    const firstPage = recorded.events.indexOf('page');
+    assert.ok(firstPage >= 0, recorded.events.join(', '));
+    assert.ok(recorded.events.indexOf(`start versions ${fresh[0]}`) < firstPage, recorded.events.slice(0, 4).join(', '));
   });
 
   test('a listing that fails lets the others go: every certificate syncs by its own requests', { timeout: 60_000 }, async () => {

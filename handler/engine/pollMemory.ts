@@ -74,14 +74,15 @@ export interface PollCycleMemory {
   listsInFull(cert: ObservedCertificate): boolean;
   /**
    * Resolves when the certificate's work may send its own requests: at once, unless its vault's secret listing runs
-   * this cycle, then once that listing's first page is in (or the listing has ended). See `startListing`.
+   * this cycle and is expected to take several pages, then once that listing's first page is in (or the listing has
+   * ended). See `startListing`.
    */
   ready(cert: ObservedCertificate): Promise<void>;
   /**
    * For a certificate that lists in full (`listsInFull`) in a vault whose secret listing runs this cycle: how many
    * such certificates of that vault should be synced at once, so that their requests are spread over the listing's
    * pages instead of arriving together beside its first pages (the listing bounds the cycle either way); undefined
-   * when no listing runs in its vault.
+   * when no listing of several pages runs in its vault.
    */
   pace(cert: ObservedCertificate): number | undefined;
   check(cert: ObservedCertificate): Promise<KnownVersions>;
@@ -156,6 +157,8 @@ function startListing(vault: VaultReader, vaultUrl: string, wanted: ReadonlySet<
     waiting.clear();
   };
   const budget = wanted.size;
+  // Wanted names not seen yet (counted down as pages come: each page's check is the chain's critical path).
+  let missing = wanted.size;
   const listing = vault.listSecrets;
   if (!listing) {
     outcome = 'stopped';
@@ -168,6 +171,7 @@ function startListing(vault: VaultReader, vaultUrl: string, wanted: ReadonlySet<
           const ready: (() => void)[] = [];
           for (const e of entries) {
             const name = e.name.toLowerCase();
+            if (!seen.has(name) && wanted.has(name)) missing -= 1;
             seen.set(name, e);
             for (const resolve of waiting.get(name) ?? []) ready.push(() => resolve({ entry: e }));
             waiting.delete(name);
@@ -177,16 +181,15 @@ function startListing(vault: VaultReader, vaultUrl: string, wanted: ReadonlySet<
           // the cycle's other requests to this vault after the first page (headStart).
           ready.push(openGate);
           setImmediate(() => ready.forEach((go) => go()));
-          return [...wanted].some((n) => !seen.has(n));
+          return missing > 0;
         },
         budget,
       )
       .then(
         (result) => {
-          const missing = [...wanted].some((n) => !seen.has(n));
           outcome = result.complete ? 'complete' : 'stopped';
           // Complete: the exact count. Stopped with entries missing: the budget ran out, so there are more pages.
-          memo.pages = result.complete ? result.pages : missing ? result.pages + 1 : Math.max(memo.pages ?? 0, result.pages);
+          memo.pages = result.complete ? result.pages : missing > 0 ? result.pages + 1 : Math.max(memo.pages ?? 0, result.pages);
           settle();
         },
         (err: unknown) => {
@@ -230,7 +233,8 @@ export function createPollMemory(keep: number): PollMemory {
         byVault.set(key, (byVault.get(key) ?? new Set()).add(cert.secretName.toLowerCase()));
       }
       const listings = new Map<string, Listing>();
-      const expectedPages = new Map<string, number>();
+      /** The vaults whose listing is expected to take several pages (a chain that bounds the cycle): its pages. */
+      const chains = new Map<string, number>();
       for (const [key, names] of byVault) {
         const memo = vaults.get(key) ?? {};
         vaults.set(key, memo);
@@ -240,14 +244,16 @@ export function createPollMemory(keep: number): PollMemory {
           const url = certs.find((c) => c.vaultUrl.toLowerCase() === key)?.vaultUrl ?? key;
           listings.set(key, startListing(vault, url, names, memo));
           // Not known before its first listing: at least one page per LISTING_PAGE_SIZE observed names.
-          expectedPages.set(key, Math.max(memo.pages ?? 1, Math.ceil(names.size / LISTING_PAGE_SIZE)));
+          const pages = Math.max(memo.pages ?? 1, Math.ceil(names.size / LISTING_PAGE_SIZE));
+          // A listing of one page is no chain: the others go beside it, as one round trip is all it takes.
+          if (pages >= 2) chains.set(key, pages);
         }
       }
       // Per vault with a listing: its certificates that need requests of their own this cycle.
       const ownRequests = new Map<string, number>();
       for (const cert of certs) {
         const key = cert.vaultUrl.toLowerCase();
-        if (listings.has(key) && !fresh(cert)) ownRequests.set(key, (ownRequests.get(key) ?? 0) + 1);
+        if (chains.has(key) && !fresh(cert)) ownRequests.set(key, (ownRequests.get(key) ?? 0) + 1);
       }
 
       async function latestMatches(cert: ObservedCertificate, m: Remembered): Promise<KnownVersions> {
@@ -266,10 +272,13 @@ export function createPollMemory(keep: number): PollMemory {
       const started = Promise.resolve();
       return {
         listsInFull: (cert) => fresh(cert) === undefined,
-        ready: (cert) => listings.get(cert.vaultUrl.toLowerCase())?.headStart ?? started,
+        ready(cert) {
+          const key = cert.vaultUrl.toLowerCase();
+          return chains.has(key) ? (listings.get(key)?.headStart ?? started) : started;
+        },
         pace(cert) {
           const key = cert.vaultUrl.toLowerCase();
-          const pages = expectedPages.get(key);
+          const pages = chains.get(key);
           if (pages === undefined) return undefined;
           // Each takes about one round trip (a versions listing is one page for almost every certificate): spread
           // over half the listing's pages, they are done well before its last page.
