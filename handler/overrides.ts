@@ -22,6 +22,8 @@ export interface Overrides {
   waagentDir: string | undefined;
   /** KVVM_DEV_POLL_INTERVAL_S: poll every N s instead of the settings' clamped 300-3600 s. */
   devPollIntervalS: number | undefined;
+  /** KVVM_DEV_REST_MIN_S: the shortest wait between cycles that the POSIX worker rests through (exits) instead of sleeping. */
+  devRestMinS: number | undefined;
   /** KVVM_NO_JITTER=1: no start-up/poll jitter. */
   noJitter: boolean;
   /** KVVM_RETRY_BASE_MS: a shorter initial-sync retry base. */
@@ -89,6 +91,15 @@ const OVERRIDE_VARIABLES: readonly Variable[] = [
     },
   },
   {
+    name: 'KVVM_DEV_REST_MIN_S',
+    kind: 'development',
+    service: true,
+    apply: (v, o) => {
+      const n = positiveNumber(v, MAX_POLL_S, 'seconds');
+      return typeof n === 'string' ? n : void (o.devRestMinS = n);
+    },
+  },
+  {
     name: 'KVVM_RETRY_BASE_MS',
     kind: 'development',
     service: true,
@@ -135,6 +146,7 @@ const NO_OVERRIDES: Readonly<Overrides> = Object.freeze({
   armCaFile: undefined,
   waagentDir: undefined,
   devPollIntervalS: undefined,
+  devRestMinS: undefined,
   noJitter: false,
   retryBaseMs: undefined,
   logConsole: false,
@@ -181,6 +193,27 @@ export function invalidOverridesError(reading: OverrideReading): KvvmError | und
     fix: `Correct or unset ${reading.invalid.map((i) => i.name).join(', ')} (README: Environment variables).`,
     code: 2,
   });
+}
+
+/**
+ * Set by kvvm's own POSIX supervisor (restartLoop.ts) for the worker it starts, never by people: where the worker
+ * may rest between cycles and write its wake record, and (1) that this start ends a rest. Taken out of the
+ * worker's environment before anything else reads it, so nothing the worker starts inherits them; not overrides.
+ */
+export const WAKE_FILE_ENV = 'KVVM_WORKER_WAKE_FILE';
+export const WAKING_ENV = 'KVVM_WORKER_WAKING';
+
+export interface RestArrangement {
+  wakeFile: string;
+  waking: boolean;
+}
+
+export function takeRestArrangement(env: Record<string, string | undefined>): RestArrangement | undefined {
+  const wakeFile = env[WAKE_FILE_ENV];
+  const waking = env[WAKING_ENV] === '1';
+  delete env[WAKE_FILE_ENV];
+  delete env[WAKING_ENV];
+  return wakeFile ? { wakeFile, waking } : undefined;
 }
 
 /** One log line per variable that is set, and one for unknown KVVM_* names: what every command logs at start. */

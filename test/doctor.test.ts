@@ -268,6 +268,19 @@ describe('kvvm doctor against the dev vault', () => {
     const running = await doctor(['--extension-folder', layout.extensionFolder], tv, { env: { KVVM_WAAGENT_DIR: layout.waagentDir } });
     assert.equal(running.code, 0, running.out);
     assert.match(check(running.report, 'service').message, new RegExp(`running \\(pid ${process.pid}\\)`));
+
+    // At rest (Linux): no worker, its supervisor sleeping until the next cycle: the service runs.
+    rmSync(join(layout.extensionFolder, 'kvvm-service.pid'));
+    await writePidFile(join(layout.extensionFolder, 'kvvm-supervisor.pid'), {
+      pid: process.pid,
+      markerKind: inspector.markerKind,
+      startMarker: await inspector.startMarker(process.pid),
+      command: '/bin/sh',
+      startedAt: new Date().toISOString(),
+    });
+    const resting = await doctor(['--extension-folder', layout.extensionFolder], tv, { env: { KVVM_WAAGENT_DIR: layout.waagentDir } });
+    assert.equal(resting.code, 0, resting.out);
+    assert.match(check(resting.report, 'service').message, new RegExp(`at rest between cycles \\(supervisor pid ${process.pid}\\)`));
   });
 
   it('--extension-folder on Windows decrypts the protected settings with the Windows decryption, given the blob and thumbprint the agent wrote', async () => {

@@ -13,9 +13,18 @@ import { agentCommand, finalStatus } from './helpers/agentCommands.js';
 import { AGENT_SERVICE_CLIENT_ID, withAgentService } from './helpers/agentService.js';
 import { createCa, issueCertificate, toPemSecret, toPkcs12Base64 } from '../handler/devvault/certFactory.js';
 import { posixSupervisor } from '../handler/service/posixSupervisor.js';
-import { recordedWorker } from './helpers/serviceProcesses.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const { isRunning } = posixSupervisor;
+
+/** A liveness deadline, not a timing assertion. */
+async function waitUntil(done: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error(`not within 60 s: ${what}`);
+    await sleep(50);
+  }
+}
 
 test('the agent drives the extension through install, enable, rotation, disable, enable and uninstall', { timeout: 180_000 }, () =>
   withAgentService('lifecycle', async ({ root, vault, layout, env, trust }) => {
@@ -82,14 +91,16 @@ test('the agent drives the extension through install, enable, rotation, disable,
     const web2 = issueCertificate({ issuer: ca, subjectCn: 'web.test', dnsNames: ['web.test'], serverAuth: true });
     const webV2 = vault.setSecret('web', toPkcs12Base64(web2.keyPem, [web2.certPem, ca.certPem]), { contentType: 'application/x-pkcs12' });
     layout.writeSettings(1, settings, protectedSettings);
-    const pid0 = (await isRunning(join(layout.extensionFolder, 'kvvm-service.pid'))).pid;
+    // The service is its supervisor: between cycles it holds no worker (the worker rests, restartLoop.ts).
+    const supervisorPid = join(layout.extensionFolder, 'kvvm-supervisor.pid');
+    const pid0 = (await isRunning(supervisorPid)).pid;
     assert.equal((await agentCommand(layout, 1, 'enable', env)).code, 0);
     const status1 = await finalStatus(layout, 1);
     assert.equal(status1.status, 'success', status1.message);
     assert.match(await readlink(webLink), new RegExp(webV2));
     const webFiles = (await readdir(store)).filter((f) => f.startsWith('kvvm.web.') && /\.pem$/i.test(f));
     assert.equal(webFiles.length, 2, `two newest versions kept: ${webFiles.join(', ')}`);
-    const running1 = await isRunning(join(layout.extensionFolder, 'kvvm-service.pid'));
+    const running1 = await isRunning(supervisorPid);
     assert.ok(running1.running);
     assert.notEqual(running1.pid, pid0, 'a new sequence number replaces the service');
 
@@ -97,21 +108,30 @@ test('the agent drives the extension through install, enable, rotation, disable,
     const again = await agentCommand(layout, 1, 'enable', env);
     assert.equal(again.code, 0);
     assert.match(again.stdout, /already applied/);
-    assert.equal((await isRunning(join(layout.extensionFolder, 'kvvm-service.pid'))).pid, running1.pid);
+    assert.equal((await isRunning(supervisorPid)).pid, running1.pid);
 
     // disable stops the service; certificates stay.
     assert.equal((await agentCommand(layout, 1, 'disable', env)).code, 0);
+    assert.equal((await isRunning(supervisorPid)).running, false);
     assert.equal((await isRunning(join(layout.extensionFolder, 'kvvm-service.pid'))).running, false);
     assert.match(await readlink(webLink), new RegExp(webV2));
 
     // enable after disable (same sequence number, e.g. after a reboot) starts the service again; enable returns
-    // once its supervisor holds the service lock, and the worker records itself in kvvm-service.pid as it starts.
+    // once its supervisor holds the service lock, and the worker runs its cycle, then rests (its wake record).
+    const wakeFile = join(layout.extensionFolder, 'kvvm-service.wake');
+    const restedAt = (): Promise<number> =>
+      stat(wakeFile).then(
+        (st) => st.mtimeMs,
+        () => 0,
+      );
+    const restedBefore = await restedAt();
     assert.equal((await agentCommand(layout, 1, 'enable', env)).code, 0);
-    const worker = await recordedWorker(layout.extensionFolder);
-    assert.deepEqual(await isRunning(join(layout.extensionFolder, 'kvvm-service.pid')), { running: true, pid: worker });
+    assert.ok((await isRunning(supervisorPid)).running);
+    await waitUntil(async () => (await restedAt()) !== restedBefore, 'the restarted service rests after its cycle');
 
     // uninstall stops it and removes kvvm's state, not the certificates.
     assert.equal((await agentCommand(layout, 1, 'uninstall', env)).code, 0);
+    assert.equal((await isRunning(supervisorPid)).running, false);
     assert.equal((await isRunning(join(layout.extensionFolder, 'kvvm-service.pid'))).running, false);
     await assert.rejects(stat(join(layout.extensionFolder, 'mrseq')));
     await assert.rejects(stat(join(layout.extensionFolder, 'state')));

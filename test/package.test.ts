@@ -219,7 +219,9 @@ test('the linux-x64 package, unpacked like the agent does, syncs from the vault 
     const secretVersion = vault.setSecret('pkg', toPemSecret(leaf.keyPem, [leaf.certPem, ca.certPem]), { contentType: 'application/x-pem-file' });
     const trust = join(root, 'trusted.pem');
     await writeFile(trust, vault.caCertPem + ca.certPem);
-    env = { KVVM_EXTRA_VAULT_SUFFIXES: 'localhost', NODE_EXTRA_CA_CERTS: trust, KVVM_NO_JITTER: '1' };
+    // KVVM_DEV_REST_MIN_S above the interval: the worker stays resident between cycles, so that the test can see
+    // which runtime runs it (it otherwise rests after its cycle: serviceRest.test.ts).
+    env = { KVVM_EXTRA_VAULT_SUFFIXES: 'localhost', NODE_EXTRA_CA_CERTS: trust, KVVM_NO_JITTER: '1', KVVM_DEV_REST_MIN_S: '86400' };
     const store = join(root, 'store');
     layout.writeSettings(0, {
       secretsManagementSettings: {

@@ -134,6 +134,37 @@ describe('an unchanged certificate costs at most one request per poll, whatever 
   }
 });
 
+test('a memory handed to a new process (its JSON snapshot, a new vault client: a worker that rested) costs what the same memory kept in one process costs', async () => {
+  const history = 30;
+  const name = 'rested-30';
+  for (let i = 0; i < history; i++) put(name);
+  const certs = observe([name]);
+  let d = deps(true);
+  const first = await cycle(certs, d);
+  assert.deepEqual(states(first), [`${name}:installed`]);
+  const pages = Math.ceil(history / 25);
+  const perCycle: number[] = [];
+  for (let i = 0; i < FULL_REFRESH_CYCLES; i++) {
+    // Each cycle in a new "process": the snapshot through JSON (as saved to disk), a new reader and store.
+    const snapshot = JSON.parse(JSON.stringify(d.memory!.snapshot())) as Parameters<typeof createPollMemory>[1];
+    d = { ...deps(false), memory: createPollMemory(VERSIONS_KEPT, snapshot) };
+    const c = await cycle(certs, d);
+    assert.deepEqual(states(c), [`${name}:unchanged`]);
+    assert.equal(c.byRoute['getSecret'] ?? 0, 0, 'nothing changed: no request carries the secret value');
+    perCycle.push(c.requests);
+  }
+  assert.equal(
+    perCycle.reduce((a, b) => a + b, 0),
+    FULL_REFRESH_CYCLES - 1 + pages,
+    `requests per cycle: ${perCycle.join(', ')}`,
+  );
+  assert.ok(
+    perCycle.every((n) => n === 1 || n === pages),
+    `requests per cycle: ${perCycle.join(', ')}`,
+  );
+  assert.throws(() => createPollMemory(VERSIONS_KEPT, { cycle: 1, certificates: [{ key: 'x' }], vaults: [] } as never), /poll memory snapshot/);
+});
+
 describe('what changes is seen, as without memory', () => {
   test('several certificates of one vault are answered by one page of the secret listing', async () => {
     const names = ['multi-a', 'multi-b', 'multi-c', 'multi-d', 'multi-e'];

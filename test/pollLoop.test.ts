@@ -16,7 +16,7 @@ import { createVaultReader } from '../handler/vault/secretsClient.js';
 import { createPemStore } from '../handler/stores/pemStore.js';
 import { parseCertificateSecret } from '../handler/certs/parse.js';
 import { makeChainCheck } from '../handler/commands/service.js';
-import { DEFAULT_RETRY_POLICY, runPollLoop, type PollLoopDeps } from '../handler/service/pollLoop.js';
+import { DEFAULT_RETRY_POLICY, runPollLoop, type PollLoopDeps, type PollLoopState } from '../handler/service/pollLoop.js';
 import { backoffDelayMs as retryDelayMs } from '../handler/vault/backoff.js';
 import type { HandlerStatusReport } from '../handler/protocol/status.js';
 
@@ -214,6 +214,62 @@ test('a slow certificate does not hold back the status: the results known so far
     assert.equal(last.status, 'success', last.message);
     assert.ok(reports.indexOf(interim) < reports.indexOf(last), 'the interim write comes before the end-of-cycle one');
     assert.doesNotMatch(last.message, /Sync in progress/);
+  } finally {
+    await h.close();
+  }
+});
+
+test('a loop that rests hands its state to the next process: no starting status, the same attempt count, short waits slept in place', async () => {
+  const h = await harness();
+  try {
+    await putCertificate(h.vault, 'present');
+    const config = h.config(undefined, ['present', 'missing']);
+    const saved: Array<{ state: PollLoopState; delayMs: number }> = [];
+    const rest = {
+      minMs: 10_000,
+      save: async (state: PollLoopState, delayMs: number) => {
+        saved.push({ state: JSON.parse(JSON.stringify(state)) as PollLoopState, delayMs });
+        return true;
+      },
+    };
+    // First process: starting, then retries whose waits (2, 3, 4.5, 6.75 s) are slept in place; the next (10.1 s) is rested.
+    const first = h.deps({ stopAfter: () => false, rest });
+    assert.equal(await runPollLoop(config, first.deps, first.signal), 'resting');
+    assert.deepEqual(first.delays, [2000, 3000, 4500, 6750]);
+    assert.equal(saved.length, 1);
+    assert.ok(saved[0]!.delayMs >= 10_000);
+    assert.equal(saved[0]!.state.attempt, 5);
+    assert.match(first.reports[0]!.message, /Initial sync of 2 certificates started/);
+    // The next process goes on from there: its first status is attempt 6's, not a new start.
+    const second = h.deps({ stopAfter: () => false, rest, resume: saved[0]!.state });
+    assert.equal(await runPollLoop(config, second.deps, second.signal), 'resting');
+    assert.doesNotMatch(second.reports[0]!.message, /started/);
+    assert.match(second.reports[0]!.message, /attempt 6 of 25 failed/);
+    // The certificate arrives; the next wake reports success and rests for the poll interval; the one after stays success.
+    await putCertificate(h.vault, 'missing');
+    const third = h.deps({ stopAfter: () => false, rest, resume: saved.at(-1)!.state });
+    assert.equal(await runPollLoop(config, third.deps, third.signal), 'resting');
+    assert.deepEqual(
+      third.reports.map((r) => r.status),
+      ['success'],
+    );
+    assert.equal(saved.at(-1)!.delayMs, config.pollingIntervalS * 1000);
+    const fourth = h.deps({ stopAfter: () => false, rest, resume: saved.at(-1)!.state });
+    assert.equal(await runPollLoop(config, fourth.deps, fourth.signal), 'resting');
+    assert.deepEqual(
+      fourth.reports.map((r) => r.status),
+      ['success'],
+    );
+    assert.equal(saved.at(-1)!.state.provisioned, true);
+    // A state that cannot be saved (a full disk): the process sleeps through the wait itself and polls on.
+    const unsaved = h.deps({ stopAfter: (reports) => reports.length >= 2, rest: { minMs: 10_000, save: async () => false }, resume: saved.at(-1)!.state });
+    assert.equal(await runPollLoop(config, unsaved.deps, unsaved.signal), 'stopped');
+    assert.equal(unsaved.delays[0], config.pollingIntervalS * 1000, 'slept in place');
+    assert.deepEqual(
+      unsaved.reports.map((r) => r.status),
+      ['success', 'success'],
+      'and polled again',
+    );
   } finally {
     await h.close();
   }

@@ -88,7 +88,9 @@ async function setup(
     },
     authenticationSettings: { msiEndpoint: vault.imdsEndpoint },
   });
-  return { root, vault, layout, env: childProcessEnv(vault, { KVVM_NO_JITTER: '1', ...extraEnv }), store, rotate };
+  // KVVM_DEV_REST_MIN_S above the interval: the worker stays resident after its cycle, so these tests can kill it
+  // whenever they look (a resting worker exits after each cycle: serviceRest.test.ts).
+  return { root, vault, layout, env: childProcessEnv(vault, { KVVM_NO_JITTER: '1', KVVM_DEV_REST_MIN_S: '86400', ...extraEnv }), store, rotate };
 }
 
 test('kill -9 of the process in kvvm-service.pid: a certificate rotated during the outage is installed without the agent calling anything', { timeout: 240_000 }, async () => {

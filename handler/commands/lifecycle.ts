@@ -7,6 +7,7 @@
 import { cp, mkdir, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { advanceMrseq, readMrseq } from '../protocol/sequence.js';
+import { wakeFileFor } from '../service/restartLoop.js';
 import { loadConfig, loadHandlerContext, recordOutcome, reportStatus, type CommandHost, type HandlerContext } from './context.js';
 import { serviceControlFor, type ServiceControl } from './serviceControl.js';
 
@@ -96,6 +97,7 @@ async function uninstallLocked(ctx: HandlerContext, service: ServiceControl): Pr
   await rm(join(ctx.handlerEnv.extensionFolder, 'mrseq'), { force: true });
   await rm(ctx.paths.pidFile, { force: true });
   await rm(ctx.paths.supervisorPidFile, { force: true });
+  await rm(wakeFileFor(ctx.paths.serviceLock), { force: true });
   // The lock files stay: removing a file another command has open and locked would let a third one lock a new
   // file of the same name. They are empty, and go with the extension folder.
   host.stdout(`kvvm uninstall: service ${outcome === 'not-running' ? 'was not running' : outcome}; state removed; installed certificates kept.\n`);

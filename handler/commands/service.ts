@@ -11,21 +11,22 @@ import { hasServerAuthEku, loadTrustedRoots, validateChain } from '../certs/chai
 import type { CertificateMaterial } from '../certs/material.js';
 import type { CertificateSyncDeps, SyncLogger } from '../engine/certificateSync.js';
 import { VERSIONS_KEPT } from '../engine/planner.js';
-import { createPollMemory } from '../engine/pollMemory.js';
+import { createPollMemory, type PollMemory } from '../engine/pollMemory.js';
 import { KvvmError, describeError } from '../errors.js';
 import { readMrseq } from '../protocol/sequence.js';
 import { createLogger } from '../service/logger.js';
 import { STOP_MESSAGE } from '../service/windowsServiceConfig.js';
 import { DEFAULT_RETRY_POLICY, runPollLoop } from '../service/pollLoop.js';
 import type { RetryPolicy } from '../vault/backoff.js';
-import { EXIT_SETTINGS_INVALID } from '../service/restartLoop.js';
+import { EXIT_RESTING, EXIT_SETTINGS_INVALID } from '../service/restartLoop.js';
+import { readRestState, REST_STATE_FILE, saveRest, type RestState } from '../service/restState.js';
 import { createResilientStatusWriter, STATUS_RETRY_MS } from '../service/statusWriter.js';
 import { SERVICE_CONCURRENCY } from '../engine/syncCycle.js';
 import { createPemStore } from '../stores/pemStore.js';
 import { createConsumerHooks } from '../consumers/hooks.js';
 import { runCommand } from '../consumers/runCommand.js';
 import { createVaultReader } from '../vault/secretsClient.js';
-import { overrideLogLines, readOverrides, type Overrides } from '../overrides.js';
+import { overrideLogLines, readOverrides, type Overrides, type RestArrangement } from '../overrides.js';
 import type { KvvmConfig } from '../settings/config.js';
 import { describeProfile } from '../settings/profile.js';
 import { loadConfig, reportStatus, type CommandHost, type HandlerContext } from './context.js';
@@ -66,7 +67,15 @@ function retryPolicyFor(overrides: Overrides): RetryPolicy {
  * Runs the service for `ctx` until `stop` is aborted (its reason names what asked: "SIGTERM", ...). The caller
  * (serviceWorker.ts) has recorded the process and listens for the signals; this logs the request once a logger exists.
  */
-export async function runService(ctx: HandlerContext, stop: AbortController): Promise<number> {
+/**
+ * The shortest wait between cycles that the POSIX worker rests through (exits; its supervisor starts the next
+ * cycle's process), rather than sleeping in the process. A new process costs its Node start and module load, a
+ * token and a TLS connection (README: The service); below this wait the worker stays resident, as it always does
+ * on Windows.
+ */
+const REST_MIN_MS = 60_000;
+
+export async function runService(ctx: HandlerContext, stop: AbortController, rest?: RestArrangement): Promise<number> {
   const host = ctx.host;
   const reading = readOverrides(host.env);
   const overrides = reading.overrides;
@@ -111,7 +120,18 @@ export async function runService(ctx: HandlerContext, stop: AbortController): Pr
     });
     for (const w of config.warnings) log.warn(`settings: ${w.path}: ${w.message}`);
     const windows = host.platform === 'win32' ? await import('./serviceWindows.js') : undefined;
-    const syncDeps = buildSyncDeps(host, config, log, parser.parse, controller.signal, windows);
+    const restFile = join(ctx.paths.stateDir, REST_STATE_FILE);
+    const resumed: RestState | undefined = rest?.waking ? await readRestState(restFile, ctx.seq) : undefined;
+    if (rest?.waking && !resumed) log.warn(`woke without a saved state for sequence ${ctx.seq} in ${restFile}: starting afresh`);
+    let memory: PollMemory = createPollMemory(VERSIONS_KEPT);
+    if (resumed) {
+      try {
+        memory = createPollMemory(VERSIONS_KEPT, resumed.memory);
+      } catch (err) {
+        log.warn(`the saved poll memory does not read (${describeError(err)}): every version is listed this cycle`);
+      }
+    }
+    const syncDeps = buildSyncDeps(host, config, log, parser.parse, controller.signal, windows, memory);
     const outcome = await runPollLoop(
       config,
       {
@@ -124,6 +144,25 @@ export async function runService(ctx: HandlerContext, stop: AbortController): Pr
         concurrency: SERVICE_CONCURRENCY,
         jitter: !overrides.noJitter,
         initialJitterMs: 5000,
+        ...(resumed ? { resume: resumed.loop } : {}),
+        ...(rest && host.platform !== 'win32'
+          ? {
+              rest: {
+                minMs: (overrides.devRestMinS ?? REST_MIN_MS / 1000) * 1000,
+                save: async (loop, delayMs) => {
+                  const state: RestState = { seq: ctx.seq, loop, memory: memory.snapshot() };
+                  try {
+                    const at = await saveRest({ stateFile: restFile, wakeFile: rest.wakeFile, state, delayMs, now: host.now() });
+                    log.info(`resting until ${at.toISOString()}: the supervisor starts the next cycle then`);
+                    return true;
+                  } catch (err) {
+                    log.warn(`cannot save the state for the rest (${describeError(err)}): this process waits for the next cycle itself`);
+                    return false;
+                  }
+                },
+              },
+            }
+          : {}),
         afterCycle: createConsumerHooks({
           platform: host.platform === 'win32' ? 'win32' : 'linux',
           serviceEnv: host.env,
@@ -135,6 +174,7 @@ export async function runService(ctx: HandlerContext, stop: AbortController): Pr
       },
       controller.signal,
     );
+    if (outcome === 'resting') return EXIT_RESTING;
     log.info(`service ${outcome}`);
     return 0;
   } catch (err) {
@@ -159,6 +199,7 @@ function buildSyncDeps(
   parse: CertificateSyncDeps['parse'],
   stop: AbortSignal,
   windows: WindowsParts | undefined,
+  memory: PollMemory,
 ): CertificateSyncDeps {
   const credential = windows?.windowsCredentialFor(config, host.env);
   return {
@@ -173,6 +214,6 @@ function buildSyncDeps(
     chainFailure: config.profile.chainFailure,
     now: host.now,
     log,
-    memory: createPollMemory(VERSIONS_KEPT),
+    memory,
   };
 }

@@ -5,6 +5,7 @@
  * (systemdService.ts awaitWorker), and disable finds the worker by it. A signal that arrives while the graph loads
  * stops the service as soon as it starts.
  */
+import { takeRestArrangement } from '../overrides.js';
 import { dropWorkerTunables } from '../service/restartLoop.js';
 import { recordWorkerPid, releaseWorkerPid } from '../service/workerPid.js';
 import { loadHandlerContext, type CommandHost } from './context.js';
@@ -12,6 +13,8 @@ import { loadHandlerContext, type CommandHost } from './context.js';
 export async function serviceWorkerCommand(host: CommandHost): Promise<number> {
   // The supervisor's malloc settings are for this process only: nothing it starts inherits them (restartLoop.ts).
   dropWorkerTunables(host.env);
+  // Where the supervisor lets this process rest between cycles (restartLoop.ts); nothing it starts sees it.
+  const rest = takeRestArrangement(host.env);
   const ctx = await loadHandlerContext(host, { needSequence: true });
   const stop = new AbortController();
   process.on('SIGTERM', () => stop.abort('SIGTERM'));
@@ -20,7 +23,7 @@ export async function serviceWorkerCommand(host: CommandHost): Promise<number> {
   const ownPid = host.platform === 'win32' ? undefined : await recordWorkerPid(ctx.paths.pidFile, host.now());
   try {
     const { runService } = await import('./service.js');
-    return await runService(ctx, stop);
+    return await runService(ctx, stop, rest);
   } finally {
     if (ownPid) await releaseWorkerPid(ctx.paths.pidFile, ownPid);
   }

@@ -173,9 +173,14 @@ export async function runDoctor(o: DoctorOptions): Promise<DoctorReport> {
     add(report, { id: 'service', target: '(no extension folder)', status: 'skip', message: 'pass --extension-folder to check that the kvvm service is running' });
   } else {
     const pidFile = join(o.extensionFolder, 'kvvm-service.pid');
-    let state: { running: boolean; pid?: number };
+    let state: { running: boolean; pid?: number; resting?: boolean };
     try {
       state = await supervisorFor(o.platform).isRunning(pidFile);
+      // POSIX: between cycles the worker has exited and its supervisor, which is the service, sleeps (restartLoop.ts).
+      if (!state.running && o.platform !== 'win32') {
+        const supervisor = await supervisorFor(o.platform).isRunning(join(o.extensionFolder, 'kvvm-supervisor.pid'));
+        if (supervisor.running) state = { ...supervisor, resting: true };
+      }
     } catch (err) {
       add(report, { id: 'service', target: pidFile, status: 'fail', message: `cannot tell whether the kvvm service runs: ${describeError(err)}` });
       return finish(report);
@@ -183,7 +188,12 @@ export async function runDoctor(o: DoctorOptions): Promise<DoctorReport> {
     add(
       report,
       state.running
-        ? { id: 'service', target: pidFile, status: 'pass', message: `running (pid ${state.pid ?? '?'})` }
+        ? {
+            id: 'service',
+            target: pidFile,
+            status: 'pass',
+            message: state.resting ? `running, at rest between cycles (supervisor pid ${state.pid ?? '?'})` : `running (pid ${state.pid ?? '?'})`,
+          }
         : {
             id: 'service',
             target: pidFile,

@@ -92,6 +92,48 @@ export interface PollCycleMemory {
 
 export interface PollMemory {
   beginCycle(certs: readonly ObservedCertificate[], vault: VaultReader, now: Date): PollCycleMemory;
+  /** Everything the memory holds, as plain JSON: a worker that exits between cycles hands it to the next one. */
+  snapshot(): PollMemorySnapshot;
+}
+
+/** Dates as milliseconds; no secret values (versions, attributes and content types only). */
+export interface PollMemorySnapshot {
+  cycle: number;
+  certificates: Array<{ key: string; candidates: SnapshotVersion[]; current: Remembered['current']; listForbidden: boolean; refreshAt: number }>;
+  vaults: Array<{ key: string; pages?: number; listForbidden?: boolean }>;
+}
+
+type SnapshotVersion = Omit<SecretVersionInfo, 'createdOn' | 'updatedOn' | 'notBefore' | 'expiresOn'> & {
+  createdOn?: number;
+  updatedOn?: number;
+  notBefore?: number;
+  expiresOn?: number;
+};
+
+const DATE_FIELDS = ['createdOn', 'updatedOn', 'notBefore', 'expiresOn'] as const;
+
+function versionToSnapshot(v: SecretVersionInfo): SnapshotVersion {
+  const out: SnapshotVersion = { version: v.version, enabled: v.enabled, contentType: v.contentType, managed: v.managed };
+  for (const f of DATE_FIELDS) {
+    const d = v[f];
+    if (d !== undefined) out[f] = d.getTime();
+  }
+  return out;
+}
+
+function versionFromSnapshot(v: SnapshotVersion): SecretVersionInfo {
+  const date = (ms: unknown): Date | undefined => (typeof ms === 'number' && Number.isFinite(ms) ? new Date(ms) : undefined);
+  if (typeof v.version !== 'string' || typeof v.enabled !== 'boolean') throw new TypeError('bad version in the poll memory snapshot');
+  return {
+    version: v.version,
+    enabled: v.enabled,
+    contentType: typeof v.contentType === 'string' ? v.contentType : undefined,
+    managed: v.managed === true,
+    createdOn: date(v.createdOn),
+    updatedOn: date(v.updatedOn),
+    notBefore: date(v.notBefore),
+    expiresOn: date(v.expiresOn),
+  };
 }
 
 function certKey(cert: ObservedCertificate): string {
@@ -211,12 +253,50 @@ function startListing(vault: VaultReader, vaultUrl: string, wanted: ReadonlySet<
   };
 }
 
-export function createPollMemory(keep: number): PollMemory {
+/**
+ * `from` is a snapshot an earlier process took (a worker that rested between cycles): the memory goes on from it
+ * as if the process had not changed. A snapshot that does not parse throws; the caller starts without one.
+ */
+export function createPollMemory(keep: number, from?: PollMemorySnapshot): PollMemory {
   const remembered = new Map<string, Remembered>();
   let vaults = new Map<string, VaultMemo>();
   let cycle = 0;
+  if (from !== undefined) {
+    if (!Number.isSafeInteger(from.cycle) || !Array.isArray(from.certificates) || !Array.isArray(from.vaults)) throw new TypeError('bad poll memory snapshot');
+    cycle = from.cycle;
+    for (const c of from.certificates) {
+      if (typeof c.key !== 'string' || !Array.isArray(c.candidates) || !Array.isArray(c.current) || !Number.isSafeInteger(c.refreshAt)) {
+        throw new TypeError('bad certificate in the poll memory snapshot');
+      }
+      const current = c.current.map((x) => {
+        if (typeof x.version !== 'string' || typeof x.print !== 'string' || typeof x.enabled !== 'boolean') throw new TypeError('bad current version in the poll memory snapshot');
+        return { version: x.version, print: x.print, enabled: x.enabled };
+      });
+      remembered.set(c.key, { candidates: c.candidates.map(versionFromSnapshot), current, listForbidden: c.listForbidden === true, refreshAt: c.refreshAt });
+    }
+    for (const v of from.vaults) {
+      if (typeof v.key !== 'string') throw new TypeError('bad vault in the poll memory snapshot');
+      const memo: VaultMemo = {};
+      if (Number.isSafeInteger(v.pages)) memo.pages = v.pages as number;
+      if (v.listForbidden === true) memo.listForbidden = true;
+      vaults.set(v.key, memo);
+    }
+  }
 
   return {
+    snapshot() {
+      return {
+        cycle,
+        certificates: [...remembered].map(([key, m]) => ({
+          key,
+          candidates: m.candidates.map(versionToSnapshot),
+          current: m.current.map((c) => ({ ...c })),
+          listForbidden: m.listForbidden,
+          refreshAt: m.refreshAt,
+        })),
+        vaults: [...vaults].map(([key, memo]) => ({ key, ...memo })),
+      };
+    },
     beginCycle(certs, vault, now) {
       cycle += 1;
       if (cycle % VAULT_RELEARN_CYCLES === 0) vaults = new Map();

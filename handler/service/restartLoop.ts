@@ -20,8 +20,21 @@
  * systemd the variable is not set and nothing is written.
  */
 
+import { WAKE_FILE_ENV, WAKING_ENV } from '../overrides.js';
+
 /** sysexits.h EX_CONFIG: the worker refused its settings. */
 export const EXIT_SETTINGS_INVALID = 78;
+/**
+ * The worker rested (pollLoop.ts): it saved what the next cycle needs, wrote the wake record (overrides.ts, WAKE_FILE_ENV) and
+ * exited; the supervisor sleeps for the record's delay and starts it again with WAKING_ENV=1. Just past sysexits.h's
+ * range; Node itself exits with 1-14 or 128+signal.
+ */
+export const EXIT_RESTING = 79;
+/** The wake record, next to the service lock: `<delay ms> <wake time, ISO 8601>`, one line. */
+export function wakeFileFor(serviceLock: string): string {
+  return serviceLock.replace(/\.lock$/, '') + '.wake';
+}
+
 /** sysexits.h EX_TEMPFAIL: the supervisor found the service lock held by another service. */
 const EXIT_LOCK_HELD = 75;
 
@@ -79,15 +92,20 @@ echo "kvvm-supervisor $$: supervising the certificate service"
 # wait returns early when a trapped signal arrives; keep waiting until the child is really gone.
 reap() { rc=0; while :; do wait "$1"; rc=$?; kill -0 "$1" 2>/dev/null || return 0; done; }
 pause() { secs="$(($1 / 1000)).$(printf '%03d' $(($1 % 1000)))"; sleep "$secs" 9>&- & child=$!; reap "$child"; child=; }
+wake=\${lock%.lock}.wake waking=
 while [ "$stopping" = 0 ]; do
-  if [ -n "\${GLIBC_TUNABLES+set}" ]; then "$@" service 9>&- &
-  else GLIBC_TUNABLES=${WORKER_GLIBC_TUNABLES} ${WORKER_TUNABLES_MARK}=1 "$@" service 9>&- &
+  if [ -n "\${GLIBC_TUNABLES+set}" ]; then ${WAKE_FILE_ENV}=$wake ${WAKING_ENV}=$waking "$@" service 9>&- &
+  else GLIBC_TUNABLES=${WORKER_GLIBC_TUNABLES} ${WORKER_TUNABLES_MARK}=1 ${WAKE_FILE_ENV}=$wake ${WAKING_ENV}=$waking "$@" service 9>&- &
   fi
   child=$!
   reap "$child"
-  child=
+  child= waking=
   [ "$stopping" = 1 ] && break
   case $rc in 0|${EXIT_SETTINGS_INVALID}) echo "kvvm-supervisor $$: service exited with $rc; not restarting"; exit 0;; esac
+  # At rest: no worker until the wake time its record names (a record that does not read is a crash, below).
+  if [ "$rc" = ${EXIT_RESTING} ] && read -r rest_ms rest_at 2>/dev/null <"$wake" && case $rest_ms in ''|*[!0-9]*) false;; esac; then
+    waking=1; pause "$rest_ms"; continue
+  fi
   if [ "$rc" -gt 128 ]; then reason="killed by signal $(kill -l $((rc - 128)) 2>/dev/null || echo $((rc - 128)))"; else reason="exit code $rc"; fi
   now=$(date +%s) recent= n=0
   for t in $crashes $now; do [ $((now - t)) -lt "$window" ] && { recent="$recent $t"; n=$((n + 1)); }; done

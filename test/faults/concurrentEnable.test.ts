@@ -46,7 +46,8 @@ test(`concurrent enables with different sequence numbers leave exactly one servi
   const work = await faultWorkDir('concurrent');
   const vault = await startDevVault();
   const layout = makeAgentLayout(join(work, 'agent'));
-  const env = childProcessEnv(vault, { KVVM_NO_JITTER: '1' });
+  // The worker stays resident after its cycle (KVVM_DEV_REST_MIN_S above the interval), so each round can check it.
+  const env = childProcessEnv(vault, { KVVM_NO_JITTER: '1', KVVM_DEV_REST_MIN_S: '86400' });
   try {
     const ca = createCa('concurrent root');
     const leaf = issueCertificate({ issuer: ca, subjectCn: 'one.test', serverAuth: false });

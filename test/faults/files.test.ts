@@ -37,7 +37,8 @@ interface Outcome {
 }
 
 async function command(layout: AgentLayout, seq: number, name: string): Promise<Outcome> {
-  const env = childProcessEnv(vault, { ...layout.env(seq), KVVM_NO_JITTER: '1' }, { PATH: process.env['PATH'] ?? '/usr/bin:/bin' });
+  // The worker stays resident after its cycle (KVVM_DEV_REST_MIN_S above the interval): the tests check its record.
+  const env = childProcessEnv(vault, { ...layout.env(seq), KVVM_NO_JITTER: '1', KVVM_DEV_REST_MIN_S: '86400' }, { PATH: process.env['PATH'] ?? '/usr/bin:/bin' });
   try {
     const { stdout, stderr } = await run(process.execPath, [CLI, name], { cwd: layout.extensionFolder, env, timeout: 60_000 });
     return { code: 0, stdout, stderr };
