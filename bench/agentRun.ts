@@ -59,8 +59,8 @@ export interface AgentBench {
   certificates: number;
   /** Writes settings for `seq` (hourly polling; the 4.x profile of the agent folder, where requireInitialSync is gone). */
   writeSettings(seq: number): void;
-  /** Runs a handler command; returns its wall time in ms. Throws on a non-zero exit. */
-  command(seq: number, command: string): Promise<number>;
+  /** Runs a handler command (with `env` added to the agent's); returns its wall time in ms. Throws on a non-zero exit. */
+  command(seq: number, command: string, env?: Record<string, string>): Promise<number>;
   /** Resolves when every certificate's link is in the store (the service's first cycle is done). */
   waitInstalled(timeoutMs: number): Promise<void>;
   /**
@@ -96,9 +96,9 @@ export async function startAgentBench(certificates: number, kvvm: PackagedKvvm):
     storeDir,
     certificates,
     writeSettings: (seq) => void layout.writeSettings(seq, settings),
-    async command(seq, command) {
+    async command(seq, command, env = {}) {
       const t0 = nowMs();
-      await run(kvvm.node, [kvvm.cli, command], { cwd: layout.extensionFolder, env: { ...baseEnv, ...layout.env(seq) } });
+      await run(kvvm.node, [kvvm.cli, command], { cwd: layout.extensionFolder, env: { ...baseEnv, ...layout.env(seq), ...env } });
       return nowMs() - t0;
     },
     async waitInstalled(timeoutMs) {

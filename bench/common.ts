@@ -26,7 +26,7 @@ export function timeProcess(command: string, args: readonly string[], env?: Node
   return t;
 }
 
-const CLK_TCK = 100;
+export const CLK_TCK = 100;
 
 /** utime + stime of a process from /proc/<pid>/stat, ms (Linux; clock ticks of 10 ms). */
 export function procCpuMs(pid: number): number {

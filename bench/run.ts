@@ -33,7 +33,7 @@ async function runScenario(s: Scenario, quick: boolean, progress: Progress): Pro
     case 'enable':
       return benchEnable({ runs: quick ? 5 : 15 }, progress);
     case 'idle':
-      return benchIdle({ windowS: quick ? 10 : 60, certificates: quick ? 10 : 100 }, progress);
+      return benchIdle({ windowS: quick ? 10 : 60, certificates: quick ? 10 : 100, wakes: quick ? 2 : 5 }, progress);
     case 'fleet':
       return benchFleet(quick ? FLEET_QUICK : FLEET_FULL, progress);
   }
