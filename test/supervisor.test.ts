@@ -60,7 +60,8 @@ async function startService(f: ReturnType<typeof files>, ignoreTerm = false): Pr
     logFile: f.log,
   });
   started.push(pid);
-  await waitFor('the service to report ready', () => existsSync(f.ready));
+  // writeFileSync creates the file before it writes the pid: wait for the pid, not just the file (a flake seen once).
+  await waitFor('the service to report ready', () => existsSync(f.ready) && readFileSync(f.ready, 'utf8') !== '');
   return pid;
 }
 
@@ -133,7 +134,8 @@ describe('supervisor (real processes)', () => {
 
     process.kill(-enable.pid!, 'SIGKILL'); // what the agent does on timeout
     await exited;
-    await waitFor('the service to report ready', () => existsSync(f.ready));
+    // writeFileSync creates the file before it writes the pid: wait for the pid, not just the file (a flake seen once).
+    await waitFor('the service to report ready', () => existsSync(f.ready) && readFileSync(f.ready, 'utf8') !== '');
     assert.ok(alive(pid));
     assert.deepEqual(await isRunning(f.pidFile), { running: true, pid });
     assert.equal(await stopProcess(f.pidFile, { timeoutMs: 10_000 }), 'stopped');
