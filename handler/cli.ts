@@ -3,7 +3,7 @@
  * `kvvm`: the one entry point (package.json "bin", the extension's bin/kvvm launchers). Only this file runs on
  * import; the command table and dispatcher are in main.ts, which tests and tools may import. The compile cache is
  * turned on before anything else is loaded, so every module after it is served from the cache (compileCache.ts),
- * except in the long-running service worker.
+ * except in a long-running service worker.
  */
 import { enableCompileCache } from './compileCache.js';
 

@@ -11,18 +11,20 @@
  */
 import module from 'node:module';
 import { join } from 'node:path';
+import { restsBetweenCycles, type EnvLike } from './overrides.js';
 import { packageRoot } from './paths.js';
 
 const COMPILE_CACHE_DIR = '.node-compile-cache';
 
 /**
- * Every command but the long-running worker (`kvvm service`, args[0]): a module served from the cache comes with
+ * Every command but a long-running worker (`kvvm service`, args[0]): a module served from the cache comes with
  * every function the process that wrote the entry had compiled (enable's, for the modules both load), and Node
- * keeps the entries in memory until exit to write them back. The worker starts once and then sits idle for
- * hours, so it compiles what it runs instead: its idle memory 3.5 MiB less (bench/, figure 4).
+ * keeps the entries in memory until exit to write them back. A worker that sits idle for hours (Windows) compiles
+ * what it runs instead: its idle memory 3.5 MiB less (bench/, figure 4). A worker that rests between cycles
+ * (POSIX, restartLoop.ts) starts once per cycle and holds no memory between them, so it uses the cache.
  */
-export function enableCompileCache(args: readonly string[]): void {
-  if (args[0] === 'service') return;
+export function enableCompileCache(args: readonly string[], env: EnvLike = process.env): void {
+  if (args[0] === 'service' && !restsBetweenCycles(env)) return;
   const enable = (module as { enableCompileCache?: (dir?: string) => unknown }).enableCompileCache;
   if (typeof enable !== 'function') return;
   try {

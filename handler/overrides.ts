@@ -208,6 +208,11 @@ export interface RestArrangement {
   waking: boolean;
 }
 
+/** True in a worker whose supervisor lets it rest between cycles (read before takeRestArrangement removes the variable). */
+export function restsBetweenCycles(env: EnvLike): boolean {
+  return (env[WAKE_FILE_ENV] ?? '') !== '';
+}
+
 export function takeRestArrangement(env: Record<string, string | undefined>): RestArrangement | undefined {
   const wakeFile = env[WAKE_FILE_ENV];
   const waking = env[WAKING_ENV] === '1';
