@@ -13,7 +13,7 @@ import type { FileAcl, LinuxCertificateTarget } from '../handler/settings/config
 import { linuxObserved, type LinuxObserved } from './helpers/observed.js';
 import type { CommandResult } from '../handler/stores/pemAcl.js';
 import { resolveGroupDefault } from '../handler/stores/pemAcl.js';
-import { createPemStore, type PemStoreOptions } from '../handler/stores/pemStore.js';
+import { createPemStore, parsedFilesSnapshot, restoreParsedFiles, type PemStoreOptions } from '../handler/stores/pemStore.js';
 import { STORE_MARKER } from '../handler/stores/storeDirectory.js';
 import { OpensslFactory, opensslRead, pemSecret } from './helpers/openssl.js';
 import { loadSecretVectors } from './helpers/vectors.js';
@@ -447,5 +447,30 @@ describe('PEM store acls', () => {
       (e: unknown) => e instanceof KvvmError && e.reason === 'acl-failed',
     );
     assert.deepEqual(await readdir(dir), [STORE_MARKER]);
+  });
+});
+
+describe('PEM store: what a resting worker hands to the next one', () => {
+  it('a parsed file taken over from an earlier process is used while the file keeps its identity, and parsed again once it does not', async () => {
+    const root = await tempRoot();
+    try {
+      const dir = join(root, 'store');
+      const store = createPemStore();
+      const cert = observed(dir, 'handover');
+      await store.install(cert, { ...v1.id, secretName: 'handover' }, v1.material);
+      const real = (await store.list(cert))[0]!;
+      const entry = parsedFilesSnapshot().find((e) => e.path === real.location);
+      assert.ok(entry, 'the install left its parse in the snapshot');
+      assert.equal(entry.thumbprint, real.thumbprint);
+      // JSON through the state file, then a marked thumbprint: a hit shows the mark, a parse the file's own.
+      restoreParsedFiles(JSON.parse(JSON.stringify([{ ...entry, thumbprint: 'TAKEN-OVER' }])));
+      assert.equal((await store.list(cert))[0]!.thumbprint, 'TAKEN-OVER');
+      restoreParsedFiles([{ ...entry, thumbprint: 'TAKEN-OVER', ctimeNs: String(BigInt(entry.ctimeNs) - 1n) }]);
+      assert.equal((await store.list(cert))[0]!.thumbprint, real.thumbprint, 'another ctime: not the same file, parsed again');
+      restoreParsedFiles([{ ...entry, thumbprint: 'BAD', ino: 'x' }, 'garbage', null]);
+      assert.equal((await store.list(cert))[0]!.thumbprint, real.thumbprint, 'entries that do not read are skipped');
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });

@@ -22,7 +22,7 @@ import { EXIT_RESTING, EXIT_SETTINGS_INVALID } from '../service/restartLoop.js';
 import { readRestState, REST_STATE_FILE, saveRest, type RestState } from '../service/restState.js';
 import { createResilientStatusWriter, STATUS_RETRY_MS } from '../service/statusWriter.js';
 import { SERVICE_CONCURRENCY } from '../engine/syncCycle.js';
-import { createPemStore } from '../stores/pemStore.js';
+import { createPemStore, parsedFilesSnapshot, restoreParsedFiles } from '../stores/pemStore.js';
 import { createConsumerHooks } from '../consumers/hooks.js';
 import { runCommand } from '../consumers/runCommand.js';
 import { createVaultReader } from '../vault/secretsClient.js';
@@ -125,6 +125,7 @@ export async function runService(ctx: HandlerContext, stop: AbortController, res
     if (rest?.waking && !resumed) log.warn(`woke without a saved state for sequence ${ctx.seq} in ${restFile}: starting afresh`);
     let memory: PollMemory = createPollMemory(VERSIONS_KEPT);
     if (resumed) {
+      restoreParsedFiles(resumed.store);
       try {
         memory = createPollMemory(VERSIONS_KEPT, resumed.memory);
       } catch (err) {
@@ -150,7 +151,7 @@ export async function runService(ctx: HandlerContext, stop: AbortController, res
               rest: {
                 minMs: (overrides.devRestMinS ?? REST_MIN_MS / 1000) * 1000,
                 save: async (loop, delayMs) => {
-                  const state: RestState = { seq: ctx.seq, loop, memory: memory.snapshot() };
+                  const state: RestState = { seq: ctx.seq, loop, memory: memory.snapshot(), store: parsedFilesSnapshot() };
                   try {
                     const at = await saveRest({ stateFile: restFile, wakeFile: rest.wakeFile, state, delayMs, now: host.now() });
                     log.info(`resting until ${at.toISOString()}: the supervisor starts the next cycle then`);

@@ -14,6 +14,8 @@ export interface RestState {
   seq: number;
   loop: PollLoopState;
   memory: PollMemorySnapshot;
+  /** What the store parsed of its installed files (stores/pemStore.ts), so an unchanged file is not parsed again. */
+  store?: unknown;
 }
 
 export const REST_STATE_FILE = 'service-rest.json';

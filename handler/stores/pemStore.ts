@@ -410,6 +410,39 @@ const parsedFiles = new Map<string, ParsedFile>();
  */
 const PARSED_FILES_MAX = 30_000;
 
+/** The parsed-file entries as plain JSON (bigints as decimal strings): a worker that rests hands them to the next one. */
+export type ParsedFilesSnapshot = Array<{ path: string; ino: string; size: string; mtimeNs: string; ctimeNs: string; thumbprint: string; notAfter: number }>;
+
+export function parsedFilesSnapshot(): ParsedFilesSnapshot {
+  return [...parsedFiles].map(([path, p]) => ({
+    path,
+    ino: String(p.ino),
+    size: String(p.size),
+    mtimeNs: String(p.mtimeNs),
+    ctimeNs: String(p.ctimeNs),
+    thumbprint: p.thumbprint,
+    notAfter: p.notAfter.getTime(),
+  }));
+}
+
+/**
+ * Takes over what an earlier process of the service parsed (read from its private state file): an entry is used only
+ * while the file keeps that identity, as in the process that parsed it. Entries that do not read are skipped.
+ */
+export function restoreParsedFiles(snapshot: unknown): void {
+  if (!Array.isArray(snapshot)) return;
+  const big = (v: unknown): bigint | undefined => (typeof v === 'string' && /^\d{1,30}$/.test(v) ? BigInt(v) : undefined);
+  for (const e of snapshot.slice(-PARSED_FILES_MAX) as unknown[]) {
+    if (typeof e !== 'object' || e === null) continue;
+    const { path, thumbprint, notAfter, ...id } = e as Record<string, unknown>;
+    const [ino, size, mtimeNs, ctimeNs] = [big(id['ino']), big(id['size']), big(id['mtimeNs']), big(id['ctimeNs'])];
+    if (ino === undefined || size === undefined || mtimeNs === undefined || ctimeNs === undefined) continue;
+    if (typeof path !== 'string' || typeof thumbprint !== 'string' || typeof notAfter !== 'number' || !Number.isFinite(notAfter)) continue;
+    if (parsedFiles.size >= PARSED_FILES_MAX) break;
+    parsedFiles.set(path, { ino, size, mtimeNs, ctimeNs, thumbprint, notAfter: new Date(notAfter) });
+  }
+}
+
 function readVersionFile(path: string, info: { ino: bigint; size: bigint; mtimeNs: bigint; ctimeNs: bigint }): ParsedFile {
   const hit = parsedFiles.get(path);
   if (hit && hit.ino === info.ino && hit.size === info.size && hit.mtimeNs === info.mtimeNs && hit.ctimeNs === info.ctimeNs) return hit;
