@@ -171,7 +171,10 @@ test('disable during the rest stops the supervisor and its sleep at once, leavin
     assert.ok(rest.delayMs >= 590_000, `delay ${rest.delayMs}`);
     const supervisor = (await readPidFile(join(ext, 'kvvm-supervisor.pid')))?.pid;
     assert.ok(supervisor !== undefined && pidAlive(supervisor));
-    const session = sessionOf(supervisor);
+    // The wake record is written before the worker exits and the shell starts its sleep: wait (a liveness deadline,
+    // not a timing assertion) until the rest has begun.
+    let session = sessionOf(supervisor);
+    for (const deadline = Date.now() + 30_000; session.length !== 2 && Date.now() < deadline; session = sessionOf(supervisor)) await sleep(20);
     assert.equal(session.length, 2, `at rest the service is the shell and its sleep: ${session.join(', ')}`);
     const disable = await agentCommand(s.layout, 0, 'disable', { ...s.env });
     assert.equal(disable.code, 0, disable.stderr);
