@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { KvvmError } from '../errors.js';
@@ -43,7 +43,7 @@ export async function writeEvent(eventsFolder: string, event: ExtensionEvent, no
     body.Message = truncateChars(body.Message, Math.floor(body.Message.length * 0.8));
     text = JSON.stringify(body);
   }
-  await mkdir(eventsFolder, { recursive: true });
+  mkdirSync(eventsFolder, { recursive: true });
   // Milliseconds plus a random suffix: unique across concurrent writers, and sorts by time as the agent expects.
   const file = join(eventsFolder, `${now.getTime()}${String(randomInt(0, 1_000_000)).padStart(6, '0')}.json`);
   await writeFileAtomic(file, text);

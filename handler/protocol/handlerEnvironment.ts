@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { dirname, join, posix, resolve, win32 } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KvvmError } from '../errors.js';
@@ -82,7 +82,8 @@ async function tryFolders(folders: string[]): Promise<Attempt> {
     const file = join(folder, HANDLER_ENVIRONMENT_FILE);
     let text: string;
     try {
-      text = await readFile(file, 'utf8');
+      // Synchronous: a small file, read once per command; through fs/promises it is four thread-pool round trips.
+      text = readFileSync(file, 'utf8');
     } catch (err) {
       if (isNotFound(err)) continue;
       return { problem: `cannot read it (${(err as Error).message})`, file };

@@ -1,4 +1,5 @@
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KvvmError } from '../errors.js';
 import { isNotFound, writeFileAtomic } from './atomicFile.js';
@@ -60,7 +61,7 @@ function noSettings(configFolder: string, why: string): KvvmError {
 export async function readMrseq(extensionFolder: string): Promise<number | undefined> {
   let text: string;
   try {
-    text = await readFile(join(extensionFolder, MRSEQ_FILE), 'utf8');
+    text = readFileSync(join(extensionFolder, MRSEQ_FILE), 'utf8');
   } catch {
     return undefined;
   }

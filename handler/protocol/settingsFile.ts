@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KvvmError } from '../errors.js';
 import { describeJsonError } from '../jsonError.js';
@@ -34,7 +34,7 @@ export async function readHandlerSettings(configFolder: string, seq: number, opt
   const file = join(configFolder, `${seq}.settings`);
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new KvvmError('no-settings', isNotFound(err) ? `${file} does not exist.` : `Cannot read ${file}: ${(err as Error).message}.`, {
       fix: 'Check that the guest agent wrote the settings for this sequence number; reapply the extension settings.',

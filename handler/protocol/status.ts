@@ -1,4 +1,5 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KvvmError } from '../errors.js';
 import { fileSystemError } from '../fsErrors.js';
@@ -54,7 +55,7 @@ export async function writeStatus(statusFolder: string, seq: number, handlerName
   const file = statusFilePath(statusFolder, seq);
   try {
     // The agent creates the folder; a manual run or a half-removed extension may not have it.
-    await mkdir(statusFolder, { recursive: true });
+    mkdirSync(statusFolder, { recursive: true });
     await writeFileAtomic(file, text);
   } catch (err) {
     throw fileSystemError('write the status file', file, err, 'status-write');

@@ -3,7 +3,6 @@ import {
   constants,
   fchownSync,
   fstatSync,
-  fsync,
   futimesSync,
   lchownSync,
   lstatSync,
@@ -17,6 +16,7 @@ import {
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KvvmError } from '../errors.js';
+import { fsyncFd } from '../fsync.js';
 import { tempNameFor } from './pemFiles.js';
 
 /**
@@ -186,10 +186,6 @@ async function syncDirectoryOnce(dir: string): Promise<void> {
   }
 }
 
-/** fsync(2) through libuv's thread pool: the one call here that waits for the disk. */
-function fsyncFd(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
-}
 
 /** Cleanup after a failure: its own failure must not hide the first. */
 function attempt(fn: () => void): void {
