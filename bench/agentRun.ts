@@ -2,7 +2,7 @@
  * The guest agent's side for figures 3 and 4: an agent folder (handler/demo/agentFolder.ts), the dev vault in its
  * own process, and the real CLI run as the agent runs it (a separate process with the agent's environment).
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { arch, tmpdir } from 'node:os';
@@ -61,6 +61,14 @@ export interface AgentBench {
   writeSettings(seq: number): void;
   /** Runs a handler command (with `env` added to the agent's); returns its wall time in ms. Throws on a non-zero exit. */
   command(seq: number, command: string, env?: Record<string, string>): Promise<number>;
+  /**
+   * The same, timed synchronously (spawnSync, its output piped as the agent pipes it): this process does nothing
+   * else meanwhile, so its own garbage collection and timers cannot add to the time. Figure 3 times enable and its
+   * floor, `node -e 0`, this way (timeSync with the package's runtime).
+   */
+  timedCommand(seq: number, command: string): number;
+  /** Wall time of the package's runtime with `args`, timed as timedCommand times a command. */
+  timeSync(args: readonly string[]): number;
   /** Resolves when every certificate's link is in the store (the service's first cycle is done). */
   waitInstalled(timeoutMs: number): Promise<void>;
   /**
@@ -70,6 +78,14 @@ export interface AgentBench {
    */
   waitSynced(seq: number, timeoutMs: number): Promise<void>;
   close(): Promise<void>;
+}
+
+function timeSpawnSync(file: string, args: readonly string[], options: { cwd: string; env: NodeJS.ProcessEnv }): number {
+  const t0 = nowMs();
+  const r = spawnSync(file, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+  const t = nowMs() - t0;
+  if (r.status !== 0) throw new Error(`${file} ${args.join(' ')} exited with ${String(r.status)}: ${String(r.stderr).slice(0, 500)}`);
+  return t;
 }
 
 export async function startAgentBench(certificates: number, kvvm: PackagedKvvm): Promise<AgentBench> {
@@ -100,6 +116,12 @@ export async function startAgentBench(certificates: number, kvvm: PackagedKvvm):
       const t0 = nowMs();
       await run(kvvm.node, [kvvm.cli, command], { cwd: layout.extensionFolder, env: { ...baseEnv, ...layout.env(seq), ...env } });
       return nowMs() - t0;
+    },
+    timedCommand(seq, command) {
+      return timeSpawnSync(kvvm.node, [kvvm.cli, command], { cwd: layout.extensionFolder, env: { ...baseEnv, ...layout.env(seq) } });
+    },
+    timeSync(args) {
+      return timeSpawnSync(kvvm.node, args, { cwd: layout.extensionFolder, env: baseEnv });
     },
     async waitInstalled(timeoutMs) {
       const deadline = Date.now() + timeoutMs;
