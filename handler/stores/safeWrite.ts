@@ -186,7 +186,6 @@ async function syncDirectoryOnce(dir: string): Promise<void> {
   }
 }
 
-
 /** Cleanup after a failure: its own failure must not hide the first. */
 function attempt(fn: () => void): void {
   try {
