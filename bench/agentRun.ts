@@ -2,7 +2,7 @@
  * The guest agent's side for figures 3 and 4: an agent folder (handler/demo/agentFolder.ts), the dev vault in its
  * own process, and the real CLI run as the agent runs it (a separate process with the agent's environment).
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { arch, tmpdir } from 'node:os';
@@ -13,7 +13,7 @@ import { platformById } from '../build/platforms.js';
 import { unpackZip } from '../build/zip.js';
 import { packageRoot } from '../handler/paths.js';
 import { makeAgentFolder, type AgentFolder } from '../handler/demo/agentFolder.js';
-import { nowMs } from './common.js';
+import { nowMs, timeProcess } from './common.js';
 import { buildVaultState, makeCertPool, saveVaultState, secretName } from './fixtures.js';
 import { startVaultProcess, type VaultProcess } from './vaultHost.js';
 
@@ -62,9 +62,8 @@ export interface AgentBench {
   /** Runs a handler command (with `env` added to the agent's); returns its wall time in ms. Throws on a non-zero exit. */
   command(seq: number, command: string, env?: Record<string, string>): Promise<number>;
   /**
-   * The same, timed synchronously (spawnSync, its output piped as the agent pipes it): this process does nothing
-   * else meanwhile, so its own garbage collection and timers cannot add to the time. Figure 3 times enable and its
-   * floor, `node -e 0`, this way (timeSync with the package's runtime).
+   * The same, timed synchronously (common.ts timeProcess, its output piped as the agent pipes it): this process does
+   * nothing else meanwhile. Figure 3 times enable and its floor, `node -e 0` (timeSync), this way.
    */
   timedCommand(seq: number, command: string): number;
   /** Wall time of the package's runtime with `args`, timed as timedCommand times a command. */
@@ -78,14 +77,6 @@ export interface AgentBench {
    */
   waitSynced(seq: number, timeoutMs: number): Promise<void>;
   close(): Promise<void>;
-}
-
-function timeSpawnSync(file: string, args: readonly string[], options: { cwd: string; env: NodeJS.ProcessEnv }): number {
-  const t0 = nowMs();
-  const r = spawnSync(file, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
-  const t = nowMs() - t0;
-  if (r.status !== 0) throw new Error(`${file} ${args.join(' ')} exited with ${String(r.status)}: ${String(r.stderr).slice(0, 500)}`);
-  return t;
 }
 
 export async function startAgentBench(certificates: number, kvvm: PackagedKvvm): Promise<AgentBench> {
@@ -118,10 +109,10 @@ export async function startAgentBench(certificates: number, kvvm: PackagedKvvm):
       return nowMs() - t0;
     },
     timedCommand(seq, command) {
-      return timeSpawnSync(kvvm.node, [kvvm.cli, command], { cwd: layout.extensionFolder, env: { ...baseEnv, ...layout.env(seq) } });
+      return timeProcess(kvvm.node, [kvvm.cli, command], { cwd: layout.extensionFolder, env: { ...baseEnv, ...layout.env(seq) }, pipeOutput: true });
     },
     timeSync(args) {
-      return timeSpawnSync(kvvm.node, args, { cwd: layout.extensionFolder, env: baseEnv });
+      return timeProcess(kvvm.node, args, { cwd: layout.extensionFolder, env: baseEnv, pipeOutput: true });
     },
     async waitInstalled(timeoutMs) {
       const deadline = Date.now() + timeoutMs;

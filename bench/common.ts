@@ -17,13 +17,26 @@ export function cpuMs(usage: NodeJS.CpuUsage): number {
   return (usage.user + usage.system) / 1000;
 }
 
-/** Wall time of one process run to completion, ms. */
-export function timeProcess(command: string, args: readonly string[], env?: NodeJS.ProcessEnv): number {
+/**
+ * Wall time of one process run to completion, ms, timed synchronously (this process does nothing else meanwhile).
+ * `pipeOutput`: its stdout and stderr go to pipes, as the guest agent runs a handler command, instead of nowhere.
+ */
+export function timeProcess(command: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; pipeOutput?: boolean } = {}): number {
   const t0 = nowMs();
-  const r = spawnSync(command, args, { stdio: 'ignore', ...(env ? { env } : {}) });
+  const r = spawnSync(command, args, { stdio: options.pipeOutput ? ['ignore', 'pipe', 'pipe'] : 'ignore', env: options.env, cwd: options.cwd });
   const t = nowMs() - t0;
-  if (r.status !== 0) throw new Error(`${command} ${args.join(' ')} exited with ${r.status}`);
+  if (r.status !== 0) throw new Error(`${command} ${args.join(' ')} exited with ${String(r.status)}${options.pipeOutput ? `: ${String(r.stderr).slice(0, 500)}` : ''}`);
   return t;
+}
+
+/**
+ * The dev vault's limiter is a fixed window (handler/devvault/rateLimiter.ts): requests that start in a fresh window
+ * get `rate.requests` at once and wait for a window boundary only past that, so R requests cannot all be answered
+ * before floor((R-1)/rate.requests) windows. That is the true lower bound (R/rate is not: 1,000 requests fit in one
+ * window).
+ */
+export function limiterMinimumMs(requests: number, rate: { requests: number; windowMs: number }): number {
+  return Math.floor(Math.max(0, requests - 1) / rate.requests) * rate.windowMs;
 }
 
 export const CLK_TCK = 100;

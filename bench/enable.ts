@@ -21,9 +21,8 @@ export async function benchEnable(o: { runs: number }, progress: (s: string) => 
     const enable: number[] = [];
     const bare: number[] = [];
     for (let seq = 0; seq < o.runs; seq++) {
-      // Both timed the same way, synchronously, with their output piped (agentRun.ts timedCommand): enable was
-      // timed through an async wait in this process, whose heap has grown through the figures before, while its
-      // floor was timed with spawnSync; a difference in method is not a difference of kvvm's.
+      // Both timed the same way (agentRun.ts timedCommand / timeSync): synchronously, output piped, same folder and
+      // environment, so a difference between them is kvvm's and not the timing method's.
       bare.push(bench.timeSync(['-e', '0']));
       bench.writeSettings(seq);
       enable.push(bench.timedCommand(seq, 'enable'));

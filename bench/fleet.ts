@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_RETRY_POLICY } from '../handler/service/pollLoop.js';
 import { DEFAULT_RETRY, type RetryPolicy } from '../handler/vault/backoff.js';
+import { limiterMinimumMs } from './common.js';
 import { buildVaultState, makeCertPool, saveVaultState } from './fixtures.js';
 import type { FleetWorkerJob, FleetWorkerResult } from './fleetWorker.js';
 import { count, timing, type BenchEntry } from './report.js';
@@ -137,13 +138,12 @@ async function runMode(o: FleetOptions, withJitter: boolean, progress: (s: strin
 const FLEET_TIME_TARGET = 1.5;
 
 export async function benchFleet(o: FleetOptions, progress: (s: string) => void): Promise<BenchEntry[]> {
-  // The floor: every instance lists and fetches every certificate once (401 challenges are not rate limited), and
-  // the dev vault's limiter is a fixed window (devvault/rateLimiter.ts): a window admits its whole budget at once,
-  // so R requests cannot all be answered before floor((R-1)/budget) windows have passed, and no sooner. The
-  // sustained-rate floor, R/budget windows (20 s for 8,000), was no lower bound: a run finished in 16.5 s.
+  // The floor: every instance lists and fetches every certificate once (401 challenges are not rate limited), at
+  // the dev vault limiter's true minimum (common.ts). The sustained-rate floor, R/budget windows (20 s for 8,000),
+  // was no lower bound: a run finished in 16.5 s.
   const limited = o.instances * o.certificates * 2;
-  const floor = Math.floor((limited - 1) / o.rate.requests) * o.rate.windowMs;
-  const params = `${o.instances} instances x ${o.certificates} certificates, limit ${o.rate.requests}/${o.rate.windowMs / 1000} s (fixed window), floor ${limited} requests: the limiter's minimum, ${Math.floor((limited - 1) / o.rate.requests)} window(s)`;
+  const floor = limiterMinimumMs(limited, o.rate);
+  const params = `${o.instances} instances x ${o.certificates} certificates, limit ${o.rate.requests}/${o.rate.windowMs / 1000} s (fixed window), floor ${limited} requests: the limiter's minimum, ${floor / o.rate.windowMs} window(s)`;
   const entries: BenchEntry[] = [];
   for (const withJitter of [true, false]) {
     const r = await runMode(o, withJitter, progress);

@@ -16,7 +16,7 @@ import { runSyncCycle } from '../handler/engine/syncCycle.js';
 import { SERVICE_CONCURRENCY } from '../handler/engine/syncCycle.js';
 import { createPemStore } from '../handler/stores/pemStore.js';
 import { createVaultReader, type KvvmVaultReader } from '../handler/vault/secretsClient.js';
-import { countingLogger, cpuMs, median, nowMs, sleep, timeProcess } from './common.js';
+import { countingLogger, cpuMs, limiterMinimumMs, median, nowMs, sleep, timeProcess } from './common.js';
 import { addHistory, buildVaultState, makeCertPool, observedByName, observedCertificates, rotateAll, saveVaultState, secretName, type CertPool } from './fixtures.js';
 import { count, measuredFloor, timing, type BenchEntry } from './report.js';
 import { startVaultProcess, type VaultProcess } from './vaultHost.js';
@@ -36,15 +36,6 @@ const ROTATION_CPU_TARGET = 1;
 /** Figure 1b: secrets with this many versions, each observed alone (issue 12: 1, 30 and 100 versions). */
 const HISTORIES = [1, 30, 100] as const;
 const historyName = (versions: number): string => `history-${versions}`;
-
-/**
- * The dev vault's limiter is a fixed window: a cycle that starts in a fresh window gets RATE.requests at once and
- * waits for a window boundary only past that, so R requests cannot finish before floor((R-1)/requests) windows.
- * That is the true lower bound (N/rate is not: 1,000 requests fit in one window).
- */
-function limiterMinimumMs(requests: number): number {
-  return Math.floor(Math.max(0, requests - 1) / RATE.requests) * RATE.windowMs;
-}
 
 function readerFor(vault: VaultProcess): KvvmVaultReader {
   return createVaultReader({ authentication: { msiEndpoint: vault.imdsEndpoint }, env: { KVVM_EXTRA_VAULT_SUFFIXES: 'localhost' }, tlsCa: [vault.caCertPem] });
@@ -106,7 +97,7 @@ export async function benchPollCycle(o: PollCycleOptions, progress: (s: string) 
     // limiter's window. N*latency/concurrency is no floor any more: most certificates need no request of their own.
     const requests1 = s1.vault.requests - s1.vault.unauthorized;
     const pages1 = (s1.vault.byRoute['listSecrets'] ?? 0) - (s1.vault.unauthorized > 0 ? 1 : 0);
-    const floor1 = Math.max(pages1 * o.latencyMs, (requests1 * o.latencyMs) / (concurrency + 1), limiterMinimumMs(requests1));
+    const floor1 = Math.max(pages1 * o.latencyMs, (requests1 * o.latencyMs) / (concurrency + 1), limiterMinimumMs(requests1, RATE));
     entries.push(
       timing(
         `poll ${n} unchanged: wall`,
@@ -153,7 +144,7 @@ export async function benchPollCycle(o: PollCycleOptions, progress: (s: string) 
     const perCert = rotatedCpu / n;
     const opensslMs = opensslPerFile(root, pool, o.opensslRuns);
     const req2 = 2 * n;
-    const floor2 = Math.max((req2 * o.latencyMs) / concurrency, limiterMinimumMs(req2));
+    const floor2 = Math.max((req2 * o.latencyMs) / concurrency, limiterMinimumMs(req2, RATE));
     entries.push(
       // The issue's target (issue 12): no more CPU per installed certificate than one openssl process takes to
       // decode the same PFX, although kvvm's figure also covers the fetch, the chain check and an fsynced atomic
