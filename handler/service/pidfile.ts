@@ -34,7 +34,7 @@ export interface ProcessInspector {
  */
 export function linuxProcInspector(procRoot = '/proc'): ProcessInspector {
   // procfs files and the pid record are read synchronously: small, in memory, and each read through fs/promises
-  // is four thread-pool round trips (enable reads five of them, bench/ figure 3).
+  // is four thread-pool round trips (open, fstat, read, close); enable reads several (bench/ figure 3).
   let bootId: string | undefined;
   return {
     markerKind: 'linux-proc-starttime',
