@@ -3,9 +3,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import forge from 'node-forge';
 import type { CertificateMaterial } from '../handler/certs/material.js';
 import { hasServerAuthEku, loadTrustedRoots, validateChain } from '../handler/certs/chain.js';
 import { parseCertificateSecret } from '../handler/certs/parse.js';
+import { createCa, toPemSecret } from '../handler/devvault/certFactory.js';
 import { OpensslFactory, pemSecret, type Issued } from './helpers/openssl.js';
 import { loadSecretVectors } from './helpers/vectors.js';
 
@@ -138,5 +140,43 @@ describe('chain validation of openssl-made chains', () => {
     assert.ok(roots.length > 100);
     assert.equal(warnings.length, 1);
     assert.match(warnings[0] ?? '', /kvvm-extra\.pem.*ENOENT/);
+  });
+});
+
+describe('chain validation finds the issuing root among all trusted roots by its name, as OpenSSL compares names', () => {
+  const now = new Date();
+  const root = createCa('Kvvm Name Test Root');
+  // One array for every check, as the service passes it: the roots are indexed once.
+  const roots = [...loadTrustedRoots({}), root.cert];
+
+  /** A server-auth leaf signed by `root`'s key whose issuer field is written as `issuerCn`. */
+  function leafWithIssuer(issuerCn: string): CertificateMaterial {
+    const keys = forge.pki.rsa.generateKeyPair(1024);
+    const cert = forge.pki.createCertificate();
+    cert.publicKey = keys.publicKey;
+    cert.serialNumber = '0a';
+    cert.validity.notBefore = new Date(now.getTime() - DAY);
+    cert.validity.notAfter = new Date(now.getTime() + DAY);
+    cert.setSubject([{ name: 'commonName', value: 'leaf' }]);
+    cert.setIssuer([{ name: 'commonName', value: issuerCn }]);
+    cert.setExtensions([{ name: 'extKeyUsage', serverAuth: true }]);
+    cert.sign(forge.pki.privateKeyFromPem(root.keyPem), forge.md.sha256.create());
+    return parseCertificateSecret(toPemSecret(forge.pki.privateKeyToPem(keys.privateKey), [forge.pki.certificateToPem(cert)]), PEM);
+  }
+
+  it("the issuer written exactly as the root's subject", () => {
+    assert.equal(reasonOf(validateChain(leafWithIssuer('Kvvm Name Test Root'), { trustedRoots: roots, now })), 'ok');
+  });
+
+  it('the issuer in other letter case and spacing (OpenSSL ignores both)', () => {
+    assert.equal(reasonOf(validateChain(leafWithIssuer('  KVVM name   test ROOT '), { trustedRoots: roots, now })), 'ok');
+  });
+
+  it('the issuer with a tab for a space, which Node prints escaped: found by the scan of every root', () => {
+    assert.equal(reasonOf(validateChain(leafWithIssuer('Kvvm\tName Test Root'), { trustedRoots: roots, now })), 'ok');
+  });
+
+  it("another name is not the root's, and the chain is incomplete", () => {
+    assert.equal(reasonOf(validateChain(leafWithIssuer('Kvvm Name Test Root 2'), { trustedRoots: roots, now })), 'chain-incomplete');
   });
 });
