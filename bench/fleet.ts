@@ -89,6 +89,8 @@ interface ModeResult {
   failedCycles: number;
   throttled: number;
   requests: number;
+  /** TLS connections the vault accepted (each a handshake on both ends). */
+  connections: number;
   clientRetries: number;
   workerCpuMs: number;
 }
@@ -145,6 +147,7 @@ async function runMode(o: FleetOptions, withJitter: boolean, progress: (s: strin
       failedCycles: results.reduce((a, r) => a + r.failedCycles, 0),
       throttled: stats.vault.throttled,
       requests: stats.vault.requests,
+      connections: stats.vault.connections,
       clientRetries: results.reduce((a, r) => a + r.vault.retries, 0),
       workerCpuMs: results.reduce((a, r) => a + r.cpuMs, 0),
     };
@@ -181,7 +184,7 @@ export async function benchFleet(o: FleetOptions, progress: (s: string) => void)
         floor,
         withJitter ? FLEET_TIME_TARGET : null,
         'ms',
-        `${params}; ${how}; ${r.completed}/${o.instances} instances complete; ${r.requests} vault requests (incl. 401 challenges); ${r.clientRetries} client retries; worker CPU ${r.workerCpuMs.toFixed(0)} ms`,
+        `${params}; ${how}; ${r.completed}/${o.instances} instances complete; ${r.requests} vault requests (incl. 401 challenges) on ${r.connections} TLS connections; ${r.clientRetries} client retries; worker CPU ${r.workerCpuMs.toFixed(0)} ms`,
       ),
       count(`${label}: 429s`, r.throttled, null),
       // An instance stopped at the time limit may be inside a cycle that never ends (retrying), so its failure is

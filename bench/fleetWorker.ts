@@ -12,7 +12,7 @@ import { parseCertificateSecret } from '../handler/certs/parse.js';
 import { makeChainCheck } from '../handler/commands/service.js';
 import { VERSIONS_KEPT } from '../handler/engine/planner.js';
 import { createPollMemory } from '../handler/engine/pollMemory.js';
-import { allInstalled, SERVICE_CONCURRENCY } from '../handler/engine/syncCycle.js';
+import { allInstalled, SERVICE_CONCURRENCY, vaultConnections } from '../handler/engine/syncCycle.js';
 import { runPollLoop } from '../handler/service/pollLoop.js';
 import type { KvvmConfig } from '../handler/settings/config.js';
 import { profileFor } from '../handler/settings/profile.js';
@@ -66,7 +66,14 @@ async function runJob(job: FleetWorkerJob): Promise<FleetWorkerResult> {
       authentication: { msiEndpoint: job.imdsEndpoint },
       warnings: [],
     };
-    const reader = createVaultReader({ authentication: config.authentication, env, retry: job.readerRetry, stats });
+    // As the service builds its reader (commands/service.ts buildSyncDeps).
+    const reader = createVaultReader({
+      authentication: config.authentication,
+      env,
+      retry: job.readerRetry,
+      stats,
+      connectionsPerVault: vaultConnections(config.observedCertificates, SERVICE_CONCURRENCY),
+    });
     return { k, config, reader, store: createPemStore({}), controller: new AbortController() };
   });
   const cpu0 = process.cpuUsage();

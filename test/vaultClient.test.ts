@@ -126,6 +126,21 @@ describe('vault reader against the dev vault', () => {
     await assert.rejects(reader.getSecret(tv.vault.vaultUrl, 'rot', v2), hasReason('secret-disabled'));
   });
 
+  test('connectionsPerVault holds the reader to that many connections; without it each request in flight opens one', async () => {
+    tv.vault.setSecret('conn', 'v');
+    const connectionsFor = async (limit: number | undefined): Promise<number> => {
+      const reader = createVaultReader({ ...tv.readerOptions({ retry: FAST }), ...(limit === undefined ? {} : { connectionsPerVault: () => limit }) });
+      await reader.getSecret(tv.vault.vaultUrl, 'conn'); // the challenge and the token, on a connection of its own
+      const before = tv.vault.stats().vault.connections;
+      const values = await Promise.all(Array.from({ length: 6 }, () => reader.getSecret(tv.vault.vaultUrl, 'conn')));
+      assert.deepEqual(new Set(values.map((v) => v.value)), new Set(['v']));
+      return tv.vault.stats().vault.connections - before;
+    };
+    assert.equal(await connectionsFor(1), 0, 'six requests at once wait for the one open connection');
+    assert.equal(await connectionsFor(2), 1);
+    assert.equal(await connectionsFor(undefined), 5, 'one connection per request in flight, the open one reused');
+  });
+
   test('a missing secret is secret-not-found with a fix naming the secret URL', async () => {
     const reader = createVaultReader(tv.readerOptions({ retry: FAST }));
     await assert.rejects(reader.getSecret(tv.vault.vaultUrl, 'no-such-cert'), (err: unknown) => {

@@ -21,7 +21,7 @@ import type { RetryPolicy } from '../vault/backoff.js';
 import { EXIT_RESTING, EXIT_SETTINGS_INVALID } from '../service/restartLoop.js';
 import { readRestState, REST_STATE_FILE, saveRest, type RestState } from '../service/restState.js';
 import { createResilientStatusWriter, STATUS_RETRY_MS } from '../service/statusWriter.js';
-import { SERVICE_CONCURRENCY } from '../engine/syncCycle.js';
+import { SERVICE_CONCURRENCY, vaultConnections } from '../engine/syncCycle.js';
 import { createPemStore, parsedFilesSnapshot, restoreParsedFiles } from '../stores/pemStore.js';
 import { createConsumerHooks } from '../consumers/hooks.js';
 import { runCommand } from '../consumers/runCommand.js';
@@ -35,7 +35,7 @@ import { loadConfig, reportStatus, type CommandHost, type HandlerContext } from 
 export function makeChainCheck(roots: readonly X509Certificate[]): (m: CertificateMaterial, now: Date) => KvvmError | undefined {
   return (material, now) => {
     if (!hasServerAuthEku(material.leaf)) return undefined;
-    const verdict = validateChain(material, { trustedRoots: [...roots], now });
+    const verdict = validateChain(material, { trustedRoots: roots, now });
     if (verdict.ok) return undefined;
     return new KvvmError(verdict.reason, verdict.message, { fix: verdict.fix });
   };
@@ -204,7 +204,13 @@ function buildSyncDeps(
 ): CertificateSyncDeps {
   const credential = windows?.windowsCredentialFor(config, host.env);
   return {
-    vault: createVaultReader({ authentication: config.authentication, env: host.env, signal: stop, ...(credential ? { credential } : {}) }),
+    vault: createVaultReader({
+      authentication: config.authentication,
+      env: host.env,
+      signal: stop,
+      connectionsPerVault: vaultConnections(config.observedCertificates, SERVICE_CONCURRENCY),
+      ...(credential ? { credential } : {}),
+    }),
     store: windows
       ? windows.createWindowsStoreFor({ linkOnRenewal: config.linkOnRenewal, log, profile: config.profile })
       : createPemStore({ keyPosition: config.profile.pemKeyPosition }),

@@ -22,6 +22,8 @@ export interface VaultStats {
   /** 401 responses (challenges and rejected tokens). */
   unauthorized: number;
   faultsInjected: number;
+  /** TLS connections accepted (each a handshake): how many a client opened, beside what it sent on them. */
+  connections: number;
 }
 
 export interface VaultContext extends CertificateContext {

@@ -152,12 +152,15 @@ export async function startDevVault(options: DevVaultOptions = {}): Promise<DevV
   const tokens = new TokenStore();
   const vaultFaults = new FaultQueue();
   const imdsFaults = new FaultQueue();
-  const freshVaultStats = (): VaultStats => ({ requests: 0, byRoute: {}, byStatus: {}, throttled: 0, unauthorized: 0, faultsInjected: 0 });
+  const freshVaultStats = (): VaultStats => ({ requests: 0, byRoute: {}, byStatus: {}, throttled: 0, unauthorized: 0, faultsInjected: 0, connections: 0 });
   const stats: DevVaultStats = { vault: freshVaultStats(), imds: { requests: 0, tokensIssued: 0, errors: 0 } };
   const state = new SecretState(join(stateDir, 'secrets.json'), now);
   const denied = new Map<string, string>();
 
   const httpsServer = createHttpsServer({ cert: tls.certPem, key: tls.keyPem });
+  httpsServer.on('secureConnection', () => {
+    stats.vault.connections += 1;
+  });
   const imdsServer = createHttpServer();
   // Ports must be known before contexts are built (ids and nextLinks are absolute URLs).
   const port = await listen(httpsServer, options.port ?? 0);

@@ -12,6 +12,37 @@ import { syncCertificate, type CertificateSyncDeps, type CertificateSyncResult }
  */
 export const SERVICE_CONCURRENCY = 16;
 
+/**
+ * Certificates of one vault that share a connection. Syncing a certificate the first time is two requests (its
+ * versions, then the newest), which a kept-alive connection carries back to back; every further connection costs
+ * both ends a TLS handshake, 1.6-2.4 ms of CPU together against 0.30-0.34 ms for a request on an open connection
+ * (measured on this project's 2-core machine, Node 20 and 22, loopback). Against a vault in the VM's region (a
+ * millisecond or two away) eight certificates in a row cost a few tens of milliseconds of waiting; a VM with a
+ * couple of certificates, the common case, then opens one connection instead of one per certificate.
+ */
+export const CERTIFICATES_PER_CONNECTION = 8;
+
+/**
+ * How many connections the service's vault reader may open to each vault: one per CERTIFICATES_PER_CONNECTION
+ * observed certificates of that vault, at most `concurrency` (what the cycle has in flight).
+ */
+export function vaultConnections(certs: readonly ObservedCertificate[], concurrency: number): (vaultOrigin: string) => number | undefined {
+  const perVault = new Map<string, number>();
+  for (const cert of certs) {
+    let origin: string;
+    try {
+      origin = new URL(cert.vaultUrl).origin.toLowerCase();
+    } catch {
+      continue; // the reader refuses the URL itself, with its own message
+    }
+    perVault.set(origin, (perVault.get(origin) ?? 0) + 1);
+  }
+  return (origin) => {
+    const count = perVault.get(origin.toLowerCase());
+    return count === undefined ? undefined : Math.min(Math.max(1, concurrency), Math.ceil(count / CERTIFICATES_PER_CONNECTION));
+  };
+}
+
 export interface SyncCycleOptions {
   concurrency: number;
   signal?: AbortSignal;

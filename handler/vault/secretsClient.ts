@@ -56,6 +56,11 @@ export interface CreateVaultReaderOptions {
    * never answers would stall the poll loop forever. Default 60 s for the vault; the identity endpoint keeps 10 s.
    */
   requestTimeoutMs?: number;
+  /**
+   * Most connections this reader opens to a vault (its lowercased origin); undefined: one per request in flight.
+   * Requests beyond it wait for a connection to be free (engine/syncCycle.ts vaultConnections says why).
+   */
+  connectionsPerVault?: (vaultOrigin: string) => number | undefined;
 }
 
 export const DEFAULT_VAULT_REQUEST_TIMEOUT_MS = 60_000;
@@ -192,7 +197,7 @@ export function createVaultReader(options: CreateVaultReaderOptions): KvvmVaultR
         redirectOptions: { maxRetries: 0 },
         userAgentOptions: { userAgentPrefix: userAgentPrefix() },
         additionalPolicies: [vaultOriginPolicy(url)],
-        ...transportFor(url.hostname, ca),
+        ...transportFor(url.hostname, ca, options.connectionsPerVault?.(key)),
       });
       clients.set(key, client);
     }

@@ -8,6 +8,7 @@
  *   https://kvvm.localhost:PORT (see handler/devvault/server.ts for why), so for such hosts only we hand the SDK
  *   an https.Agent whose lookup answers 127.0.0.1. Real vault hosts use the SDK's own agent.
  * - Every client of the process shares one TLS secure context per CA set (sharedSecureContext).
+ * - A client may be held to a number of connections (maxConnections): requests beyond it wait for a free one.
  */
 import { readFileSync } from 'node:fs';
 import { Agent } from 'node:https';
@@ -87,13 +88,14 @@ function sharedSecureContext(ca: string[] | undefined): SecureContext {
  */
 const IDLE_CONNECTION_MS = 30_000;
 
-export function transportFor(host: string, ca: string[] | undefined): TransportOptions {
+export function transportFor(host: string, ca: string[] | undefined, maxConnections?: number): TransportOptions {
   const secureContext = sharedSecureContext(ca);
+  const limit = maxConnections === undefined ? {} : { maxSockets: Math.max(1, Math.floor(maxConnections)) };
   if (isLoopbackName(host)) {
-    return { agent: new Agent({ keepAlive: true, timeout: IDLE_CONNECTION_MS, lookup: loopbackLookup, secureContext }) };
+    return { agent: new Agent({ keepAlive: true, timeout: IDLE_CONNECTION_MS, lookup: loopbackLookup, secureContext, ...limit }) };
   }
-  // The SDK makes the client's agent from these settings (spread into new https.Agent(), which takes a secureContext
-  // and a timeout), so the client keeps the SDK's own agent and proxy handling (with HTTPS_PROXY set, the proxy
-  // agent is used and these settings are not, as the SDK says in its log).
-  return { tlsOptions: { secureContext, timeout: IDLE_CONNECTION_MS } as TlsOptions };
+  // The SDK makes the client's agent from these settings (spread into new https.Agent(), which takes a secureContext,
+  // a timeout and maxSockets), so the client keeps the SDK's own agent and proxy handling (with HTTPS_PROXY set, the
+  // proxy agent is used and these settings are not, as the SDK says in its log).
+  return { tlsOptions: { secureContext, timeout: IDLE_CONNECTION_MS, ...limit } as unknown as TlsOptions };
 }
