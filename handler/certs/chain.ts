@@ -60,7 +60,10 @@ function nameKey(name: string): string {
     .split('\n')
     .map((line) => {
       const eq = line.indexOf('=');
-      return `${line.slice(0, eq + 1).trim()}${line.slice(eq + 1).trim().replace(/\s+/g, ' ')}`;
+      return `${line.slice(0, eq + 1).trim()}${line
+        .slice(eq + 1)
+        .trim()
+        .replace(/\s+/g, ' ')}`;
     })
     .join('\n');
 }
