@@ -1,8 +1,9 @@
-import { constants, lstatSync, readlinkSync, type Stats } from 'node:fs';
+import { constants, lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { mkdir, open, readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { KvvmError } from '../errors.js';
 import { isSharedDirectory } from '../settings/sharedDirectories.js';
+import { SYNC_READDIR_MAX_BYTES } from './pemIndex.js';
 import { openDirectory } from './safeWrite.js';
 
 /**
@@ -200,7 +201,8 @@ function trusted(uid: number, policy: StoreDirectoryPolicy): boolean {
 
 async function adoptable(path: string, stats: Stats): Promise<boolean> {
   if ((stats.mode & 0o777) !== 0o700 || stats.uid !== (process.geteuid?.() ?? 0)) return false;
-  return (await readdir(path)).length === 0;
+  // A small directory synchronously, as the store's index reads one (pemIndex.ts SYNC_READDIR_MAX_BYTES says why).
+  return (stats.size <= SYNC_READDIR_MAX_BYTES ? readdirSync(path) : await readdir(path)).length === 0;
 }
 
 async function writeMarker(dir: string): Promise<void> {
