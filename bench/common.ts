@@ -75,6 +75,15 @@ export function procRssMiB(pid: number): number {
   return procStatusMiB(pid, 'VmRSS');
 }
 
+/** VmHWM: the most a process has had resident since it started, MiB (0 when it has exited). */
+export function procPeakRssMiB(pid: number): number {
+  try {
+    return procStatusMiB(pid, 'VmHWM');
+  } catch {
+    return 0;
+  }
+}
+
 /** VmRSS split into anonymous memory and file pages (mostly the Node binary's), MiB. */
 export function procRssSplitMiB(pid: number): { anon: number; file: number } {
   return { anon: procStatusMiB(pid, 'RssAnon'), file: procStatusMiB(pid, 'RssFile') };

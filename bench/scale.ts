@@ -4,8 +4,11 @@
  * - poll CPU: one unchanged poll cycle (runSyncCycle, real vault client, shared PEM store directory, the service's
  *   parser pool) in this process, CPU / N, against the dev vault in its own process without added latency;
  * - service RSS: the real service started by `kvvm enable` (agent folder, Node of the Linux package), every process
- *   of its session summed, 30 s after its first cycle installed every certificate, against a bare Node process
- *   with one timer; the increment over it per certificate is printed too.
+ *   of its session summed, 30 s after its first cycle installed every certificate (at rest: its worker has exited),
+ *   against a bare Node process with one timer;
+ * - peak while syncing: the most the session's processes had resident during that first cycle (their VmHWM, read
+ *   every 100 ms until every certificate is in place, the largest sum kept; a lower bound of the true peak), and its
+ *   increment over the bare process per certificate.
  * The curve is flat when the per-certificate CPU at 10,000 is within 1.5x of that at 100 (the issue's criterion).
  */
 import { spawn } from 'node:child_process';
@@ -20,7 +23,7 @@ import { posixSupervisor } from '../handler/service/posixSupervisor.js';
 import { createPemStore } from '../handler/stores/pemStore.js';
 import { createVaultReader } from '../handler/vault/secretsClient.js';
 import { packagedKvvm, startAgentBench, type PackagedKvvm } from './agentRun.js';
-import { countingLogger, cpuMs, procRssMiB, sessionPids, sleep } from './common.js';
+import { countingLogger, cpuMs, procPeakRssMiB, procRssMiB, sessionPids, sleep } from './common.js';
 import { buildVaultState, makeCertPool, observedCertificates, saveVaultState } from './fixtures.js';
 import { startVaultProcess } from './vaultHost.js';
 
@@ -33,6 +36,7 @@ export interface ScalePoint {
   certificates: number;
   pollCpuMs: number;
   serviceRssMiB: number;
+  peakRssMiB: number;
   bareRssMiB: number;
 }
 
@@ -73,21 +77,38 @@ async function unchangedPollCpu(n: number, progress: (s: string) => void): Promi
   }
 }
 
-/** Summed RSS of every process of the real service's session after its first cycle over `n` certificates. */
-async function serviceRss(n: number, kvvm: PackagedKvvm, progress: (s: string) => void): Promise<number> {
+/**
+ * Summed RSS of every process of the real service's session after its first cycle over `n` certificates, and the
+ * largest sum of their peaks (VmHWM) seen during that cycle.
+ */
+async function serviceRss(n: number, kvvm: PackagedKvvm, progress: (s: string) => void): Promise<{ rest: number; peak: number }> {
   const bench = await startAgentBench(n, kvvm);
   try {
     bench.writeSettings(0);
     await bench.command(0, 'install');
     await bench.command(0, 'enable');
     progress(`scale ${n}: service's first cycle`);
-    await bench.waitInstalled(30 * 60_000);
-    await sleep(SETTLE_MS);
+    // Enable returns once the supervisor holds the service lock, so its pid file names it from here on.
     const supervisor = (await posixSupervisor.isRunning(join(bench.layout.extensionFolder, 'kvvm-supervisor.pid'))).pid;
     if (supervisor === undefined) throw new Error(`scale ${n}: no service supervisor`);
+    let peak = 0;
+    const sample = (): void => {
+      peak = Math.max(
+        peak,
+        sessionPids(supervisor).reduce((sum, p) => sum + procPeakRssMiB(p), 0),
+      );
+    };
+    const sampler = setInterval(sample, 100);
+    try {
+      await bench.waitInstalled(30 * 60_000);
+      sample();
+    } finally {
+      clearInterval(sampler);
+    }
+    await sleep(SETTLE_MS);
     const rss = sessionPids(supervisor).reduce((sum, p) => sum + procRssMiB(p), 0);
     await bench.command(0, 'disable');
-    return rss;
+    return { rest: rss, peak };
   } finally {
     await bench.close();
   }
@@ -100,10 +121,10 @@ export async function benchScale(progress: (s: string) => void, counts: readonly
   try {
     for (const n of counts) {
       const pollCpuMs = await unchangedPollCpu(n, progress);
-      const serviceRssMiB = await serviceRss(n, kvvm, progress);
+      const { rest: serviceRssMiB, peak: peakRssMiB } = await serviceRss(n, kvvm, progress);
       if (bare.pid === undefined) throw new Error('the bare process did not start');
-      points.push({ certificates: n, pollCpuMs, serviceRssMiB, bareRssMiB: procRssMiB(bare.pid) });
-      progress(`scale ${n}: poll CPU ${pollCpuMs.toFixed(0)} ms, service RSS ${serviceRssMiB.toFixed(1)} MiB`);
+      points.push({ certificates: n, pollCpuMs, serviceRssMiB, peakRssMiB, bareRssMiB: procRssMiB(bare.pid) });
+      progress(`scale ${n}: poll CPU ${pollCpuMs.toFixed(0)} ms, service RSS ${serviceRssMiB.toFixed(1)} MiB at rest, ${peakRssMiB.toFixed(1)} MiB at most while syncing`);
     }
   } finally {
     bare.kill();
@@ -118,9 +139,10 @@ export function formatScale(points: readonly ScalePoint[]): string {
     `${(p.pollCpuMs / p.certificates).toFixed(3)} ms`,
     `${p.serviceRssMiB.toFixed(1)} MiB`,
     (p.serviceRssMiB / p.bareRssMiB).toFixed(2),
-    `${(((p.serviceRssMiB - p.bareRssMiB) * 1024) / p.certificates).toFixed(1)} KiB`,
+    `${p.peakRssMiB.toFixed(1)} MiB`,
+    `${(((p.peakRssMiB - p.bareRssMiB) * 1024) / p.certificates).toFixed(1)} KiB`,
   ]);
-  const head = ['certificates', 'unchanged poll CPU', 'per certificate', 'service RSS', 'x bare Node', 'RSS over bare / certificate'];
+  const head = ['certificates', 'unchanged poll CPU', 'per certificate', 'service RSS at rest', 'x bare Node', 'peak while syncing', 'peak over bare / certificate'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
   const per = (n: number): number | undefined => {
