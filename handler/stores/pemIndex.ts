@@ -1,8 +1,8 @@
-import { readdirSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { readlinkSync, statSync, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import { finalNameOfTemp } from './pemFiles.js';
 import type { DirEffect } from './safeWrite.js';
+import { readDirectoryNames } from './storeDirectory.js';
 
 /**
  * What a shared PEM store directory holds, grouped by certificate, so that one certificate's list or install
@@ -57,14 +57,6 @@ export interface DirIndexes {
 }
 
 const RACY_WINDOW_NS = 1_000_000_000n;
-/**
- * A directory whose size (st_size: the blocks of its entries on ext4, their bytes on tmpfs, xfs and btrfs) is at most
- * this is read with one synchronous readdir(2): a few hundred entries at most on ext4, read in well under a
- * millisecond, where a read through libuv's thread pool costs ~60 us of CPU even for an empty directory (Node 22,
- * tmpfs: 59.5 us against 7.6 us synchronously, 20,000 reads each). Larger ones go through the pool, so that reading
- * 20,000 entries (~30 ms) does not hold up the event loop.
- */
-export const SYNC_READDIR_MAX_BYTES = 64 * 1024;
 const PROVISIONAL_MAX_NS = 30_000_000_000n;
 /** Directories remembered at once (one per configured store location; bounded against odd settings). */
 const MAX_DIRECTORIES = 64;
@@ -129,7 +121,7 @@ export function createDirIndexes(): DirIndexes {
       if (usable(current, again)) return view(dir, current);
       await check();
       const takenAtNs = nowNs();
-      const names = again.size <= SYNC_READDIR_MAX_BYTES ? readdirSync(dir) : await readdir(dir);
+      const names = await readDirectoryNames(dir, again.size);
       const index: Index = { mtimeNs: again.mtimeNs, ctimeNs: again.ctimeNs, takenAtNs, readAtNs: takenAtNs, groups: new Map(), temps: new Set(), links: new Map() };
       for (const name of names) add(index, name);
       if (!indexes.has(dir) && indexes.size >= MAX_DIRECTORIES) indexes.clear();

@@ -3,7 +3,6 @@ import { mkdir, open, readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { KvvmError } from '../errors.js';
 import { isSharedDirectory } from '../settings/sharedDirectories.js';
-import { SYNC_READDIR_MAX_BYTES } from './pemIndex.js';
 import { openDirectory } from './safeWrite.js';
 
 /**
@@ -201,8 +200,21 @@ function trusted(uid: number, policy: StoreDirectoryPolicy): boolean {
 
 async function adoptable(path: string, stats: Stats): Promise<boolean> {
   if ((stats.mode & 0o777) !== 0o700 || stats.uid !== (process.geteuid?.() ?? 0)) return false;
-  // A small directory synchronously, as the store's index reads one (pemIndex.ts SYNC_READDIR_MAX_BYTES says why).
-  return (stats.size <= SYNC_READDIR_MAX_BYTES ? readdirSync(path) : await readdir(path)).length === 0;
+  return (await readDirectoryNames(path, stats.size)).length === 0;
+}
+
+/**
+ * A directory whose size (st_size: the blocks of its entries on ext4, their bytes on tmpfs, xfs and btrfs) is at most
+ * this is read with one synchronous readdir(2): about 500 entries with kvvm's file names on ext4, read in ~0.4 ms,
+ * where a read through libuv's thread pool costs ~60 us of CPU even for an empty directory (Node 22: 59.5 us against
+ * 7.6 us synchronously on tmpfs; 425 us for the 495 entries of a 64 KiB ext4 directory; 2,000-20,000 reads each).
+ * Larger ones go through the pool, so that reading 20,000 entries (~30 ms) does not hold up the event loop.
+ */
+const SYNC_READDIR_MAX_BYTES = 64 * 1024;
+
+/** The names in directory `path`, whose st_size is `size`: synchronously when it is small (SYNC_READDIR_MAX_BYTES). */
+export async function readDirectoryNames(path: string, size: number | bigint): Promise<string[]> {
+  return size <= SYNC_READDIR_MAX_BYTES ? readdirSync(path) : readdir(path);
 }
 
 async function writeMarker(dir: string): Promise<void> {
