@@ -2,17 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CERTIFICATES_PER_CONNECTION, SERVICE_CONCURRENCY, vaultConnections } from '../handler/engine/syncCycle.js';
 import type { ObservedCertificate } from '../handler/settings/config.js';
+import { linuxObserved } from './helpers/observed.js';
 
-function certs(vaultUrl: string, count: number): ObservedCertificate[] {
-  const host = new URL(vaultUrl).hostname;
-  return Array.from({ length: count }, (_, i) => ({
-    sourceUrl: `${vaultUrl}/secrets/c${i}`,
-    vaultUrl,
-    vaultHost: host,
-    vaultName: host.split('.')[0] ?? host,
-    secretName: `c${i}`,
-    target: { platform: 'linux', storeDir: '/tmp' } as unknown as ObservedCertificate['target'],
-  }));
+/** `count` certificates of the vault https://<vault>.vault.azure.net. */
+function certs(vault: string, count: number): ObservedCertificate[] {
+  return Array.from({ length: count }, (_, i) => linuxObserved(vault, `c${i}`, '/tmp'));
 }
 
 describe('vaultConnections: connections per vault for the service reader', () => {
@@ -21,7 +15,7 @@ describe('vaultConnections: connections per vault for the service reader', () =>
 
   it('one connection per CERTIFICATES_PER_CONNECTION certificates of each vault, counted apart', () => {
     const per = CERTIFICATES_PER_CONNECTION;
-    const of = vaultConnections([...certs(a, 2), ...certs(b, per + 1)], SERVICE_CONCURRENCY);
+    const of = vaultConnections([...certs('alpha', 2), ...certs('beta', per + 1)], SERVICE_CONCURRENCY);
     assert.equal(of(a), 1, 'a VM with two certificates opens one connection');
     assert.equal(of(b), 2);
     assert.equal(of('https://ALPHA.vault.azure.net'), 1, 'origins compare without case');
@@ -29,13 +23,13 @@ describe('vaultConnections: connections per vault for the service reader', () =>
   });
 
   it('never more than the cycle has in flight, never fewer than one', () => {
-    assert.equal(vaultConnections(certs(a, 10_000), SERVICE_CONCURRENCY)(a), SERVICE_CONCURRENCY);
-    assert.equal(vaultConnections(certs(a, 100), 3)(a), 3);
-    assert.equal(vaultConnections(certs(a, 1), 0)(a), 1);
+    assert.equal(vaultConnections(certs('alpha', 10_000), SERVICE_CONCURRENCY)(a), SERVICE_CONCURRENCY);
+    assert.equal(vaultConnections(certs('alpha', 100), 3)(a), 3);
+    assert.equal(vaultConnections(certs('alpha', 1), 0)(a), 1);
   });
 
   it('an unparseable vault URL is left to the reader, which refuses it with its own message', () => {
-    const bad = { ...certs(a, 1)[0]!, vaultUrl: 'not a url' };
-    assert.equal(vaultConnections([bad, ...certs(a, 1)], SERVICE_CONCURRENCY)(a), 1);
+    const bad = { ...certs('alpha', 1)[0]!, vaultUrl: 'not a url' };
+    assert.equal(vaultConnections([bad, ...certs('alpha', 1)], SERVICE_CONCURRENCY)(a), 1);
   });
 });
