@@ -81,7 +81,7 @@ async function unchangedPollCpu(n: number, progress: (s: string) => void): Promi
  * Summed RSS of every process of the real service's session after its first cycle over `n` certificates, and the
  * largest sum of their peaks (VmHWM) seen during that cycle.
  */
-async function serviceRss(n: number, kvvm: PackagedKvvm, progress: (s: string) => void): Promise<{ rest: number; peak: number }> {
+async function serviceMemory(n: number, kvvm: PackagedKvvm, progress: (s: string) => void): Promise<{ rest: number; peak: number }> {
   const bench = await startAgentBench(n, kvvm);
   try {
     bench.writeSettings(0);
@@ -121,7 +121,7 @@ export async function benchScale(progress: (s: string) => void, counts: readonly
   try {
     for (const n of counts) {
       const pollCpuMs = await unchangedPollCpu(n, progress);
-      const { rest: serviceRssMiB, peak: peakRssMiB } = await serviceRss(n, kvvm, progress);
+      const { rest: serviceRssMiB, peak: peakRssMiB } = await serviceMemory(n, kvvm, progress);
       if (bare.pid === undefined) throw new Error('the bare process did not start');
       points.push({ certificates: n, pollCpuMs, serviceRssMiB, peakRssMiB, bareRssMiB: procRssMiB(bare.pid) });
       progress(`scale ${n}: poll CPU ${pollCpuMs.toFixed(0)} ms, service RSS ${serviceRssMiB.toFixed(1)} MiB at rest, ${peakRssMiB.toFixed(1)} MiB at most while syncing`);

@@ -15,8 +15,8 @@ export const SERVICE_CONCURRENCY = 16;
 /**
  * Certificates of one vault that share a connection. Syncing a certificate the first time is two requests (its
  * versions, then the newest), which a kept-alive connection carries back to back; every further connection costs
- * both ends a TLS handshake, 1.6-2.4 ms of CPU together against 0.30-0.34 ms for a request on an open connection
- * (measured on this project's 2-core machine, Node 20 and 22, loopback). Against a vault in the VM's region (a
+ * both ends a TLS handshake, 1.8-2.4 ms of CPU together against 0.30-0.34 ms for a request on an open connection
+ * (measured on this project's 2-core machine, Node 20 and 22, loopback, RSA-2048 server key). Against a vault in the VM's region (a
  * millisecond or two away) eight certificates in a row cost a few tens of milliseconds of waiting; a VM with a
  * couple of certificates, the common case, then opens one connection instead of one per certificate.
  */
