@@ -4,10 +4,10 @@
  * PID 1, so systemctl is replaced by a recorder (the one stand-in in this file); the unit text is checked
  * against systemd's quoting rules, and the script file is parsed by the real /bin/sh (`sh -n`).
  */
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { removeSystemdUnit, startSystemdService, stopSystemdService, systemdBooted, type SystemctlRunner } from '../handler/service/systemdService.js';
@@ -15,6 +15,7 @@ import { quoteUnitArg, renderUnit, supervisorScriptFile, SYSTEMD_UNIT_NAME, unit
 import { DEFAULT_RESTART_POLICY, WORKER_NODE_OPTIONS } from '../handler/service/restartLoop.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kvvm-systemd-'));
+after(() => rmSync(root, { recursive: true, force: true }));
 
 function recorder(codes: Record<string, number> = {}): { run: SystemctlRunner; calls: string[][] } {
   const calls: string[][] = [];
