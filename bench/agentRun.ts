@@ -13,7 +13,8 @@ import { platformById } from '../build/platforms.js';
 import { unpackZip } from '../build/zip.js';
 import { packageRoot } from '../handler/paths.js';
 import { makeAgentFolder, type AgentFolder } from '../handler/demo/agentFolder.js';
-import { nowMs, timeProcess } from './common.js';
+import { nowMs } from './common.js';
+import { startProcessTimer } from './processTimer.js';
 import { buildVaultState, makeCertPool, saveVaultState, secretName } from './fixtures.js';
 import { startVaultProcess, type VaultProcess } from './vaultHost.js';
 
@@ -25,6 +26,8 @@ export interface PackagedKvvm {
   node: string;
   /** lib/handler/cli.js: the bundled CLI the package ships (build/bundle.ts). */
   cli: string;
+  /** bin/kvvm: the launcher HandlerManifest.json names, which the guest agent runs (it picks runtime/node). */
+  launcher: string;
 }
 
 let packaged: Promise<PackagedKvvm> | undefined;
@@ -45,7 +48,7 @@ export function packagedKvvm(): Promise<PackagedKvvm> {
     if (!built) throw new Error('the package build made no package');
     const unpacked = join(dir, 'package');
     await unpackZip(await readFile(built.file), unpacked, { executeBitOnEveryFile: true });
-    return { node: join(unpacked, 'runtime', 'node'), cli: join(unpacked, 'lib', 'handler', 'cli.js') };
+    return { node: join(unpacked, 'runtime', 'node'), cli: join(unpacked, 'lib', 'handler', 'cli.js'), launcher: join(unpacked, 'bin', 'kvvm') };
   })();
   return packaged;
 }
@@ -62,12 +65,13 @@ export interface AgentBench {
   /** Runs a handler command (with `env` added to the agent's); returns its wall time in ms. Throws on a non-zero exit. */
   command(seq: number, command: string, env?: Record<string, string>): Promise<number>;
   /**
-   * The same, timed synchronously (common.ts timeProcess, its output piped as the agent pipes it): this process does
-   * nothing else meanwhile. Figure 3 times enable and its floor, `node -e 0` (timeSync), this way.
+   * Wall time of a handler command as the agent runs it (the launcher bin/kvvm, output piped), timed synchronously
+   * in a small helper process (processTimer.ts: a process forked from this one would carry this one's size).
+   * Figure 3 times enable and its floor, `node -e 0` (timeRuntime), this way.
    */
-  timedCommand(seq: number, command: string): number;
+  timedCommand(seq: number, command: string): Promise<number>;
   /** Wall time of the package's runtime with `args`, timed as timedCommand times a command. */
-  timeSync(args: readonly string[]): number;
+  timeRuntime(args: readonly string[]): Promise<number>;
   /** Resolves when every certificate's link is in the store (the service's first cycle is done). */
   waitInstalled(timeoutMs: number): Promise<void>;
   /**
@@ -88,6 +92,7 @@ export async function startAgentBench(certificates: number, kvvm: PackagedKvvm):
   const trust = join(root, 'trusted.pem');
   writeFileSync(trust, readFileSync(vault.caCertFile, 'utf8') + pool.ca.certPem);
   const storeDir = join(root, 'store');
+  const timer = startProcessTimer();
   const baseEnv = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', KVVM_EXTRA_VAULT_SUFFIXES: 'localhost', NODE_EXTRA_CA_CERTS: trust, KVVM_NO_JITTER: '1' };
   const settings = {
     secretsManagementSettings: {
@@ -109,10 +114,10 @@ export async function startAgentBench(certificates: number, kvvm: PackagedKvvm):
       return nowMs() - t0;
     },
     timedCommand(seq, command) {
-      return timeProcess(kvvm.node, [kvvm.cli, command], { cwd: layout.extensionFolder, env: { ...baseEnv, ...layout.env(seq) }, pipeOutput: true });
+      return timer.time({ command: kvvm.launcher, args: [command], cwd: layout.extensionFolder, env: { ...baseEnv, ...layout.env(seq) }, pipeOutput: true });
     },
-    timeSync(args) {
-      return timeProcess(kvvm.node, args, { cwd: layout.extensionFolder, env: baseEnv, pipeOutput: true });
+    timeRuntime(args) {
+      return timer.time({ command: kvvm.node, args, cwd: layout.extensionFolder, env: baseEnv, pipeOutput: true });
     },
     async waitInstalled(timeoutMs) {
       const deadline = Date.now() + timeoutMs;
@@ -148,6 +153,7 @@ export async function startAgentBench(certificates: number, kvvm: PackagedKvvm):
       }
     },
     async close() {
+      await timer.close();
       await vault.close();
       rmSync(root, { recursive: true, force: true });
     },

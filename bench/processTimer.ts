@@ -1,0 +1,90 @@
+/**
+ * Times whole processes (common.ts timeProcess) from a small helper process instead of the bench's own.
+ *
+ * Node starts a child with fork() on Linux, and fork() costs in proportion to what the parent has mapped: the bench
+ * process, after building the package (buffers of the runtime and the zip) or making a pool of certificates, holds
+ * 250-420 MiB, and every process it started took 10-20 ms longer for it (measured 2026-12-03 on this machine: `node
+ * -e 0` 30 ms from a fresh process, 47 ms after the package build, 41 ms after a GC; `openssl pkcs12` 10.1 ms, 25.2 ms
+ * beside 320 MiB of buffers). Both sides of a ratio grew by the same amount, so a floor timed that way was not the
+ * floor (figure 3: enable 2.3-2.7x `node -e 0` from the bench process, ~3.5x from a fresh one), and how much the
+ * bench held at that moment moved it. The guest agent that runs the handler is a Python process of a few tens of MiB;
+ * this helper, a Node process that loads nothing but this file, is of that size.
+ *
+ * Parent side: startProcessTimer(). Child side: this module run with --child.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { timeProcess } from './common.js';
+
+interface TimedRun {
+  command: string;
+  args: readonly string[];
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  pipeOutput?: boolean;
+}
+
+export interface ProcessTimer {
+  /** Wall time of the run in ms, timed synchronously in the helper (which does nothing else meanwhile). */
+  time(run: TimedRun): Promise<number>;
+  /** The helper's resident memory, MiB (what the timed processes were forked from). */
+  rssMiB(): Promise<number>;
+  close(): Promise<void>;
+}
+
+type Request = { id: number; run?: TimedRun; rss?: true };
+type Reply = { id: number; ms?: number; rssMiB?: number; error?: string };
+
+const SELF = fileURLToPath(import.meta.url);
+
+export function startProcessTimer(): ProcessTimer {
+  const child: ChildProcess = fork(SELF, ['--child'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
+  let nextId = 1;
+  const pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
+  child.on('message', (m: Reply) => {
+    pending.get(m.id)?.resolve(m);
+    pending.delete(m.id);
+  });
+  child.once('exit', (code) => {
+    for (const p of pending.values()) p.reject(new Error(`process timer exited (${code})`));
+    pending.clear();
+  });
+  const ask = (req: Omit<Request, 'id'>): Promise<Reply> =>
+    new Promise((resolve, reject) => {
+      const id = nextId++;
+      pending.set(id, { resolve, reject });
+      child.send({ ...req, id } satisfies Request);
+    });
+  return {
+    async time(run) {
+      const r = await ask({ run });
+      if (r.error !== undefined || r.ms === undefined) throw new Error(r.error ?? 'process timer: no time');
+      return r.ms;
+    },
+    async rssMiB() {
+      return (await ask({ rss: true })).rssMiB ?? NaN;
+    },
+    close: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.disconnect();
+      }),
+  };
+}
+
+if (process.argv[2] === '--child' && fileURLToPath(import.meta.url) === process.argv[1]) {
+  process.on('message', (m: Request) => {
+    const reply: Reply = { id: m.id };
+    try {
+      if (m.rss) reply.rssMiB = process.memoryUsage.rss() / 2 ** 20;
+      if (m.run) {
+        const { command, args, ...options } = m.run;
+        reply.ms = timeProcess(command, args, options);
+      }
+    } catch (err) {
+      reply.error = err instanceof Error ? err.message : String(err);
+    }
+    process.send?.(reply);
+  });
+}
