@@ -119,6 +119,32 @@ describe('dev vault with the real SecretClient', () => {
     assert.ok(pageRequests >= 2 && pageRequests <= 3, `page requests: ${pageRequests}`);
   });
 
+  test('residenceMs: per route, the time requests spent in the vault, its latency included, not more than the client waited', async () => {
+    const slow = await startTestVault({ latencyMs: 30 });
+    try {
+      for (let i = 0; i < 30; i++) slow.vault.setSecret(`res-${i}`, 'v');
+      const client = sdkClient(slow);
+      await client.getSecret('res-0'); // the challenge and the token, before the timed part
+      slow.vault.resetStats();
+      const t0 = performance.now();
+      let seen = 0;
+      for await (const page of client.listPropertiesOfSecrets().byPage()) seen += page.length;
+      const wall = performance.now() - t0;
+      const s = slow.vault.stats().vault;
+      assert.equal(seen, 30);
+      assert.equal(s.byRoute['listSecrets'], 2, '30 secrets, 25 a page');
+      const listing = s.residenceMs['listSecrets'] ?? 0;
+      // The two pages go one after the other: each at least the latency, together within what the client waited.
+      assert.ok(listing >= 2 * 30, `listing residence ${listing} ms`);
+      assert.ok(listing <= wall, `listing residence ${listing} ms, client wall ${wall} ms`);
+      assert.deepEqual(Object.keys(s.residenceMs), ['listSecrets'], 'only the routes that were asked');
+      slow.vault.resetStats();
+      assert.deepEqual(slow.vault.stats().vault.residenceMs, {});
+    } finally {
+      await slow.close();
+    }
+  });
+
   test("a kept-alive connection is closed a second before the vault's announced keep-alive timeout", async () => {
     // The dev vault announces Node's default (Keep-Alive: timeout=5); reusing a connection the server has just
     // closed fails the request with ECONNRESET, so the client's idle limit must come first.

@@ -24,6 +24,12 @@ export interface VaultStats {
   faultsInjected: number;
   /** TLS connections accepted (each a handshake): how many a client opened, beside what it sent on them. */
   connections: number;
+  /**
+   * Per route, the sum over its requests of the time each spent in the vault: from the request's headers in to its
+   * answer written (res.end), the configured latency included (ms). Requests a client can only send one after
+   * another (the pages of one listing) bound its wall time from below by their sum (bench/, figure 1).
+   */
+  residenceMs: Record<string, number>;
 }
 
 export interface VaultContext extends CertificateContext {
@@ -183,16 +189,26 @@ function challengeHeader(ctx: VaultContext): string {
   return `Bearer authorization="https://login.windows.net/${ctx.tenantId}", resource="${ctx.resource}"`;
 }
 
-/** Decides the reply, or returns a fault that needs socket-level handling (reset/truncated). */
-export function handleVaultRequest(ctx: VaultContext, req: IncomingMessage, rawBody: Buffer): Reply | { fault: FaultSpec } {
+/** A request's URL, path segments and route name (stats, faults, dispatch). */
+export interface RoutedRequest {
+  url: URL;
+  segments: string[];
+  route: string;
+}
+
+export function routeRequest(ctx: VaultContext, req: IncomingMessage): RoutedRequest {
   const url = new URL(req.url ?? '/', ctx.vaultUrl);
   // The SDK sends "/secrets/name/?api-version=..." (trailing slash): empty segments are not names.
   const segments = url.pathname
     .split('/')
     .filter((s) => s.length > 0)
     .map((s) => decodeURIComponent(s));
-  const method = req.method ?? 'GET';
-  const route = routeOf(method, segments);
+  return { url, segments, route: routeOf(req.method ?? 'GET', segments) };
+}
+
+/** Decides the reply, or returns a fault that needs socket-level handling (reset/truncated). */
+export function handleVaultRequest(ctx: VaultContext, req: IncomingMessage, rawBody: Buffer, routed = routeRequest(ctx, req)): Reply | { fault: FaultSpec } {
+  const { url, segments, route } = routed;
   ctx.stats.byRoute[route] = (ctx.stats.byRoute[route] ?? 0) + 1;
 
   if (!url.searchParams.get('api-version')) {

@@ -21,7 +21,7 @@ import { createCa, issueCertificate, type IssuedCertificate } from './certFactor
 import { FaultQueue, type FaultSpec } from './faults.js';
 import { handleImdsRequest, IMDS_TOKEN_PATH, TokenStore, type DevIdentities, type ImdsStats } from './imds.js';
 import { FixedWindowLimiter, type RateLimit } from './rateLimiter.js';
-import { handleVaultRequest, type VaultContext, type VaultStats } from './routes.js';
+import { handleVaultRequest, routeRequest, type VaultContext, type VaultStats } from './routes.js';
 import { operateCertificate } from './certificates.js';
 import { SecretState, type SetSecretOptions } from './state.js';
 
@@ -152,7 +152,7 @@ export async function startDevVault(options: DevVaultOptions = {}): Promise<DevV
   const tokens = new TokenStore();
   const vaultFaults = new FaultQueue();
   const imdsFaults = new FaultQueue();
-  const freshVaultStats = (): VaultStats => ({ requests: 0, byRoute: {}, byStatus: {}, throttled: 0, unauthorized: 0, faultsInjected: 0, connections: 0 });
+  const freshVaultStats = (): VaultStats => ({ requests: 0, byRoute: {}, byStatus: {}, throttled: 0, unauthorized: 0, faultsInjected: 0, connections: 0, residenceMs: {} });
   const stats: DevVaultStats = { vault: freshVaultStats(), imds: { requests: 0, tokensIssued: 0, errors: 0 } };
   const state = new SecretState(join(stateDir, 'secrets.json'), now);
   const denied = new Map<string, string>();
@@ -209,12 +209,14 @@ export async function startDevVault(options: DevVaultOptions = {}): Promise<DevV
       void delay().then(() => handleImdsRequest(imdsCtx, req, res));
       return;
     }
+    const received = performance.now();
+    const routed = routeRequest(ctx, req);
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       void delay().then(() => {
         ctx.stats.requests += 1;
-        const out = handleVaultRequest(ctx, req, Buffer.concat(chunks));
+        const out = handleVaultRequest(ctx, req, Buffer.concat(chunks), routed);
         if ('fault' in out) {
           if (out.fault.kind === 'truncated') {
             const text = JSON.stringify({ value: 'x'.repeat(200), id: `${vaultUrl}/secrets/truncated` });
@@ -238,6 +240,8 @@ export async function startDevVault(options: DevVaultOptions = {}): Promise<DevV
             ...out.headers,
           });
           res.end(text);
+          const residence = ctx.stats.residenceMs;
+          residence[routed.route] = (residence[routed.route] ?? 0) + (performance.now() - received);
         };
         if (out.delayMs !== undefined && out.delayMs > 0) setTimeout(send, out.delayMs).unref();
         else send();
