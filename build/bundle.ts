@@ -63,7 +63,7 @@ export async function bundleHandler(repoRoot: string, onMetafile?: (metafile: Me
     minifySyntax: true,
     metafile: true,
     logLevel: 'silent',
-    plugins: [prebuiltValidatorsPlugin(repoRoot), builtinModulesPlugin()],
+    plugins: [prebuiltValidatorsPlugin(repoRoot)],
   });
   if (result.errors.length > 0) throw new Error(`bundle: ${result.errors.map((e) => e.text).join('; ')}`);
   onMetafile?.(result.metafile);
@@ -124,31 +124,6 @@ function prebuiltValidatorsPlugin(repoRoot: string): Plugin {
         if (!v) throw new Error(`bundle: no generated validator ${args.path}`);
         // resolveDir: the standalone code require()s ajv's small runtime helpers, which esbuild bundles in.
         return { contents: v.code, loader: 'js', resolveDir: repoRoot };
-      });
-    },
-  };
-}
-
-/**
- * Node's built-in modules through process.getBuiltinModule (Node >= 20.16 / 22.3; the banner's require otherwise)
- * instead of ESM imports. An ESM import of a built-in builds its module namespace, and that reads every export once:
- * lazy getters included, so `import { join } from 'node:fs'` loads fs's streams, and node:crypto's webcrypto, whether
- * or not kvvm uses them (measured in `kvvm enable` on Node 22.23.2, --cpu-prof: 5.3 ms for fs's streams, 0.7 ms for
- * webcrypto, of a 108 ms enable). As CommonJS modules (esbuild's interop), their exports are read when used.
- */
-function builtinModulesPlugin(): Plugin {
-  return {
-    name: 'kvvm-builtin-modules',
-    setup(b) {
-      // One wrapper per importing module (the importer's number is part of its path), so each lands in its importer's chunk:
-      // shared by several, it would be a chunk file of its own, one more file for every process to load.
-      const importers = new Map<string, number>();
-      const importerId = (importer: string): number => importers.get(importer) ?? (importers.set(importer, importers.size), importers.size - 1);
-      b.onResolve({ filter: /^node:/ }, (args) => ({ path: `${args.path}|${importerId(args.importer)}`, namespace: 'kvvm-builtin' }));
-      b.onLoad({ filter: /.*/, namespace: 'kvvm-builtin' }, (args) => {
-        // `require(id)`, not require("node:…"): a literal would be resolved again, by this plugin.
-        const id = JSON.stringify(args.path.slice(0, args.path.indexOf('|')));
-        return { contents: `const id = ${id};\nmodule.exports = process.getBuiltinModule?.(id) ?? require(id);`, loader: 'js' };
       });
     },
   };
