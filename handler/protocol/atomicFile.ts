@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fsyncFd } from '../fsync.js';
@@ -17,8 +16,7 @@ import { fsyncFd } from '../fsync.js';
  * status, the supervisor's pid record, the event; 1.0-2.1 ms each that way in one traced run, bench/ figure 3).
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, options: { mode?: number } = {}): Promise<void> {
-  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const fd = openSync(temp, 'wx', options.mode ?? 0o644);
+  const { fd, temp } = openTemp(path, options.mode ?? 0o644);
   let renamed = false;
   try {
     try {
@@ -36,6 +34,24 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
       } catch {
         // already gone
       }
+    }
+  }
+}
+
+let tempCounter = 0;
+
+/**
+ * A temporary file of its own beside `path`, created with O_EXCL. The process id and a counter tell writers apart (a
+ * name taken by another thread of this process, or left behind by a crashed process that had the same id, fails with
+ * EEXIST and the next number is tried), so no random bytes are needed, nor node:crypto to make them (lazyCrypto.ts).
+ */
+function openTemp(path: string, mode: number): { fd: number; temp: string } {
+  for (let attempt = 0; ; attempt++) {
+    const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${(tempCounter++).toString(36)}.tmp`);
+    try {
+      return { fd: openSync(temp, 'wx', mode), temp };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 1000) throw err;
     }
   }
 }

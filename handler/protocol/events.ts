@@ -1,4 +1,3 @@
-import { randomInt } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
@@ -44,8 +43,9 @@ export async function writeEvent(eventsFolder: string, event: ExtensionEvent, no
     text = JSON.stringify(body);
   }
   mkdirSync(eventsFolder, { recursive: true });
-  // Milliseconds plus a random suffix: unique across concurrent writers, and sorts by time as the agent expects.
-  const file = join(eventsFolder, `${now.getTime()}${String(randomInt(0, 1_000_000)).padStart(6, '0')}.json`);
+  // Milliseconds plus a random suffix: unique across concurrent writers, and sorts by time as the agent expects. The
+  // suffix only spreads names (no secret rides on it), so Math.random, not node:crypto (lazyCrypto.ts).
+  const file = join(eventsFolder, `${now.getTime()}${String(Math.floor(Math.random() * 1_000_000)).padStart(6, '0')}.json`);
   await writeFileAtomic(file, text);
   return file;
 }

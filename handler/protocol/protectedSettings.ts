@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
-import { createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type forge from 'node-forge';
 import { KvvmError } from '../errors.js';
+import { nodeCrypto } from '../lazyCrypto.js';
 import { isNotFound } from './atomicFile.js';
 
 export interface DecryptOptions {
@@ -120,7 +120,7 @@ function decryptWithForge(lib: typeof forge, der: Buffer, certPem: string, keyPe
 
 /** Node parses every PEM flavour (PKCS#1, PKCS#8); forge wants PKCS#1, so let Node convert. */
 function toForgeKey(lib: typeof forge, keyPem: string): forge.pki.rsa.PrivateKey {
-  const keyObject = createPrivateKey(keyPem);
+  const keyObject = nodeCrypto().createPrivateKey(keyPem);
   if (keyObject.asymmetricKeyType !== 'rsa') throw new Error(`the private key is ${keyObject.asymmetricKeyType ?? 'unknown'}, not RSA`);
   const pkcs1 = keyObject.export({ format: 'pem', type: 'pkcs1' }).toString();
   return lib.pki.privateKeyFromPem(pkcs1);

@@ -9,7 +9,6 @@
  * schema texts), and is used only for exactly those schemas; anything else (the development build, whose
  * prebuiltValidators.ts is empty, or another schemas folder) is compiled with ajv.
  */
-import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { Ajv, Options, ValidateFunction } from 'ajv';
 import { PREBUILT_VALIDATORS } from './prebuiltValidators.js';
@@ -28,10 +27,14 @@ export function ajvConstructor(): typeof Ajv {
   return (createRequire(import.meta.url)('ajv') as { Ajv: typeof Ajv }).Ajv;
 }
 
+/**
+ * What a validator is made from, in full (its options, name and schema texts as one JSON text): compared whole, not
+ * hashed, so checking a prebuilt validator needs no node:crypto, whose loading costs enable about 5 ms (lazyCrypto.ts;
+ * a hash in JavaScript, tried at stop 19, ran cold in the interpreter and cost more than loading crypto). The bundle
+ * carries these texts, about 20 KiB a validator.
+ */
 export function validatorKey(spec: Pick<ValidatorSpec, 'name' | 'options' | 'sources'>): string {
-  const hash = createHash('sha256');
-  for (const part of [JSON.stringify(spec.options), spec.name, ...spec.sources]) hash.update(part).update('\0');
-  return hash.digest('hex');
+  return JSON.stringify([spec.options, spec.name, spec.sources]);
 }
 
 /** The validator `spec` describes: the prebuilt one when it was made from exactly these schemas, else compiled. */

@@ -3,7 +3,8 @@
  * HRESULT; "not found" comes back as undefined. Callers own the contexts they get and free them (`using`-style
  * helpers below make that the default).
  */
-import { X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
+import { nodeCrypto } from '../../lazyCrypto.js';
 import { win32Error } from './errors.js';
 import {
   CERT_FIND_SHA1_HASH,
@@ -128,7 +129,7 @@ export function encodedOf(n: Native, ctx: Handle): Buffer {
 }
 
 export function certificateOf(n: Native, ctx: Handle): X509Certificate {
-  return new X509Certificate(encodedOf(n, ctx));
+  return new (nodeCrypto().X509Certificate)(encodedOf(n, ctx));
 }
 
 /** The certificate with this SHA-1 (hex), or undefined. The caller frees the context. */
