@@ -57,8 +57,9 @@ describe('bin/kvvm', () => {
     assert.equal((await launch('./kvvm', ['enable'], join(pkg, 'bin'), '/usr/bin:/bin')).script, cli);
   });
 
-  test('found on PATH (no slash in $0)', async () => {
+  test('found on PATH, and as `sh kvvm` from its own folder (no slash in $0)', async () => {
     assert.equal((await launch('kvvm', ['disable'], root, pathWith(join(pkg, 'bin'), '/usr/bin', '/bin'))).script, cli);
+    assert.equal((await launch('sh kvvm', ['disable'], join(pkg, 'bin'), '/usr/bin:/bin')).script, cli);
   });
 
   test('in a folder whose name has a space (the runtime and the CLI are found all the same)', async () => {
