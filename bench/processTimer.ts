@@ -6,7 +6,7 @@
  * 250-420 MiB, and every process it started took 10-20 ms longer for it (measured 2026-12-03 on this machine: `node
  * -e 0` 30 ms from a fresh process, 47 ms after the package build, 41 ms after a GC; `openssl pkcs12` 10.1 ms, 25.2 ms
  * beside 320 MiB of buffers). Both sides of a ratio grew by the same amount, so a floor timed that way was not the
- * floor (figure 3: enable 2.3-2.7x `node -e 0` from the bench process, ~3.5x from a fresh one), and how much the
+ * floor (figure 3: enable 2.3-2.7x `node -e 0` from the bench process, 3.1-3.9x from a small one), and how much the
  * bench held at that moment moved it. The guest agent that runs the handler is a Python process of a few tens of MiB;
  * this helper, a Node process that loads nothing but this file, is of that size.
  *
@@ -27,13 +27,11 @@ interface TimedRun {
 export interface ProcessTimer {
   /** Wall time of the run in ms, timed synchronously in the helper (which does nothing else meanwhile). */
   time(run: TimedRun): Promise<number>;
-  /** The helper's resident memory, MiB (what the timed processes were forked from). */
-  rssMiB(): Promise<number>;
   close(): Promise<void>;
 }
 
-type Request = { id: number; run?: TimedRun; rss?: true };
-type Reply = { id: number; ms?: number; rssMiB?: number; error?: string };
+type Request = { id: number; run: TimedRun };
+type Reply = { id: number; ms?: number; error?: string };
 
 const SELF = fileURLToPath(import.meta.url);
 
@@ -49,20 +47,17 @@ export function startProcessTimer(): ProcessTimer {
     for (const p of pending.values()) p.reject(new Error(`process timer exited (${code})`));
     pending.clear();
   });
-  const ask = (req: Omit<Request, 'id'>): Promise<Reply> =>
+  const ask = (run: TimedRun): Promise<Reply> =>
     new Promise((resolve, reject) => {
       const id = nextId++;
       pending.set(id, { resolve, reject });
-      child.send({ ...req, id } satisfies Request);
+      child.send({ id, run } satisfies Request);
     });
   return {
     async time(run) {
-      const r = await ask({ run });
+      const r = await ask(run);
       if (r.error !== undefined || r.ms === undefined) throw new Error(r.error ?? 'process timer: no time');
       return r.ms;
-    },
-    async rssMiB() {
-      return (await ask({ rss: true })).rssMiB ?? NaN;
     },
     close: () =>
       new Promise((resolve) => {
@@ -77,11 +72,8 @@ if (process.argv[2] === '--child' && fileURLToPath(import.meta.url) === process.
   process.on('message', (m: Request) => {
     const reply: Reply = { id: m.id };
     try {
-      if (m.rss) reply.rssMiB = process.memoryUsage.rss() / 2 ** 20;
-      if (m.run) {
-        const { command, args, ...options } = m.run;
-        reply.ms = timeProcess(command, args, options);
-      }
+      const { command, args, ...options } = m.run;
+      reply.ms = timeProcess(command, args, options);
     } catch (err) {
       reply.error = err instanceof Error ? err.message : String(err);
     }
