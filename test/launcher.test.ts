@@ -31,11 +31,6 @@ function makePackage(name: string, runtime: boolean): string {
   return dir;
 }
 
-/** A PATH holding only the given folders and what the launcher needs besides (sh is run by absolute path). */
-function pathWith(...dirs: string[]): string {
-  return dirs.join(':');
-}
-
 async function launch(command: string, args: string[], cwd: string, path: string): Promise<{ script: string; args: string[] }> {
   const { stdout } = await run('/bin/sh', ['-c', `${command} "$@"`, 'sh', ...args], { cwd, env: { PATH: path } });
   return JSON.parse(stdout) as { script: string; args: string[] };
@@ -58,7 +53,7 @@ describe('bin/kvvm', () => {
   });
 
   test('found on PATH, and as `sh kvvm` from its own folder (no slash in $0)', async () => {
-    assert.equal((await launch('kvvm', ['disable'], root, pathWith(join(pkg, 'bin'), '/usr/bin', '/bin'))).script, cli);
+    assert.equal((await launch('kvvm', ['disable'], root, `${join(pkg, 'bin')}:/usr/bin:/bin`)).script, cli);
     assert.equal((await launch('sh kvvm', ['disable'], join(pkg, 'bin'), '/usr/bin:/bin')).script, cli);
   });
 
@@ -69,7 +64,7 @@ describe('bin/kvvm', () => {
 
   test('without runtime/node: the node on PATH', async () => {
     const bare = makePackage('no-runtime', false);
-    assert.equal((await launch(`'${bare}/bin/kvvm'`, ['enable'], root, pathWith(nodeDir, '/usr/bin', '/bin'))).script, join(bare, 'lib', 'handler', 'cli.js'));
+    assert.equal((await launch(`'${bare}/bin/kvvm'`, ['enable'], root, `${nodeDir}:/usr/bin:/bin`)).script, join(bare, 'lib', 'handler', 'cli.js'));
   });
 
   test('without runtime/node and without node on PATH: exit 127 naming both places', async () => {
