@@ -186,6 +186,40 @@ describe('supervisor (real processes)', () => {
     });
   }
 
+  test("a ready pipe closed unwritten is 'exited' only once the process has exited, so isRunning then says not running", async () => {
+    // The kernel closes an exiting process's descriptors before it becomes a zombie, so the pipe's end can arrive
+    // while the process still runs (seen under load: 5 in 1,100 failed starts). This child widens that window to
+    // 300 ms on purpose: it closes the pipe, then goes on running before it exits.
+    const f = files();
+    const { pid, ready } = await startDetached({
+      command: '/bin/sh',
+      args: ['-c', 'exec 3>&-; sleep 0.3; exit 3'],
+      env: {},
+      cwd: root,
+      pidFile: f.pidFile,
+      readyWaitMs: 15_000,
+    });
+    started.push(pid);
+    assert.equal(await ready, 'exited');
+    assert.deepEqual(await isRunning(f.pidFile), { running: false });
+  });
+
+  test("a child that writes on its ready pipe is 'ready' while it runs on", async () => {
+    const f = files();
+    const { pid, ready } = await startDetached({
+      command: '/bin/sh',
+      args: ['-c', 'echo up >&3; exec 3>&-; sleep 30'],
+      env: {},
+      cwd: root,
+      pidFile: f.pidFile,
+      readyWaitMs: 15_000,
+    });
+    started.push(pid);
+    assert.equal(await ready, 'ready');
+    assert.deepEqual(await isRunning(f.pidFile), { running: true, pid });
+    assert.equal(await stopProcess(f.pidFile, { timeoutMs: 5000 }), 'stopped');
+  });
+
   test('a command that cannot be started is a service-start error and writes no pid file', async () => {
     const f = files();
     await assert.rejects(

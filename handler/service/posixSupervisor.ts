@@ -4,9 +4,8 @@
  * must live in its own session: `detached: true` makes the child call setsid(), giving it a new session and process
  * group whose id is its pid. That also lets stopProcess signal the service together with any helper it spawned.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { open } from 'node:fs/promises';
-import type { Readable, Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KvvmError } from '../errors.js';
 import { defaultInspector, readPidFile, removePidFile, writePidFile, type PidRecord, type ProcessInspector } from './pidfile.js';
@@ -36,7 +35,7 @@ export const posixSupervisor: Supervisor = {
           cause: err,
         });
       });
-      if (options.readyWaitMs !== undefined) ready = readySignal(child.stdio[3], options.readyWaitMs);
+      if (options.readyWaitMs !== undefined) ready = readySignal(child, options.readyWaitMs);
       // Let enable exit without waiting for the service, and drop our ends of its pipes.
       child.unref();
     } finally {
@@ -89,21 +88,33 @@ export const posixSupervisor: Supervisor = {
 };
 
 /**
- * 'ready' once the child writes anything on its ready pipe, 'exited' when it closes the pipe unwritten, 'silent'
- * when it did neither within waitMs. Our end is closed in every case, so it never keeps this process alive.
+ * 'ready' once the child writes anything on its ready pipe, 'exited' when it closes the pipe unwritten and has
+ * exited, 'silent' when it did neither within waitMs. Our end is closed in every case, so it never keeps this
+ * process alive. The kernel closes an exiting process's descriptors before it marks it a zombie, so the pipe's end
+ * can arrive while /proc still shows the process running: 'exited' waits for the child's exit (reaped by Node), so
+ * a caller that then asks isRunning is told the truth (seen under load: `running: true` after 'exited').
  */
-function readySignal(pipe: Readable | Writable | null | undefined, waitMs: number): Promise<ReadySignal> {
+function readySignal(child: ChildProcess, waitMs: number): Promise<ReadySignal> {
+  const pipe = child.stdio[3];
   if (!pipe || !('read' in pipe)) return Promise.resolve('exited');
   return new Promise<ReadySignal>((resolve) => {
     const timer = setTimeout(() => done('silent'), waitMs);
+    let settled = false;
     function done(signal: ReadySignal): void {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       pipe?.destroy();
       resolve(signal);
     }
+    function exited(): void {
+      if (child.exitCode !== null || child.signalCode !== null) return done('exited');
+      // The timer above still bounds the wait (it keeps this process alive until the exit is reaped).
+      child.once('exit', () => done('exited'));
+    }
     pipe.once('data', () => done('ready'));
-    pipe.once('end', () => done('exited'));
-    pipe.once('error', () => done('exited'));
+    pipe.once('end', exited);
+    pipe.once('error', exited);
   });
 }
 
