@@ -5,7 +5,7 @@
  * Package layout (both OSs run the same code, tsc's lib/ bundled with esbuild, so the tests that run the
  * package run exactly what ships):
  *   HandlerManifest.json      commands in the platform's syntax (bin/kvvm … | bin\kvvm.exe …)
- *   package.json              name, version, "type": "module" (version.ts and Node's ESM resolution read it)
+ *   package.json              name, version, "type": "commonjs" (version.ts reads it; Node loads lib/handler/*.js as CommonJS)
  *   bin/kvvm                  Linux: sh launcher, prefers runtime/node   | bin/kvvm.exe  Windows: SEA launcher
  *   runtime/node              Linux: the pinned Node runtime             | (node.exe is kvvm.exe itself)
  *   lib/handler/*.js          the compiled CLI bundled (bundle.ts): cli.js, parserWorker.js and their chunks
@@ -141,7 +141,7 @@ async function sharedEntries(repoRoot: string, pkg: PackageJson, version: string
     description: pkg.description ?? '',
     license: pkg.license ?? 'UNLICENSED',
     private: true,
-    type: 'module',
+    type: 'commonjs',
   };
   entries.push({ path: 'package.json', data: Buffer.from(`${JSON.stringify(runtimePkg, null, 2)}\n`), mode: 0o644 });
   return entries;

@@ -122,7 +122,7 @@ test('one version everywhere: package.json → the zip, its package.json, the fi
     const entries = readZip(await readFile(b.file));
     const pkg = JSON.parse(entry(entries, 'package.json').data.toString('utf8')) as { version: string; type: string };
     assert.equal(pkg.version, version);
-    assert.equal(pkg.type, 'module', 'lib/ is ESM: the packaged package.json must say so');
+    assert.equal(pkg.type, 'commonjs', 'the bundle is CommonJS (bundle.ts): the packaged package.json must say so');
     const xml = await readFile(b.manifestXml, 'utf8');
     assert.match(xml, new RegExp(`<Version>${version.replace(/\./g, '\\.')}</Version>`));
     assert.match(xml, /<ProviderNameSpace>Microsoft\.Azure\.KeyVault<\/ProviderNameSpace>/);

@@ -40,7 +40,7 @@ before(async () => {
     await writeFile(join(bundled, f.path), f.data);
   }
   await cp(join(repoRoot, 'schemas'), join(bundled, 'schemas'), { recursive: true });
-  await writeFile(join(bundled, 'package.json'), JSON.stringify({ name: 'kvvm', version: '0.1.0', type: 'module', private: true }));
+  await writeFile(join(bundled, 'package.json'), JSON.stringify({ name: 'kvvm', version: '0.1.0', type: 'commonjs', private: true }));
 });
 
 after(async () => {
