@@ -1,22 +1,26 @@
 /**
- * The code every package ships: the compiled CLI (lib/handler/**.js, what the tests run) bundled by esbuild into
- * one ES module per entry point, so a kvvm process reads a few files instead of resolving and compiling hundreds
- * of modules (enable and the service start, bench/ figures 3 and 4).
+ * The code every package ships: the compiled CLI (lib/handler/**.js, what the tests run) bundled into a few
+ * CommonJS files, so a kvvm process reads a few files instead of resolving and compiling hundreds of modules
+ * (enable and the service start, bench/ figures 3 and 4). Two steps:
  *
- * - Entry points: lib/handler/cli.js (everything the agent and people run) and the certificate parser's worker
- *   thread, lib/handler/parserWorker.js. Each command's modules stay behind their dynamic import() (main.ts): ESM
- *   code splitting puts them in chunks beside the entries (lib/handler/chunk-<hash>.js), loaded only when that
- *   command runs. Everything sits in lib/handler/, so `new URL('./parserWorker.js', import.meta.url)` in
- *   whichever chunk holds the parser pool names the worker's entry, and paths.ts still finds the package root.
+ * 1. esbuild bundles the entry points with code splitting (ES modules: esbuild splits only those). Entry points:
+ *    lib/handler/cli.js (everything the agent and people run) and the certificate parser's worker thread,
+ *    lib/handler/parserWorker.js. Each command's modules stay behind their dynamic import() (main.ts).
+ * 2. rechunk.ts (Rollup) writes that output as CommonJS, with the agent's commands (HOT_INPUTS and what they load)
+ *    in one chunk and the entry's own start-up code in cli.js; other commands keep esbuild's chunks, loaded only
+ *    when that command runs. Everything sits in lib/handler/, so `new URL('./parserWorker.js', import.meta.url)`
+ *    in whichever chunk holds the parser pool names the worker's entry, and paths.ts still finds the package root.
+ *    The package.json the package ships says "type": "commonjs" (package.ts).
+ *
  * - Left out of the bundle (loaded at run time from the package's node_modules with createRequire, and only when
  *   needed): koffi (native; Windows only), node-forge (legacy PFX ciphers) and ajv (the reporting validators for
  *   invalid settings; the validators valid settings need are generated here, settings/prebuiltValidators.ts).
  *   RUNTIME_MODULES lists them; package.ts ships them and what they depend on.
- * - CommonJS dependencies call require() for Node's built-in modules: every output file starts with a module
- *   scoped `require` (createRequire), which esbuild's require shim uses.
+ * - CommonJS dependencies call require() for Node's built-in modules: esbuild's require shim finds the CommonJS
+ *   module's own `require`.
  * - Third-party licence texts: every package whose code is in the bundle has its licence files copied to
  *   licenses/<package>/ (the bundle drops their comments).
- * The output depends only on the inputs (esbuild is deterministic), so two builds give the same bytes.
+ * The output depends only on the inputs (esbuild and Rollup are deterministic), so two builds give the same bytes.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -25,6 +29,7 @@ import type { Ajv, Options, ValidateFunction } from 'ajv';
 import type { Metafile, Plugin } from 'esbuild';
 import { decidingValidatorSpecs } from '../handler/settings/schema.js';
 import { validatorKey } from '../handler/settings/validatorCache.js';
+import { hotClosure, rechunkAsCommonJs } from './rechunk.js';
 
 /** Packages the bundle loads at run time from node_modules (see above): shipped with their dependencies. */
 export const RUNTIME_MODULES = ['koffi', 'node-forge', 'ajv'] as const;
@@ -36,17 +41,18 @@ export interface BundleFile {
 }
 
 /**
- * Each output file, after its conversion to CommonJS (toCommonJs): strict, like the ES modules it was made from, and
- * with the file URL that `import.meta.url` stood for (paths.ts, the parser's worker, createRequire for koffi and ajv).
+ * The modules the agent's commands run (install, enable, disable, update, uninstall: the CLI, its dispatcher, the
+ * lifecycle commands and the settings checks): rechunk.ts puts the chunks holding them, and what those load
+ * without an import(), in one file.
  */
-const CJS_BANNER = '"use strict";var __kvvmImportMetaUrl=require("node:url").pathToFileURL(__filename).href;';
+const HOT_INPUTS = ['main.js', 'commands/lifecycle.js', 'settings/parse.js'].map((f) => `lib/handler/${f}`);
 
 /** The bundled lib/handler/ (entries and chunks) and the licence files of the bundled packages. */
 export async function bundleHandler(repoRoot: string, onMetafile?: (metafile: Metafile) => void): Promise<BundleFile[]> {
   const lib = join(repoRoot, 'lib', 'handler');
   // Imported here, not at the top: only the package build needs esbuild (a devDependency), not every tool and
   // test that imports build/package.js (the bench, the version stamp test).
-  const { build, transform } = await import('esbuild');
+  const { build } = await import('esbuild');
   const result = await build({
     absWorkingDir: repoRoot,
     entryPoints: [
@@ -73,42 +79,14 @@ export async function bundleHandler(repoRoot: string, onMetafile?: (metafile: Me
   if (!Object.keys(result.metafile.inputs).some((k) => k.includes('kvvm-validator:')))
     throw new Error('bundle: the prebuilt settings validators are not in the bundle (nothing imports settings/prebuiltValidators.js?)');
   const outRoot = join(repoRoot, 'lib', 'bundle');
-  const files: BundleFile[] = (
-    await Promise.all(
-      result.outputFiles.map(async (f) => ({ path: `lib/handler/${relative(outRoot, f.path).split(sep).join('/')}`, data: await toCommonJs(transform, f.path, f.text) })),
-    )
-  ).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const esm = result.outputFiles.map((f) => ({ path: relative(outRoot, f.path).split(sep).join('/'), text: f.text }));
+  const groups = hotClosure(result.metafile, 'lib/bundle', HOT_INPUTS, 'cli.js');
+  const files: BundleFile[] = (await rechunkAsCommonJs(esm, ['cli.js', 'parserWorker.js'], groups))
+    .map((f) => ({ path: `lib/handler/${f.path}`, data: Buffer.from(f.text) }))
+    .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   for (const f of files) if (f.path.includes('/', 'lib/handler/'.length)) throw new Error(`bundle: ${f.path} is not beside the entry points`);
   files.push(...(await licenceFiles(repoRoot, Object.keys(result.metafile.inputs))));
   return files;
-}
-
-/**
- * One output file (an ES module of the split build) as the same module in CommonJS: `import` becomes require(),
- * `import()` a require() behind a resolved promise, exports getters on `exports`. Each file is converted on its own,
- * so every module still lives in exactly one file and is loaded once (require's cache), as with the ES modules;
- * esbuild splits only ES modules, hence two steps. Why: Node loads the same code as CommonJS markedly faster than
- * as ES modules (no asynchronous module jobs, linking or URL resolution per file); measured on `kvvm enable`,
- * 97.5 -> 85.3 ms against `node -e 0` at 28.0 ms (bench/, figure 3). The package.json the package ships says
- * "type": "commonjs" (package.ts).
- */
-async function toCommonJs(transform: typeof import('esbuild').transform, path: string, code: string): Promise<Buffer> {
-  const out = await transform(code, {
-    sourcefile: path,
-    loader: 'js',
-    format: 'cjs',
-    platform: 'node',
-    target: 'node20',
-    supported: { 'dynamic-import': false },
-    define: { 'import.meta.url': '__kvvmImportMetaUrl' },
-    banner: CJS_BANNER,
-    legalComments: 'none',
-    minifyWhitespace: true,
-    minifySyntax: true,
-    logLevel: 'silent',
-  });
-  if (out.warnings.length > 0) throw new Error(`bundle: converting ${path} to CommonJS: ${out.warnings.map((w) => w.text).join('; ')}`);
-  return Buffer.from(out.code);
 }
 
 /** licenses/<package>/<file> for every node_modules package with code in the bundle. */
