@@ -2,15 +2,15 @@
  * Second step of the package bundle (bundle.ts): esbuild's split ES-module output, regrouped and written as
  * CommonJS by Rollup.
  *
- * - Why CommonJS: Node loads the same code markedly faster as CommonJS than as ES modules (no asynchronous module
- *   jobs, linking and URL resolution per file). esbuild splits only ES modules, so it cannot write it itself.
  * - Why regroup: esbuild puts every set of modules that a different set of entry points and import() targets
  *   reaches in a chunk of its own, so `kvvm enable` read 28 files. Each file costs Node a resolution, a read, a
  *   compile-cache lookup and a module wrapper. The modules the agent's commands run (`hot`: the static closure of
  *   the chunks holding them) become one chunk; everything else keeps esbuild's chunks, still loaded only by the
  *   command that needs them.
- * - Measured on `kvvm enable` against `node -e 0` (31.3 ms), interleaved: the ES-module chunks 104.7 ms, the same
- *   chunks as CommonJS 93.4 ms, one CommonJS file for the agent's path 84.4 ms (bench/, figure 3).
+ * - Why CommonJS: Rollup can write split CommonJS (esbuild cannot), and Node's CommonJS loader has no asynchronous
+ *   module jobs or linking per file. Alone it gained nothing measurable (the same 28 chunks: 91.7 ms as ES modules,
+ *   90.8 as CommonJS, against `node -e 0` at 30.3, 60 interleaved runs); with the regrouping, enable 87.3 -> 76.5 ms
+ *   against 29.5 (40 runs; bench/, figure 3).
  * Rollup keeps ES-module semantics across the regrouping (evaluation order, live bindings); nothing is tree-shaken,
  * so the code is the code esbuild wrote.
  */

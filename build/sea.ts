@@ -22,8 +22,8 @@ const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 /**
  * The injected script (CommonJS: a SEA main script is). In a SEA, process.argv is [exe, argv0, ...args]. The
  * service is started as `<execPath> <cli.js> service` (what works for plain node), so a leading cli.js argument
- * is dropped. require() of the ES module cli.js is Node 22's require(esm) (no warning since 22.13); a module
- * graph with top-level await cannot be required, so that case falls back to import() through vm.
+ * is dropped. A package's cli.js is CommonJS (bundle.ts); an ES-module cli.js (tsc's) is loaded by Node 22's
+ * require(esm) (no warning since 22.13), and one whose graph has a top-level await falls back to import() through vm.
  */
 const LAUNCHER_SOURCE = `'use strict';
 const path = require('node:path');
