@@ -186,35 +186,26 @@ describe('supervisor (real processes)', () => {
     });
   }
 
+  /** `script` run by /bin/sh as a detached service whose fd 3 is the ready pipe start waits on. */
+  async function startWithReadyPipe(f: ReturnType<typeof files>, script: string): ReturnType<typeof startDetached> {
+    const result = await startDetached({ command: '/bin/sh', args: ['-c', script], env: {}, cwd: root, pidFile: f.pidFile, readyWaitMs: 15_000 });
+    started.push(result.pid);
+    return result;
+  }
+
   test("a ready pipe closed unwritten is 'exited' only once the process has exited, so isRunning then says not running", async () => {
     // The kernel closes an exiting process's descriptors before it becomes a zombie, so the pipe's end can arrive
     // while the process still runs (seen under load: 5 in 1,100 failed starts). This child widens that window to
     // 300 ms on purpose: it closes the pipe, then goes on running before it exits.
     const f = files();
-    const { pid, ready } = await startDetached({
-      command: '/bin/sh',
-      args: ['-c', 'exec 3>&-; sleep 0.3; exit 3'],
-      env: {},
-      cwd: root,
-      pidFile: f.pidFile,
-      readyWaitMs: 15_000,
-    });
-    started.push(pid);
+    const { ready } = await startWithReadyPipe(f, 'exec 3>&-; sleep 0.3; exit 3');
     assert.equal(await ready, 'exited');
     assert.deepEqual(await isRunning(f.pidFile), { running: false });
   });
 
   test("a child that writes on its ready pipe is 'ready' while it runs on", async () => {
     const f = files();
-    const { pid, ready } = await startDetached({
-      command: '/bin/sh',
-      args: ['-c', 'echo up >&3; exec 3>&-; sleep 30'],
-      env: {},
-      cwd: root,
-      pidFile: f.pidFile,
-      readyWaitMs: 15_000,
-    });
-    started.push(pid);
+    const { pid, ready } = await startWithReadyPipe(f, 'echo up >&3; exec 3>&-; sleep 30');
     assert.equal(await ready, 'ready');
     assert.deepEqual(await isRunning(f.pidFile), { running: true, pid });
     assert.equal(await stopProcess(f.pidFile, { timeoutMs: 5000 }), 'stopped');
