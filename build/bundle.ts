@@ -41,9 +41,9 @@ export interface BundleFile {
 }
 
 /**
- * The modules the agent's commands run (install, enable, disable, update, uninstall: the CLI, its dispatcher, the
- * lifecycle commands and the settings checks): rechunk.ts puts the chunks holding them, and what those load
- * without an import(), in one file.
+ * The modules the agent's commands run (install, enable, disable, update, uninstall: the dispatcher, the lifecycle
+ * commands and the settings checks): rechunk.ts puts the chunks holding them, and what those load without an
+ * import(), in one file. cli.js's own start-up code stays in cli.js (rechunk.ts, hotClosure).
  */
 const HOT_INPUTS = ['main.js', 'commands/lifecycle.js', 'settings/parse.js'].map((f) => `lib/handler/${f}`);
 

@@ -27,58 +27,53 @@ const VIRTUAL = '\0kvvm-chunk:';
 /** An import() target of hot code this small that only re-exports hot code is folded into the hot chunk. */
 const FOLDED_TARGET_BYTES = 2048;
 
-/**
- * The files of `outputs` that load, without an import(), with any output holding one of `hotInputs` (source
- * paths as esbuild's metafile names them, relative to its working folder).
- */
 export interface HotAndBoot {
   /** The entry that turns the compile cache on, and the files it loads before its first import(). */
   entry: string;
   boot: ReadonlySet<string>;
+  /** The files the agent's commands load, boot's aside: they become one chunk. */
   hot: ReadonlySet<string>;
 }
 
+/**
+ * Splits esbuild's output files (paths relative to `outdirRelative`) for rechunkAsCommonJs. `boot`: the `entry` and
+ * what it loads without an import(); they stay in the entry's file, because the entry turns Node's compile cache on
+ * (compileCache.ts) and what its file holds is compiled before there is a cache to serve it. `hot`: every other file
+ * that loads, without an import(), with an output holding one of `hotInputs` (source paths as esbuild's metafile
+ * names them, relative to its working folder), and the small import() targets of loaded files that only re-export
+ * loaded code.
+ */
 export function hotClosure(metafile: Metafile, outdirRelative: string, hotInputs: readonly string[], entry: string): HotAndBoot {
   const rel = (p: string): string => posix.relative(outdirRelative, p);
-  const seeds = Object.entries(metafile.outputs)
-    .filter(([, o]) => hotInputs.some((i) => i in o.inputs))
-    .map(([p]) => p);
   const missing = hotInputs.filter((i) => !Object.values(metafile.outputs).some((o) => i in o.inputs));
   if (missing.length > 0) throw new Error(`bundle: no output holds ${missing.join(', ')}`);
-  // The entry and what it loads before its first import() stay out: the entry turns Node's compile cache on
-  // (compileCache.ts), so what the entry's file holds is compiled before there is a cache to serve it.
+  /** Adds `p` and the files it loads without an import() to `into`, not entering `stop`. */
+  const staticClosure = (p: string, into: Set<string>, stop: ReadonlySet<string>): void => {
+    if (into.has(rel(p)) || stop.has(rel(p))) return;
+    into.add(rel(p));
+    for (const i of metafile.outputs[p]?.imports ?? []) if (i.kind === 'import-statement' && !i.external) staticClosure(i.path, into, stop);
+  };
   const boot = new Set<string>();
-  const addBoot = (p: string): void => {
-    if (boot.has(rel(p))) return;
-    boot.add(rel(p));
-    for (const i of metafile.outputs[p]?.imports ?? []) if (i.kind === 'import-statement' && !i.external) addBoot(i.path);
-  };
-  addBoot(posix.join(outdirRelative, entry));
-  const hot = new Set<string>(boot);
-  const add = (p: string): void => {
-    if (hot.has(rel(p))) return;
-    hot.add(rel(p));
-    for (const i of metafile.outputs[p]?.imports ?? []) if (i.kind === 'import-statement' && !i.external) add(i.path);
-  };
-  seeds.forEach(add);
-  // The targets of the hot files' import() that are only re-exports of hot code (esbuild writes one per import()
-  // target, e.g. main.js's errors): folded in, they cost nothing to load, and left out, each is one more file.
+  staticClosure(posix.join(outdirRelative, entry), boot, new Set());
+  const hot = new Set<string>();
+  for (const [p, o] of Object.entries(metafile.outputs)) if (hotInputs.some((i) => i in o.inputs)) staticClosure(p, hot, boot);
+  // The targets of the loaded files' import() that are only re-exports of loaded code (esbuild writes one per import()
+  // target, e.g. cli.js's import of errors.js): folded in, they cost nothing to load, and left out, each is one more file.
+  const loaded = (q: string): boolean => hot.has(rel(q)) || boot.has(rel(q));
+  const empty = (q: string): boolean => metafile.outputs[q]?.bytes === 0 && metafile.outputs[q]?.imports.length === 0;
   for (let grew = true; grew;) {
     grew = false;
-    for (const p of Object.keys(metafile.outputs)) {
-      const o = metafile.outputs[p]!;
-      if (hot.has(rel(p)) || o.bytes > FOLDED_TARGET_BYTES) continue;
-      const empty = (q: string): boolean => metafile.outputs[q]?.bytes === 0 && metafile.outputs[q]?.imports.length === 0;
-      const foldable = o.imports.every((i) => i.external || (i.kind === 'import-statement' && (hot.has(rel(i.path)) || empty(i.path))));
-      const importedByHot = Object.entries(metafile.outputs).some(([q, oq]) => hot.has(rel(q)) && oq.imports.some((i) => i.kind === 'dynamic-import' && i.path === p));
-      if (foldable && importedByHot) {
-        for (const i of o.imports) if (!i.external) hot.add(rel(i.path));
+    for (const [p, o] of Object.entries(metafile.outputs)) {
+      if (loaded(p) || o.bytes > FOLDED_TARGET_BYTES) continue;
+      const foldable = o.imports.every((i) => i.external || (i.kind === 'import-statement' && (loaded(i.path) || empty(i.path))));
+      const importedByLoaded = Object.entries(metafile.outputs).some(([q, oq]) => loaded(q) && oq.imports.some((i) => i.kind === 'dynamic-import' && i.path === p));
+      if (foldable && importedByLoaded) {
+        for (const i of o.imports) if (!i.external && !loaded(i.path)) hot.add(rel(i.path));
         hot.add(rel(p));
         grew = true;
       }
     }
   }
-  for (const p of boot) hot.delete(p);
   return { entry, boot, hot };
 }
 
