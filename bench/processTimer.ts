@@ -15,6 +15,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { timeProcess } from './common.js';
+import { ipcRequester } from './ipcRequests.js';
 
 interface TimedRun {
   command: string;
@@ -37,25 +38,10 @@ const SELF = fileURLToPath(import.meta.url);
 
 export function startProcessTimer(): ProcessTimer {
   const child: ChildProcess = fork(SELF, ['--child'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
-  let nextId = 1;
-  const pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
-  child.on('message', (m: Reply) => {
-    pending.get(m.id)?.resolve(m);
-    pending.delete(m.id);
-  });
-  child.once('exit', (code) => {
-    for (const p of pending.values()) p.reject(new Error(`process timer exited (${code})`));
-    pending.clear();
-  });
-  const ask = (run: TimedRun): Promise<Reply> =>
-    new Promise((resolve, reject) => {
-      const id = nextId++;
-      pending.set(id, { resolve, reject });
-      child.send({ id, run } satisfies Request);
-    });
+  const ask = ipcRequester<{ run: TimedRun }, Reply>(child, 'process timer');
   return {
     async time(run) {
-      const r = await ask(run);
+      const r = await ask({ run });
       if (r.error !== undefined || r.ms === undefined) throw new Error(r.error ?? 'process timer: no time');
       return r.ms;
     },

@@ -8,6 +8,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { DevVaultOptions, DevVaultStats } from '../handler/devvault/server.js';
+import { ipcRequester } from './ipcRequests.js';
 
 export interface VaultProcessOptions {
   stateDir: string;
@@ -35,34 +36,23 @@ const SELF = fileURLToPath(import.meta.url);
 
 export function startVaultProcess(options: VaultProcessOptions): Promise<VaultProcess> {
   const child: ChildProcess = fork(SELF, ['--child', JSON.stringify(options)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  let nextId = 1;
-  const pending = new Map<number, (r: Reply) => void>();
+  const ask = ipcRequester<{ op: Request['op'] }, Reply>(child, 'dev vault process');
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`dev vault process exited early (${code})`)));
     child.on('message', (m: Ready | Reply) => {
-      if ('id' in m) {
-        pending.get(m.id)?.(m);
-        pending.delete(m.id);
-        return;
-      }
+      if ('id' in m) return; // a reply: ipcRequester's
       if ('error' in m) {
         reject(new Error(m.error));
         return;
       }
-      const ask = (op: Request['op']): Promise<Reply> =>
-        new Promise((res) => {
-          const id = nextId++;
-          pending.set(id, res);
-          child.send({ id, op } satisfies Request);
-        });
       resolve({
         ...m.ready,
         pid: child.pid ?? -1,
-        stats: async () => (await ask('stats')).stats as DevVaultStats,
-        resetStats: async () => void (await ask('reset')),
+        stats: async () => (await ask({ op: 'stats' })).stats as DevVaultStats,
+        resetStats: async () => void (await ask({ op: 'reset' })),
         close: async () => {
           const exited = new Promise<void>((res) => child.once('exit', () => res()));
-          await ask('close');
+          await ask({ op: 'close' });
           await exited;
         },
       });
