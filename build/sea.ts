@@ -22,8 +22,7 @@ const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 /**
  * The injected script (CommonJS: a SEA main script is). In a SEA, process.argv is [exe, argv0, ...args]. The
  * service is started as `<execPath> <cli.js> service` (what works for plain node), so a leading cli.js argument
- * is dropped. A package's cli.js is CommonJS (bundle.ts); an ES-module cli.js (tsc's) is loaded by Node 22's
- * require(esm) (no warning since 22.13), and one whose graph has a top-level await falls back to import() through vm.
+ * is dropped. The package's cli.js is CommonJS (bundle.ts), so a plain require() runs it.
  */
 const LAUNCHER_SOURCE = `'use strict';
 const path = require('node:path');
@@ -33,18 +32,7 @@ const cli = path.join(root, 'lib', 'handler', 'cli.js');
 let args = process.argv.slice(2);
 if (args.length > 0 && path.resolve(args[0]).toLowerCase() === cli.toLowerCase()) args = args.slice(1);
 process.argv = [process.execPath, cli, ...args];
-try {
-  createRequire(cli)(cli);
-} catch (err) {
-  if (!err || err.code !== 'ERR_REQUIRE_ASYNC_MODULE') throw err;
-  const vm = require('node:vm');
-  const { pathToFileURL } = require('node:url');
-  const load = new vm.Script('(u) => import(u)', { importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER }).runInThisContext();
-  load(pathToFileURL(cli).href).catch((e) => {
-    process.stderr.write('kvvm: cannot start ' + cli + ': ' + ((e && e.stack) || e) + '\\n');
-    process.exitCode = 1;
-  });
-}
+createRequire(cli)(cli);
 `;
 
 /** Builds the SEA preparation blob with `runtime` (a node binary of the target's Node version that runs here). */
