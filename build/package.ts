@@ -2,8 +2,8 @@
  * `npm run package`: one extension zip per platform in dist/packages/, plus the extension image definitions in
  * dist/manifest/. Usage: node lib/build/package.js [--out DIR] [--platform linux-x64,win-x64] [--cache DIR] [--version X.Y.Z]
  *
- * Package layout (both OSs run the same code, tsc's lib/ bundled with esbuild, so the tests that run the
- * package run exactly what ships):
+ * Package layout (both OSs run the same code, tsc's lib/ bundled by bundle.ts with esbuild, then Rollup, so the
+ * tests that run the package run exactly what ships):
  *   HandlerManifest.json      commands in the platform's syntax (bin/kvvm … | bin\kvvm.exe …)
  *   package.json              name, version, "type": "commonjs" (version.ts reads it; Node loads lib/handler/*.js as CommonJS)
  *   bin/kvvm                  Linux: sh launcher, prefers runtime/node   | bin/kvvm.exe  Windows: SEA launcher
